@@ -1,0 +1,68 @@
+/** One text to translate. Languages are codes (ISO 639-1/639-3 or BCP-47, e.g. `en`, `deu`, `zh-Hant`). */
+export interface TranslationRequest {
+  id?: string;
+  text: string;
+  srcLang: string;
+  tgtLang: string;
+}
+
+/** Why decoding stopped: end of sequence, the token limit, or an abort. */
+export type FinishReason = "stop" | "length" | "abort" | "other";
+
+export interface Translation {
+  text: string;
+  /** Model identity as the engine reports it (file name for GGUF, model name for HTTP engines). */
+  model: string;
+  promptTokens: number;
+  outputTokens: number;
+  /** Wall time for this translation in milliseconds. */
+  ms: number;
+  finishReason?: FinishReason;
+}
+
+/** Decoding settings. Defaults are greedy and deterministic. */
+export interface DecodeOptions {
+  /** Maximum new tokens. Defaults to 256. */
+  maxTokens?: number;
+  signal?: AbortSignal;
+}
+
+/** Any translation engine: in-process GGUF, OpenAI-compatible HTTP, ... */
+export interface Translator {
+  /** Engine kind, e.g. `llama` or `openai`. */
+  readonly engine: string;
+  readonly modelId: string;
+  translate(requests: TranslationRequest[], options?: DecodeOptions): Promise<Translation[]>;
+  dispose(): Promise<void>;
+}
+
+/** What a prefilled prompt knows before any token is decoded. */
+export interface Prefilled {
+  /** The small model's hidden state at the last prompt token (concatenated over the selected layers). */
+  readonly features: Float32Array;
+  /** Entropy (nats) of the next-token distribution at the last prompt token, or null if the engine cannot give it. */
+  readonly entropy: number | null;
+  readonly promptTokens: number;
+  /** Decode from this prefill (no second prefill). May be called once. */
+  continue(options?: DecodeOptions): Promise<Translation>;
+  /** Drop the prefill without decoding (the request was routed away). Idempotent. */
+  release(): Promise<void>;
+}
+
+/** Identity of the feature a router is trained on: a router must refuse any other. */
+export interface FeatureIdentity {
+  /** Hash identifying the exact model file. */
+  fingerprint: string;
+  arch: string;
+  /** Layer selection as given, normalised (e.g. `final`, `8`, `8,16,final`). */
+  layer: string;
+  dim: number;
+  /** The prompt template text the features were read under. */
+  template: string;
+}
+
+/** A translator whose prompt prefill also yields the router's features (the small model). */
+export interface ProbedTranslator extends Translator {
+  readonly featureIdentity: FeatureIdentity;
+  prefill(request: TranslationRequest): Promise<Prefilled>;
+}
