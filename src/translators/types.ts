@@ -13,8 +13,10 @@ export interface Translation {
   text: string;
   /** Model identity as the engine reports it (file name for GGUF, model name for HTTP engines). */
   model: string;
-  promptTokens: number;
-  outputTokens: number;
+  /** Prompt tokens as the engine counted them; null when the engine did not report a count (some HTTP servers). */
+  promptTokens: number | null;
+  /** Generated tokens as the engine counted them; null when the engine did not report a count. */
+  outputTokens: number | null;
   /** Wall time for this translation in milliseconds. */
   ms: number;
   finishReason?: FinishReason;
@@ -42,7 +44,8 @@ export interface Prefilled {
   readonly features: Float32Array;
   /** Entropy (nats) of the next-token distribution at the last prompt token, or null if the engine cannot give it. */
   readonly entropy: number | null;
-  readonly promptTokens: number;
+  /** Prompt tokens as the engine counted them; null when a remote engine did not report a count. */
+  readonly promptTokens: number | null;
   /** Decode from this prefill (no second prefill). May be called once. */
   continue(options?: DecodeOptions): Promise<Translation>;
   /** Drop the prefill without decoding (the request was routed away). Idempotent. */

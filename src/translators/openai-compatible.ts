@@ -1,0 +1,271 @@
+import { z } from "zod";
+import { EngineCallError, UsageError } from "../errors/index.js";
+import { postJson } from "../util/http.js";
+import { type RetryEvent, withRetries } from "../util/retry.js";
+import { Semaphore } from "../util/semaphore.js";
+import { mapOpenAIFinishReason } from "./map-openai-finish-reason.js";
+import type { DecodeOptions, Translation, TranslationRequest, Translator } from "./types.js";
+
+/** One chat message as the OpenAI chat completions API takes it. */
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+/** Turns a request into chat messages; supplied by the prompt-template module or the caller. */
+export type PromptBuilder = (request: TranslationRequest) => { messages: ChatMessage[] };
+
+/** The default instruction: no system message, raw language codes, the source text last. */
+export const DEFAULT_INSTRUCTION_TEMPLATE =
+  "Translate the following text from {srcLang} into {tgtLang}. Reply with the translation only.\n\n{text}";
+
+/**
+ * Fills `{srcLang}`, `{tgtLang}` and `{text}` in one pass, so placeholders that happen to occur
+ * inside the source text are left alone.
+ */
+export function renderInstruction(template: string, request: TranslationRequest): string {
+  return template.replace(
+    /\{(srcLang|tgtLang|text)\}/g,
+    (_, key: "srcLang" | "tgtLang" | "text") => request[key],
+  );
+}
+
+/** A single user message rendered from {@link DEFAULT_INSTRUCTION_TEMPLATE}. */
+export const defaultPromptBuilder: PromptBuilder = (request) => ({
+  messages: [{ role: "user", content: renderInstruction(DEFAULT_INSTRUCTION_TEMPLATE, request) }],
+});
+
+export interface OpenAICompatibleOptions {
+  /** API root including the version segment, e.g. `http://127.0.0.1:8080/v1` (vLLM, llama.cpp, Ollama). */
+  baseURL: string;
+  /** Sent as `Authorization: Bearer <apiKey>` when given. */
+  apiKey?: string;
+  /** Extra request headers (e.g. an organisation header); they override the defaults. */
+  headers?: Record<string, string>;
+  /** Requests in flight at once across all calls of this translator. Defaults to 4. */
+  concurrency?: number;
+  /** Timeout of one HTTP attempt (connect to full body). Defaults to 120 000 ms. */
+  timeoutMs?: number;
+  /** Extra attempts for rate limits, 5xx, timeouts and network errors. Defaults to 4. */
+  retries?: number;
+  /** First backoff between attempts, doubled each time (capped at 30 s). Defaults to 500 ms. */
+  retryBaseDelayMs?: number;
+  /** `max_tokens` when the call does not give one. Defaults to 256. */
+  maxTokens?: number;
+  /** Builds the chat messages. Defaults to {@link defaultPromptBuilder}. */
+  promptBuilder?: PromptBuilder;
+  /** Called before every retry, e.g. to count retries in metrics. */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+const usageSchema = z
+  .object({ prompt_tokens: z.number().nullish(), completion_tokens: z.number().nullish() })
+  .nullish();
+
+const chatResponseSchema = z.object({
+  model: z.string().nullish(),
+  choices: z
+    .array(
+      z.object({
+        message: z.object({ content: z.string().nullish() }).nullish(),
+        finish_reason: z.string().nullish(),
+      }),
+    )
+    .min(1),
+  usage: usageSchema,
+});
+
+const completionResponseSchema = z.object({
+  model: z.string().nullish(),
+  choices: z.array(z.object({ text: z.string().nullish(), finish_reason: z.string().nullish() })).min(1),
+  usage: usageSchema,
+});
+
+/** Token counts from `usage`, null where the server did not report them. */
+export function usageCounts(usage: z.infer<typeof usageSchema>): {
+  promptTokens: number | null;
+  outputTokens: number | null;
+} {
+  return { promptTokens: usage?.prompt_tokens ?? null, outputTokens: usage?.completion_tokens ?? null };
+}
+
+/**
+ * Translates through any OpenAI-compatible chat completions endpoint (vLLM, llama.cpp server,
+ * Ollama, hosted APIs) with plain `fetch`: `POST {baseURL}/chat/completions`, greedy and seeded
+ * (`temperature: 0`, `top_p: 1`, `seed: 0`, `n: 1`). At most `concurrency` requests are in flight;
+ * each attempt has its own timeout; rate limits, 5xx, timeouts and network errors are retried with
+ * exponential backoff honouring Retry-After. Errors name the engine as `openai:<baseURL>#<model>`.
+ * Token counts are null when the server sends no `usage`.
+ */
+export class OpenAICompatibleTranslator implements Translator {
+  readonly engine: string = "openai";
+  readonly modelId: string;
+  /** `baseURL` without trailing slashes. */
+  readonly baseURL: string;
+  /** How errors name this engine: `openai:<baseURL>#<model>`. */
+  readonly engineName: string;
+  protected readonly maxTokens: number;
+  protected readonly promptBuilder: PromptBuilder;
+  readonly #semaphore: Semaphore;
+  readonly #headers: Record<string, string>;
+  readonly #timeoutMs: number;
+  readonly #retries: number;
+  readonly #retryBaseDelayMs: number;
+  readonly #onRetry: ((event: RetryEvent) => void) | undefined;
+  #disposed = false;
+
+  constructor(modelId: string, options: OpenAICompatibleOptions) {
+    if (!modelId) throw new UsageError("an OpenAI-compatible translator needs a model id");
+    let parsed: URL;
+    try {
+      parsed = new URL(options.baseURL);
+    } catch (error) {
+      throw new UsageError(`baseURL is not a URL: ${options.baseURL}`, { cause: error });
+    }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+      throw new UsageError(`baseURL must be http(s): ${options.baseURL}`);
+    }
+    const concurrency = options.concurrency ?? 4;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new UsageError(`concurrency must be a positive integer, got ${concurrency}`);
+    }
+    const retries = options.retries ?? 4;
+    if (!Number.isInteger(retries) || retries < 0)
+      throw new UsageError(`retries must be an integer ≥ 0, got ${retries}`);
+    this.modelId = modelId;
+    this.baseURL = options.baseURL.replace(/\/+$/, "");
+    this.engineName = `openai:${this.baseURL}#${modelId}`;
+    this.maxTokens = options.maxTokens ?? 256;
+    this.promptBuilder = options.promptBuilder ?? defaultPromptBuilder;
+    this.#semaphore = new Semaphore(concurrency);
+    this.#headers = {
+      ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
+      ...options.headers,
+    };
+    this.#timeoutMs = options.timeoutMs ?? 120_000;
+    this.#retries = retries;
+    this.#retryBaseDelayMs = options.retryBaseDelayMs ?? 500;
+    this.#onRetry = options.onRetry;
+  }
+
+  /**
+   * Translates every request (concurrently, up to the limit) and returns results in request order.
+   * The first failure aborts the requests still running and is thrown.
+   */
+  async translate(requests: TranslationRequest[], options: DecodeOptions = {}): Promise<Translation[]> {
+    const batch = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, batch.signal]) : batch.signal;
+    return Promise.all(
+      requests.map((request) =>
+        this.translateOne(request, { ...options, signal }).catch((error: unknown) => {
+          batch.abort(error);
+          throw error;
+        }),
+      ),
+    );
+  }
+
+  /** Translates one request through chat completions. */
+  async translateOne(request: TranslationRequest, options: DecodeOptions = {}): Promise<Translation> {
+    const { messages } = this.promptBuilder(request);
+    const { answer, ms } = await this.post(
+      "/chat/completions",
+      { messages, max_tokens: options.maxTokens ?? this.maxTokens, ...this.#deterministic() },
+      options.signal,
+    );
+    const parsed = this.parse(chatResponseSchema, answer, "/chat/completions");
+    const choice = parsed.choices[0]!;
+    const content = choice.message?.content;
+    if (content === null || content === undefined) {
+      throw new EngineCallError(
+        this.engineName,
+        `answer from POST ${this.baseURL}/chat/completions has no message content (finish_reason: ${choice.finish_reason ?? "none"})`,
+        { isRetryable: false },
+      );
+    }
+    return {
+      text: content.trim(),
+      model: parsed.model ?? this.modelId,
+      ...usageCounts(parsed.usage),
+      ms,
+      finishReason: mapOpenAIFinishReason(choice.finish_reason),
+    };
+  }
+
+  /** Marks the translator unusable; there is no connection state to free (fetch pools its own sockets). */
+  async dispose(): Promise<void> {
+    this.#disposed = true;
+  }
+
+  /** Raw text completion (`POST {baseURL}/completions`) of an already rendered prompt. */
+  protected async completeRawPrompt(prompt: string, options: DecodeOptions = {}): Promise<Translation> {
+    const { answer, ms } = await this.post(
+      "/completions",
+      { prompt, max_tokens: options.maxTokens ?? this.maxTokens, ...this.#deterministic() },
+      options.signal,
+    );
+    const parsed = this.parse(completionResponseSchema, answer, "/completions");
+    const choice = parsed.choices[0]!;
+    if (choice.text === null || choice.text === undefined) {
+      throw new EngineCallError(this.engineName, `answer from POST ${this.baseURL}/completions has no text`, {
+        isRetryable: false,
+      });
+    }
+    return {
+      text: choice.text.trim(),
+      model: parsed.model ?? this.modelId,
+      ...usageCounts(parsed.usage),
+      ms,
+      finishReason: mapOpenAIFinishReason(choice.finish_reason),
+    };
+  }
+
+  /**
+   * POSTs `{model, ...body}` to `{baseURL}{path}` holding one concurrency slot for the whole call,
+   * retries included (so a rate-limited server is not hammered by the other waiting requests).
+   * `ms` is the wall time from getting the slot to the answer.
+   */
+  protected async post(
+    path: string,
+    body: Record<string, unknown>,
+    signal?: AbortSignal,
+  ): Promise<{ answer: unknown; ms: number }> {
+    if (this.#disposed) throw new UsageError(`${this.engineName}: translator used after dispose()`);
+    return this.#semaphore.run(async () => {
+      const started = performance.now();
+      const answer = await withRetries(
+        () =>
+          postJson({
+            engine: this.engineName,
+            url: `${this.baseURL}${path}`,
+            body: { model: this.modelId, ...body },
+            headers: this.#headers,
+            timeoutMs: this.#timeoutMs,
+            signal,
+          }),
+        { retries: this.#retries, baseDelayMs: this.#retryBaseDelayMs, signal, onRetry: this.#onRetry },
+      );
+      return { answer, ms: performance.now() - started };
+    }, signal);
+  }
+
+  /** Validates an answer, turning a shape mismatch into a non-retryable error naming the engine and URL. */
+  protected parse<T>(schema: z.ZodType<T>, answer: unknown, path: string, hint = ""): T {
+    const result = schema.safeParse(answer);
+    if (result.success) return result.data;
+    const issues = result.error.issues
+      .slice(0, 3)
+      .map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`)
+      .join("; ");
+    throw new EngineCallError(
+      this.engineName,
+      `unexpected answer shape from POST ${this.baseURL}${path}: ${issues}${hint}`,
+      { isRetryable: false },
+    );
+  }
+
+  /** Greedy, seeded, single choice: the same request gives the same translation where the server allows. */
+  #deterministic(): Record<string, unknown> {
+    return { temperature: 0, top_p: 1, seed: 0, n: 1, stream: false };
+  }
+}
