@@ -1,0 +1,174 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { hasShared, sharedPath, sharedSkipReason } from "../../test/helpers/shared.js";
+import { loadDataset } from "../dataset/index.js";
+import { importReplay, parseExtraScore } from "./import-replay.js";
+
+async function writeInput(lines: unknown[]): Promise<{ dir: string; file: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), "routelmt-import-"));
+  const file = path.join(dir, "in.jsonl");
+  await writeFile(
+    file,
+    lines.map((line) => (typeof line === "string" ? line : JSON.stringify(line))).join("\n"),
+  );
+  return { dir, file };
+}
+
+const base = {
+  smallField: "systems.small-1",
+  largeField: "systems.big_2",
+  smallLabel: "mqm.small-1",
+  largeLabel: "mqm.big_2",
+};
+
+describe("importReplay", () => {
+  it("builds records with oriented gains, skips null labels and keeps extra scores", async () => {
+    const { dir, file } = await writeInput([
+      {
+        id: 7,
+        lp: "en-de",
+        src: "Hello",
+        ref: "Hallo",
+        systems: { "small-1": "Hallo!", big_2: "Hallo" },
+        mqm: { "small-1": -5, big_2: -1 },
+        m: { "a.b": { s: 0.5, l: 0.7 } },
+      },
+      {
+        id: 8,
+        lp: "en-de",
+        src: "Bye",
+        ref: "Tschüss",
+        systems: { "small-1": "Tschau", big_2: "Tschüss" },
+        mqm: { "small-1": null, big_2: 0 },
+      },
+      {
+        id: 9,
+        lp: "en-de",
+        src: "Yes",
+        ref: null,
+        systems: { "small-1": "Ja", big_2: "Jawohl" },
+        mqm: { "small-1": 0, big_2: -2 },
+        m: { "a.b": { s: 0.9, l: null } },
+      },
+    ]);
+    const out = path.join(dir, "ds");
+    const summary = await importReplay({
+      ...base,
+      input: file,
+      out,
+      scores: [parseExtraScore('kiwi=m."a.b".s,m."a.b".l')],
+    });
+    expect(summary).toMatchObject({ written: 2, skippedNullLabel: 1 });
+    const dataset = await loadDataset(out);
+    expect(dataset.meta).toMatchObject({
+      n: 2,
+      dim: null,
+      label_metric: "mqm",
+      src_lang: "en",
+      tgt_lang: "de",
+    });
+    expect(dataset.features).toBeNull();
+    const [first, second] = dataset.records;
+    expect(first).toMatchObject({
+      id: "7",
+      small: "Hallo!",
+      large: "Hallo",
+      q_small: -5,
+      q_large: -1,
+      gain: 4,
+      src_chars: 5,
+    });
+    expect(first?.scores.kiwi).toEqual({ small: 0.5, large: 0.7 });
+    expect(second).toMatchObject({ id: "9", ref: null, gain: -2, prompt_tokens: null, entropy: null });
+    expect(second?.scores.kiwi).toEqual({ small: 0.9, large: null });
+  });
+
+  it("orients the gain of error-like labels", async () => {
+    const { dir, file } = await writeInput([
+      { id: "a", src: "x", systems: { "small-1": "s", big_2: "l" }, mqm: { "small-1": 3, big_2: 1 } },
+    ]);
+    await importReplay({
+      ...base,
+      input: file,
+      out: path.join(dir, "ds"),
+      labelLowerIsBetter: true,
+      labelName: "err",
+    });
+    const dataset = await loadDataset(path.join(dir, "ds"));
+    expect(dataset.records[0]?.gain).toBe(2);
+    expect(dataset.meta.label_higher_is_better).toBe(false);
+  });
+
+  it("names file and line of bad records", async () => {
+    const cases: [unknown[], RegExp][] = [
+      [
+        [{ id: 1, src: "a", systems: {}, mqm: { "small-1": 1, big_2: 2 } }, "{oops"],
+        /in\.jsonl:2: malformed JSON/,
+      ],
+      [
+        [
+          { id: 1, src: "a", systems: { "small-1": "s", big_2: "l" }, mqm: { "small-1": 1, big_2: 2 } },
+          { id: 1, src: "b", mqm: { "small-1": 1, big_2: 2 } },
+        ],
+        /in\.jsonl:2: duplicate id "1" \(first on line 1\)/,
+      ],
+      [
+        [{ id: 1, src: "  ", systems: { "small-1": "s", big_2: "l" }, mqm: { "small-1": 1, big_2: 2 } }],
+        /in\.jsonl:1: empty or missing source/,
+      ],
+      [
+        [{ id: 1, src: "a", systems: { "small-1": "s", big_2: "l" }, mqm: { "small-1": "bad", big_2: 2 } }],
+        /in\.jsonl:1: mqm\.small-1 is "bad"/,
+      ],
+    ];
+    for (const [lines, message] of cases) {
+      const { dir, file } = await writeInput(lines);
+      await expect(importReplay({ ...base, input: file, out: path.join(dir, "ds") })).rejects.toThrow(
+        message,
+      );
+    }
+  });
+
+  it("calls a path found in no record a typo", async () => {
+    const { dir, file } = await writeInput([
+      { id: 1, src: "a", systems: { "small-1": "s", big_2: "l" }, mqm: { "small-1": 1 } },
+    ]);
+    await expect(importReplay({ ...base, input: file, out: path.join(dir, "ds") })).rejects.toThrow(
+      /mqm\.big_2 \(large-label field\) is missing from every record/,
+    );
+  });
+
+  it.skipIf(!hasShared(["wmt23", "en-de.jsonl"]))(
+    `imports the WMT23 en-de MQM case ${hasShared(["wmt23", "en-de.jsonl"]) ? "" : sharedSkipReason("the WMT23 import")}`,
+    async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), "routelmt-wmt-"));
+      const summary = await importReplay({
+        input: sharedPath("wmt23", "en-de.jsonl"),
+        out: dir,
+        smallField: "systems.NLLB_Greedy",
+        largeField: "systems.GPT4-5shot",
+        smallLabel: "mqm.NLLB_Greedy",
+        largeLabel: "mqm.GPT4-5shot",
+        scores: [
+          parseExtraScore("cometkiwi=metrics.CometKiwi-src.NLLB_Greedy,metrics.CometKiwi-src.GPT4-5shot"),
+        ],
+      });
+      expect(summary.written + summary.skippedNullLabel).toBe(557);
+      expect(summary.written).toBe(460);
+      const dataset = await loadDataset(dir);
+      expect(dataset.records.every((r) => r.gain === (r.q_large as number) - (r.q_small as number))).toBe(
+        true,
+      );
+      expect(dataset.records.every((r) => typeof r.scores.cometkiwi?.small === "number")).toBe(true);
+    },
+  );
+});
+
+describe("parseExtraScore", () => {
+  it("splits on the comma outside quotes", () => {
+    expect(parseExtraScore('k=m."x,y".a,m.b')).toEqual({ name: "k", small: 'm."x,y".a', large: "m.b" });
+    expect(() => parseExtraScore("nope")).toThrow(/NAME=SMALL_PATH,LARGE_PATH/);
+  });
+});

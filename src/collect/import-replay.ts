@@ -1,0 +1,222 @@
+import { type DatasetMeta, type DatasetRecord, DatasetWriter, type SystemScores } from "../dataset/index.js";
+import { InputError, UsageError } from "../errors/index.js";
+import { parseDotPath, readAtKeys } from "../util/dot-path.js";
+import { readJsonl } from "../util/jsonl.js";
+import { VERSION } from "../version.js";
+import { orientedGain } from "./gain.js";
+
+/** An extra score to keep under `scores`: NAME=SMALL_PATH,LARGE_PATH. */
+export interface ExtraScoreFields {
+  name: string;
+  small: string;
+  large: string;
+}
+
+export interface ImportOptions {
+  input: string;
+  out: string;
+  smallField: string;
+  largeField: string;
+  smallLabel: string;
+  largeLabel: string;
+  /** Name of the label metric in the dataset. Defaults to the first key of the small label path (`mqm`). */
+  labelName?: string;
+  /** For error-like labels (e.g. MetricX as raw errors): gain is then small − large. Defaults to false. */
+  labelLowerIsBetter?: boolean;
+  scores?: ExtraScoreFields[];
+  srcField?: string;
+  refField?: string;
+  idField?: string;
+  srcLang?: string;
+  tgtLang?: string;
+}
+
+export interface ImportSummary {
+  written: number;
+  skippedNullLabel: number;
+  /** True when the directory already held this exact import. */
+  alreadyComplete: boolean;
+  meta: DatasetMeta | null;
+}
+
+/** Parses `NAME=SMALL_PATH,LARGE_PATH`; the comma may not sit inside a quoted key. */
+export function parseExtraScore(text: string): ExtraScoreFields {
+  const equals = text.indexOf("=");
+  if (equals <= 0)
+    throw new UsageError(`--score ${JSON.stringify(text)}: expected NAME=SMALL_PATH,LARGE_PATH`);
+  const name = text.slice(0, equals);
+  const rest = text.slice(equals + 1);
+  let inQuotes = false;
+  for (let i = 0; i < rest.length; i++) {
+    const char = rest[i];
+    if (char === "\\" && inQuotes) i++;
+    else if (char === '"') inQuotes = !inQuotes;
+    else if (char === "," && !inQuotes) {
+      const small = rest.slice(0, i);
+      const large = rest.slice(i + 1);
+      parseDotPath(small);
+      parseDotPath(large);
+      return { name, small, large };
+    }
+  }
+  throw new UsageError(`--score ${JSON.stringify(text)}: expected NAME=SMALL_PATH,LARGE_PATH`);
+}
+
+/**
+ * Builds a dataset directory from records that already hold two systems' outputs and their scores
+ * (replay data: no models run). Segments whose label is null for either system are skipped and counted.
+ */
+export async function importReplay(options: ImportOptions): Promise<ImportSummary> {
+  const fields = {
+    id: options.idField ?? "id",
+    src: options.srcField ?? "src",
+    ref: options.refField ?? "ref",
+    small: options.smallField,
+    large: options.largeField,
+    small_label: options.smallLabel,
+    large_label: options.largeLabel,
+  };
+  const keys = Object.fromEntries(
+    Object.entries(fields).map(([name, path]) => [name, parseDotPath(path)]),
+  ) as Record<keyof typeof fields, string[]>;
+  const extras = (options.scores ?? []).map((score) => ({
+    ...score,
+    smallKeys: parseDotPath(score.small),
+    largeKeys: parseDotPath(score.large),
+  }));
+  const labelName = options.labelName ?? (keys.small_label[0] as string);
+  const higherIsBetter = !options.labelLowerIsBetter;
+
+  const lines = await readJsonl(options.input);
+  // A path found in no record at all is a typo, not missing data: say so before writing anything.
+  for (const [name, path] of Object.entries(fields)) {
+    if (name === "ref") continue;
+    const pathKeys = keys[name as keyof typeof fields];
+    if (lines.length > 0 && !lines.some(({ value }) => readAtKeys(value, pathKeys) !== undefined)) {
+      throw new UsageError(
+        `${path} (${name.replace("_", "-")} field) is missing from every record of ${options.input}`,
+      );
+    }
+  }
+
+  const records: DatasetRecord[] = [];
+  const seenIds = new Map<string, number>();
+  let skippedNullLabel = 0;
+  for (const { line, value } of lines) {
+    const where = { file: options.input, line };
+    const id = readAtKeys(value, keys.id);
+    if (typeof id !== "string" && typeof id !== "number")
+      throw new InputError(`no id at ${fields.id}`, where);
+    const idText = String(id);
+    const firstLine = seenIds.get(idText);
+    if (firstLine !== undefined)
+      throw new InputError(`duplicate id ${JSON.stringify(idText)} (first on line ${firstLine})`, where);
+    seenIds.set(idText, line);
+    const src = readAtKeys(value, keys.src);
+    if (typeof src !== "string" || src.trim() === "")
+      throw new InputError(`empty or missing source at ${fields.src}`, where);
+
+    const labelSmall = readNumberOrNull(value, keys.small_label, fields.small_label, where);
+    const labelLarge = readNumberOrNull(value, keys.large_label, fields.large_label, where);
+    if (labelSmall === null || labelLarge === null) {
+      skippedNullLabel++;
+      continue;
+    }
+    const scores: Record<string, SystemScores> = { [labelName]: { small: labelSmall, large: labelLarge } };
+    for (const extra of extras) {
+      scores[extra.name] = {
+        small: readNumberOrNull(value, extra.smallKeys, extra.small, where),
+        large: readNumberOrNull(value, extra.largeKeys, extra.large, where),
+      };
+    }
+    const lp = typeof value.lp === "string" && value.lp.includes("-") ? value.lp.split("-") : [];
+    records.push({
+      id: idText,
+      src,
+      ref: readStringOrNull(value, keys.ref, fields.ref, where),
+      src_lang: options.srcLang ?? stringOrNull(value.src_lang) ?? lp[0] ?? null,
+      tgt_lang: options.tgtLang ?? stringOrNull(value.tgt_lang) ?? lp[1] ?? null,
+      small: readStringOrNull(value, keys.small, fields.small, where),
+      large: readStringOrNull(value, keys.large, fields.large, where),
+      scores,
+      q_small: labelSmall,
+      q_large: labelLarge,
+      gain: orientedGain(labelSmall, labelLarge, higherIsBetter),
+      src_chars: [...src].length,
+      prompt_tokens: null,
+      entropy: null,
+    });
+  }
+
+  const identity = {
+    kind: "import",
+    input: options.input,
+    fields,
+    scores: options.scores ?? [],
+    labelName,
+    higherIsBetter,
+  };
+  const { writer, complete } = await DatasetWriter.open(options.out, identity, null);
+  if (complete) return { written: 0, skippedNullLabel, alreadyComplete: true, meta: null };
+  // Records are a pure function of the input, so an interrupted import continues where it stopped.
+  const pending = records.slice(writer.done);
+  await writer.append(pending, null);
+  const languages = uniqueOrNull(records.map((r) => `${r.src_lang}\u0000${r.tgt_lang}`));
+  const metricSignatures: Record<string, string> = {
+    [labelName]: `precomputed:${fields.small_label},${fields.large_label}`,
+  };
+  for (const extra of extras) metricSignatures[extra.name] = `precomputed:${extra.small},${extra.large}`;
+  const meta: DatasetMeta = {
+    n: records.length,
+    dim: null,
+    label_metric: labelName,
+    label_higher_is_better: higherIsBetter,
+    metric_signatures: metricSignatures,
+    small: { spec: null, fingerprint: null, arch: null, layer: null, field: fields.small },
+    large: { spec: null, field: fields.large },
+    template: null,
+    src_lang: languages?.split("\u0000")[0] ?? null,
+    tgt_lang: languages?.split("\u0000")[1] ?? null,
+    created: new Date().toISOString(),
+    routelmt_version: VERSION,
+    source: { kind: "import", input: options.input, fields, skipped_null_label: skippedNullLabel },
+  };
+  await writer.finish(meta);
+  return { written: records.length, skippedNullLabel, alreadyComplete: false, meta };
+}
+
+function readNumberOrNull(
+  record: unknown,
+  keys: readonly string[],
+  path: string,
+  where: { file: string; line: number },
+): number | null {
+  const value = readAtKeys(record, keys);
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    throw new InputError(`${path} is ${JSON.stringify(value)}, expected a finite number or null`, where);
+  }
+  return value;
+}
+
+function readStringOrNull(
+  record: unknown,
+  keys: readonly string[],
+  path: string,
+  where: { file: string; line: number },
+): string | null {
+  const value = readAtKeys(record, keys);
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "string")
+    throw new InputError(`${path} is ${JSON.stringify(value)}, expected a string`, where);
+  return value;
+}
+
+function stringOrNull(value: unknown): string | null {
+  return typeof value === "string" && value !== "" ? value : null;
+}
+
+function uniqueOrNull(values: string[]): string | null {
+  const unique = new Set(values);
+  return unique.size === 1 ? (values[0] ?? null) : null;
+}

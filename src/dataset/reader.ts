@@ -1,0 +1,123 @@
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { z } from "zod";
+import { InputError, UsageError } from "../errors/index.js";
+import { readJsonl } from "../util/jsonl.js";
+import { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
+import type { DatasetMeta, DatasetRecord } from "./types.js";
+
+/** A dataset directory loaded into memory. `features` is row-major n × dim, or null for replay data. */
+export interface Dataset {
+  directory: string;
+  meta: DatasetMeta;
+  records: DatasetRecord[];
+  features: Float32Array | null;
+}
+
+const nullableNumber = z.number().nullable();
+
+const recordSchema = z.object({
+  id: z.string(),
+  src: z.string(),
+  ref: z.string().nullable(),
+  src_lang: z.string().nullable(),
+  tgt_lang: z.string().nullable(),
+  small: z.string().nullable(),
+  large: z.string().nullable(),
+  scores: z.record(z.string(), z.object({ small: nullableNumber, large: nullableNumber })),
+  q_small: nullableNumber,
+  q_large: nullableNumber,
+  gain: nullableNumber,
+  src_chars: z.number(),
+  prompt_tokens: nullableNumber,
+  entropy: nullableNumber,
+});
+
+const metaSchema = z
+  .object({
+    n: z.number().int().nonnegative(),
+    dim: z.number().int().positive().nullable(),
+    label_metric: z.string(),
+    label_higher_is_better: z.boolean(),
+    metric_signatures: z.record(z.string(), z.string()),
+    small: z.object({}).passthrough(),
+    large: z.object({}).passthrough(),
+    template: z.string().nullable(),
+    src_lang: z.string().nullable(),
+    tgt_lang: z.string().nullable(),
+    created: z.string(),
+    routelmt_version: z.string(),
+    source: z.object({ kind: z.enum(["collect", "import"]) }).passthrough(),
+  })
+  .passthrough();
+
+/** Loads and checks a dataset directory written by `collect` or `import`. */
+export async function loadDataset(directory: string): Promise<Dataset> {
+  const metaPath = path.join(directory, META_FILE);
+  if (!existsSync(metaPath)) {
+    const inFlight = existsSync(path.join(directory, CHECKPOINT_FILE));
+    throw new UsageError(
+      inFlight
+        ? `${directory} holds an unfinished collection (no ${META_FILE} yet); rerun the same collect command to finish it`
+        : `${directory} is not a routelmt dataset (no ${META_FILE})`,
+    );
+  }
+  let metaJson: unknown;
+  try {
+    metaJson = JSON.parse(await readFile(metaPath, "utf8"));
+  } catch (error) {
+    throw new InputError(
+      `malformed JSON (${(error as Error).message})`,
+      { file: metaPath },
+      { cause: error },
+    );
+  }
+  const parsedMeta = metaSchema.safeParse(metaJson);
+  if (!parsedMeta.success) {
+    throw new InputError(`not a dataset meta file: ${formatIssue(parsedMeta.error)}`, { file: metaPath });
+  }
+  const meta = parsedMeta.data as unknown as DatasetMeta;
+
+  const recordsPath = path.join(directory, RECORDS_FILE);
+  const records: DatasetRecord[] = [];
+  for (const { line, value } of await readJsonl(recordsPath)) {
+    const parsed = recordSchema.safeParse(value);
+    if (!parsed.success)
+      throw new InputError(`not a dataset record: ${formatIssue(parsed.error)}`, { file: recordsPath, line });
+    records.push(parsed.data);
+  }
+  if (records.length !== meta.n) {
+    throw new InputError(`${records.length} records but meta.json says n = ${meta.n}`, { file: recordsPath });
+  }
+
+  let features: Float32Array | null = null;
+  if (meta.dim !== null) {
+    const featuresPath = path.join(directory, FEATURES_FILE);
+    if (!existsSync(featuresPath))
+      throw new InputError("missing; meta.json gives a feature dimension", { file: featuresPath });
+    features = littleEndianBytesToFloat32(await readFile(featuresPath));
+    if (features.length !== meta.n * meta.dim) {
+      throw new InputError(
+        `${features.length} floats, expected n × dim = ${meta.n} × ${meta.dim}; features are not aligned with records`,
+        { file: featuresPath },
+      );
+    }
+  }
+  return { directory, meta, records, features };
+}
+
+export function littleEndianBytesToFloat32(bytes: Uint8Array): Float32Array {
+  if (bytes.length % 4 !== 0)
+    throw new InputError(`feature file length ${bytes.length} is not a multiple of 4`);
+  const values = new Float32Array(bytes.length / 4);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < values.length; i++) values[i] = view.getFloat32(i * 4, true);
+  return values;
+}
+
+function formatIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return "invalid";
+  return `${issue.path.join(".") || "(root)"}: ${issue.message}`;
+}

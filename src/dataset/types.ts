@@ -1,0 +1,75 @@
+/** Scores of both systems under one metric. */
+export interface SystemScores {
+  small: number | null;
+  large: number | null;
+}
+
+/**
+ * One line of `records.jsonl`. Unknown values are `null`, never invented. `q_*` and `gain` are on the
+ * label metric; gain is oriented so that positive always means "the large model is better", also
+ * for metrics where lower is better.
+ */
+export interface DatasetRecord {
+  id: string;
+  src: string;
+  ref: string | null;
+  src_lang: string | null;
+  tgt_lang: string | null;
+  small: string | null;
+  large: string | null;
+  scores: Record<string, SystemScores>;
+  q_small: number | null;
+  q_large: number | null;
+  gain: number | null;
+  src_chars: number;
+  prompt_tokens: number | null;
+  entropy: number | null;
+}
+
+/** The small model the features were read from. */
+export interface SmallModelInfo {
+  spec: string | null;
+  fingerprint: string | null;
+  arch: string | null;
+  layer: string | null;
+  /** For replay data: the record field the small system's output came from. */
+  field?: string;
+}
+
+export interface LargeModelInfo {
+  spec: string | null;
+  field?: string;
+}
+
+/** `meta.json`: what the dataset is and how it was made. */
+export interface DatasetMeta {
+  n: number;
+  /** Feature dimension, or null when the dataset has no `features.f32` (replay data). */
+  dim: number | null;
+  label_metric: string;
+  /** Whether the label metric's raw scores are better when higher (gain is oriented either way). */
+  label_higher_is_better: boolean;
+  metric_signatures: Record<string, string>;
+  small: SmallModelInfo;
+  large: LargeModelInfo;
+  template: string | null;
+  src_lang: string | null;
+  tgt_lang: string | null;
+  created: string;
+  routelmt_version: string;
+  /** How the dataset was made: `collect` (models run here) or `import` (replayed outputs and scores). */
+  source: CollectSource | ImportSource;
+}
+
+export interface CollectSource {
+  kind: "collect";
+  input: string;
+  decoding: Record<string, unknown>;
+}
+
+export interface ImportSource {
+  kind: "import";
+  input: string;
+  fields: Record<string, string>;
+  skipped_null_label: number;
+}

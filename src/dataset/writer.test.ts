@@ -1,0 +1,132 @@
+import { appendFile, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { FEATURES_FILE, RECORDS_FILE } from "./files.js";
+import { littleEndianBytesToFloat32, loadDataset } from "./reader.js";
+import type { DatasetMeta, DatasetRecord } from "./types.js";
+import { DatasetWriter } from "./writer.js";
+
+function record(id: string, gain: number): DatasetRecord {
+  return {
+    id,
+    src: `source ${id}`,
+    ref: `reference ${id}`,
+    src_lang: "en",
+    tgt_lang: "de",
+    small: "s",
+    large: "l",
+    scores: { chrf: { small: 10, large: 10 + gain } },
+    q_small: 10,
+    q_large: 10 + gain,
+    gain,
+    src_chars: 8,
+    prompt_tokens: 5,
+    entropy: 1.5,
+  };
+}
+
+function meta(n: number, dim: number | null): DatasetMeta {
+  return {
+    n,
+    dim,
+    label_metric: "chrf",
+    label_higher_is_better: true,
+    metric_signatures: { chrf: "nrefs:1" },
+    small: { spec: "a.gguf", fingerprint: "sha256:x", arch: "llama", layer: "final" },
+    large: { spec: "b.gguf" },
+    template: "{text}",
+    src_lang: "en",
+    tgt_lang: "de",
+    created: "2026-01-01T00:00:00.000Z",
+    routelmt_version: "0.0.0",
+    source: { kind: "collect", input: "in.jsonl", decoding: {} },
+  };
+}
+
+const identity = { small: "a.gguf", large: "b.gguf", metric: "chrf" };
+
+async function freshDir(): Promise<string> {
+  return mkdtemp(path.join(tmpdir(), "routelmt-dataset-"));
+}
+
+describe("DatasetWriter", () => {
+  it("writes records and aligned little-endian features that load back", async () => {
+    const dir = await freshDir();
+    const { writer, done } = await DatasetWriter.open(dir, identity, 2);
+    expect(done).toBe(0);
+    await writer.append([record("a", 1), record("b", -2)], new Float32Array([1, 2, 3, 4]));
+    await writer.append([record("c", 0)], new Float32Array([5.5, -6]));
+    await writer.finish(meta(3, 2));
+    const dataset = await loadDataset(dir);
+    expect(dataset.records.map((r) => r.id)).toEqual(["a", "b", "c"]);
+    expect(Array.from(dataset.features ?? [])).toEqual([1, 2, 3, 4, 5.5, -6]);
+    const raw = await readFile(path.join(dir, FEATURES_FILE));
+    expect(raw.readFloatLE(16)).toBe(5.5);
+  });
+
+  it("resumes after a crash by cutting off what was appended after the last checkpoint", async () => {
+    const dir = await freshDir();
+    const first = await DatasetWriter.open(dir, identity, 2);
+    await first.writer.append([record("a", 1)], new Float32Array([1, 2]));
+    // A killed run may leave a half-written chunk behind its checkpoint.
+    await appendFile(path.join(dir, RECORDS_FILE), '{"id":"b","src":"tor');
+    await appendFile(path.join(dir, FEATURES_FILE), Buffer.alloc(6));
+    const second = await DatasetWriter.open(dir, identity, 2);
+    expect(second.done).toBe(1);
+    expect(second.complete).toBe(false);
+    expect((await stat(path.join(dir, FEATURES_FILE))).size).toBe(8);
+    await second.writer.append([record("b", 2)], new Float32Array([3, 4]));
+    await second.writer.finish(meta(2, 2));
+    const dataset = await loadDataset(dir);
+    expect(dataset.records.map((r) => r.id)).toEqual(["a", "b"]);
+    expect(Array.from(dataset.features ?? [])).toEqual([1, 2, 3, 4]);
+    expect((await DatasetWriter.open(dir, identity, 2)).complete).toBe(true);
+  });
+
+  it("refuses a rerun with different settings, naming what differs", async () => {
+    const dir = await freshDir();
+    await DatasetWriter.open(dir, identity, 2);
+    await expect(DatasetWriter.open(dir, { ...identity, metric: "bleu" }, 2)).rejects.toThrow(
+      /different settings \(metric: was "chrf", now "bleu"\)/,
+    );
+  });
+
+  it("refuses to write into a non-empty directory that is not a dataset", async () => {
+    const dir = await freshDir();
+    await writeFile(path.join(dir, "notes.txt"), "mine");
+    await expect(DatasetWriter.open(dir, identity, null)).rejects.toThrow(/not empty/);
+  });
+
+  it("writes replay datasets without a feature file", async () => {
+    const dir = await freshDir();
+    const { writer } = await DatasetWriter.open(dir, identity, null);
+    await writer.append([record("a", 1)], null);
+    await writer.finish(meta(1, null));
+    const dataset = await loadDataset(dir);
+    expect(dataset.features).toBeNull();
+  });
+});
+
+describe("loadDataset", () => {
+  it("reports misaligned features", async () => {
+    const dir = await freshDir();
+    const { writer } = await DatasetWriter.open(dir, identity, 2);
+    await writer.append([record("a", 1)], new Float32Array([1, 2]));
+    await writer.finish(meta(1, 2));
+    await appendFile(path.join(dir, FEATURES_FILE), Buffer.alloc(8));
+    await expect(loadDataset(dir)).rejects.toThrow(/4 floats, expected n × dim = 1 × 2/);
+  });
+
+  it("tells an unfinished collection from a non-dataset", async () => {
+    const dir = await freshDir();
+    await DatasetWriter.open(dir, identity, 2);
+    await expect(loadDataset(dir)).rejects.toThrow(/unfinished collection/);
+    await expect(loadDataset(await freshDir())).rejects.toThrow(/not a routelmt dataset/);
+  });
+
+  it("decodes little-endian floats", () => {
+    const bytes = new Uint8Array([0, 0, 0x80, 0x3f]);
+    expect(Array.from(littleEndianBytesToFloat32(bytes))).toEqual([1]);
+  });
+});

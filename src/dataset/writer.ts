@@ -1,0 +1,177 @@
+import { existsSync } from "node:fs";
+import { mkdir, open, readdir, readFile, truncate } from "node:fs/promises";
+import path from "node:path";
+import { UsageError } from "../errors/index.js";
+import { writeFileAtomic } from "../util/atomic-file.js";
+import { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
+import type { DatasetMeta, DatasetRecord } from "./types.js";
+
+/**
+ * Progress of a dataset being written. Records and features are appended chunk by chunk; after each
+ * chunk both files are fsynced and this checkpoint is replaced atomically, so a run killed at any
+ * moment (SIGKILL included) resumes by cutting both files back to the last checkpoint.
+ */
+interface Checkpoint {
+  /** What the run is: models, metric, template, input. A rerun must match it exactly. */
+  identity: Record<string, unknown>;
+  done: number;
+  records_bytes: number;
+  features_bytes: number;
+  dim: number | null;
+  complete: boolean;
+}
+
+export interface OpenedDatasetWriter {
+  writer: DatasetWriter;
+  /** Segments already finished by an earlier run (0 for a fresh one). */
+  done: number;
+  /** True when an earlier run already finished the whole job. */
+  complete: boolean;
+}
+
+export class DatasetWriter {
+  private constructor(
+    private readonly directory: string,
+    private checkpoint: Checkpoint,
+  ) {}
+
+  /**
+   * Opens `directory` for writing. A fresh or empty directory starts a new dataset; a directory
+   * holding an interrupted or finished run with the same `identity` resumes it; anything else is
+   * refused rather than overwritten.
+   */
+  static async open(
+    directory: string,
+    identity: Record<string, unknown>,
+    dim: number | null,
+  ): Promise<OpenedDatasetWriter> {
+    await mkdir(directory, { recursive: true });
+    const checkpointPath = path.join(directory, CHECKPOINT_FILE);
+    if (existsSync(checkpointPath)) {
+      const previous = JSON.parse(await readFile(checkpointPath, "utf8")) as Checkpoint;
+      const difference = describeDifference(previous.identity, identity);
+      if (difference) {
+        throw new UsageError(
+          `${directory} holds a dataset made with different settings (${difference}); use another --out directory or remove it`,
+        );
+      }
+      // Cut off whatever a killed run appended after its last checkpoint.
+      await truncateTo(path.join(directory, RECORDS_FILE), previous.records_bytes);
+      if (previous.dim !== null)
+        await truncateTo(path.join(directory, FEATURES_FILE), previous.features_bytes);
+      const writer = new DatasetWriter(directory, previous);
+      return { writer, done: previous.done, complete: previous.complete };
+    }
+    const entries = (await readdir(directory)).filter((name) => !name.startsWith("."));
+    if (entries.length > 0) {
+      throw new UsageError(
+        `${directory} is not empty and holds no routelmt checkpoint; refusing to overwrite it`,
+      );
+    }
+    const checkpoint: Checkpoint = {
+      identity,
+      done: 0,
+      records_bytes: 0,
+      features_bytes: 0,
+      dim,
+      complete: false,
+    };
+    await writeFileAtomic(path.join(directory, RECORDS_FILE), "");
+    if (dim !== null) await writeFileAtomic(path.join(directory, FEATURES_FILE), new Uint8Array());
+    await writeFileAtomic(checkpointPath, JSON.stringify(checkpoint, null, 2));
+    return { writer: new DatasetWriter(directory, checkpoint), done: 0, complete: false };
+  }
+
+  get done(): number {
+    return this.checkpoint.done;
+  }
+
+  /** Appends finished segments (records and, when the dataset has features, their rows) durably. */
+  async append(records: DatasetRecord[], features: Float32Array | null): Promise<void> {
+    if (records.length === 0) return;
+    const { dim } = this.checkpoint;
+    if (dim !== null) {
+      if (!features || features.length !== records.length * dim) {
+        throw new Error(
+          `feature rows (${features?.length ?? 0} values) do not match ${records.length} records × ${dim}`,
+        );
+      }
+    }
+    const recordBytes = Buffer.from(records.map((record) => `${JSON.stringify(record)}\n`).join(""), "utf8");
+    await appendDurably(path.join(this.directory, RECORDS_FILE), recordBytes);
+    let featureBytes = 0;
+    if (dim !== null && features) {
+      const bytes = float32ToLittleEndianBytes(features);
+      await appendDurably(path.join(this.directory, FEATURES_FILE), bytes);
+      featureBytes = bytes.length;
+    }
+    this.checkpoint = {
+      ...this.checkpoint,
+      done: this.checkpoint.done + records.length,
+      records_bytes: this.checkpoint.records_bytes + recordBytes.length,
+      features_bytes: this.checkpoint.features_bytes + featureBytes,
+    };
+    await writeFileAtomic(
+      path.join(this.directory, CHECKPOINT_FILE),
+      JSON.stringify(this.checkpoint, null, 2),
+    );
+  }
+
+  /** Writes `meta.json` and marks the run complete. */
+  async finish(meta: DatasetMeta): Promise<void> {
+    if (meta.n !== this.checkpoint.done) {
+      throw new Error(`meta.n (${meta.n}) differs from the ${this.checkpoint.done} records written`);
+    }
+    await writeFileAtomic(path.join(this.directory, META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
+    this.checkpoint = { ...this.checkpoint, complete: true };
+    await writeFileAtomic(
+      path.join(this.directory, CHECKPOINT_FILE),
+      JSON.stringify(this.checkpoint, null, 2),
+    );
+  }
+}
+
+async function appendDurably(file: string, bytes: Uint8Array): Promise<void> {
+  const handle = await open(file, "a");
+  try {
+    await handle.write(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function truncateTo(file: string, bytes: number): Promise<void> {
+  if (!existsSync(file)) {
+    if (bytes === 0) {
+      await writeFileAtomic(file, "");
+      return;
+    }
+    throw new UsageError(
+      `${file} is missing but the checkpoint says ${bytes} bytes were written; the dataset is damaged`,
+    );
+  }
+  await truncate(file, bytes);
+}
+
+/** Float32 rows as little-endian bytes, whatever the host's byte order. */
+export function float32ToLittleEndianBytes(values: Float32Array): Uint8Array {
+  const bytes = new Uint8Array(values.length * 4);
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i] as number, true);
+  return bytes;
+}
+
+/** Names the first identity field that differs, or returns null when they are the same. */
+function describeDifference(
+  previous: Record<string, unknown>,
+  current: Record<string, unknown>,
+): string | null {
+  const keys = new Set([...Object.keys(previous), ...Object.keys(current)]);
+  for (const key of keys) {
+    const before = JSON.stringify(previous[key] ?? null);
+    const now = JSON.stringify(current[key] ?? null);
+    if (before !== now) return `${key}: was ${before}, now ${now}`;
+  }
+  return null;
+}
