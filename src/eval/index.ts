@@ -1,0 +1,30 @@
+export {
+  type BootstrapInterval,
+  type PairedBootstrapOptions,
+  pairedBootstrapMeanDelta,
+} from "./bootstrap.js";
+export {
+  apgr,
+  auc,
+  type CurvePoint,
+  cpt,
+  DEFAULT_BUDGET_GRID,
+  pgr,
+  type QualityBudgetCurve,
+  qualityBudgetCurve,
+} from "./curves.js";
+export {
+  checkOutcomes,
+  gainsOf,
+  hitRate,
+  hybridQuality,
+  meanDelta,
+  measureRouting,
+  oracleMask,
+  type RoutingMeasures,
+  realizedFraction,
+  regressions,
+  type SegmentOutcomes,
+  severeLossRate,
+} from "./measures.js";
+export { runStreaming, type StreamingOptions, type StreamingResult } from "./streaming.js";

@@ -1,0 +1,245 @@
+import { UsageError } from "../errors/index.js";
+import { checkBudget } from "./batch-allocation.js";
+import { quantileOfSorted } from "./sorted-quantile.js";
+
+/** Why a request went where it went. */
+export type RouteReason =
+  | "score-above-threshold"
+  | "score-below-threshold"
+  | "budget-cap"
+  | "invalid-score"
+  | "full-budget";
+
+/** One online routing decision, with the score and the threshold it was compared against. */
+export type RouteDecision =
+  | {
+      target: "large";
+      /** `full-budget`: the budget is 1, every request goes to the large model whatever its score. */
+      reason: "score-above-threshold" | "full-budget";
+      score: number;
+      threshold: number;
+    }
+  | {
+      target: "small";
+      /**
+       * `budget-cap`: the score passed the threshold but a large decision would exceed the hard cap
+       * of the sliding window (always the case at budget 0); `invalid-score`: the score was NaN or infinite.
+       */
+      reason: "score-below-threshold" | "budget-cap" | "invalid-score";
+      score: number;
+      threshold: number;
+    };
+
+export interface BudgetControllerOptions {
+  /** Target fraction p of requests sent to the large model, in [0, 1]. */
+  budget: number;
+  /** Sliding window W (decisions) for the realized fraction and the hard cap. Defaults to 1000. */
+  window?: number;
+  /** Starting threshold. Takes precedence over the (1 − p) quantile of `trainingScores`. */
+  initialThreshold?: number;
+  /**
+   * Router scores seen in training (any order; NaN/infinite values are ignored). The starting
+   * threshold is their (1 − p) quantile, and their spread seeds the step size. One of this or
+   * `initialThreshold` is required.
+   */
+  trainingScores?: readonly number[];
+  /**
+   * Threshold step per decision, in units of the running score standard deviation. Larger follows
+   * drift faster but makes the threshold noisier. Defaults to 0.02.
+   */
+  adaptationGain?: number;
+  /**
+   * Gain of the drift (threshold velocity) term, relative to `adaptationGain`'s step. It removes the
+   * lag a plain quantile tracker has under a steady drift of the scores; 0 turns it off. Defaults to 0.002.
+   */
+  driftGain?: number;
+}
+
+/** Counters for metrics and logs. */
+export interface BudgetControllerSnapshot {
+  budget: number;
+  window: number;
+  threshold: number;
+  /** Large fraction over the last `windowFilled` decisions; null before the first decision. */
+  realizedFraction: number | null;
+  /** Hard cap: most large decisions allowed in any W consecutive decisions. */
+  cap: number;
+  largeInWindow: number;
+  windowFilled: number;
+  decisions: number;
+  largeDecisions: number;
+  /** Decisions whose score passed the threshold but were sent small by the hard cap. */
+  capBlocked: number;
+  invalidScores: number;
+  /** Running standard deviation of the scores, the unit of the threshold step. */
+  scoreScale: number;
+}
+
+const DEFAULT_WINDOW = 1000;
+const DEFAULT_ADAPTATION_GAIN = 0.02;
+const DEFAULT_DRIFT_GAIN = 0.002;
+
+/**
+ * Online budgeted router: sends a request to the large model when its score is at or above a
+ * threshold that adapts so that a fraction p of requests goes large, under a hard cap.
+ *
+ * Threshold: a second-order stochastic-approximation tracker of the score's (1 − p) quantile. Each
+ * decision moves the threshold by `step · (1[score ≥ threshold] − p)` (Robbins–Monro quantile
+ * tracking, equivalently the dual-gradient update of the budget constraint) plus a velocity that
+ * integrates the same signal, so a steady drift of the scores is followed without a lasting bias.
+ * `step` = `adaptationGain` × the running score standard deviation, which makes the gain
+ * independent of the score's units. The update uses whether the score passed the threshold, not
+ * whether the cap let it through, so a binding cap cannot wind the threshold down.
+ *
+ * Hard cap: at most ⌈p·W⌉ + 1 large decisions in any W consecutive decisions (none at all when
+ * p = 0; at p = 1 every decision is large). Checked exactly against a ring buffer of the last W outcomes.
+ *
+ * `decide` is synchronous and O(1), so concurrent request handlers cannot interleave inside it.
+ */
+export class BudgetController {
+  readonly budget: number;
+  readonly window: number;
+  readonly cap: number;
+  private readonly adaptationGain: number;
+  private readonly driftGain: number;
+  private currentThreshold: number;
+  private velocity = 0;
+  private scoreMean: number;
+  private scoreVariance: number;
+  /** Score observations behind the running mean/variance (training scores count as W). */
+  private scoreWeight: number;
+  private readonly outcomes: Uint8Array;
+  private head = 0;
+  private filled = 0;
+  private largeInWindow = 0;
+  private decisionCount = 0;
+  private largeCount = 0;
+  private capBlockedCount = 0;
+  private invalidCount = 0;
+
+  constructor(options: BudgetControllerOptions) {
+    checkBudget(options.budget);
+    this.budget = options.budget;
+    this.window = options.window ?? DEFAULT_WINDOW;
+    if (!(Number.isInteger(this.window) && this.window >= 1)) {
+      throw new UsageError(`budget window must be a positive integer, got ${this.window}`);
+    }
+    this.adaptationGain = options.adaptationGain ?? DEFAULT_ADAPTATION_GAIN;
+    this.driftGain = options.driftGain ?? DEFAULT_DRIFT_GAIN;
+    if (!(Number.isFinite(this.adaptationGain) && this.adaptationGain > 0)) {
+      throw new UsageError(`adaptation gain must be positive, got ${this.adaptationGain}`);
+    }
+    if (!(Number.isFinite(this.driftGain) && this.driftGain >= 0)) {
+      throw new UsageError(`drift gain must be non-negative, got ${this.driftGain}`);
+    }
+    this.cap = this.budget === 0 ? 0 : Math.min(this.window, Math.ceil(this.budget * this.window - 1e-9) + 1);
+    this.outcomes = new Uint8Array(this.window);
+
+    const training = (options.trainingScores ?? []).filter(Number.isFinite).sort((a, b) => a - b);
+    if (options.initialThreshold === undefined && training.length === 0) {
+      throw new UsageError("the budget controller needs an initial threshold or finite training scores");
+    }
+    if (options.initialThreshold !== undefined && !Number.isFinite(options.initialThreshold)) {
+      throw new UsageError(`initial threshold must be finite, got ${options.initialThreshold}`);
+    }
+    this.currentThreshold = options.initialThreshold ?? quantileOfSorted(training, 1 - this.budget);
+    if (training.length > 0) {
+      const mean = training.reduce((sum, value) => sum + value, 0) / training.length;
+      this.scoreMean = mean;
+      this.scoreVariance = training.reduce((sum, value) => sum + (value - mean) ** 2, 0) / training.length;
+      this.scoreWeight = this.window;
+    } else {
+      this.scoreMean = this.currentThreshold;
+      this.scoreVariance = 0;
+      this.scoreWeight = 0;
+    }
+  }
+
+  /** Routes one request by its router score and updates the threshold and the window. */
+  decide(score: number): RouteDecision {
+    const threshold = this.currentThreshold;
+    if (this.budget === 1) {
+      this.record(true);
+      return { target: "large", reason: "full-budget", score, threshold };
+    }
+    if (!Number.isFinite(score)) {
+      // An unusable score says nothing about the score distribution: leave the threshold alone.
+      this.invalidCount++;
+      this.record(false);
+      return { target: "small", reason: "invalid-score", score, threshold };
+    }
+    const passes = score >= threshold;
+    this.adapt(score, passes);
+    if (!passes) {
+      this.record(false);
+      return { target: "small", reason: "score-below-threshold", score, threshold };
+    }
+    // The W-window ending at this decision holds the previous W − 1 outcomes plus this one.
+    const leaving = this.filled === this.window ? this.outcomes[this.head]! : 0;
+    if (this.largeInWindow - leaving + 1 > this.cap) {
+      this.capBlockedCount++;
+      this.record(false);
+      return { target: "small", reason: "budget-cap", score, threshold };
+    }
+    this.record(true);
+    return { target: "large", reason: "score-above-threshold", score, threshold };
+  }
+
+  /** Large fraction over the last min(decisions, W) decisions; null before the first decision. */
+  realizedFraction(): number | null {
+    return this.filled === 0 ? null : this.largeInWindow / this.filled;
+  }
+
+  /** The threshold the next decision will use. */
+  threshold(): number {
+    return this.currentThreshold;
+  }
+
+  snapshot(): BudgetControllerSnapshot {
+    return {
+      budget: this.budget,
+      window: this.window,
+      threshold: this.currentThreshold,
+      realizedFraction: this.realizedFraction(),
+      cap: this.cap,
+      largeInWindow: this.largeInWindow,
+      windowFilled: this.filled,
+      decisions: this.decisionCount,
+      largeDecisions: this.largeCount,
+      capBlocked: this.capBlockedCount,
+      invalidScores: this.invalidCount,
+      scoreScale: this.scoreScale(),
+    };
+  }
+
+  private record(large: boolean): void {
+    const value = large ? 1 : 0;
+    const leaving = this.filled === this.window ? this.outcomes[this.head]! : 0;
+    this.outcomes[this.head] = value;
+    this.head = (this.head + 1) % this.window;
+    if (this.filled < this.window) this.filled++;
+    this.largeInWindow += value - leaving;
+    this.decisionCount++;
+    this.largeCount += value;
+  }
+
+  private adapt(score: number, passes: boolean): void {
+    // Running mean/variance: a plain average until W scores are seen, then an exponential one over ~W.
+    this.scoreWeight++;
+    const rate = Math.max(1 / this.scoreWeight, 1 / this.window);
+    const deviation = score - this.scoreMean;
+    this.scoreMean += rate * deviation;
+    this.scoreVariance = (1 - rate) * (this.scoreVariance + rate * deviation * deviation);
+
+    const step = this.adaptationGain * this.scoreScale();
+    const error = (passes ? 1 : 0) - this.budget;
+    this.velocity += this.driftGain * step * error;
+    this.currentThreshold += this.velocity + step * error;
+  }
+
+  private scoreScale(): number {
+    // A floor keeps the tracker moving when every score so far is identical.
+    const floor = 1e-6 * Math.max(1, Math.abs(this.scoreMean));
+    return Math.max(Math.sqrt(this.scoreVariance), floor);
+  }
+}

@@ -1,0 +1,17 @@
+export { allocateBatch, checkBudget, maskFromOrder, routedCount, routingOrder } from "./batch-allocation.js";
+export {
+  BudgetController,
+  type BudgetControllerOptions,
+  type BudgetControllerSnapshot,
+  type RouteDecision,
+  type RouteReason,
+} from "./budget-controller.js";
+export {
+  allocateBatchGuarded,
+  allocateGuarded,
+  firedGuard,
+  type GuardedAllocation,
+  type GuardName,
+  type GuardSignals,
+  type GuardThresholds,
+} from "./guard.js";
