@@ -1,0 +1,63 @@
+import type { BatchItem, Token } from "node-llama-cpp";
+import { describe, expect, it } from "vitest";
+import { UsageError } from "../errors/index.js";
+import { entropyOfLogits, entropyOfProbabilities, normaliseLayerSelection } from "./index.js";
+import {
+  featureEvaluationPriority,
+  featureLastStrategy,
+  plainEvaluationPriority,
+} from "./llama-internals.js";
+
+describe("normaliseLayerSelection", () => {
+  it("normalises case, spaces and leading zeros, keeping order", () => {
+    expect(normaliseLayerSelection(" 8, 016 ,FINAL")).toBe("8,16,final");
+    expect(normaliseLayerSelection("final")).toBe("final");
+  });
+  it.each(["", "last", "8,,9", "-1", "1.5", "8,8"])("rejects %j", (selection) => {
+    expect(() => normaliseLayerSelection(selection)).toThrow(UsageError);
+  });
+});
+
+describe("entropy", () => {
+  it("is log(n) for a uniform distribution and 0 for a point mass", () => {
+    expect(entropyOfProbabilities([0.25, 0.25, 0.25, 0.25])).toBeCloseTo(Math.log(4), 12);
+    expect(entropyOfProbabilities([0, 1, 0])).toBe(0);
+    expect(entropyOfLogits([3, 3, 3])).toBeCloseTo(Math.log(3), 12);
+  });
+  it("matches a hand computation for softmax([0, ln 3]) = [1/4, 3/4]", () => {
+    const expected = -(0.25 * Math.log(0.25) + 0.75 * Math.log(0.75));
+    expect(entropyOfLogits([0, Math.log(3)])).toBeCloseTo(expected, 12);
+    expect(entropyOfProbabilities([0.25, 0.75])).toBeCloseTo(expected, 12);
+    expect(entropyOfProbabilities([0.5, 1.5])).toBeCloseTo(expected, 12);
+  });
+  it("is stable for large logits", () => {
+    expect(entropyOfLogits([1000, 1000])).toBeCloseTo(Math.log(2), 12);
+  });
+});
+
+describe("featureLastStrategy", () => {
+  const item = (length: number, feature: boolean): BatchItem => ({
+    tokens: Array.from({ length }, (_, index) => index as Token),
+    logits: [],
+    evaluationPriority: feature ? featureEvaluationPriority : plainEvaluationPriority,
+  });
+  it("puts exactly one feature item last and defers the others", () => {
+    const featureA = item(5, true);
+    const plain = item(1, false);
+    const featureB = item(3, true);
+    const plainLong = item(4, false);
+    const result = featureLastStrategy({ items: [featureA, plain, featureB, plainLong], size: 100 });
+    expect(result.map((entry) => entry.item)).toEqual([plain, plainLong, featureA]);
+    expect(result.map((entry) => entry.processAmount)).toEqual([1, 4, 5]);
+  });
+  it("fills the batch first come first served and clips the last item", () => {
+    const feature = item(10, true);
+    const plain = item(6, false);
+    const result = featureLastStrategy({ items: [feature, plain], size: 8 });
+    expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([
+      [plain, 6],
+      [feature, 2],
+    ]);
+    expect(featureLastStrategy({ items: [item(9, false), feature], size: 8 }).length).toBe(1);
+  });
+});

@@ -1,0 +1,455 @@
+import path from "node:path";
+import {
+  getLlama,
+  JinjaTemplateChatWrapper,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  LlamaLogLevel,
+  type LlamaModel,
+  type LlamaText,
+  type Token,
+} from "node-llama-cpp";
+import { EngineCallError, InputError, RoutelmtError, UnsupportedError, UsageError } from "../errors/index.js";
+import { entropyOfProbabilities, normaliseLayerSelection } from "../features/index.js";
+import { createFeatureContext, prefillSequence } from "../features/llama-internals.js";
+import { ggufFingerprint } from "./gguf-fingerprint.js";
+import { defaultPromptTemplate, type PromptTemplate, renderPrompt } from "./prompt-template.js";
+import type {
+  DecodeOptions,
+  FeatureIdentity,
+  FinishReason,
+  Prefilled,
+  ProbedTranslator,
+  Translation,
+  TranslationRequest,
+} from "./types.js";
+
+const engineName = "llama";
+
+/** Options of `LlamaTranslator.create`. */
+export interface LlamaTranslatorOptions {
+  /** GGUF model file. */
+  modelPath: string;
+  /** CPU threads for llama.cpp. Required: the default (all cores) starves everything else. */
+  threads: number;
+  /**
+   * Token cells per sequence; a request needs prompt tokens + maxTokens of them. Defaults to
+   * min(1024, the model's training context).
+   */
+  contextSize?: number;
+  /** Sequences of the one context: requests decoded in parallel, and prefills held at once. Defaults to 4. */
+  sequences?: number;
+  /** Tokens per llama.cpp batch, shared by all sequences. Defaults to 512. */
+  batchSize?: number;
+  /** Feature layer selection; only `final` is supported by this engine. Defaults to `final`. */
+  layer?: string;
+  /** Prompt template. Defaults to `defaultPromptTemplate`. */
+  template?: PromptTemplate;
+  /** Default maximum new tokens per request. Defaults to 256. */
+  maxTokens?: number;
+  /**
+   * Whether `prefill` computes the next-token entropy (else `entropy` is null). It costs a sort and
+   * a copy of the whole vocabulary per prefill. Defaults to true.
+   */
+  entropy?: boolean;
+}
+
+/** A prefill as `LlamaTranslator` returns it: also exposes the exact prompt token ids. */
+export interface LlamaPrefilled extends Prefilled {
+  /** The token ids the prompt was evaluated as (part of the feature identity). */
+  readonly promptTokenIds: readonly Token[];
+}
+
+/** Chat messages wrapped in the model's own template, up to where the assistant's answer starts. */
+export function renderChatPrompt(chatTemplate: string, userMessage: string): LlamaText {
+  const wrapper = new JinjaTemplateChatWrapper({ template: chatTemplate });
+  const { contextText } = wrapper.generateContextState({
+    chatHistory: [
+      { type: "user", text: userMessage },
+      { type: "model", response: [] },
+    ],
+  });
+  return contextText;
+}
+
+let sharedLlama: Promise<Llama> | undefined;
+/** One llama.cpp binding per process: CPU only, never builds from source. */
+function llamaInstance(): Promise<Llama> {
+  sharedLlama ??= getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error }).catch(
+    (error: unknown) => {
+      sharedLlama = undefined;
+      throw new EngineCallError(
+        engineName,
+        `cannot load the llama.cpp binding: ${(error as Error).message}`,
+        {
+          isRetryable: false,
+          cause: error,
+        },
+      );
+    },
+  );
+  return sharedLlama;
+}
+
+function assertPositiveInteger(name: string, value: number): void {
+  if (!Number.isInteger(value) || value <= 0)
+    throw new UsageError(`${name} must be a positive integer, got ${value}`);
+}
+
+/** Wraps anything node-llama-cpp throws; our own errors pass through. */
+function asEngineError(error: unknown): Error {
+  if (error instanceof RoutelmtError) return error;
+  return new EngineCallError(engineName, (error as Error)?.message ?? String(error), {
+    isRetryable: false,
+    cause: error,
+  });
+}
+
+/**
+ * Hands out the context's sequences, created once up front; waits when all are taken. Releasing
+ * clears the sequence's KV cells before it goes back. (Disposing sequences instead would free
+ * their ids only asynchronously, so a `getSequence()` right after could fail.)
+ */
+class SequencePool {
+  private readonly idle: LlamaContextSequence[] = [];
+  private readonly waiting: Array<(sequence: LlamaContextSequence) => void> = [];
+  constructor(context: LlamaContext, size: number) {
+    for (let index = 0; index < size; index++) this.idle.push(context.getSequence());
+  }
+
+  acquire(): Promise<LlamaContextSequence> {
+    const sequence = this.idle.pop();
+    if (sequence !== undefined) return Promise.resolve(sequence);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  async release(sequence: LlamaContextSequence): Promise<void> {
+    if (!sequence.disposed) await sequence.clearHistory();
+    const next = this.waiting.shift();
+    if (next) next(sequence);
+    else this.idle.push(sequence);
+  }
+}
+
+/** What `decode` needs to know about a prompt that has been evaluated. */
+interface DecodeStart {
+  sequence: LlamaContextSequence;
+  promptTokens: number;
+  firstToken: Token;
+  startedAt: number;
+}
+
+/**
+ * The small translator, in process: a GGUF model on llama.cpp (CPU). One prefill of the prompt
+ * yields the router's features (final hidden state at the last prompt token) and the next-token
+ * entropy; decoding then continues from that same KV cache. Greedy, no repeat penalty.
+ *
+ * At most `sequences` requests are in flight; a prefill holds its sequence until `continue()` ends
+ * or `release()` is called, so callers must not hold more prefills than sequences while waiting
+ * for yet another one.
+ */
+export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
+  readonly engine = engineName;
+  readonly modelId: string;
+  readonly featureIdentity: FeatureIdentity;
+  /** Token cells per sequence. */
+  readonly contextSize: number;
+  private readonly pool: SequencePool;
+  private readonly eogCheck: (token: Token) => boolean;
+  private readonly vocabularySize: number;
+  private readonly chatTemplate: string | undefined;
+  private isDisposed = false;
+  private disposing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    private readonly template: PromptTemplate,
+    private readonly maxTokens: number,
+    private readonly readEntropy: boolean,
+    sequences: number,
+    featureIdentity: FeatureIdentity,
+  ) {
+    this.modelId = path.basename(model.filename ?? "model.gguf");
+    this.featureIdentity = featureIdentity;
+    this.contextSize = context.contextSize;
+    this.pool = new SequencePool(context, sequences);
+    this.eogCheck = (token) => model.isEogToken(token);
+    const tokenizerMetadata = model.fileInfo.metadata.tokenizer as
+      | { ggml?: { tokens?: readonly unknown[] }; chat_template?: string }
+      | undefined;
+    this.vocabularySize = tokenizerMetadata?.ggml?.tokens?.length ?? 0;
+    this.chatTemplate = tokenizerMetadata?.chat_template || undefined;
+  }
+
+  /**
+   * Loads the model and creates its one context.
+   * @throws UnsupportedError for a layer other than `final` or a model whose final hidden state
+   *   cannot be read; UsageError for bad numeric options; InputError for an unreadable model file.
+   */
+  static async create(options: LlamaTranslatorOptions): Promise<LlamaTranslator> {
+    const layer = normaliseLayerSelection(options.layer ?? "final");
+    if (layer !== "final") {
+      throw new UnsupportedError(
+        `layer "${layer}" is not supported by the node-llama-cpp engine: it can only read the final hidden state (layer "final")`,
+      );
+    }
+    assertPositiveInteger("threads", options.threads);
+    const sequences = options.sequences ?? 4;
+    const batchSize = options.batchSize ?? 512;
+    const maxTokens = options.maxTokens ?? 256;
+    assertPositiveInteger("sequences", sequences);
+    assertPositiveInteger("batchSize", batchSize);
+    assertPositiveInteger("maxTokens", maxTokens);
+    if (options.contextSize !== undefined) assertPositiveInteger("contextSize", options.contextSize);
+    const template = options.template ?? defaultPromptTemplate;
+    // Reading the header first gives a clean InputError for a missing or non-GGUF file.
+    const fingerprint = await ggufFingerprint(options.modelPath);
+    const llama = await llamaInstance();
+    let model: LlamaModel;
+    try {
+      model = await llama.loadModel({ modelPath: options.modelPath });
+    } catch (error) {
+      throw new InputError(
+        `cannot load model: ${(error as Error).message}`,
+        { file: options.modelPath },
+        { cause: error },
+      );
+    }
+    try {
+      const contextSize = options.contextSize ?? Math.min(1024, model.trainContextSize);
+      if (maxTokens >= contextSize) {
+        throw new UsageError(
+          `maxTokens (${maxTokens}) leaves no room for a prompt in contextSize ${contextSize}`,
+        );
+      }
+      const context = await createFeatureContext(model, {
+        contextSize,
+        batchSize,
+        sequences,
+        threads: options.threads,
+      });
+      const identity: FeatureIdentity = {
+        fingerprint,
+        arch: model.architecture,
+        layer,
+        dim: model.embeddingVectorSize,
+        template: template.text,
+      };
+      return new LlamaTranslator(
+        model,
+        context,
+        template,
+        maxTokens,
+        options.entropy ?? true,
+        sequences,
+        identity,
+      );
+    } catch (error) {
+      await model.dispose();
+      throw error instanceof RoutelmtError ? error : asEngineError(error);
+    }
+  }
+
+  /**
+   * The exact token ids a request's prompt is evaluated as: the rendered template wrapped as a user
+   * message in the model's chat template when the GGUF has one, else `[BOS if the model adds it] +
+   * tokenize(prompt)`. Validates the request (non-empty text, known languages, tokens in vocabulary).
+   */
+  tokenizePrompt(request: TranslationRequest): Token[] {
+    this.assertUsable();
+    if (typeof request.text !== "string" || request.text.trim() === "") {
+      throw new InputError(
+        `empty text to translate${request.id !== undefined ? ` (request ${request.id})` : ""}`,
+      );
+    }
+    const prompt = renderPrompt(this.template, request);
+    let tokens: Token[];
+    if (this.chatTemplate !== undefined) {
+      tokens = renderChatPrompt(this.chatTemplate, prompt).tokenize(this.model.tokenizer);
+    } else {
+      tokens = this.model.tokenize(prompt);
+    }
+    const bos = this.model.tokens.bos;
+    if (this.model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos) tokens.unshift(bos);
+    for (const token of tokens) {
+      if (
+        !Number.isInteger(token) ||
+        token < 0 ||
+        (this.vocabularySize > 0 && token >= this.vocabularySize)
+      ) {
+        throw new InputError(`prompt token ${token} is outside the vocabulary of ${this.modelId}`);
+      }
+    }
+    return tokens;
+  }
+
+  /** Plain translations, decoded in parallel over the context's sequences. */
+  async translate(requests: TranslationRequest[], options: DecodeOptions = {}): Promise<Translation[]> {
+    this.assertUsable();
+    const maxTokens = this.resolveMaxTokens(options);
+    // Validate everything before any evaluation: a bad request must not leave others half-decoded.
+    const prompts = requests.map((request) => this.checkedPromptTokens(request, maxTokens));
+    return await Promise.all(
+      prompts.map(async (tokens) => {
+        const startedAt = performance.now();
+        const sequence = await this.pool.acquire();
+        try {
+          const { nextToken } = await prefillSequence(sequence, tokens, false);
+          return await this.decode(
+            { sequence, promptTokens: tokens.length, firstToken: nextToken, startedAt },
+            maxTokens,
+            options.signal,
+          );
+        } catch (error) {
+          throw asEngineError(error);
+        } finally {
+          await this.pool.release(sequence);
+        }
+      }),
+    );
+  }
+
+  /**
+   * Evaluates the prompt once and returns its features and entropy; `continue()` decodes from that
+   * evaluation, `release()` drops it.
+   */
+  async prefill(request: TranslationRequest): Promise<LlamaPrefilled> {
+    this.assertUsable();
+    const tokens = this.checkedPromptTokens(request, this.maxTokens);
+    const startedAt = performance.now();
+    const sequence = await this.pool.acquire();
+    let prefill: Awaited<ReturnType<typeof prefillSequence>>;
+    try {
+      prefill = await prefillSequence(sequence, tokens, true, this.readEntropy);
+    } catch (error) {
+      await this.pool.release(sequence);
+      throw asEngineError(error);
+    }
+    const features = prefill.features ?? new Float32Array();
+    if (features.length !== this.featureIdentity.dim) {
+      await this.pool.release(sequence);
+      throw new EngineCallError(
+        engineName,
+        `hidden state has ${features.length} values, expected ${this.featureIdentity.dim}`,
+        { isRetryable: false },
+      );
+    }
+    const entropy = prefill.probabilities
+      ? entropyOfProbabilities(prefill.probabilities.values())
+      : Number.NaN;
+    const start: DecodeStart = {
+      sequence,
+      promptTokens: tokens.length,
+      firstToken: prefill.nextToken,
+      startedAt,
+    };
+    let state: "held" | "decoding" | "done" = "held";
+    const finish = async () => {
+      if (state === "done") return;
+      state = "done";
+      await this.pool.release(sequence);
+    };
+    return {
+      features,
+      entropy: Number.isFinite(entropy) ? entropy : null,
+      promptTokens: tokens.length,
+      promptTokenIds: tokens,
+      continue: async (options: DecodeOptions = {}) => {
+        this.assertUsable();
+        if (state !== "held") throw new UsageError("this prefill was already continued or released");
+        const maxTokens = this.resolveMaxTokens(options);
+        if (tokens.length + maxTokens > this.contextSize) {
+          await finish();
+          throw new InputError(this.tooLongMessage(tokens.length, maxTokens));
+        }
+        state = "decoding";
+        try {
+          return await this.decode(start, maxTokens, options.signal);
+        } catch (error) {
+          throw asEngineError(error);
+        } finally {
+          await finish();
+        }
+      },
+      release: async () => {
+        if (state === "held") await finish();
+      },
+    };
+  }
+
+  /** Frees the context and the model (the process-wide llama.cpp binding stays). Idempotent. */
+  async dispose(): Promise<void> {
+    this.isDisposed = true;
+    this.disposing ??= (async () => {
+      await this.context.dispose();
+      await this.model.dispose();
+    })();
+    await this.disposing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  private assertUsable(): void {
+    if (this.isDisposed) throw new UsageError(`LlamaTranslator for ${this.modelId} is disposed`);
+  }
+
+  private resolveMaxTokens(options: DecodeOptions): number {
+    const maxTokens = options.maxTokens ?? this.maxTokens;
+    assertPositiveInteger("maxTokens", maxTokens);
+    return maxTokens;
+  }
+
+  private tooLongMessage(promptTokens: number, maxTokens: number): string {
+    return `prompt of ${promptTokens} tokens plus maxTokens ${maxTokens} exceeds the context size ${this.contextSize}`;
+  }
+
+  private checkedPromptTokens(request: TranslationRequest, maxTokens: number): Token[] {
+    const tokens = this.tokenizePrompt(request);
+    // llama.cpp would shift the context (dropping the prompt's start) instead of failing.
+    if (tokens.length + maxTokens > this.contextSize) {
+      throw new InputError(
+        `${this.tooLongMessage(tokens.length, maxTokens)}${request.id !== undefined ? ` (request ${request.id})` : ""}`,
+      );
+    }
+    return tokens;
+  }
+
+  /** Greedy decoding from an evaluated prompt until end of generation, `maxTokens` or abort. */
+  private async decode(
+    start: DecodeStart,
+    maxTokens: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Translation> {
+    const output: Token[] = [];
+    let finishReason: FinishReason = "stop";
+    if (signal?.aborted) finishReason = "abort";
+    else if (!this.eogCheck(start.firstToken)) {
+      output.push(start.firstToken);
+      finishReason = "length";
+      if (output.length < maxTokens) {
+        // evaluate() stops by itself at an end-of-generation token; no repeat penalty is passed.
+        for await (const token of start.sequence.evaluate([start.firstToken], { temperature: 0 })) {
+          if (signal?.aborted) {
+            finishReason = "abort";
+            break;
+          }
+          output.push(token);
+          if (output.length >= maxTokens) break;
+        }
+      }
+      if (finishReason === "length" && output.length < maxTokens) finishReason = "stop";
+    }
+    return {
+      text: this.model.detokenize(output).trim(),
+      model: this.modelId,
+      promptTokens: start.promptTokens,
+      outputTokens: output.length,
+      ms: performance.now() - start.startedAt,
+      finishReason,
+    };
+  }
+}

@@ -1,0 +1,99 @@
+import { UsageError } from "../errors/index.js";
+import { LlamaTranslator } from "./llama-translator.js";
+import { type ModelSpec, parseModelSpec, resolveGgufPath } from "./model-spec.js";
+import { OpenAICompatibleTranslator } from "./openai-compatible.js";
+import { OpenAIProbedTranslator } from "./openai-embeddings.js";
+import { defaultPromptTemplate, type PromptTemplate, renderPrompt } from "./prompt-template.js";
+import type { ProbedTranslator, Translator } from "./types.js";
+
+/** Settings shared by every engine a command opens. */
+export interface OpenTranslatorOptions {
+  /** CPU threads for an in-process model. Required: llama.cpp's default oversubscribes small machines. */
+  threads: number;
+  template?: PromptTemplate;
+  /** Requests decoded in parallel (llama sequences, or HTTP requests in flight). Defaults to 4. */
+  concurrency?: number;
+  maxTokens?: number;
+  /** Feature layer selection for a probed model. Defaults to `final`. */
+  layer?: string;
+  /** Context size per sequence for an in-process model. */
+  contextSize?: number;
+  /** Feature dimension of a remote probed model (required for `openai:` small models). */
+  remoteDim?: number;
+}
+
+/** API key for OpenAI-compatible engines: ROUTELMT_API_KEY, else OPENAI_API_KEY. */
+export function apiKeyFromEnvironment(): string | undefined {
+  return process.env.ROUTELMT_API_KEY || process.env.OPENAI_API_KEY || undefined;
+}
+
+function promptBuilderFor(template: PromptTemplate) {
+  return (request: Parameters<typeof renderPrompt>[1]) => ({
+    messages: [{ role: "user" as const, content: renderPrompt(template, request) }],
+  });
+}
+
+/** Opens a plain translator (the large model, or any engine used only to translate). */
+export async function openTranslator(
+  specText: string | ModelSpec,
+  options: OpenTranslatorOptions,
+): Promise<Translator> {
+  const spec = typeof specText === "string" ? parseModelSpec(specText) : specText;
+  const template = options.template ?? defaultPromptTemplate;
+  if (spec.kind === "openai") {
+    return new OpenAICompatibleTranslator(spec.model, {
+      baseURL: spec.baseURL,
+      apiKey: apiKeyFromEnvironment(),
+      concurrency: options.concurrency,
+      maxTokens: options.maxTokens,
+      promptBuilder: promptBuilderFor(template),
+    });
+  }
+  return await LlamaTranslator.create({
+    modelPath: await resolveGgufPath(spec),
+    threads: options.threads,
+    sequences: options.concurrency,
+    maxTokens: options.maxTokens,
+    contextSize: options.contextSize,
+    template,
+    // A plain translator never prefills for features; skip the entropy work.
+    entropy: false,
+  });
+}
+
+/** Opens the small model: a translator whose prefill also yields the router's features. */
+export async function openProbedTranslator(
+  specText: string | ModelSpec,
+  options: OpenTranslatorOptions,
+): Promise<ProbedTranslator> {
+  const spec = typeof specText === "string" ? parseModelSpec(specText) : specText;
+  const template = options.template ?? defaultPromptTemplate;
+  if (spec.kind === "openai") {
+    if (options.remoteDim === undefined) {
+      throw new UsageError(
+        `a remote small model (${spec.spec}) needs its hidden size for the features: pass --small-dim N`,
+      );
+    }
+    return new OpenAIProbedTranslator(spec.model, {
+      baseURL: spec.baseURL,
+      apiKey: apiKeyFromEnvironment(),
+      concurrency: options.concurrency,
+      maxTokens: options.maxTokens,
+      dim: options.remoteDim,
+      layer: options.layer ?? "final",
+      template: template.text,
+      renderPrompt: (request) => renderPrompt(template, request),
+      promptBuilder: promptBuilderFor(template),
+      decodeEndpoint: "completions",
+    });
+  }
+  return await LlamaTranslator.create({
+    modelPath: await resolveGgufPath(spec),
+    threads: options.threads,
+    sequences: options.concurrency,
+    maxTokens: options.maxTokens,
+    contextSize: options.contextSize,
+    layer: options.layer,
+    template,
+  });
+}
