@@ -1,0 +1,53 @@
+/**
+ * Router heads: probes on frozen hidden states that predict the marginal gain, the small model's
+ * quality (ridge or MLP regression) and the risk flag (logistic or binary MLP), plus their
+ * serialisable plain-data form.
+ */
+export {
+  checkLambdas,
+  DEFAULT_FOLDS,
+  DEFAULT_LAMBDAS,
+  foldRows,
+  kFoldAssignment,
+  logLoss,
+  logSpacedGrid,
+  meanSquaredError,
+  type RegressionScores,
+  regressionScores,
+  rocAuc,
+  selectLowest,
+  stratifiedKFoldAssignment,
+} from "./cross-validation.js";
+export {
+  type ClassWeighting,
+  crossValidateLogistic,
+  fitLogistic,
+  type LogisticCrossValidation,
+  type LogisticCrossValidationOptions,
+  type LogisticFitOptions,
+  type LogisticSolverOptions,
+} from "./logistic.js";
+export { checkFeatureMatrix, type FeatureMatrix } from "./matrix.js";
+export { fitMlp, type MlpFit, type MlpFitOptions } from "./mlp.js";
+export {
+  type LogisticProbeModel,
+  type MlpActivation,
+  type MlpProbeModel,
+  PROBE_MODEL_FORMAT,
+  type ProbeModel,
+  type ProbeModelBase,
+  parseProbeModel,
+  predict,
+  predictRows,
+  probeModelSchema,
+  type RidgeProbeModel,
+  sigmoid,
+} from "./probe-model.js";
+export {
+  crossValidateRidge,
+  fitRidge,
+  type RidgeCrossValidation,
+  type RidgeCrossValidationOptions,
+  type RidgeFitOptions,
+} from "./ridge.js";
+export { fitStandardizer, type Standardizer, standardizeRow } from "./standardize.js";
