@@ -1,3 +1,11 @@
+export {
+  type CollectOptions,
+  type CollectSummary,
+  collectDataset,
+  decodingSettings,
+  summarizeGains,
+} from "./collect.js";
+export { type CollectInputOptions, type CollectSegment, readCollectInput } from "./collect-input.js";
 export { orientedGain } from "./gain.js";
 export {
   type ExtraScoreFields,

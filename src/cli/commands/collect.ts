@@ -1,0 +1,141 @@
+import type { Command } from "commander";
+import { collectDataset, readCollectInput } from "../../collect/index.js";
+import { createMetric } from "../../metrics/index.js";
+import { ggufFingerprint } from "../../translators/gguf-fingerprint.js";
+import { parseModelSpec, resolveGgufPath } from "../../translators/model-spec.js";
+import { openProbedTranslator, openTranslator } from "../../translators/open.js";
+import { defaultPromptTemplate, loadPromptTemplate } from "../../translators/prompt-template.js";
+import type { ProbedTranslator, Translator } from "../../translators/types.js";
+import type { CliIo } from "../io.js";
+import { defaultThreadsPerModel, positiveInteger } from "../options.js";
+import { ProgressReporter } from "../progress.js";
+
+interface CollectFlags {
+  small: string;
+  large: string;
+  in: string;
+  out: string;
+  metric: string;
+  extraMetric: string[];
+  srcLang?: string;
+  tgtLang?: string;
+  template?: string;
+  layer: string;
+  threads?: number;
+  concurrency: number;
+  limit?: number;
+  maxTokens: number;
+  chunkSize: number;
+  smallDim?: number;
+}
+
+export function registerCollect(program: Command, io: CliIo): void {
+  program
+    .command("collect")
+    .description(
+      "Translate a training set with both models, score both, and write gain labels with the small model's features",
+    )
+    .requiredOption(
+      "--small <spec>",
+      "small model: path.gguf, hf:<user>/<repo>/<file>.gguf or openai:<baseURL>#<model>",
+    )
+    .requiredOption("--large <spec>", "large model spec")
+    .requiredOption(
+      "--in <file>",
+      'input JSONL, one {"id","src","ref"} per line (optional src_lang/tgt_lang)',
+    )
+    .requiredOption("--out <dir>", "dataset directory (created; an interrupted run in it is resumed)")
+    .option("--metric <name>", "label metric: chrf, chrf++, bleu or http:<URL>[#<name>]", "chrf")
+    .option(
+      "--extra-metric <name>",
+      "another metric to keep under scores (repeatable)",
+      (v, prev: string[]) => [...prev, v],
+      [],
+    )
+    .option("--src-lang <code>", "source language for lines without src_lang")
+    .option("--tgt-lang <code>", "target language for lines without tgt_lang")
+    .option("--template <file>", "prompt template file with {src}, {tgt}, {text}")
+    .option("--layer <layers>", "feature layer: final, an index, or a comma list", "final")
+    .option(
+      "--threads <n>",
+      "CPU threads per in-process model (default: half the cores)",
+      positiveInteger("--threads"),
+    )
+    .option(
+      "--concurrency <n>",
+      "segments decoded in parallel per model (above 1, llama.cpp batches sequences, which can flip near-tie greedy tokens)",
+      positiveInteger("--concurrency"),
+      1,
+    )
+    .option("--limit <n>", "only the first N input lines", positiveInteger("--limit"))
+    .option("--max-tokens <n>", "maximum new tokens per translation", positiveInteger("--max-tokens"), 256)
+    .option("--chunk-size <n>", "segments written per durable chunk", positiveInteger("--chunk-size"), 16)
+    .option(
+      "--small-dim <n>",
+      "hidden size of a remote (openai:) small model",
+      positiveInteger("--small-dim"),
+    )
+    .action(async (flags: CollectFlags) => {
+      const metric = createMetric(flags.metric);
+      const extraMetrics = flags.extraMetric.map(createMetric);
+      const segments = await readCollectInput(flags.in, {
+        needsReference: [metric, ...extraMetrics].some((m) => m.needsReference),
+        srcLang: flags.srcLang,
+        tgtLang: flags.tgtLang,
+        limit: flags.limit,
+      });
+      const template = flags.template ? await loadPromptTemplate(flags.template) : defaultPromptTemplate;
+      const threads = flags.threads ?? defaultThreadsPerModel();
+      const common = { threads, template, concurrency: flags.concurrency, maxTokens: flags.maxTokens };
+      const largeSpec = parseModelSpec(flags.large);
+      let small: ProbedTranslator | undefined;
+      let large: Translator | undefined;
+      try {
+        small = await openProbedTranslator(flags.small, {
+          ...common,
+          layer: flags.layer,
+          remoteDim: flags.smallDim,
+        });
+        large = await openTranslator(largeSpec, common);
+        const largeFingerprint =
+          largeSpec.kind === "openai" ? null : await ggufFingerprint(await resolveGgufPath(largeSpec));
+        const progress = new ProgressReporter(io, { label: "collect", total: segments.length });
+        let first = true;
+        const summary = await collectDataset({
+          segments,
+          input: flags.in,
+          out: flags.out,
+          small,
+          smallSpec: flags.small,
+          large,
+          largeSpec: flags.large,
+          largeFingerprint,
+          metric,
+          extraMetrics,
+          maxTokens: flags.maxTokens,
+          chunkSize: flags.chunkSize,
+          onProgress: (done, total, chunk) => {
+            if (first) {
+              first = false;
+              if (done - chunk > 0)
+                io.stderr(`resuming: ${done - chunk} of ${total} segments were already collected\n`);
+              progress.reset(done - chunk);
+            }
+            progress.advance(chunk);
+          },
+        });
+        if (!first) progress.finish();
+        if (summary.alreadyComplete) io.stderr(`${flags.out} already holds this collection; nothing to do\n`);
+        const format = (value: number | null) => (value === null ? "n/a" : value.toFixed(2));
+        const percent = (value: number) => `${(100 * value).toFixed(1)}%`;
+        io.stdout(
+          `collected ${summary.n} segments into ${flags.out} (${summary.fresh} this run, ${summary.seconds.toFixed(1)} s)\n` +
+            `${metric.name}: small ${format(summary.meanSmall)}  large ${format(summary.meanLarge)}  gain ${format(summary.meanGain)}` +
+            `  (g>0 ${percent(summary.fractionPositive)}, g=0 ${percent(summary.fractionZero)}, g<0 ${percent(summary.fractionNegative)})\n`,
+        );
+      } finally {
+        await small?.dispose();
+        await large?.dispose();
+      }
+    });
+}

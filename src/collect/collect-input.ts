@@ -1,0 +1,78 @@
+import { InputError, UsageError } from "../errors/index.js";
+import { isKnownLanguage } from "../translators/languages.js";
+import { readJsonl } from "../util/jsonl.js";
+
+/** One validated input segment of `collect`. */
+export interface CollectSegment {
+  id: string;
+  src: string;
+  ref: string | null;
+  srcLang: string;
+  tgtLang: string;
+}
+
+export interface CollectInputOptions {
+  /** Whether a reference is required on every line (a reference-based metric). */
+  needsReference: boolean;
+  srcLang?: string;
+  tgtLang?: string;
+  limit?: number;
+}
+
+/**
+ * Reads and checks every input line before any model runs: `{"id","src","ref"}` with optional
+ * `src_lang`/`tgt_lang`; errors name file and line (malformed JSON, missing or duplicate id, empty
+ * source, missing reference for a reference-based metric, unknown language).
+ */
+export async function readCollectInput(
+  file: string,
+  options: CollectInputOptions,
+): Promise<CollectSegment[]> {
+  const segments: CollectSegment[] = [];
+  const seen = new Map<string, number>();
+  for (const { line, value } of await readJsonl(file)) {
+    if (options.limit !== undefined && segments.length >= options.limit) break;
+    const where = { file, line };
+    const id = value.id;
+    if (typeof id !== "string" && typeof id !== "number")
+      throw new InputError('missing "id" (a string or number)', where);
+    const idText = String(id);
+    const first = seen.get(idText);
+    if (first !== undefined)
+      throw new InputError(`duplicate id ${JSON.stringify(idText)} (first on line ${first})`, where);
+    seen.set(idText, line);
+    const src = value.src;
+    if (typeof src !== "string" || src.trim() === "") throw new InputError('empty or missing "src"', where);
+    const ref = value.ref;
+    if (ref !== undefined && ref !== null && typeof ref !== "string")
+      throw new InputError('"ref" must be a string', where);
+    if (options.needsReference && (typeof ref !== "string" || ref.trim() === "")) {
+      throw new InputError('missing "ref": the label metric compares against a reference', where);
+    }
+    const srcLang = languageField(value.src_lang, "src_lang", where) ?? options.srcLang;
+    const tgtLang = languageField(value.tgt_lang, "tgt_lang", where) ?? options.tgtLang;
+    if (srcLang === undefined || tgtLang === undefined) {
+      throw new UsageError(
+        `${file}:${line}: no language pair: pass --src-lang and --tgt-lang or give src_lang/tgt_lang per line`,
+      );
+    }
+    for (const code of [srcLang, tgtLang]) {
+      if (!isKnownLanguage(code))
+        throw new InputError(`unknown language code ${JSON.stringify(code)}`, where);
+    }
+    segments.push({ id: idText, src, ref: typeof ref === "string" ? ref : null, srcLang, tgtLang });
+  }
+  if (segments.length === 0) throw new InputError("no segments to collect", { file });
+  return segments;
+}
+
+function languageField(
+  value: unknown,
+  name: string,
+  where: { file: string; line: number },
+): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string" || value.trim() === "")
+    throw new InputError(`"${name}" must be a language code`, where);
+  return value;
+}

@@ -1,0 +1,219 @@
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import {
+  type DatasetMeta,
+  type DatasetRecord,
+  DatasetWriter,
+  loadDataset,
+  type SystemScores,
+} from "../dataset/index.js";
+import type { MetricItem, SegmentMetric } from "../metrics/segment-metric.js";
+import type { ProbedTranslator, Translation, TranslationRequest, Translator } from "../translators/types.js";
+import { VERSION } from "../version.js";
+import type { CollectSegment } from "./collect-input.js";
+import { orientedGain } from "./gain.js";
+
+export interface CollectOptions {
+  segments: CollectSegment[];
+  /** Input file (its content hash is part of the run's identity). */
+  input: string;
+  out: string;
+  small: ProbedTranslator;
+  smallSpec: string;
+  large: Translator;
+  largeSpec: string;
+  /** Identifies the large model file when it is local (null for remote engines). */
+  largeFingerprint: string | null;
+  metric: SegmentMetric;
+  extraMetrics?: SegmentMetric[];
+  /** Maximum new tokens per translation. */
+  maxTokens: number;
+  /** Segments per durable chunk: what a kill can lose is at most one chunk of work. Defaults to 16. */
+  chunkSize?: number;
+  /** Called after each chunk with (done, total). */
+  onProgress?: (done: number, total: number, chunk: number) => void;
+}
+
+export interface CollectSummary {
+  n: number;
+  /** Segments finished by this run (the rest were already there from an interrupted one). */
+  fresh: number;
+  alreadyComplete: boolean;
+  meanSmall: number | null;
+  meanLarge: number | null;
+  meanGain: number | null;
+  fractionPositive: number;
+  fractionZero: number;
+  fractionNegative: number;
+  seconds: number;
+}
+
+/** Decoding settings every collected translation uses; recorded in meta.json. */
+export function decodingSettings(maxTokens: number): Record<string, unknown> {
+  return { strategy: "greedy", temperature: 0, repeat_penalty: "none", max_tokens: maxTokens };
+}
+
+/**
+ * Translates every segment with both models, scores both outputs and writes the dataset directory.
+ * The small model runs once per segment — one prefill yields the features and entropy, decoding
+ * continues from it — and the large model once. Work is written chunk by chunk, so a killed run
+ * resumes where it stopped.
+ */
+export async function collectDataset(options: CollectOptions): Promise<CollectSummary> {
+  const started = performance.now();
+  const { small, large, metric, segments } = options;
+  const extraMetrics = options.extraMetrics ?? [];
+  const chunkSize = options.chunkSize ?? 16;
+  const inputHash = createHash("sha256")
+    .update(await readFile(options.input))
+    .digest("hex");
+  const identity = {
+    input: { sha256: inputHash, segments: segments.length },
+    small: { spec: options.smallSpec, ...small.featureIdentity },
+    large: { spec: options.largeSpec, fingerprint: options.largeFingerprint, model: large.modelId },
+    metric: { name: metric.name, signature: metric.signature },
+    extra_metrics: extraMetrics.map((extra) => ({ name: extra.name, signature: extra.signature })),
+    decoding: decodingSettings(options.maxTokens),
+  };
+  const dim = small.featureIdentity.dim;
+  const { writer, done, complete } = await DatasetWriter.open(options.out, identity, dim);
+  let fresh = 0;
+  if (!complete) {
+    for (let start = done; start < segments.length; start += chunkSize) {
+      const chunk = segments.slice(start, start + chunkSize);
+      const { records, features } = await collectChunk(chunk, options, extraMetrics, dim);
+      await writer.append(records, features);
+      fresh += chunk.length;
+      options.onProgress?.(start + chunk.length, segments.length, chunk.length);
+    }
+    const metricSignatures: Record<string, string> = { [metric.name]: metric.signature };
+    for (const extra of extraMetrics) metricSignatures[extra.name] = extra.signature;
+    const pairs = new Set(segments.map((segment) => `${segment.srcLang}\u0000${segment.tgtLang}`));
+    const [srcLang, tgtLang] = pairs.size === 1 ? ([...pairs][0] as string).split("\u0000") : [null, null];
+    const meta: DatasetMeta = {
+      n: segments.length,
+      dim,
+      label_metric: metric.name,
+      label_higher_is_better: metric.higherIsBetter,
+      metric_signatures: metricSignatures,
+      small: {
+        spec: options.smallSpec,
+        fingerprint: small.featureIdentity.fingerprint,
+        arch: small.featureIdentity.arch,
+        layer: small.featureIdentity.layer,
+      },
+      large: { spec: options.largeSpec },
+      template: small.featureIdentity.template,
+      src_lang: srcLang ?? null,
+      tgt_lang: tgtLang ?? null,
+      created: new Date().toISOString(),
+      routelmt_version: VERSION,
+      source: { kind: "collect", input: options.input, decoding: decodingSettings(options.maxTokens) },
+    };
+    await writer.finish(meta);
+  }
+  const dataset = await loadDataset(options.out);
+  return {
+    ...summarizeGains(dataset.records),
+    n: dataset.records.length,
+    fresh,
+    alreadyComplete: complete,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+async function collectChunk(
+  chunk: CollectSegment[],
+  options: CollectOptions,
+  extraMetrics: SegmentMetric[],
+  dim: number,
+): Promise<{ records: DatasetRecord[]; features: Float32Array }> {
+  const requests: TranslationRequest[] = chunk.map((segment) => ({
+    id: segment.id,
+    text: segment.src,
+    srcLang: segment.srcLang,
+    tgtLang: segment.tgtLang,
+  }));
+  const decode = { maxTokens: options.maxTokens };
+  // Both models work at once: on a CPU each has its own threads, remote engines overlap with local work.
+  const [smallResults, largeResults] = await Promise.all([
+    Promise.all(
+      requests.map(async (request) => {
+        const prefilled = await options.small.prefill(request);
+        const translation = await prefilled.continue(decode);
+        return {
+          features: prefilled.features,
+          entropy: prefilled.entropy,
+          promptTokens: prefilled.promptTokens,
+          translation,
+        };
+      }),
+    ),
+    options.large.translate(requests, decode),
+  ]);
+  const smallItems = chunk.map((segment, index) =>
+    metricItem(segment, (smallResults[index] as { translation: Translation }).translation),
+  );
+  const largeItems = chunk.map((segment, index) => metricItem(segment, largeResults[index] as Translation));
+  const scoresByMetric = new Map<string, { small: number[]; large: number[] }>();
+  for (const scorer of [options.metric, ...extraMetrics]) {
+    const [smallScores, largeScores] = await Promise.all([
+      scorer.scoreBatch(smallItems),
+      scorer.scoreBatch(largeItems),
+    ]);
+    scoresByMetric.set(scorer.name, { small: smallScores, large: largeScores });
+  }
+  const label = scoresByMetric.get(options.metric.name) as { small: number[]; large: number[] };
+  const features = new Float32Array(chunk.length * dim);
+  const records = chunk.map((segment, index): DatasetRecord => {
+    const smallResult = smallResults[index] as (typeof smallResults)[number];
+    features.set(smallResult.features, index * dim);
+    const scores: Record<string, SystemScores> = {};
+    for (const [name, values] of scoresByMetric)
+      scores[name] = { small: values.small[index] ?? null, large: values.large[index] ?? null };
+    const qSmall = label.small[index] as number;
+    const qLarge = label.large[index] as number;
+    return {
+      id: segment.id,
+      src: segment.src,
+      ref: segment.ref,
+      src_lang: segment.srcLang,
+      tgt_lang: segment.tgtLang,
+      small: smallResult.translation.text,
+      large: (largeResults[index] as Translation).text,
+      scores,
+      q_small: qSmall,
+      q_large: qLarge,
+      gain: orientedGain(qSmall, qLarge, options.metric.higherIsBetter),
+      src_chars: [...segment.src].length,
+      prompt_tokens: smallResult.promptTokens,
+      entropy: smallResult.entropy,
+    };
+  });
+  return { records, features };
+}
+
+function metricItem(segment: CollectSegment, translation: Translation): MetricItem {
+  return { src: segment.src, hyp: translation.text, refs: segment.ref === null ? undefined : [segment.ref] };
+}
+
+/** Means of q_small, q_large and gain, and the shares of positive, zero and negative gains. */
+export function summarizeGains(
+  records: readonly Pick<DatasetRecord, "q_small" | "q_large" | "gain">[],
+): Omit<CollectSummary, "n" | "fresh" | "alreadyComplete" | "seconds"> {
+  const mean = (values: (number | null)[]) => {
+    const known = values.filter((value): value is number => value !== null);
+    return known.length === 0 ? null : known.reduce((sum, value) => sum + value, 0) / known.length;
+  };
+  const gains = records.map((record) => record.gain).filter((gain): gain is number => gain !== null);
+  const share = (test: (gain: number) => boolean) =>
+    gains.length === 0 ? 0 : gains.filter(test).length / gains.length;
+  return {
+    meanSmall: mean(records.map((record) => record.q_small)),
+    meanLarge: mean(records.map((record) => record.q_large)),
+    meanGain: mean(gains),
+    fractionPositive: share((gain) => gain > 0),
+    fractionZero: share((gain) => gain === 0),
+    fractionNegative: share((gain) => gain < 0),
+  };
+}

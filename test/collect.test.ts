@@ -1,0 +1,189 @@
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadDataset } from "../src/dataset/index.js";
+import { sentenceChrf } from "../src/metrics/chrf.js";
+import { runCliCaptured, spawnCli } from "./helpers/cli.js";
+import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
+
+const WORDS = [
+  "the",
+  "cat",
+  "dog",
+  "sat",
+  "on",
+  "a",
+  "red",
+  "mat",
+  "big",
+  "house",
+  "man",
+  "with",
+  "hello",
+  "world",
+];
+
+let work: string;
+let smallModel: string;
+let largeModel: string;
+let template: string;
+let input: string;
+
+function sentence(index: number): string {
+  const length = 3 + (index % 5);
+  return Array.from({ length }, (_, k) => WORDS[(index * 7 + k * 3) % WORDS.length]).join(" ");
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), "routelmt-collect-"));
+  smallModel = path.join(work, "small.gguf");
+  largeModel = path.join(work, "large.gguf");
+  writeTinyLlamaGguf(smallModel, { seed: 11 });
+  writeTinyLlamaGguf(largeModel, { seed: 22, nEmbd: 96, nHead: 6, nHeadKv: 3 });
+  template = path.join(work, "template.txt");
+  await writeFile(template, "{src}: {text}\n{tgt}:");
+  input = path.join(work, "in.jsonl");
+  const lines = Array.from({ length: 40 }, (_, i) =>
+    JSON.stringify({ id: `s${i}`, src: sentence(i), ref: sentence(i + 1) }),
+  );
+  await writeFile(input, `${lines.join("\n")}\n`);
+});
+
+function collectArgs(out: string, extra: string[] = []): string[] {
+  return [
+    "collect",
+    "--small",
+    smallModel,
+    "--large",
+    largeModel,
+    "--template",
+    template,
+    "--in",
+    input,
+    "--out",
+    out,
+    "--src-lang",
+    "en",
+    "--tgt-lang",
+    "de",
+    "--threads",
+    "1",
+    "--concurrency",
+    "1",
+    "--max-tokens",
+    "6",
+    "--chunk-size",
+    "4",
+    ...extra,
+  ];
+}
+
+describe("routelmt collect", () => {
+  let reference: string;
+
+  it("writes aligned records, features and meta whose labels equal the metric on the stored outputs", async () => {
+    reference = path.join(work, "reference");
+    const run = await runCliCaptured(collectArgs(reference));
+    expect(run.stderr).not.toMatch(/error/);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/collected 40 segments/);
+    const dataset = await loadDataset(reference);
+    expect(dataset.meta).toMatchObject({
+      n: 40,
+      dim: 64,
+      label_metric: "chrf",
+      template: "{src}: {text}\n{tgt}:",
+    });
+    expect(dataset.meta.small.layer).toBe("final");
+    expect(dataset.features?.length).toBe(40 * 64);
+    expect(dataset.records.map((r) => r.id)).toEqual(Array.from({ length: 40 }, (_, i) => `s${i}`));
+    for (const record of dataset.records) {
+      expect(record.q_small).toBeCloseTo(sentenceChrf(record.small ?? "", [record.ref ?? ""]).score, 10);
+      expect(record.q_large).toBeCloseTo(sentenceChrf(record.large ?? "", [record.ref ?? ""]).score, 10);
+      expect(record.gain).toBeCloseTo((record.q_large as number) - (record.q_small as number), 10);
+      expect(record.prompt_tokens).toBeGreaterThan(3);
+      expect(record.entropy).toBeGreaterThan(0);
+    }
+  });
+
+  it("resumes after SIGKILL without losing, duplicating or misaligning segments", async () => {
+    const out = path.join(work, "killed");
+    const child = spawnCli(collectArgs(out));
+    let stderr = "";
+    child.stderr.on("data", (data: Buffer) => {
+      stderr += data.toString();
+    });
+    // Kill as soon as at least two chunks are durable and the run is not finished.
+    const checkpoint = path.join(out, "checkpoint.json");
+    const killedAt = await new Promise<number>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (!existsSync(checkpoint)) return;
+        const done = (JSON.parse(readFileSync(checkpoint, "utf8")) as { done: number }).done;
+        if (done >= 8) {
+          clearInterval(timer);
+          child.kill("SIGKILL");
+          resolve(done);
+        }
+      }, 5);
+      child.on("exit", (code) => {
+        clearInterval(timer);
+        reject(new Error(`collect exited (${code}) before it could be killed: ${stderr}`));
+      });
+    });
+    await new Promise((resolve) => child.once("exit", resolve));
+    expect(killedAt).toBeLessThan(40);
+    expect(existsSync(path.join(out, "meta.json"))).toBe(false);
+
+    const resumed = await runCliCaptured(collectArgs(out));
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming: \d+ of 40 segments were already collected/);
+    const [expected, actual] = await Promise.all([loadDataset(reference), loadDataset(out)]);
+    expect(actual.records).toEqual(expected.records);
+    expect(
+      Buffer.compare(
+        await readFile(path.join(out, "features.f32")),
+        await readFile(path.join(reference, "features.f32")),
+      ),
+    ).toBe(0);
+
+    const again = await runCliCaptured(collectArgs(out));
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/already holds this collection/);
+  }, 120_000);
+
+  it("refuses a rerun with another metric into the same directory", async () => {
+    const run = await runCliCaptured(collectArgs(reference, ["--metric", "bleu"]));
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/holds a dataset made with different settings \(metric: /);
+  });
+
+  it("rejects bad input before loading any model, naming file and line", async () => {
+    const cases: [string, RegExp][] = [
+      ['{"id":"a","src":"the cat","ref":"x"}\n{"id":"b","src":', /bad\.jsonl:2: malformed JSON/],
+      [
+        '{"id":"a","src":"the cat","ref":"x"}\n{"id":"a","src":"a dog","ref":"y"}',
+        /bad\.jsonl:2: duplicate id "a" \(first on line 1\)/,
+      ],
+      ['{"id":"a","src":"  ","ref":"x"}', /bad\.jsonl:1: empty or missing "src"/],
+      ['{"id":"a","src":"the cat"}', /bad\.jsonl:1: missing "ref"/],
+      [
+        '{"id":"a","src":"the cat","ref":"x","tgt_lang":"xx-nope"}',
+        /bad\.jsonl:1: unknown language code "xx-nope"/,
+      ],
+    ];
+    for (const [content, message] of cases) {
+      const file = path.join(work, "bad.jsonl");
+      await writeFile(file, content);
+      const args = collectArgs(path.join(work, "never"));
+      args[args.indexOf("--in") + 1] = file;
+      // A model path that does not exist proves validation ran first.
+      args[args.indexOf("--small") + 1] = path.join(work, "missing.gguf");
+      const run = await runCliCaptured(args);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr.split("\n").filter(Boolean)).toHaveLength(1);
+    }
+  });
+});

@@ -1,0 +1,200 @@
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { type DatasetMeta, type DatasetRecord, DatasetWriter, loadDataset } from "../src/dataset/index.js";
+import { assertRouterMatches, loadRouter, predictHeads } from "../src/probe/router-file.js";
+import { createRandom, normal, spearman } from "../src/stats/index.js";
+import { runCliCaptured } from "./helpers/cli.js";
+
+const DIM = 16;
+let work: string;
+
+/** A dataset whose gain is a known linear function of the features plus noise. */
+async function writeSyntheticDataset(
+  directory: string,
+  {
+    n,
+    seed,
+    fingerprint = "sha256:abc",
+    withFeatures = true,
+  }: { n: number; seed: number; fingerprint?: string; withFeatures?: boolean },
+): Promise<void> {
+  const random = createRandom(seed);
+  const gainWeights = Array.from({ length: DIM }, (_, i) => (i < 4 ? 3 - i : 0));
+  const qualityWeights = Array.from({ length: DIM }, (_, i) => (i >= 4 && i < 8 ? 2 : 0));
+  const records: DatasetRecord[] = [];
+  const features = new Float32Array(n * DIM);
+  for (let row = 0; row < n; row++) {
+    let gain = 5;
+    let quality = 50;
+    for (let column = 0; column < DIM; column++) {
+      const value = normal(random);
+      features[row * DIM + column] = value;
+      gain += gainWeights[column]! * value;
+      quality += qualityWeights[column]! * value;
+    }
+    gain += normal(random, 0, 0.5);
+    records.push({
+      id: `r${row}`,
+      src: "x".repeat(1 + (row % 30)),
+      ref: "y",
+      src_lang: "en",
+      tgt_lang: "de",
+      small: "s",
+      large: "l",
+      scores: { chrf: { small: quality, large: quality + gain } },
+      q_small: quality,
+      q_large: quality + gain,
+      gain,
+      src_chars: 1 + (row % 30),
+      prompt_tokens: 10,
+      entropy: 1,
+    });
+  }
+  const meta: DatasetMeta = {
+    n,
+    dim: withFeatures ? DIM : null,
+    label_metric: "chrf",
+    label_higher_is_better: true,
+    metric_signatures: { chrf: "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:routelmt-test" },
+    small: { spec: "small.gguf", fingerprint, arch: "llama", layer: "final" },
+    large: { spec: "large.gguf" },
+    template: "{src}: {text}\n{tgt}:",
+    src_lang: "en",
+    tgt_lang: "de",
+    created: new Date(0).toISOString(),
+    routelmt_version: "test",
+    source: { kind: "collect", input: "synthetic", decoding: {} },
+  };
+  const { writer } = await DatasetWriter.open(directory, { synthetic: seed }, withFeatures ? DIM : null);
+  await writer.append(records, withFeatures ? features : null);
+  await writer.finish(meta);
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), "routelmt-train-"));
+  await writeSyntheticDataset(path.join(work, "a"), { n: 400, seed: 1 });
+  await writeSyntheticDataset(path.join(work, "b"), { n: 200, seed: 2 });
+  await writeSyntheticDataset(path.join(work, "test"), { n: 300, seed: 3 });
+  await writeSyntheticDataset(path.join(work, "other-model"), {
+    n: 100,
+    seed: 4,
+    fingerprint: "sha256:other",
+  });
+  await writeSyntheticDataset(path.join(work, "replay"), { n: 100, seed: 5, withFeatures: false });
+});
+
+describe("routelmt train", () => {
+  it("fits gain, quality and risk heads that rank held-out segments, from several datasets", async () => {
+    const out = path.join(work, "router.json");
+    const run = await runCliCaptured([
+      "train",
+      "--data",
+      path.join(work, "a"),
+      "--data",
+      path.join(work, "b"),
+      "--out",
+      out,
+      "--risk-delta",
+      "2",
+    ]);
+    expect(run.stderr).not.toMatch(/error/);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/trained on 600 segments/);
+    const router = await loadRouter(out);
+    expect(router.training.n).toBe(600);
+    expect(router.feature).toMatchObject({ fingerprint: "sha256:abc", layer: "final", dim: DIM });
+    expect(router.heads.gain?.report.cv_spearman).toBeGreaterThan(0.9);
+    expect(router.heads.quality?.report.cv_spearman).toBeGreaterThan(0.9);
+    expect(router.heads.risk?.delta).toBe(2);
+    expect(router.heads.gain?.score_quantiles).toHaveLength(101);
+
+    const test = await loadDataset(path.join(work, "test"));
+    assertRouterMatches(
+      router,
+      { fingerprint: "sha256:abc", layer: "final", dim: DIM, template: test.meta.template },
+      "test",
+    );
+    const scores = predictHeads(router, test.features as Float32Array, test.records.length);
+    const gains = test.records.map((record) => record.gain as number);
+    expect(spearman(scores.gain as Float64Array, gains)).toBeGreaterThan(0.9);
+    // The risk head's probability falls as gain rises.
+    expect(spearman(scores.risk as Float64Array, gains)).toBeLessThan(-0.5);
+  });
+
+  it("is deterministic for a seed, including the MLP probe", async () => {
+    const outputs = [];
+    for (const name of ["m1.json", "m2.json"]) {
+      const out = path.join(work, name);
+      const run = await runCliCaptured([
+        "train",
+        "--data",
+        path.join(work, "a"),
+        "--out",
+        out,
+        "--probe",
+        "mlp",
+        "--heads",
+        "gain",
+        "--seed",
+        "7",
+      ]);
+      expect(run.code).toBe(0);
+      outputs.push(await loadRouter(out));
+    }
+    expect(outputs[0]?.heads.gain?.model).toEqual(outputs[1]?.heads.gain?.model);
+    expect(outputs[0]?.heads.gain?.report.cv_spearman).toBeGreaterThan(0.8);
+  });
+
+  it("refuses datasets from another small model and replay data without features", async () => {
+    const mixed = await runCliCaptured([
+      "train",
+      "--data",
+      path.join(work, "a"),
+      "--data",
+      path.join(work, "other-model"),
+      "--out",
+      path.join(work, "x.json"),
+    ]);
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toMatch(/cannot be trained with .*small-model fingerprint/);
+    const replay = await runCliCaptured([
+      "train",
+      "--data",
+      path.join(work, "replay"),
+      "--out",
+      path.join(work, "y.json"),
+    ]);
+    expect(replay.code).toBe(2);
+    expect(replay.stderr).toMatch(/has no features \(replay data\)/);
+    const heads = await runCliCaptured([
+      "train",
+      "--data",
+      path.join(work, "a"),
+      "--out",
+      path.join(work, "z.json"),
+      "--heads",
+      "gain,speed",
+    ]);
+    expect(heads.stderr).toMatch(/unknown head "speed"/);
+  });
+
+  it("rejects a router used with a different model, layer or template", async () => {
+    const router = await loadRouter(path.join(work, "router.json"));
+    expect(() =>
+      assertRouterMatches(
+        router,
+        { fingerprint: "sha256:abc", layer: "8", dim: DIM, template: "{src}: {text}\n{tgt}:" },
+        "the small model",
+      ),
+    ).toThrow(/does not match the small model: layer: router "final", the small model "8"/);
+    expect(() =>
+      assertRouterMatches(
+        router,
+        { fingerprint: "sha256:abc", layer: "final", dim: DIM, template: "{text}" },
+        "x",
+      ),
+    ).toThrow(/prompt template/);
+  });
+});

@@ -1,0 +1,127 @@
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCliCaptured } from "./helpers/cli.js";
+import { startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
+import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
+
+let work: string;
+let model: string;
+let input: string;
+let server: Awaited<ReturnType<typeof startFakeOpenAIServer>>;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), "routelmt-translate-"));
+  model = path.join(work, "m.gguf");
+  writeTinyLlamaGguf(model, { seed: 5 });
+  input = path.join(work, "in.jsonl");
+  await writeFile(
+    input,
+    [
+      { id: "b", src: "the cat sat" },
+      { id: 2, src: "a big red house", tgt_lang: "fr" },
+      { id: "c", src: "hello world" },
+    ]
+      .map((line) => JSON.stringify(line))
+      .join("\n"),
+  );
+  server = await startFakeOpenAIServer({ label: "remote" });
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+async function readOutput(file: string) {
+  return (await readFile(file, "utf8"))
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe("routelmt translate", () => {
+  it("translates in input order with an in-process GGUF, twice the same", async () => {
+    const outputs = [];
+    for (const name of ["a.jsonl", "b.jsonl"]) {
+      const out = path.join(work, name);
+      const run = await runCliCaptured([
+        "translate",
+        "--model",
+        model,
+        "--src-lang",
+        "en",
+        "--tgt-lang",
+        "de",
+        "--in",
+        input,
+        "--out",
+        out,
+        "--max-tokens",
+        "5",
+      ]);
+      expect(run.stderr).toMatch(/translate 3\/3 done/);
+      expect(run.code).toBe(0);
+      outputs.push(await readOutput(out));
+    }
+    const [first, second] = outputs;
+    expect(first?.map((line) => line.id)).toEqual(["b", "2", "c"]);
+    for (const line of first ?? []) {
+      expect(Object.keys(line).sort()).toEqual([
+        "hyp",
+        "id",
+        "model",
+        "ms",
+        "output_tokens",
+        "prompt_tokens",
+        "src",
+      ]);
+      expect(line.model).toBe("m.gguf");
+      expect(line.output_tokens).toBeLessThanOrEqual(5);
+    }
+    expect(second?.map((line) => line.hyp)).toEqual(first?.map((line) => line.hyp));
+  });
+
+  it("translates through an OpenAI-compatible server", async () => {
+    const out = path.join(work, "remote.jsonl");
+    const run = await runCliCaptured([
+      "translate",
+      "--model",
+      `openai:${server.url}#big`,
+      "--src-lang",
+      "en",
+      "--tgt-lang",
+      "de",
+      "--in",
+      input,
+      "--out",
+      out,
+    ]);
+    expect(run.code).toBe(0);
+    const lines = await readOutput(out);
+    // The fake engine echoes the prompt it got: the default template, filled with language names.
+    expect(lines.map((line) => line.hyp)).toEqual([
+      "[remote] Translate the following text from English into German: English: the cat sat German:",
+      "[remote] Translate the following text from English into French: English: a big red house French:",
+      "[remote] Translate the following text from English into German: English: hello world German:",
+    ]);
+  });
+
+  it("rejects an unknown language with file and line", async () => {
+    const bad = path.join(work, "bad.jsonl");
+    await writeFile(bad, '{"id":1,"src":"x","src_lang":"english"}');
+    const run = await runCliCaptured([
+      "translate",
+      "--model",
+      model,
+      "--tgt-lang",
+      "de",
+      "--in",
+      bad,
+      "--out",
+      path.join(work, "o.jsonl"),
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/bad\.jsonl:1: unknown language code "english"/);
+  });
+});
