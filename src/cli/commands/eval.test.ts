@@ -284,7 +284,9 @@ describe("routelmt eval", () => {
       })),
     );
     const html = await readFile(path.join(replay, "eval", "report.html"), "utf8");
-    expect(html).toContain("RouteLMT was not evaluated (needs a router and features (no --router given))");
+    expect(html).toContain(
+      "RouteLMT was not evaluated (it needs a router and features (no --router given)).",
+    );
     expect(html).toContain("guarded-qe must decode the small model");
   }, 60_000);
 

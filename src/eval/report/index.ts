@@ -1,0 +1,52 @@
+/** Writes the evaluation report directory: summary.json, curves.csv, pareto.svg/png, report.html, report.md. */
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { writeFileAtomic } from "../../util/atomic-file.js";
+import type { EvalSummary } from "../run-eval.js";
+import { curvesCsv } from "./curves-csv.js";
+import { findChartFonts, renderParetoSvg, renderPng } from "./pareto-chart.js";
+import { reportHtml } from "./report-html.js";
+import { reportMarkdown } from "./report-markdown.js";
+
+export { BUDGET_TABLE_HEADERS, budgetTableRows, budgetTableText, entryAt } from "./budget-table.js";
+export { CURVES_CSV_COLUMNS, csvField, curvesCsv } from "./curves-csv.js";
+export { escapeHtml, escapeMarkdown, formatBudget, formatNumber, formatPercent } from "./format.js";
+export { findChartFonts, paretoSpec, renderParetoSvg, renderPng } from "./pareto-chart.js";
+export { intervalVerdict, plainReading } from "./reading.js";
+export { reportHtml } from "./report-html.js";
+export { reportMarkdown } from "./report-markdown.js";
+
+/** Paths of the files {@link writeReport} writes. */
+export interface ReportFiles {
+  summary: string;
+  curves: string;
+  svg: string;
+  png: string;
+  html: string;
+  markdown: string;
+}
+
+/**
+ * Writes every report file into `directory` (created if needed). The fonts for the PNG are looked
+ * up first, so a missing font fails before anything is written.
+ */
+export async function writeReport(summary: EvalSummary, directory: string): Promise<ReportFiles> {
+  const fontFiles = findChartFonts();
+  await mkdir(directory, { recursive: true });
+  const files: ReportFiles = {
+    summary: path.join(directory, "summary.json"),
+    curves: path.join(directory, "curves.csv"),
+    svg: path.join(directory, "pareto.svg"),
+    png: path.join(directory, "pareto.png"),
+    html: path.join(directory, "report.html"),
+    markdown: path.join(directory, "report.md"),
+  };
+  const svg = await renderParetoSvg(summary);
+  await writeFileAtomic(files.summary, `${JSON.stringify(summary, null, 2)}\n`);
+  await writeFileAtomic(files.curves, curvesCsv(summary));
+  await writeFileAtomic(files.svg, svg);
+  await writeFileAtomic(files.png, renderPng(svg, fontFiles));
+  await writeFileAtomic(files.html, reportHtml(summary, svg));
+  await writeFileAtomic(files.markdown, reportMarkdown(summary));
+  return files;
+}

@@ -1,0 +1,159 @@
+/**
+ * The plain-language reading of an evaluation: sentences generated from the summary's numbers,
+ * saying plainly whether RouteLMT beats the best router-free baseline, how much headroom the gain
+ * oracle shows, and what the streaming controller and the QE guard cost or deliver.
+ */
+import type { EvalSummary, PolicySummary } from "../run-eval.js";
+import { entryAt } from "./budget-table.js";
+import { formatBudget, formatCount, formatNumber, formatPercent } from "./format.js";
+
+/** How a confidence interval of a difference sits relative to 0. */
+export type IntervalVerdict = "above" | "below" | "includes-zero";
+
+export function intervalVerdict(interval: { lo: number; hi: number }): IntervalVerdict {
+  if (interval.lo > 0) return "above";
+  if (interval.hi < 0) return "below";
+  return "includes-zero";
+}
+
+function headlineBudget(summary: EvalSummary): number | undefined {
+  const withInterval = summary.reported_budgets.filter((budget) => summary.ci[String(budget)] !== undefined);
+  return withInterval.find((budget) => Math.abs(budget - 0.3) < 1e-9) ?? withInterval[0];
+}
+
+function meanDeltaAt(policy: PolicySummary | undefined, budget: number): number | null {
+  return policy ? (entryAt(policy.curve, budget)?.mean_delta ?? null) : null;
+}
+
+function qualityAt(policy: PolicySummary | undefined, budget: number): number | null {
+  return policy ? (entryAt(policy.curve, budget)?.quality ?? null) : null;
+}
+
+/** Paragraphs of plain text (not escaped: renderers escape them). */
+export function plainReading(summary: EvalSummary): string[] {
+  const paragraphs: string[] = [];
+  const router = summary.policies.routelmt;
+  const oracle = summary.policies["oracle-gain"];
+  const headline = headlineBudget(summary);
+
+  if (summary.large_only <= summary.small_only) {
+    paragraphs.push(
+      `On this data the large model is not better on average: large only scores ${formatNumber(summary.large_only)} vs ${formatNumber(summary.small_only)} for small only (${summary.label_metric}), so any routing can only help through the segments where the large model is better.`,
+    );
+  }
+
+  if (!router) {
+    const why = summary.skipped.find((skip) => skip.name === "routelmt")?.reason;
+    paragraphs.push(
+      `RouteLMT was not evaluated${why ? ` (it ${why})` : ""}. This report compares the baselines and oracles only and says nothing about the router.`,
+    );
+  } else if (headline === undefined) {
+    paragraphs.push(
+      summary.reported_budgets.length === 0
+        ? "None of the reported budgets (10, 20, 30, 50 %) is in the budget grid, so no confidence interval was computed."
+        : "No router-free baseline was evaluated, so RouteLMT is compared with nothing but the oracles and no confidence interval was computed.",
+    );
+  } else {
+    const interval = summary.ci[String(headline)]!;
+    const verdict = intervalVerdict(interval);
+    const range = `[${formatNumber(interval.lo)}, ${formatNumber(interval.hi)}]`;
+    const conclusion =
+      verdict === "above"
+        ? `lies above 0, so on this data RouteLMT beats ${interval.vs} at this budget`
+        : verdict === "below"
+          ? `lies below 0, so on this data RouteLMT is worse than ${interval.vs} at this budget`
+          : `includes 0, so on this data the router is not distinguishable from ${interval.vs}`;
+    paragraphs.push(
+      `At a ${formatBudget(headline)} budget RouteLMT routes segments whose mean gain is ${formatNumber(interval.routelmt_mean_delta)} vs ${formatNumber(interval.baseline_mean_delta)} for the best baseline (${interval.vs}); the 95 % CI of the difference ${range} ${conclusion}.`,
+    );
+    const verdicts = summary.reported_budgets
+      .filter((budget) => summary.ci[String(budget)] !== undefined)
+      .map((budget) => ({ budget, verdict: intervalVerdict(summary.ci[String(budget)]!) }));
+    const wins = verdicts.filter((item) => item.verdict === "above").map((item) => formatBudget(item.budget));
+    const others = verdicts
+      .filter((item) => item.verdict !== "above")
+      .map((item) => formatBudget(item.budget));
+    const losses = verdicts
+      .filter((item) => item.verdict === "below")
+      .map((item) => formatBudget(item.budget));
+    if (wins.length === 0) {
+      paragraphs.push(
+        `RouteLMT does NOT beat the best baseline at any reported budget (${others.join(", ")})${losses.length > 0 ? `; it is significantly worse at ${losses.join(", ")}` : ""}.`,
+      );
+    } else if (others.length === 0) {
+      paragraphs.push(`RouteLMT beats the best baseline at every reported budget (${wins.join(", ")}).`);
+    } else {
+      paragraphs.push(
+        `RouteLMT beats the best baseline at ${wins.join(", ")} but NOT at ${others.join(", ")}${losses.length > 0 ? ` (significantly worse at ${losses.join(", ")})` : ""}.`,
+      );
+    }
+    const averaged = summary.reported_budgets
+      .map((budget) => summary.ci[String(budget)])
+      .find((item) => item?.baseline_seeds_averaged !== undefined);
+    if (averaged) {
+      paragraphs.push(
+        `The ${averaged.vs} baseline averages ${averaged.baseline_seeds_averaged} seeds; against it the interval bounds are the means of the per-seed bootstrap bounds, which errs on the wide side.`,
+      );
+    }
+  }
+
+  if (oracle) {
+    const budget =
+      headline ??
+      summary.reported_budgets.find((value) => Math.abs(value - 0.3) < 1e-9) ??
+      summary.reported_budgets[0];
+    if (budget !== undefined) {
+      const routerPart = router
+        ? `, RouteLMT reaches ${formatNumber(qualityAt(router, budget))} (mean gain ${formatNumber(meanDeltaAt(router, budget))})`
+        : "";
+      paragraphs.push(
+        `The gain oracle shows the headroom: at ${formatBudget(budget)} it routes segments with mean gain ${formatNumber(meanDeltaAt(oracle, budget))} for a hybrid quality of ${formatNumber(qualityAt(oracle, budget))}${routerPart}; small only is ${formatNumber(summary.small_only)} and large only ${formatNumber(summary.large_only)}.`,
+      );
+    }
+  }
+
+  const baselines = Object.entries(summary.policies).filter(([, policy]) => policy.family === "baseline");
+  const bestByApgr = baselines
+    .filter(([, policy]) => policy.apgr !== null)
+    .sort((a, b) => b[1].apgr! - a[1].apgr!)[0];
+  if (router?.apgr !== null && router?.apgr !== undefined) {
+    const baselinePart = bestByApgr
+      ? ` vs ${formatPercent(bestByApgr[1].apgr)} for the best baseline by APGR (${bestByApgr[0]})`
+      : "";
+    const oraclePart = oracle?.apgr != null ? `; the gain oracle ${formatPercent(oracle.apgr)}` : "";
+    paragraphs.push(
+      `Over the whole budget range RouteLMT recovers on average ${formatPercent(router.apgr)} of the small-to-large quality gap (APGR; above 100 % means the hybrid beats large only)${baselinePart}${oraclePart}. Spearman correlation of its score with the true gain: ${formatNumber(router.spearman)}.`,
+    );
+  }
+
+  const streamingBudget = headline ?? summary.reported_budgets[0];
+  if (router && streamingBudget !== undefined) {
+    const entry = entryAt(router.curve, streamingBudget);
+    if (entry?.streaming) {
+      paragraphs.push(
+        `Streaming (one request at a time, budget controller started from the gain head's training quantiles): at a ${formatBudget(streamingBudget)} target the controller sent ${formatPercent(entry.streaming.realized)} of the segments to the large model, for a hybrid quality of ${formatNumber(entry.streaming.quality)} vs ${formatNumber(entry.quality)} in batch.`,
+      );
+    }
+  }
+
+  const guarded = summary.policies.guarded;
+  if (guarded && streamingBudget !== undefined) {
+    const entry = entryAt(guarded.curve, streamingBudget);
+    if (entry) {
+      paragraphs.push(
+        `The guarded router vetoed ${formatCount(entry.guarded)} candidates at ${formatBudget(streamingBudget)}, for a severe-loss rate of ${formatPercent(entry.severe_loss)}${router ? ` vs ${formatPercent(entryAt(router.curve, streamingBudget)?.severe_loss ?? null)} unguarded` : ""}.`,
+      );
+    }
+  }
+
+  const qe = summary.policies["guarded-qe"];
+  if (qe) {
+    const budget = streamingBudget;
+    const figures =
+      budget !== undefined
+        ? ` At ${formatBudget(budget)} it reaches a hybrid quality of ${formatNumber(qualityAt(qe, budget))} (mean gain ${formatNumber(meanDeltaAt(qe, budget))}).`
+        : "";
+    paragraphs.push(`Cost of guarded-qe: ${qe.cost ?? ""}${figures}`);
+  }
+  return paragraphs;
+}
