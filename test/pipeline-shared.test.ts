@@ -1,0 +1,154 @@
+/**
+ * End to end on the real tinymt pair from ../shared: collect → train → eval. On this pair the gain
+ * is hardly predictable from the source (the small and large models differ by noise more than by
+ * knowledge), so this asserts the pipeline's invariants, not a science result.
+ */
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadDataset } from "../src/dataset/index.js";
+import { sentenceChrf } from "../src/metrics/chrf.js";
+import { loadRouter, predictHeads } from "../src/probe/router-file.js";
+import { runCliCaptured } from "./helpers/cli.js";
+import { hasShared, sharedPath, sharedSkipReason } from "./helpers/shared.js";
+
+const available = hasShared(
+  ["models", "tinymt-small.gguf"],
+  ["models", "tinymt-large.gguf"],
+  ["models", "tinymt.template"],
+  ["data", "multi30k-en-de", "train.jsonl"],
+  ["data", "multi30k-en-de", "val.jsonl"],
+);
+const TRAIN = 240;
+const TEST = 120;
+
+let work: string;
+let trainInput: string;
+let testInput: string;
+
+async function slice(file: string, from: number, count: number, out: string): Promise<void> {
+  const lines = (await readFile(file, "utf8")).split("\n").filter(Boolean);
+  await writeFile(out, `${lines.slice(from, from + count).join("\n")}\n`);
+}
+
+function collectArgs(input: string, out: string): string[] {
+  return [
+    "collect",
+    "--small",
+    sharedPath("models", "tinymt-small.gguf"),
+    "--large",
+    sharedPath("models", "tinymt-large.gguf"),
+    "--template",
+    sharedPath("models", "tinymt.template"),
+    "--in",
+    input,
+    "--out",
+    out,
+    "--src-lang",
+    "en",
+    "--tgt-lang",
+    "de",
+    "--threads",
+    "1",
+    "--max-tokens",
+    "64",
+  ];
+}
+
+describe.skipIf(!available)(
+  `pipeline on the tinymt pair ${available ? "" : sharedSkipReason("the tinymt pipeline test")}`,
+  () => {
+    beforeAll(async () => {
+      work = await mkdtemp(path.join(tmpdir(), "routelmt-pipeline-"));
+      trainInput = path.join(work, "train.jsonl");
+      testInput = path.join(work, "test.jsonl");
+      await slice(sharedPath("data", "multi30k-en-de", "train.jsonl"), 0, TRAIN, trainInput);
+      await slice(sharedPath("data", "multi30k-en-de", "val.jsonl"), 0, TEST, testInput);
+    });
+
+    it("collects, trains and evaluates with consistent datasets, router and report", async () => {
+      const train = path.join(work, "train");
+      const collected = await runCliCaptured(collectArgs(trainInput, train));
+      expect(collected.stderr).not.toMatch(/error/i);
+      expect(collected.code).toBe(0);
+      const dataset = await loadDataset(train);
+      expect(dataset.records).toHaveLength(TRAIN);
+      expect(dataset.meta).toMatchObject({
+        n: TRAIN,
+        dim: 128,
+        label_metric: "chrf",
+        template: "{src}: {text}\n{tgt}:",
+      });
+      expect(dataset.features).toHaveLength(TRAIN * 128);
+      for (const record of dataset.records) {
+        // Labels are the metric on the stored outputs.
+        expect(record.q_small).toBeCloseTo(sentenceChrf(record.small ?? "", [record.ref ?? ""]).score, 9);
+        expect(record.q_large).toBeCloseTo(sentenceChrf(record.large ?? "", [record.ref ?? ""]).score, 9);
+        expect(record.gain).toBeCloseTo((record.q_large as number) - (record.q_small as number), 9);
+      }
+
+      const routerFile = path.join(work, "router.json");
+      const trained = await runCliCaptured(["train", "--data", train, "--out", routerFile]);
+      expect(trained.code).toBe(0);
+      const router = await loadRouter(routerFile);
+      expect(router.feature).toMatchObject({
+        dim: 128,
+        layer: "final",
+        template: dataset.meta.template,
+        fingerprint: dataset.meta.small.fingerprint,
+      });
+      const scores = predictHeads(router, dataset.features as Float32Array, TRAIN);
+      expect(scores.gain).toHaveLength(TRAIN);
+      expect(Array.from(scores.gain as Float64Array).every(Number.isFinite)).toBe(true);
+      console.info(
+        `tinymt pair, ${TRAIN} training segments: CV Spearman of the gain head ${router.heads.gain?.report.cv_spearman?.toFixed(3)}`,
+      );
+
+      const test = path.join(work, "test");
+      expect((await runCliCaptured(collectArgs(testInput, test))).code).toBe(0);
+      const report = path.join(work, "report");
+      const evaluated = await runCliCaptured([
+        "eval",
+        "--data",
+        test,
+        "--router",
+        routerFile,
+        "--out",
+        report,
+      ]);
+      expect(evaluated.code).toBe(0);
+      expect(evaluated.stdout).toMatch(/At p = 30 %/);
+      const summary = JSON.parse(await readFile(path.join(report, "summary.json"), "utf8"));
+      expect(summary.n).toBe(TEST);
+      for (const [name, policy] of Object.entries<{
+        curve: { budget: number; quality: number; realized: number }[];
+      }>(summary.policies)) {
+        const first = policy.curve[0];
+        const last = policy.curve.at(-1);
+        expect(first?.quality, name).toBeCloseTo(summary.small_only, 9);
+        if (!name.startsWith("guarded")) expect(last?.quality, name).toBeCloseTo(summary.large_only, 9);
+        for (const point of policy.curve) {
+          const exact = Math.floor(point.budget * TEST + 1e-9) / TEST;
+        // Guarded policies may leave budget unspent when too few candidates pass the guard.
+        if (name.startsWith("guarded")) expect(point.realized, name).toBeLessThanOrEqual(exact + 1e-9);
+        else expect(point.realized, name).toBeCloseTo(exact, 9);
+          const oracle = summary.policies["oracle-gain"].curve.find(
+            (p: { budget: number }) => p.budget === point.budget,
+          );
+          expect(oracle.quality + 1e-9, name).toBeGreaterThanOrEqual(point.quality);
+        }
+      }
+      for (const file of [
+        "summary.json",
+        "curves.csv",
+        "pareto.svg",
+        "pareto.png",
+        "report.html",
+        "report.md",
+      ]) {
+        expect((await readFile(path.join(report, file))).length, file).toBeGreaterThan(100);
+      }
+    }, 300_000);
+  },
+);
