@@ -1,19 +1,7 @@
-import path from "node:path";
 import type { Command } from "commander";
-import { loadDataset } from "../../dataset/index.js";
 import { UsageError } from "../../errors/index.js";
-import {
-  buildPolicies,
-  type ExternalScores,
-  evalSegmentsFromDataset,
-  parseExternalFlag,
-  parsePolicyList,
-  readExternalScores,
-} from "../../eval/policies.js";
-import { budgetTableText, formatBudget, formatNumber, writeReport } from "../../eval/report/index.js";
-import { parseBudgets, runEval, seedFromEnvironment } from "../../eval/run-eval.js";
-import { defaultSevereDelta } from "../../metrics/severe-delta.js";
-import { assertRouterMatches, type HeadScores, loadRouter, predictHeads } from "../../probe/router-file.js";
+import { evaluateDataset, formatEvalSummary } from "../../eval/evaluate-dataset.js";
+import { parseBudgets } from "../../eval/run-eval.js";
 import type { CliIo } from "../io.js";
 
 interface EvalFlags {
@@ -29,9 +17,6 @@ interface EvalFlags {
   severeDelta?: string;
   out?: string;
 }
-
-/** The budget whose table goes to stdout. */
-const PRINTED_BUDGET = 0.3;
 
 export function registerEval(program: Command, io: CliIo): void {
   program
@@ -81,110 +66,20 @@ function parseNumberFlag(value: string | undefined, flag: string): number | unde
   return parsed;
 }
 
-async function readExternals(values: readonly string[]): Promise<ExternalScores[]> {
-  const externals: ExternalScores[] = [];
-  for (const value of values) {
-    const { name, file } = parseExternalFlag(value);
-    if (externals.some((external) => external.name === name)) {
-      throw new UsageError(`--external ${name} is given twice`);
-    }
-    externals.push(await readExternalScores(name, file));
-  }
-  return externals;
-}
-
 async function runEvalCommand(flags: EvalFlags, io: CliIo): Promise<void> {
-  const guardQuality = parseNumberFlag(flags.guardQuality, "--guard-quality");
-  const guardRisk = parseNumberFlag(flags.guardRisk, "--guard-risk");
-  const qeThreshold = parseNumberFlag(flags.qeThreshold, "--qe-threshold");
-  const severeDeltaFlag = parseNumberFlag(flags.severeDelta, "--severe-delta");
-  const budgets = flags.budgets === undefined ? undefined : parseBudgets(flags.budgets);
-  if (qeThreshold !== undefined && flags.qe === undefined)
-    throw new UsageError("--qe-threshold needs --qe SCORE");
-  const seed = seedFromEnvironment();
-
-  const dataset = await loadDataset(flags.data);
-  const { meta } = dataset;
-  const notes: string[] = [];
-  let router = null;
-  let heads: HeadScores | null = null;
-  const segments = evalSegmentsFromDataset(meta, dataset.records);
-  if (flags.router !== undefined) {
-    router = await loadRouter(flags.router);
-    if (dataset.features === null || meta.dim === null) {
-      throw new UsageError(
-        `${flags.data} has no features (replay data), so the router cannot score it; evaluate it without --router, or collect the data with the router's small model`,
-      );
-    }
-    assertRouterMatches(
-      router,
-      {
-        fingerprint: meta.small.fingerprint,
-        layer: meta.small.layer,
-        dim: meta.dim,
-        template: meta.template,
-      },
-      `the dataset ${flags.data}`,
-    );
-    if (router.label_metric !== meta.label_metric) {
-      notes.push(
-        `the router was trained on ${router.label_metric} but the dataset's label metric is ${meta.label_metric}`,
-      );
-    }
-    const allHeads = predictHeads(router, dataset.features, meta.n);
-    heads = {};
-    for (const [name, scores] of Object.entries(allHeads) as [keyof HeadScores, Float64Array][]) {
-      heads[name] = Float64Array.from(segments.rows, (row) => scores[row]!);
-    }
-  }
-  const externals = await readExternals(flags.external);
-  const requested = parsePolicyList(
-    flags.policies,
-    externals.map((external) => external.name),
-  );
-  const policySet = buildPolicies(requested, {
-    segments,
-    router,
-    heads,
-    externals,
-    datasetIds: dataset.records.map((record) => record.id),
-    qeScore: flags.qe,
-    qeThreshold,
-    guardQuality,
-    guardRisk,
-    seed,
+  const { summary, files } = await evaluateDataset({
+    data: flags.data,
+    router: flags.router,
+    policies: flags.policies,
+    budgets: flags.budgets === undefined ? undefined : parseBudgets(flags.budgets),
+    qe: flags.qe,
+    qeThreshold: parseNumberFlag(flags.qeThreshold, "--qe-threshold"),
+    guardQuality: parseNumberFlag(flags.guardQuality, "--guard-quality"),
+    guardRisk: parseNumberFlag(flags.guardRisk, "--guard-risk"),
+    external: flags.external,
+    severeDelta: parseNumberFlag(flags.severeDelta, "--severe-delta"),
+    out: flags.out,
+    onNote: (note) => io.stderr(`note: ${note}\n`),
   });
-  notes.push(...policySet.notes);
-  if (segments.unlabelled > 0) notes.push(`${segments.unlabelled} segments without a label were left out`);
-  for (const skip of policySet.skipped) io.stderr(`note: ${skip.name} skipped: ${skip.reason}\n`);
-  for (const note of notes) io.stderr(`note: ${note}\n`);
-  if (policySet.policies.length === 0) throw new UsageError("no policy left to evaluate");
-
-  const summary = runEval(segments, policySet.policies, {
-    budgets,
-    severeDelta: severeDeltaFlag ?? defaultSevereDelta(meta.label_metric),
-    seed,
-    labelMetric: meta.label_metric,
-    skipped: policySet.skipped,
-    notes,
-  });
-  const outDirectory = flags.out ?? path.join(flags.data, "eval");
-  const files = await writeReport(summary, outDirectory);
-
-  const printed =
-    summary.budgets.find((budget) => Math.abs(budget - PRINTED_BUDGET) < 1e-9) ??
-    summary.budgets.reduce((best, budget) =>
-      Math.abs(budget - PRINTED_BUDGET) < Math.abs(best - PRINTED_BUDGET) ? budget : best,
-    );
-  io.stdout(
-    `${summary.label_metric}, N = ${summary.n}: small only ${formatNumber(summary.small_only)}, large only ${formatNumber(summary.large_only)}\n`,
-  );
-  io.stdout(`At p = ${formatBudget(printed)}:\n${budgetTableText(summary, printed)}\n`);
-  const interval = summary.ci[String(printed)];
-  if (interval) {
-    io.stdout(
-      `RouteLMT − ${interval.vs} MeanDelta: ${formatNumber(interval.diff)}, 95 % CI [${formatNumber(interval.lo)}, ${formatNumber(interval.hi)}]\n`,
-    );
-  }
-  io.stdout(`report: ${files.html}\n`);
+  io.stdout(formatEvalSummary(summary, files.html));
 }
