@@ -69,7 +69,7 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
     .digest("hex");
   const identity = {
     input: { sha256: inputHash, segments: segments.length },
-    small: { spec: options.smallSpec, ...small.featureIdentity },
+    small: { spec: options.smallSpec, engine: small.engine, ...small.featureIdentity },
     large: { spec: options.largeSpec, fingerprint: options.largeFingerprint, model: large.modelId },
     metric: { name: metric.name, signature: metric.signature },
     extra_metrics: extraMetrics.map((extra) => ({ name: extra.name, signature: extra.signature })),

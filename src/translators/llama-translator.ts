@@ -1,20 +1,16 @@
 import path from "node:path";
-import {
-  getLlama,
-  JinjaTemplateChatWrapper,
-  type Llama,
-  type LlamaContext,
-  type LlamaContextSequence,
-  LlamaLogLevel,
-  type LlamaModel,
-  type LlamaText,
-  type Token,
-} from "node-llama-cpp";
+import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
 import { EngineCallError, InputError, RoutelmtError, UnsupportedError, UsageError } from "../errors/index.js";
 import { entropyOfProbabilities, normaliseLayerSelection } from "../features/index.js";
 import { createFeatureContext, prefillSequence } from "../features/llama-internals.js";
 import { ggufFingerprint } from "./gguf-fingerprint.js";
-import { defaultPromptTemplate, type PromptTemplate, renderPrompt } from "./prompt-template.js";
+import {
+  type PromptTokenizerModel,
+  promptTokenIds,
+  promptTokenizerModel,
+  llamaInstance as sharedLlamaInstance,
+} from "./llama-prompt.js";
+import { defaultPromptTemplate, type PromptTemplate } from "./prompt-template.js";
 import type {
   DecodeOptions,
   FeatureIdentity,
@@ -61,35 +57,11 @@ export interface LlamaPrefilled extends Prefilled {
   readonly promptTokenIds: readonly Token[];
 }
 
-/** Chat messages wrapped in the model's own template, up to where the assistant's answer starts. */
-export function renderChatPrompt(chatTemplate: string, userMessage: string): LlamaText {
-  const wrapper = new JinjaTemplateChatWrapper({ template: chatTemplate });
-  const { contextText } = wrapper.generateContextState({
-    chatHistory: [
-      { type: "user", text: userMessage },
-      { type: "model", response: [] },
-    ],
-  });
-  return contextText;
-}
+export { renderChatPrompt } from "./llama-prompt.js";
 
-let sharedLlama: Promise<Llama> | undefined;
-/** One llama.cpp binding per process: CPU only, never builds from source. */
-function llamaInstance(): Promise<Llama> {
-  sharedLlama ??= getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error }).catch(
-    (error: unknown) => {
-      sharedLlama = undefined;
-      throw new EngineCallError(
-        engineName,
-        `cannot load the llama.cpp binding: ${(error as Error).message}`,
-        {
-          isRetryable: false,
-          cause: error,
-        },
-      );
-    },
-  );
-  return sharedLlama;
+/** One llama.cpp binding per process (shared with the FFI engine's tokenizer). */
+function llamaInstance() {
+  return sharedLlamaInstance(engineName);
 }
 
 function assertPositiveInteger(name: string, value: number): void {
@@ -157,8 +129,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
   readonly contextSize: number;
   private readonly pool: SequencePool;
   private readonly eogCheck: (token: Token) => boolean;
-  private readonly vocabularySize: number;
-  private readonly chatTemplate: string | undefined;
+  private readonly promptTokenizer: PromptTokenizerModel;
   private isDisposed = false;
   private disposing: Promise<void> | undefined;
 
@@ -176,11 +147,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
     this.contextSize = context.contextSize;
     this.pool = new SequencePool(context, sequences);
     this.eogCheck = (token) => model.isEogToken(token);
-    const tokenizerMetadata = model.fileInfo.metadata.tokenizer as
-      | { ggml?: { tokens?: readonly unknown[] }; chat_template?: string }
-      | undefined;
-    this.vocabularySize = tokenizerMetadata?.ggml?.tokens?.length ?? 0;
-    this.chatTemplate = tokenizerMetadata?.chat_template || undefined;
+    this.promptTokenizer = promptTokenizerModel(model, this.modelId);
   }
 
   /**
@@ -259,30 +226,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
    */
   tokenizePrompt(request: TranslationRequest): Token[] {
     this.assertUsable();
-    if (typeof request.text !== "string" || request.text.trim() === "") {
-      throw new InputError(
-        `empty text to translate${request.id !== undefined ? ` (request ${request.id})` : ""}`,
-      );
-    }
-    const prompt = renderPrompt(this.template, request);
-    let tokens: Token[];
-    if (this.chatTemplate !== undefined) {
-      tokens = renderChatPrompt(this.chatTemplate, prompt).tokenize(this.model.tokenizer);
-    } else {
-      tokens = this.model.tokenize(prompt);
-    }
-    const bos = this.model.tokens.bos;
-    if (this.model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos) tokens.unshift(bos);
-    for (const token of tokens) {
-      if (
-        !Number.isInteger(token) ||
-        token < 0 ||
-        (this.vocabularySize > 0 && token >= this.vocabularySize)
-      ) {
-        throw new InputError(`prompt token ${token} is outside the vocabulary of ${this.modelId}`);
-      }
-    }
-    return tokens;
+    return promptTokenIds(this.promptTokenizer, this.template, request);
   }
 
   /** Plain translations, decoded in parallel over the context's sequences. */

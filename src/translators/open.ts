@@ -1,4 +1,6 @@
 import { UsageError } from "../errors/index.js";
+import { normaliseLayerSelection } from "../features/index.js";
+import { LlamaFfiTranslator } from "./llama-ffi-translator.js";
 import { LlamaTranslator } from "./llama-translator.js";
 import { type ModelSpec, parseModelSpec, resolveGgufPath } from "./model-spec.js";
 import { OpenAICompatibleTranslator } from "./openai-compatible.js";
@@ -20,6 +22,32 @@ export interface OpenTranslatorOptions {
   contextSize?: number;
   /** Feature dimension of a remote probed model (required for `openai:` small models). */
   remoteDim?: number;
+  /**
+   * In-process engine of a probed GGUF model: `llama` (node-llama-cpp; batches sequences, reads only
+   * `final`), `ffi` (libllama through koffi; any layer selection, one call at a time), or `auto`:
+   * `llama` for `final`, `ffi` for anything else. Defaults to `auto`.
+   */
+  featureEngine?: FeatureEngine;
+}
+
+/** Engines that can read a local small model's features; see `OpenTranslatorOptions.featureEngine`. */
+export const featureEngines = ["auto", "llama", "ffi"] as const;
+export type FeatureEngine = (typeof featureEngines)[number];
+
+/**
+ * The engine `openProbedTranslator` uses for a GGUF model: the explicit choice, or for `auto` the
+ * node-llama-cpp engine when the selection is `final` and the FFI engine otherwise.
+ * @throws UsageError when `llama` is asked for a selection other than `final`.
+ */
+export function resolveFeatureEngine(layer: string, choice: FeatureEngine = "auto"): "llama" | "ffi" {
+  const normalised = normaliseLayerSelection(layer);
+  if (choice === "auto") return normalised === "final" ? "llama" : "ffi";
+  if (choice === "llama" && normalised !== "final") {
+    throw new UsageError(
+      `feature engine "llama" reads only layer "final", not "${normalised}": use feature engine "ffi" or "auto"`,
+    );
+  }
+  return choice;
 }
 
 /** API key for OpenAI-compatible engines: ROUTELMT_API_KEY, else OPENAI_API_KEY. */
@@ -69,6 +97,11 @@ export async function openProbedTranslator(
   const spec = typeof specText === "string" ? parseModelSpec(specText) : specText;
   const template = options.template ?? defaultPromptTemplate;
   if (spec.kind === "openai") {
+    if ((options.featureEngine ?? "auto") !== "auto") {
+      throw new UsageError(
+        `feature engine "${options.featureEngine}" applies to local GGUF models, not to ${spec.spec}`,
+      );
+    }
     if (options.remoteDim === undefined) {
       throw new UsageError(
         `a remote small model (${spec.spec}) needs its hidden size for the features: pass --small-dim N`,
@@ -87,13 +120,19 @@ export async function openProbedTranslator(
       decodeEndpoint: "completions",
     });
   }
-  return await LlamaTranslator.create({
+  const layer = options.layer ?? "final";
+  // Decided before the model is resolved (a hf: spec may download) so a bad choice fails fast.
+  const engine = resolveFeatureEngine(layer, options.featureEngine);
+  const settings = {
     modelPath: await resolveGgufPath(spec),
     threads: options.threads,
     sequences: options.concurrency,
     maxTokens: options.maxTokens,
     contextSize: options.contextSize,
-    layer: options.layer,
+    layer,
     template,
-  });
+  };
+  return engine === "ffi"
+    ? await LlamaFfiTranslator.create(settings)
+    : await LlamaTranslator.create(settings);
 }

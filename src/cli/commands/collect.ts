@@ -1,9 +1,14 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { collectDataset, readCollectInput } from "../../collect/index.js";
 import { createMetric } from "../../metrics/index.js";
 import { ggufFingerprint } from "../../translators/gguf-fingerprint.js";
 import { parseModelSpec, resolveGgufPath } from "../../translators/model-spec.js";
-import { openProbedTranslator, openTranslator } from "../../translators/open.js";
+import {
+  type FeatureEngine,
+  featureEngines,
+  openProbedTranslator,
+  openTranslator,
+} from "../../translators/open.js";
 import { defaultPromptTemplate, loadPromptTemplate } from "../../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../../translators/types.js";
 import type { CliIo } from "../io.js";
@@ -21,6 +26,7 @@ interface CollectFlags {
   tgtLang?: string;
   template?: string;
   layer: string;
+  featureEngine: FeatureEngine;
   threads?: number;
   concurrency: number;
   limit?: number;
@@ -56,6 +62,14 @@ export function registerCollect(program: Command, io: CliIo): void {
     .option("--tgt-lang <code>", "target language for lines without tgt_lang")
     .option("--template <file>", "prompt template file with {src}, {tgt}, {text}")
     .option("--layer <layers>", "feature layer: final, an index, or a comma list", "final")
+    .addOption(
+      new Option(
+        "--feature-engine <engine>",
+        "engine reading the small model's features: llama (node-llama-cpp, batches, final only), ffi (any layers, one sequence at a time) or auto (llama for final, else ffi)",
+      )
+        .choices(featureEngines)
+        .default("auto"),
+    )
     .option(
       "--threads <n>",
       "CPU threads per in-process model (default: half the cores)",
@@ -94,6 +108,7 @@ export function registerCollect(program: Command, io: CliIo): void {
         small = await openProbedTranslator(flags.small, {
           ...common,
           layer: flags.layer,
+          featureEngine: flags.featureEngine,
           remoteDim: flags.smallDim,
         });
         large = await openTranslator(largeSpec, common);
