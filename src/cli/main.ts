@@ -2,9 +2,11 @@ import { Command, CommanderError } from "commander";
 import { RoutelmtError, UsageError } from "../errors/index.js";
 import { VERSION } from "../version.js";
 import { registerCollect } from "./commands/collect.js";
+import { registerDemo } from "./commands/demo.js";
 import { registerEval } from "./commands/eval.js";
 import { registerImport } from "./commands/import.js";
 import { registerScore } from "./commands/score.js";
+import { registerServe } from "./commands/serve.js";
 import { registerTrain } from "./commands/train.js";
 import { registerTranslate } from "./commands/translate.js";
 import { type CliIo, processIo } from "./io.js";
@@ -24,10 +26,12 @@ export function buildProgram(io: CliIo): Command {
     });
   registerScore(program, io);
   registerTranslate(program, io);
+  registerDemo(program, io);
   registerCollect(program, io);
   registerImport(program, io);
   registerTrain(program, io);
   registerEval(program, io);
+  registerServe(program, io);
   for (const command of program.commands) {
     command.exitOverride().configureOutput({
       writeOut: (text) => io.stdout(text),

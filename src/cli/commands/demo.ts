@@ -1,0 +1,224 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Command } from "commander";
+import type { CollectSegment } from "../../collect/collect-input.js";
+import { collectDataset, readCollectInput } from "../../collect/index.js";
+import { FLORES_LICENSE, floresSplits } from "../../collect/public-data.js";
+import { loadDataset } from "../../dataset/index.js";
+import { UsageError } from "../../errors/index.js";
+import { evaluateDataset, formatEvalSummary } from "../../eval/evaluate-dataset.js";
+import { createMetric } from "../../metrics/index.js";
+import { defaultSevereDelta } from "../../metrics/severe-delta.js";
+import { buildRouter } from "../../probe/build-router.js";
+import { ggufFingerprint } from "../../translators/gguf-fingerprint.js";
+import { modelCacheDirectory, parseModelSpec, resolveGgufPath } from "../../translators/model-spec.js";
+import { openProbedTranslator, openTranslator } from "../../translators/open.js";
+import { defaultPromptTemplate, loadPromptTemplate } from "../../translators/prompt-template.js";
+import type { ProbedTranslator, Translator } from "../../translators/types.js";
+import { writeFileAtomic } from "../../util/atomic-file.js";
+import type { CliIo } from "../io.js";
+import { defaultThreadsPerModel, positiveInteger } from "../options.js";
+import { ProgressReporter } from "../progress.js";
+
+/**
+ * The demo's default pair: Qwen2.5-Instruct 0.5B and 3B (Apache-2.0) — one family and tokenizer, a
+ * 6× size gap, instruction-tuned chat models that translate, both small enough for a laptop CPU
+ * (≈0.5 GB and ≈2 GB as GGUF).
+ */
+export const DEMO_SMALL = "hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q8_0.gguf";
+export const DEMO_LARGE = "hf:Qwen/Qwen2.5-3B-Instruct-GGUF/qwen2.5-3b-instruct-q4_k_m.gguf";
+
+interface DemoFlags {
+  small: string;
+  large: string;
+  template?: string;
+  data?: string;
+  train: number;
+  test: number;
+  out: string;
+  srcLang: string;
+  tgtLang: string;
+  metric: string;
+  threads?: number;
+  maxTokens: number;
+}
+
+export function registerDemo(program: Command, io: CliIo): void {
+  program
+    .command("demo")
+    .description(
+      "The whole path in one command: collect a training split, train the router, collect a test split, evaluate every policy",
+    )
+    .option("--small <spec>", "small model", DEMO_SMALL)
+    .option("--large <spec>", "large model", DEMO_LARGE)
+    .option("--template <file>", "prompt template file with {src}, {tgt}, {text}")
+    .option(
+      "--data <file>",
+      'parallel data, one {"id","src","ref"} per line: the first --train lines train, the next --test lines test (default: FLORES-200 dev/devtest, downloaded once)',
+    )
+    .option("--train <n>", "training segments", positiveInteger("--train"), 400)
+    .option("--test <n>", "test segments", positiveInteger("--test"), 200)
+    .option("--out <dir>", "where datasets, router and report go", "routelmt-demo")
+    .option("--src-lang <code>", "source language", "en")
+    .option("--tgt-lang <code>", "target language", "de")
+    .option("--metric <name>", "label metric", "chrf")
+    .option(
+      "--threads <n>",
+      "CPU threads per in-process model (default: half the cores)",
+      positiveInteger("--threads"),
+    )
+    .option("--max-tokens <n>", "maximum new tokens per translation", positiveInteger("--max-tokens"), 128)
+    .action(async (flags: DemoFlags) => {
+      await runDemo(flags, io);
+    });
+}
+
+async function demoSplits(
+  flags: DemoFlags,
+  io: CliIo,
+): Promise<{ train: CollectSegment[]; test: CollectSegment[]; source: string }> {
+  if (flags.data) {
+    const all = await readCollectInput(flags.data, {
+      needsReference: true,
+      srcLang: flags.srcLang,
+      tgtLang: flags.tgtLang,
+    });
+    let { train, test } = flags;
+    if (train + test > all.length) {
+      // Keep the requested proportions on a smaller file.
+      const scale = all.length / (train + test);
+      train = Math.max(1, Math.floor(train * scale));
+      test = all.length - train;
+      io.stderr(
+        `note: ${flags.data} has ${all.length} segments; using ${train} to train and ${test} to test\n`,
+      );
+    }
+    return { train: all.slice(0, train), test: all.slice(train, train + test), source: flags.data };
+  }
+  let progress: ProgressReporter | undefined;
+  let reported = 0;
+  const splits = await floresSplits({
+    cacheDirectory: path.join(path.dirname(modelCacheDirectory()), "data"),
+    srcLang: flags.srcLang,
+    tgtLang: flags.tgtLang,
+    onProgress: (received, total) => {
+      progress ??= new ProgressReporter(io, { label: "download FLORES-200", total: total ?? 0, unit: "B" });
+      progress.advance(received - reported);
+      reported = received;
+    },
+  });
+  if (progress) progress.finish();
+  return {
+    train: splits.train.slice(0, flags.train),
+    test: splits.test.slice(0, flags.test),
+    source: `FLORES-200 dev/devtest, ${FLORES_LICENSE}`,
+  };
+}
+
+async function writeSegments(file: string, segments: CollectSegment[]): Promise<void> {
+  const lines = segments.map((segment) =>
+    JSON.stringify({
+      id: segment.id,
+      src: segment.src,
+      ref: segment.ref,
+      src_lang: segment.srcLang,
+      tgt_lang: segment.tgtLang,
+    }),
+  );
+  await writeFile(file, `${lines.join("\n")}\n`);
+}
+
+async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
+  const started = performance.now();
+  const metric = createMetric(flags.metric);
+  const template = flags.template ? await loadPromptTemplate(flags.template) : defaultPromptTemplate;
+  await mkdir(flags.out, { recursive: true });
+  const { train, test, source } = await demoSplits(flags, io);
+  const trainFile = path.join(flags.out, "train.jsonl");
+  const testFile = path.join(flags.out, "test.jsonl");
+  await writeSegments(trainFile, train);
+  await writeSegments(testFile, test);
+  io.stderr(`data: ${source}: ${train.length} training and ${test.length} test segments\n`);
+
+  const threads = flags.threads ?? defaultThreadsPerModel();
+  const common = { threads, template, concurrency: 1, maxTokens: flags.maxTokens };
+  let small: ProbedTranslator | undefined;
+  let large: Translator | undefined;
+  try {
+    try {
+      small = await openProbedTranslator(flags.small, common);
+      large = await openTranslator(flags.large, common);
+    } catch (error) {
+      if (error instanceof UsageError && /cannot download|unreachable/.test(error.message)) {
+        throw new UsageError(
+          `${error.message}\nThe demo's default models come from Hugging Face on first use. Offline, pass local GGUF files and data, e.g.\n  routelmt demo --small small.gguf --large large.gguf --data pairs.jsonl [--template prompt.txt]`,
+        );
+      }
+      throw error;
+    }
+    const largeSpec = parseModelSpec(flags.large);
+    const largeFingerprint =
+      largeSpec.kind === "openai" ? null : await ggufFingerprint(await resolveGgufPath(largeSpec));
+    const collectSplit = async (label: string, segments: CollectSegment[], input: string, out: string) => {
+      const progress = new ProgressReporter(io, { label, total: segments.length });
+      let first = true;
+      await collectDataset({
+        segments,
+        input,
+        out,
+        small: small as ProbedTranslator,
+        smallSpec: flags.small,
+        large: large as Translator,
+        largeSpec: flags.large,
+        largeFingerprint,
+        metric,
+        maxTokens: flags.maxTokens,
+        onProgress: (done, _total, chunk) => {
+          if (first) {
+            first = false;
+            progress.reset(done - chunk);
+          }
+          progress.advance(chunk);
+        },
+      });
+      if (!first) progress.finish();
+    };
+
+    io.stderr("[1/4] collecting the training split (both models translate, both are scored)\n");
+    const trainDirectory = path.join(flags.out, "train");
+    await collectSplit("collect train", train, trainFile, trainDirectory);
+
+    io.stderr("[2/4] training the router (ridge probes, 5-fold CV)\n");
+    const { router, notes } = buildRouter([await loadDataset(trainDirectory)], {
+      heads: ["gain", "quality", "risk"],
+      probe: "ridge",
+      folds: 5,
+      seed: Number(process.env.ROUTELMT_SEED ?? 0),
+      riskDelta: defaultSevereDelta(metric.name),
+    });
+    for (const note of notes) io.stderr(`note: ${note}\n`);
+    const routerFile = path.join(flags.out, "router.json");
+    await writeFileAtomic(routerFile, `${JSON.stringify(router)}\n`);
+    const gainReport = router.heads.gain?.report;
+    io.stderr(
+      `router: gain head CV Spearman ${gainReport?.cv_spearman?.toFixed(3) ?? "n/a"} on ${router.training.n} segments\n`,
+    );
+
+    io.stderr("[3/4] collecting the test split\n");
+    const testDirectory = path.join(flags.out, "test");
+    await collectSplit("collect test", test, testFile, testDirectory);
+
+    io.stderr("[4/4] evaluating every policy at every budget\n");
+    const { summary, files } = await evaluateDataset({
+      data: testDirectory,
+      router: routerFile,
+      out: path.join(flags.out, "report"),
+      onNote: (note) => io.stderr(`note: ${note}\n`),
+    });
+    io.stdout(formatEvalSummary(summary, files.html));
+    io.stderr(`demo finished in ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
+  } finally {
+    await small?.dispose();
+    await large?.dispose();
+  }
+}
