@@ -14,6 +14,12 @@ export {
   qualityBudgetCurve,
 } from "./curves.js";
 export {
+  type EvaluateDatasetOptions,
+  type EvaluatedDataset,
+  evaluateDataset,
+  formatEvalSummary,
+} from "./evaluate-dataset.js";
+export {
   checkOutcomes,
   gainsOf,
   hitRate,
@@ -27,4 +33,7 @@ export {
   type SegmentOutcomes,
   severeLossRate,
 } from "./measures.js";
+export { buildPolicies, evalSegmentsFromDataset, parsePolicyList } from "./policies.js";
+export { writeReport } from "./report/index.js";
+export { type EvalSummary, parseBudgets, runEval } from "./run-eval.js";
 export { runStreaming, type StreamingOptions, type StreamingResult } from "./streaming.js";

@@ -3,6 +3,8 @@
  * quality (ridge or MLP regression) and the risk flag (logistic or binary MLP), plus their
  * serialisable plain-data form.
  */
+
+export { type BuildRouterOptions, type BuiltRouter, buildRouter } from "./build-router.js";
 export {
   checkLambdas,
   DEFAULT_FOLDS,
@@ -50,4 +52,19 @@ export {
   type RidgeCrossValidationOptions,
   type RidgeFitOptions,
 } from "./ridge.js";
+export {
+  assertRouterMatches,
+  type FeatureSource,
+  HEAD_NAMES,
+  type HeadName,
+  type HeadReport,
+  type HeadScores,
+  loadRouter,
+  parseRouter,
+  predictHeads,
+  ROUTER_FORMAT,
+  type RouterFile,
+  type RouterHead,
+} from "./router-file.js";
 export { fitStandardizer, type Standardizer, standardizeRow } from "./standardize.js";
+export { type ProbeKind, trainHeads } from "./train-router.js";
