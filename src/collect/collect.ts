@@ -78,39 +78,43 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
   const dim = small.featureIdentity.dim;
   const { writer, done, complete } = await DatasetWriter.open(options.out, identity, dim);
   let fresh = 0;
-  if (!complete) {
-    for (let start = done; start < segments.length; start += chunkSize) {
-      const chunk = segments.slice(start, start + chunkSize);
-      const { records, features } = await collectChunk(chunk, options, extraMetrics, dim);
-      await writer.append(records, features);
-      fresh += chunk.length;
-      options.onProgress?.(start + chunk.length, segments.length, chunk.length);
+  try {
+    if (!complete) {
+      for (let start = done; start < segments.length; start += chunkSize) {
+        const chunk = segments.slice(start, start + chunkSize);
+        const { records, features } = await collectChunk(chunk, options, extraMetrics, dim);
+        await writer.append(records, features);
+        fresh += chunk.length;
+        options.onProgress?.(start + chunk.length, segments.length, chunk.length);
+      }
+      const metricSignatures: Record<string, string> = { [metric.name]: metric.signature };
+      for (const extra of extraMetrics) metricSignatures[extra.name] = extra.signature;
+      const pairs = new Set(segments.map((segment) => `${segment.srcLang}\u0000${segment.tgtLang}`));
+      const [srcLang, tgtLang] = pairs.size === 1 ? ([...pairs][0] as string).split("\u0000") : [null, null];
+      const meta: DatasetMeta = {
+        n: segments.length,
+        dim,
+        label_metric: metric.name,
+        label_higher_is_better: metric.higherIsBetter,
+        metric_signatures: metricSignatures,
+        small: {
+          spec: options.smallSpec,
+          fingerprint: small.featureIdentity.fingerprint,
+          arch: small.featureIdentity.arch,
+          layer: small.featureIdentity.layer,
+        },
+        large: { spec: options.largeSpec },
+        template: small.featureIdentity.template,
+        src_lang: srcLang ?? null,
+        tgt_lang: tgtLang ?? null,
+        created: new Date().toISOString(),
+        routelmt_version: VERSION,
+        source: { kind: "collect", input: options.input, decoding: decodingSettings(options.maxTokens) },
+      };
+      await writer.finish(meta);
     }
-    const metricSignatures: Record<string, string> = { [metric.name]: metric.signature };
-    for (const extra of extraMetrics) metricSignatures[extra.name] = extra.signature;
-    const pairs = new Set(segments.map((segment) => `${segment.srcLang}\u0000${segment.tgtLang}`));
-    const [srcLang, tgtLang] = pairs.size === 1 ? ([...pairs][0] as string).split("\u0000") : [null, null];
-    const meta: DatasetMeta = {
-      n: segments.length,
-      dim,
-      label_metric: metric.name,
-      label_higher_is_better: metric.higherIsBetter,
-      metric_signatures: metricSignatures,
-      small: {
-        spec: options.smallSpec,
-        fingerprint: small.featureIdentity.fingerprint,
-        arch: small.featureIdentity.arch,
-        layer: small.featureIdentity.layer,
-      },
-      large: { spec: options.largeSpec },
-      template: small.featureIdentity.template,
-      src_lang: srcLang ?? null,
-      tgt_lang: tgtLang ?? null,
-      created: new Date().toISOString(),
-      routelmt_version: VERSION,
-      source: { kind: "collect", input: options.input, decoding: decodingSettings(options.maxTokens) },
-    };
-    await writer.finish(meta);
+  } finally {
+    await writer.close();
   }
   const dataset = await loadDataset(options.out);
   return {

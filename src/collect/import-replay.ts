@@ -157,10 +157,18 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
     higherIsBetter,
   };
   const { writer, complete } = await DatasetWriter.open(options.out, identity, null);
-  if (complete) return { written: 0, skippedNullLabel, alreadyComplete: true, meta: null };
+  if (complete) {
+    await writer.close();
+    return { written: 0, skippedNullLabel, alreadyComplete: true, meta: null };
+  }
   // Records are a pure function of the input, so an interrupted import continues where it stopped.
   const pending = records.slice(writer.done);
-  await writer.append(pending, null);
+  try {
+    await writer.append(pending, null);
+  } catch (error) {
+    await writer.close();
+    throw error;
+  }
   const languages = uniqueOrNull(records.map((r) => `${r.src_lang}\u0000${r.tgt_lang}`));
   const metricSignatures: Record<string, string> = {
     [labelName]: `precomputed:${fields.small_label},${fields.large_label}`,

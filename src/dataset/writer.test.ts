@@ -69,7 +69,8 @@ describe("DatasetWriter", () => {
     const dir = await freshDir();
     const first = await DatasetWriter.open(dir, identity, 2);
     await first.writer.append([record("a", 1)], new Float32Array([1, 2]));
-    // A killed run may leave a half-written chunk behind its checkpoint.
+    // A killed run may leave a half-written chunk behind its checkpoint (and its lock: see below).
+    await first.writer.close();
     await appendFile(path.join(dir, RECORDS_FILE), '{"id":"b","src":"tor');
     await appendFile(path.join(dir, FEATURES_FILE), Buffer.alloc(6));
     const second = await DatasetWriter.open(dir, identity, 2);
@@ -86,10 +87,24 @@ describe("DatasetWriter", () => {
 
   it("refuses a rerun with different settings, naming what differs", async () => {
     const dir = await freshDir();
-    await DatasetWriter.open(dir, identity, 2);
+    await (await DatasetWriter.open(dir, identity, 2)).writer.close();
     await expect(DatasetWriter.open(dir, { ...identity, metric: "bleu" }, 2)).rejects.toThrow(
       /different settings \(metric: was "chrf", now "bleu"\)/,
     );
+  });
+
+  it("lets only one run write a directory, and takes over the lock of a run that died", async () => {
+    const dir = await freshDir();
+    const { writer } = await DatasetWriter.open(dir, identity, 2);
+    await expect(DatasetWriter.open(dir, identity, 2)).rejects.toThrow(
+      `is being written by another routelmt run (process ${process.pid})`,
+    );
+    await writer.close();
+    // A lock naming a process that no longer exists is stale.
+    await writeFile(path.join(dir, ".routelmt.lock"), "2147483646\n");
+    const again = await DatasetWriter.open(dir, identity, 2);
+    expect(again.done).toBe(0);
+    await again.writer.close();
   });
 
   it("refuses to write into a non-empty directory that is not a dataset", async () => {
@@ -120,7 +135,7 @@ describe("loadDataset", () => {
 
   it("tells an unfinished collection from a non-dataset", async () => {
     const dir = await freshDir();
-    await DatasetWriter.open(dir, identity, 2);
+    await (await DatasetWriter.open(dir, identity, 2)).writer.close();
     await expect(loadDataset(dir)).rejects.toThrow(/unfinished collection/);
     await expect(loadDataset(await freshDir())).rejects.toThrow(/not a routelmt dataset/);
   });

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdir, open, readdir, readFile, truncate } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { UsageError } from "../errors/index.js";
 import { writeFileAtomic } from "../util/atomic-file.js";
@@ -29,10 +29,53 @@ export interface OpenedDatasetWriter {
   complete: boolean;
 }
 
+/** Marks a directory as being written by one process, so two runs can never interleave their chunks. */
+const LOCK_FILE = ".routelmt.lock";
+
+/** True when a process with this id exists (signal 0 only checks). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Takes the directory's lock, or explains who holds it. A lock left by a process that no longer
+ * exists (a killed run) is taken over.
+ */
+async function acquireLock(directory: string): Promise<() => Promise<void>> {
+  const lockPath = path.join(directory, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(lockPath, `${process.pid}\n`, { flag: "wx" });
+      let released = false;
+      return async () => {
+        if (released) return;
+        released = true;
+        await rm(lockPath, { force: true });
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const holder = Number.parseInt(await readFile(lockPath, "utf8").catch(() => ""), 10);
+      if (Number.isInteger(holder) && holder > 0 && processAlive(holder)) {
+        throw new UsageError(
+          `${directory} is being written by another routelmt run (process ${holder}); wait for it to finish or stop it first`,
+        );
+      }
+      await rm(lockPath, { force: true });
+    }
+  }
+  throw new UsageError(`${directory}: cannot take the lock ${LOCK_FILE}`);
+}
+
 export class DatasetWriter {
   private constructor(
     private readonly directory: string,
     private checkpoint: Checkpoint,
+    private readonly unlock: () => Promise<void>,
   ) {}
 
   /**
@@ -46,6 +89,21 @@ export class DatasetWriter {
     dim: number | null,
   ): Promise<OpenedDatasetWriter> {
     await mkdir(directory, { recursive: true });
+    const unlock = await acquireLock(directory);
+    try {
+      return await DatasetWriter.openLocked(directory, identity, dim, unlock);
+    } catch (error) {
+      await unlock();
+      throw error;
+    }
+  }
+
+  private static async openLocked(
+    directory: string,
+    identity: Record<string, unknown>,
+    dim: number | null,
+    unlock: () => Promise<void>,
+  ): Promise<OpenedDatasetWriter> {
     const checkpointPath = path.join(directory, CHECKPOINT_FILE);
     if (existsSync(checkpointPath)) {
       const previous = JSON.parse(await readFile(checkpointPath, "utf8")) as Checkpoint;
@@ -59,7 +117,7 @@ export class DatasetWriter {
       await truncateTo(path.join(directory, RECORDS_FILE), previous.records_bytes);
       if (previous.dim !== null)
         await truncateTo(path.join(directory, FEATURES_FILE), previous.features_bytes);
-      const writer = new DatasetWriter(directory, previous);
+      const writer = new DatasetWriter(directory, previous, unlock);
       return { writer, done: previous.done, complete: previous.complete };
     }
     const entries = (await readdir(directory)).filter((name) => !name.startsWith("."));
@@ -79,7 +137,7 @@ export class DatasetWriter {
     await writeFileAtomic(path.join(directory, RECORDS_FILE), "");
     if (dim !== null) await writeFileAtomic(path.join(directory, FEATURES_FILE), new Uint8Array());
     await writeFileAtomic(checkpointPath, JSON.stringify(checkpoint, null, 2));
-    return { writer: new DatasetWriter(directory, checkpoint), done: 0, complete: false };
+    return { writer: new DatasetWriter(directory, checkpoint, unlock), done: 0, complete: false };
   }
 
   get done(): number {
@@ -117,7 +175,12 @@ export class DatasetWriter {
     );
   }
 
-  /** Writes `meta.json` and marks the run complete. */
+  /** Lets other runs write the directory again. Idempotent; `finish` calls it. */
+  async close(): Promise<void> {
+    await this.unlock();
+  }
+
+  /** Writes `meta.json`, marks the run complete and releases the directory. */
   async finish(meta: DatasetMeta): Promise<void> {
     if (meta.n !== this.checkpoint.done) {
       throw new Error(`meta.n (${meta.n}) differs from the ${this.checkpoint.done} records written`);
@@ -128,6 +191,7 @@ export class DatasetWriter {
       path.join(this.directory, CHECKPOINT_FILE),
       JSON.stringify(this.checkpoint, null, 2),
     );
+    await this.close();
   }
 }
 
