@@ -31,6 +31,8 @@ export interface TinyLlamaOptions {
   matrixType: "F32" | "F16";
   /** `general.name`. */
   name: string;
+  /** `tokenizer.chat_template` (a Jinja template), or null for a raw-completion model. */
+  chatTemplate: string | null;
 }
 
 /**
@@ -51,6 +53,7 @@ export const TINY_LLAMA_DEFAULTS: Readonly<TinyLlamaOptions> = {
   rmsEps: 1e-5,
   matrixType: "F32",
   name: "routelmt-tiny-llama",
+  chatTemplate: null,
 };
 
 /**
@@ -71,6 +74,7 @@ export const BENCH_LLAMA_OPTIONS: Readonly<TinyLlamaOptions> = {
   rmsEps: 1e-5,
   matrixType: "F16",
   name: "routelmt-bench-llama",
+  chatTemplate: null,
 };
 
 /** SentencePiece token types as llama.cpp reads them from `tokenizer.ggml.token_type`. */
@@ -333,6 +337,9 @@ function llamaMetadata(options: TinyLlamaOptions, vocabulary: Vocabulary): Map<s
     ["tokenizer.ggml.add_bos_token", gguf.bool(true)],
     ["tokenizer.ggml.add_eos_token", gguf.bool(false)],
     ["tokenizer.ggml.add_space_prefix", gguf.bool(false)],
+    ...(options.chatTemplate === null
+      ? []
+      : [["tokenizer.chat_template", gguf.str(options.chatTemplate)] as const]),
   ]);
 }
 
