@@ -6,10 +6,9 @@
  * only collects and sums statistics over the same pairs, measured in the same run, so it shows
  * what per-segment scoring costs on top of n-gram counting on this machine.
  */
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { type ChrfOptions, chrfStatistics, createChrfMetric } from "../src/metrics/chrf.js";
 import type { MetricItem } from "../src/metrics/segment-metric.js";
+import { isMainModule, printJsonResult } from "./run-if-main.js";
 
 const DEFAULT_SEGMENTS = 100_000;
 const SEED = 20_240_611;
@@ -143,28 +142,12 @@ export async function run(segments = DEFAULT_SEGMENTS): Promise<Record<string, u
   };
 }
 
-function isMainModule(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMainModule()) {
+if (isMainModule(import.meta.url)) {
   const requested = process.argv[2] === undefined ? DEFAULT_SEGMENTS : Number(process.argv[2]);
   if (!Number.isInteger(requested) || requested < 1) {
     process.stderr.write("usage: npx tsx bench/chrf-throughput.ts [segments]\n");
     process.exitCode = 2;
   } else {
-    run(requested).then(
-      (result) => process.stdout.write(`${JSON.stringify(result)}\n`),
-      (error: unknown) => {
-        process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-        process.exitCode = 1;
-      },
-    );
+    printJsonResult(run(requested));
   }
 }

@@ -7,7 +7,7 @@
  * ROUTELMT_BENCH_TEMPLATE and ROUTELMT_BENCH_SOURCES (JSONL with id/src/ref) say otherwise;
  * ROUTELMT_BENCH_SEGMENTS sets how many (default 48). Without them the result is a skip note.
  */
-import { existsSync, realpathSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -16,6 +16,7 @@ import { collectDataset, readCollectInput } from "../src/collect/index.js";
 import { createMetric } from "../src/metrics/index.js";
 import { openProbedTranslator, openTranslator } from "../src/translators/open.js";
 import { loadPromptTemplate } from "../src/translators/prompt-template.js";
+import { runIfMain } from "./run-if-main.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const shared = path.resolve(repoRoot, "../shared");
@@ -84,6 +85,4 @@ export async function run(): Promise<Record<string, unknown>> {
   };
 }
 
-if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  console.log(JSON.stringify(await run()));
-}
+runIfMain(import.meta.url, run);

@@ -23,11 +23,9 @@
  * `translate_*` add greedy decoding (up to the model's end token or `maxNewTokens`) to show the overhead
  * relative to a whole translation.
  */
-import { realpathSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 import {
   argmax,
@@ -37,6 +35,7 @@ import {
 } from "../src/features/llama-ffi-engine.js";
 import { hasShared, sharedPath } from "../test/helpers/shared.js";
 import { writeBenchLlamaGguf } from "../test/helpers/tiny-llama.js";
+import { runIfMain } from "./run-if-main.js";
 
 const THREADS = 1;
 /** The ratio the chosen path must stay under (brief: ≤ 1.05× of prefill alone). */
@@ -270,22 +269,4 @@ export async function run(): Promise<Record<string, unknown>> {
   };
 }
 
-function isMainModule(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMainModule()) {
-  run().then(
-    (result) => process.stdout.write(`${JSON.stringify(result)}\n`),
-    (error: unknown) => {
-      process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+runIfMain(import.meta.url, run);

@@ -13,13 +13,14 @@
  * - kept request: `prefill()` + `continue()` versus `translate([request])`, one sentence at a time;
  * - batching: `translate(all)` versus one `translate([request])` after another.
  */
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ControlledEvaluateInputItem, getLlama, LlamaLogLevel } from "node-llama-cpp";
 import { LlamaTranslator } from "../src/translators/llama-translator.js";
 import { defaultPromptTemplate, loadPromptTemplate } from "../src/translators/prompt-template.js";
 import type { TranslationRequest } from "../src/translators/types.js";
+import { runIfMain } from "./run-if-main.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const sharedModels = path.resolve(repoRoot, "../shared/models");
@@ -157,16 +158,4 @@ export async function run(): Promise<Record<string, unknown>> {
   }
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
-  console.log(JSON.stringify(await run()));
-}
+runIfMain(import.meta.url, run);

@@ -6,11 +6,11 @@
  * an idle two-core machine, dominated by the d = 2048 Gram accumulation and tridiagonalizations.
  */
 import { loadavg } from "node:os";
-import { pathToFileURL } from "node:url";
 import { predict, predictRows } from "../src/probe/probe-model.js";
 import { crossValidateRidge } from "../src/probe/ridge.js";
 import { gaussianMatrix, linearTargets } from "../src/probe/synthetic-data.js";
 import { createRandom, normal } from "../src/stats/random.js";
+import { runIfMain } from "./run-if-main.js";
 
 const ROWS = 30_000;
 const DIMS = [512, 2048];
@@ -72,6 +72,4 @@ export async function run(): Promise<Record<string, unknown>> {
   return { benchmark: "probe-training", node: process.version, loadAverage1m: loadavg()[0], ...results };
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  console.log(JSON.stringify(await run()));
-}
+runIfMain(import.meta.url, run);

@@ -6,44 +6,24 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadDataset } from "../src/dataset/index.js";
 import { sentenceChrf } from "../src/metrics/chrf.js";
 import { runCliCaptured, spawnCli } from "./helpers/cli.js";
-import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
-
-const WORDS = [
-  "the",
-  "cat",
-  "dog",
-  "sat",
-  "on",
-  "a",
-  "red",
-  "mat",
-  "big",
-  "house",
-  "man",
-  "with",
-  "hello",
-  "world",
-];
+import {
+  collectArguments,
+  type FixturePair,
+  fixtureSentence,
+  writeFixturePair,
+} from "./helpers/fixture-pair.js";
 
 let work: string;
-let smallModel: string;
-let largeModel: string;
-let template: string;
+let pair: FixturePair;
 let input: string;
 
 function sentence(index: number): string {
-  const length = 3 + (index % 5);
-  return Array.from({ length }, (_, k) => WORDS[(index * 7 + k * 3) % WORDS.length]).join(" ");
+  return fixtureSentence(index, { lengthCycle: 5, stride: 7 });
 }
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "routelmt-collect-"));
-  smallModel = path.join(work, "small.gguf");
-  largeModel = path.join(work, "large.gguf");
-  writeTinyLlamaGguf(smallModel, { seed: 11 });
-  writeTinyLlamaGguf(largeModel, { seed: 22, nEmbd: 96, nHead: 6, nHeadKv: 3 });
-  template = path.join(work, "template.txt");
-  await writeFile(template, "{src}: {text}\n{tgt}:");
+  pair = await writeFixturePair(work);
   input = path.join(work, "in.jsonl");
   const lines = Array.from({ length: 40 }, (_, i) =>
     JSON.stringify({ id: `s${i}`, src: sentence(i), ref: sentence(i + 1) }),
@@ -52,24 +32,7 @@ beforeAll(async () => {
 });
 
 function collectArgs(out: string, extra: string[] = []): string[] {
-  return [
-    "collect",
-    "--small",
-    smallModel,
-    "--large",
-    largeModel,
-    "--template",
-    template,
-    "--in",
-    input,
-    "--out",
-    out,
-    "--src-lang",
-    "en",
-    "--tgt-lang",
-    "de",
-    "--threads",
-    "1",
+  return collectArguments({ ...pair, input, out }, [
     "--concurrency",
     "1",
     "--max-tokens",
@@ -77,7 +40,7 @@ function collectArgs(out: string, extra: string[] = []): string[] {
     "--chunk-size",
     "4",
     ...extra,
-  ];
+  ]);
 }
 
 describe("routelmt collect", () => {

@@ -7,24 +7,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCliCaptured } from "./helpers/cli.js";
-import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
+import { fixtureSentence, writeFixturePair } from "./helpers/fixture-pair.js";
 
-const WORDS = [
-  "the",
-  "cat",
-  "dog",
-  "sat",
-  "on",
-  "a",
-  "red",
-  "mat",
-  "big",
-  "house",
-  "man",
-  "with",
-  "hello",
-  "world",
-];
 let work: string;
 let small: string;
 let large: string;
@@ -33,20 +17,12 @@ let server: Server;
 let floresUrl: string;
 
 function sentence(index: number, shift = 0): string {
-  return Array.from(
-    { length: 3 + (index % 4) },
-    (_, k) => WORDS[(index * 5 + k * 3 + shift) % WORDS.length],
-  ).join(" ");
+  return fixtureSentence(index, { lengthCycle: 4, stride: 5, shift });
 }
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "routelmt-demo-"));
-  small = path.join(work, "small.gguf");
-  large = path.join(work, "large.gguf");
-  writeTinyLlamaGguf(small, { seed: 31 });
-  writeTinyLlamaGguf(large, { seed: 32, nEmbd: 96, nHead: 6, nHeadKv: 3 });
-  template = path.join(work, "template.txt");
-  await writeFile(template, "{src}: {text}\n{tgt}:");
+  ({ small, large, template } = await writeFixturePair(work, { small: 31, large: 32 }));
   // A miniature FLORES-200 archive with the real layout, served over loopback HTTP.
   const root = path.join(work, "flores", "flores200_dataset");
   for (const split of ["dev", "devtest"]) {

@@ -24,33 +24,13 @@ import {
 } from "../src/translators/prompt-template.js";
 import type { TranslationRequest } from "../src/translators/types.js";
 import { runCliCaptured } from "./helpers/cli.js";
+import { collectArguments, writeFixturePair } from "./helpers/fixture-pair.js";
 import { type ParsedGguf, readGguf } from "./helpers/gguf-reader.js";
 import { gguf, writeGguf } from "./helpers/gguf-writer.js";
 import { type ReferenceForwardResult, referenceForward } from "./helpers/reference-llama.js";
 import { hasShared, sharedPath, sharedSkipReason } from "./helpers/shared.js";
 import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
-
-function cosine(left: ArrayLike<number>, right: ArrayLike<number>): number {
-  let dot = 0;
-  let normLeft = 0;
-  let normRight = 0;
-  for (let index = 0; index < left.length; index++) {
-    const x = left[index] as number;
-    const y = right[index] as number;
-    dot += x * y;
-    normLeft += x * x;
-    normRight += y * y;
-  }
-  return dot / Math.sqrt(normLeft * normRight);
-}
-
-function maxAbsDifference(left: ArrayLike<number>, right: ArrayLike<number>): number {
-  let worst = 0;
-  for (let index = 0; index < left.length; index++) {
-    worst = Math.max(worst, Math.abs((left[index] as number) - (right[index] as number)));
-  }
-  return worst;
-}
+import { cosine, maxAbsDifference } from "./helpers/vector-compare.js";
 
 /** Entropy in nats written out directly: p = exp(z) / Σ exp(z), H = −Σ p ln p (float64, no shift). */
 function directEntropy(logits: ArrayLike<number>): number {
@@ -480,35 +460,15 @@ describe("routelmt collect with a layer list", () => {
 
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), "routelmt-ffi-collect-"));
-    const small = path.join(work, "small.gguf");
-    const large = path.join(work, "large.gguf");
-    writeTinyLlamaGguf(small, { seed: 11 });
-    writeTinyLlamaGguf(large, { seed: 22, nEmbd: 96, nHead: 6, nHeadKv: 3 });
-    const template = path.join(work, "template.txt");
-    await writeFile(template, "{src}: {text}\n{tgt}:");
+    const pair = await writeFixturePair(work);
     const input = path.join(work, "in.jsonl");
     const sentences = ["the cat sat on the mat", "hello world", "a big red house", "the man with a dog"];
     await writeFile(
       input,
       `${sentences.map((src, index) => JSON.stringify({ id: `s${index}`, src, ref: sentences[(index + 1) % 4] })).join("\n")}\n`,
     );
-    args = (out, extra) => [
-      "collect",
-      ...["--small", small, "--large", large, "--template", template, "--in", input, "--out", out],
-      ...[
-        "--src-lang",
-        "en",
-        "--tgt-lang",
-        "de",
-        "--threads",
-        "1",
-        "--concurrency",
-        "1",
-        "--max-tokens",
-        "6",
-      ],
-      ...extra,
-    ];
+    args = (out, extra) =>
+      collectArguments({ ...pair, input, out }, ["--concurrency", "1", "--max-tokens", "6", ...extra]);
   });
   afterAll(async () => {
     if (work) await rm(work, { recursive: true, force: true });

@@ -22,26 +22,7 @@ import { readGguf } from "./helpers/gguf-reader.js";
 import { referenceForward } from "./helpers/reference-llama.js";
 import { hasShared, sharedPath, sharedSkipReason } from "./helpers/shared.js";
 import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0;
-  let normA = 0;
-  let normB = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i] as number;
-    const y = b[i] as number;
-    dot += x * y;
-    normA += x * x;
-    normB += y * y;
-  }
-  return dot / Math.sqrt(normA * normB);
-}
-
-function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs((a[i] as number) - (b[i] as number)));
-  return worst;
-}
+import { cosine, maxAbsDifference } from "./helpers/vector-compare.js";
 
 function mappedLibllamaPaths(): string[] {
   const maps = readFileSync("/proc/self/maps", "utf8");

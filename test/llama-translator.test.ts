@@ -16,6 +16,7 @@ import { type ParsedGguf, readGguf, tensorData } from "./helpers/gguf-reader.js"
 import { referenceForward } from "./helpers/reference-llama.js";
 import { hasShared, sharedPath, sharedSkipReason } from "./helpers/shared.js";
 import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
+import { maxAbsDifference } from "./helpers/vector-compare.js";
 
 const sentences = [
   "A man is riding a bike.",
@@ -48,14 +49,6 @@ function logitsFromFeatures(gguf: ParsedGguf, features: Float32Array): Float64Ar
     logits[row] = sum;
   }
   return logits;
-}
-
-function maxAbsDifference(left: ArrayLike<number>, right: ArrayLike<number>): number {
-  let maximum = 0;
-  for (let index = 0; index < left.length; index++) {
-    maximum = Math.max(maximum, Math.abs((left[index] ?? 0) - (right[index] ?? Number.NaN)));
-  }
-  return maximum;
 }
 
 interface ModelCase {

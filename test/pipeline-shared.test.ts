@@ -11,6 +11,7 @@ import { loadDataset } from "../src/dataset/index.js";
 import { sentenceChrf } from "../src/metrics/chrf.js";
 import { loadRouter, predictHeads } from "../src/probe/router-file.js";
 import { runCliCaptured } from "./helpers/cli.js";
+import { collectArguments } from "./helpers/fixture-pair.js";
 import { hasShared, sharedPath, sharedSkipReason } from "./helpers/shared.js";
 
 const available = hasShared(
@@ -42,27 +43,12 @@ async function slice(file: string, from: number, count: number, out: string): Pr
 }
 
 function collectArgs(input: string, out: string): string[] {
-  return [
-    "collect",
-    "--small",
-    sharedPath("models", "tinymt-small.gguf"),
-    "--large",
-    sharedPath("models", "tinymt-large.gguf"),
-    "--template",
-    sharedPath("models", "tinymt.template"),
-    "--in",
-    input,
-    "--out",
-    out,
-    "--src-lang",
-    "en",
-    "--tgt-lang",
-    "de",
-    "--threads",
-    "1",
-    "--max-tokens",
-    "64",
-  ];
+  const pair = {
+    small: sharedPath("models", "tinymt-small.gguf"),
+    large: sharedPath("models", "tinymt-large.gguf"),
+    template: sharedPath("models", "tinymt.template"),
+  };
+  return collectArguments({ ...pair, input, out }, ["--max-tokens", "64"]);
 }
 
 describe.skipIf(!available)(

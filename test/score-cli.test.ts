@@ -130,11 +130,7 @@ describe("routelmt score", () => {
       () => ["--metric", "ter", "--hyp", hyp, "--ref", ref],
       /--metric.*ter.*invalid|Allowed choices/i,
     ],
-    [
-      "missing --ref",
-      () => ["--metric", "bleu", "--hyp", hyp],
-      /--ref <file> is required/,
-    ],
+    ["missing --ref", () => ["--metric", "bleu", "--hyp", hyp], /--ref <file> is required/],
     [
       "tokenizer with chrF",
       () => ["--metric", "chrf", "--hyp", hyp, "--ref", ref, "--tokenize", "13a"],

@@ -1,14 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { InputError, UsageError } from "../errors/index.js";
 import { allocateBatch } from "../routing/batch-allocation.js";
-import { quantileOfSorted } from "../routing/sorted-quantile.js";
+import { quantile, sortScores } from "../stats/quantiles.js";
+import { createRandom, normal, type Random, randomInt } from "../stats/random.js";
 import { pairedBootstrapMeanDelta } from "./bootstrap.js";
 import { gainsOf, meanDelta, type SegmentOutcomes } from "./measures.js";
-import { type RandomSource, randomIndex, seededRandom } from "./seeded-random.js";
-
-function standardNormal(random: RandomSource): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
 
 interface Population {
   outcomes: SegmentOutcomes;
@@ -17,16 +13,16 @@ interface Population {
 }
 
 /** Gains ~ N(0, 1); policy A sees the gain through little noise, B through much. */
-function population(random: RandomSource, count: number, prefix: string): Population {
-  const gains = Array.from({ length: count }, () => standardNormal(random));
+function population(random: Random, count: number, prefix: string): Population {
+  const gains = Array.from({ length: count }, () => normal(random));
   return {
     outcomes: {
       ids: gains.map((_, index) => `${prefix}${index}`),
       qualitySmall: gains.map(() => 0),
       qualityLarge: gains,
     },
-    scoresA: gains.map((gain) => gain + 0.5 * standardNormal(random)),
-    scoresB: gains.map((gain) => gain + 2 * standardNormal(random)),
+    scoresA: gains.map((gain) => gain + 0.5 * normal(random)),
+    scoresB: gains.map((gain) => gain + 2 * normal(random)),
   };
 }
 
@@ -38,11 +34,11 @@ function meanDeltaDifference(data: Population, budget: number): number {
 
 /** The bootstrap as the definition states it: resample, re-run batch allocation, difference. */
 function naiveBootstrap(data: Population, budget: number, resamples: number, seed: number) {
-  const random = seededRandom(seed);
+  const random = createRandom(seed);
   const count = data.outcomes.ids.length;
   const differences: number[] = [];
   for (let resample = 0; resample < resamples; resample++) {
-    const picks = Array.from({ length: count }, () => randomIndex(random, count));
+    const picks = Array.from({ length: count }, () => randomInt(random, count));
     const pick = <T>(values: readonly T[]) => picks.map((index) => values[index]!);
     differences.push(
       meanDeltaDifference(
@@ -59,20 +55,20 @@ function naiveBootstrap(data: Population, budget: number, resamples: number, see
       ),
     );
   }
-  differences.sort((a, b) => a - b);
-  return { lo: quantileOfSorted(differences, 0.025), hi: quantileOfSorted(differences, 0.975) };
+  const sorted = sortScores(differences);
+  return { lo: quantile(sorted, 0.025), hi: quantile(sorted, 0.975) };
 }
 
 let populationTruth: number | undefined;
 /** Population MeanDelta@0.3 difference, computed once: it is the slow part of these tests. */
 function truthAtThirtyPercent(): number {
-  populationTruth ??= meanDeltaDifference(population(seededRandom(100), 100_000, "p"), 0.3);
+  populationTruth ??= meanDeltaDifference(population(createRandom(100), 100_000, "p"), 0.3);
   return populationTruth;
 }
 
 describe("pairedBootstrapMeanDelta", () => {
   it("equals re-running batch allocation on every resample, ties included", () => {
-    const random = seededRandom(3);
+    const random = createRandom(3);
     const data = population(random, 60, "s");
     // Coarse scores create ties that the id tie-break must settle the same way in both.
     data.scoresA = data.scoresA.map((score) => Math.round(score));
@@ -85,7 +81,7 @@ describe("pairedBootstrapMeanDelta", () => {
   });
 
   it("is deterministic for a seed and changes with it", () => {
-    const data = population(seededRandom(4), 300, "s");
+    const data = population(createRandom(4), 300, "s");
     const first = pairedBootstrapMeanDelta({ ...data, budget: 0.2, seed: 5 });
     expect(pairedBootstrapMeanDelta({ ...data, budget: 0.2, seed: 5 })).toEqual(first);
     const other = pairedBootstrapMeanDelta({ ...data, budget: 0.2, seed: 6 });
@@ -98,7 +94,7 @@ describe("pairedBootstrapMeanDelta", () => {
     // Policy A is better by construction; its population advantage is the target.
     const truth = truthAtThirtyPercent();
     expect(truth).toBeGreaterThan(0.1);
-    const sample = population(seededRandom(101), 1000, "s");
+    const sample = population(createRandom(101), 1000, "s");
     const interval = pairedBootstrapMeanDelta({ ...sample, budget, seed: 1 });
     expect(interval.lo).toBeLessThan(interval.hi);
     expect(interval.lo).toBeLessThanOrEqual(interval.diff);
@@ -114,7 +110,7 @@ describe("pairedBootstrapMeanDelta", () => {
     let covered = 0;
     const trials = 40;
     for (let trial = 0; trial < trials; trial++) {
-      const sample = population(seededRandom(1000 + trial), 400, "s");
+      const sample = population(createRandom(1000 + trial), 400, "s");
       const interval = pairedBootstrapMeanDelta({ ...sample, budget, resamples: 400, seed: trial });
       if (interval.lo <= truth && truth <= interval.hi) covered++;
     }
@@ -122,7 +118,7 @@ describe("pairedBootstrapMeanDelta", () => {
   });
 
   it("gives a zero-width interval for identical policies", () => {
-    const data = population(seededRandom(8), 100, "s");
+    const data = population(createRandom(8), 100, "s");
     expect(pairedBootstrapMeanDelta({ ...data, scoresB: data.scoresA, budget: 0.5, resamples: 50 })).toEqual({
       diff: 0,
       lo: 0,
@@ -131,7 +127,7 @@ describe("pairedBootstrapMeanDelta", () => {
   });
 
   it("refuses budgets that route nothing and duplicate ids", () => {
-    const data = population(seededRandom(8), 10, "s");
+    const data = population(createRandom(8), 10, "s");
     expect(() => pairedBootstrapMeanDelta({ ...data, budget: 0.05 })).toThrow(UsageError);
     const duplicated = { ...data.outcomes, ids: data.outcomes.ids.map(() => "same") };
     expect(() => pairedBootstrapMeanDelta({ ...data, outcomes: duplicated, budget: 0.5 })).toThrow(
@@ -140,7 +136,7 @@ describe("pairedBootstrapMeanDelta", () => {
   });
 
   it("uses the true gains of the outcomes", () => {
-    const data = population(seededRandom(12), 50, "s");
+    const data = population(createRandom(12), 50, "s");
     const oracle = gainsOf(data.outcomes);
     const interval = pairedBootstrapMeanDelta({ ...data, scoresA: oracle, budget: 0.2, resamples: 100 });
     // The oracle's MeanDelta is the largest possible, so it never loses on any resample.

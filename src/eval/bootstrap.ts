@@ -1,8 +1,8 @@
 import { InputError, UsageError } from "../errors/index.js";
 import { routedCount, routingOrder } from "../routing/batch-allocation.js";
-import { quantileOfSorted } from "../routing/sorted-quantile.js";
+import { quantile, sortScores } from "../stats/quantiles.js";
+import { createRandom, randomInt } from "../stats/random.js";
 import { checkOutcomes, gainsOf, type SegmentOutcomes } from "./measures.js";
-import { randomIndex, seededRandom } from "./seeded-random.js";
 
 export interface PairedBootstrapOptions {
   /** Policy A's score per segment (higher routes first). */
@@ -15,7 +15,7 @@ export interface PairedBootstrapOptions {
   budget: number;
   /** Bootstrap resamples. Defaults to 1000. */
   resamples?: number;
-  /** Seed of the resampling. Defaults to 0. */
+  /** Seed of the resampling, an integer. Defaults to 0. */
   seed?: number;
   /** Two-sided confidence level. Defaults to 0.95. */
   confidence?: number;
@@ -87,13 +87,15 @@ export function pairedBootstrapMeanDelta(options: PairedBootstrapOptions): Boots
     meanDeltaFromRankCounts(new Int32Array(segmentCount).fill(1), policy.gainAtRank, routed);
   const diff = meanDeltaOnce(policyA) - meanDeltaOnce(policyB);
 
-  const random = seededRandom(options.seed ?? 0);
-  const differences = new Array<number>(resamples);
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(seed)) throw new UsageError(`random seed must be an integer, got ${seed}`);
+  const random = createRandom(seed);
+  const differences = new Float64Array(resamples);
   for (let resample = 0; resample < resamples; resample++) {
     policyA.copiesAtRank.fill(0);
     policyB.copiesAtRank.fill(0);
     for (let draw = 0; draw < segmentCount; draw++) {
-      const index = randomIndex(random, segmentCount);
+      const index = randomInt(random, segmentCount);
       policyA.copiesAtRank[policyA.rankOf[index]!]!++;
       policyB.copiesAtRank[policyB.rankOf[index]!]!++;
     }
@@ -101,11 +103,7 @@ export function pairedBootstrapMeanDelta(options: PairedBootstrapOptions): Boots
       meanDeltaFromRankCounts(policyA.copiesAtRank, policyA.gainAtRank, routed) -
       meanDeltaFromRankCounts(policyB.copiesAtRank, policyB.gainAtRank, routed);
   }
-  differences.sort((a, b) => a - b);
+  const sorted = sortScores(differences);
   const tail = (1 - confidence) / 2;
-  return {
-    diff,
-    lo: quantileOfSorted(differences, tail),
-    hi: quantileOfSorted(differences, 1 - tail),
-  };
+  return { diff, lo: quantile(sorted, tail), hi: quantile(sorted, 1 - tail) };
 }

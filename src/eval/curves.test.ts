@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../errors/index.js";
 import { allocateBatch } from "../routing/batch-allocation.js";
+import { createRandom, type Random } from "../stats/random.js";
 import {
   apgr,
   auc,
@@ -11,7 +12,6 @@ import {
   qualityBudgetCurve,
 } from "./curves.js";
 import { gainsOf, hybridQuality, type SegmentOutcomes } from "./measures.js";
-import { type RandomSource, seededRandom } from "./seeded-random.js";
 
 function curveOf(xs: number[], qualities: number[], small: number, large: number): QualityBudgetCurve {
   return {
@@ -59,9 +59,9 @@ describe("quality–budget curve", () => {
   });
 
   it("matches batch allocation point by point", () => {
-    const random = seededRandom(11);
+    const random = createRandom(11);
     const data = randomOutcomes(random, 37);
-    const scores = data.ids.map(() => Math.round(random() * 4));
+    const scores = data.ids.map(() => Math.round(random.nextFloat() * 4));
     const curve = qualityBudgetCurve(scores, data);
     for (const point of curve.points) {
       expect(point.quality).toBeCloseTo(
@@ -111,25 +111,25 @@ describe("PGR, APGR and CPT on known curves", () => {
   });
 });
 
-function randomOutcomes(random: RandomSource, count: number): SegmentOutcomes {
-  const qualitySmall = Array.from({ length: count }, () => 40 + 30 * random());
+function randomOutcomes(random: Random, count: number): SegmentOutcomes {
+  const qualitySmall = Array.from({ length: count }, () => 40 + 30 * random.nextFloat());
   // Gains mix improvements and regressions, with some exact ties.
-  const qualityLarge = qualitySmall.map((small) => small + Math.round((random() - 0.4) * 20));
+  const qualityLarge = qualitySmall.map((small) => small + Math.round((random.nextFloat() - 0.4) * 20));
   return { ids: qualitySmall.map((_, index) => `seg-${index}`), qualitySmall, qualityLarge };
 }
 
 describe("oracle dominance", () => {
   for (const seed of [1, 2, 3, 4, 5]) {
     it(`oracle gain beats every policy at every budget (seed ${seed})`, () => {
-      const random = seededRandom(seed);
+      const random = createRandom(seed);
       const data = randomOutcomes(random, 200);
       const gains = gainsOf(data);
       const policies: Record<string, number[]> = {
-        random: gains.map(() => random()),
-        noisyOracle: gains.map((gain) => gain + 10 * (random() - 0.5)),
+        random: gains.map(() => random.nextFloat()),
+        noisyOracle: gains.map((gain) => gain + 10 * (random.nextFloat() - 0.5)),
         antiOracle: gains.map((gain) => -gain),
         constant: gains.map(() => 1),
-        withNaN: gains.map((gain) => (random() < 0.3 ? Number.NaN : gain)),
+        withNaN: gains.map((gain) => (random.nextFloat() < 0.3 ? Number.NaN : gain)),
       };
       const oracle = qualityBudgetCurve(gains, data);
       for (const [name, scores] of Object.entries(policies)) {

@@ -1,24 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { allocateBatch } from "../routing/batch-allocation.js";
+import { createRandom, normal } from "../stats/random.js";
 import { hybridQuality, measureRouting, type SegmentOutcomes } from "./measures.js";
-import { type RandomSource, seededRandom } from "./seeded-random.js";
 import { runStreaming } from "./streaming.js";
 
-function standardNormal(random: RandomSource): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
-
 function syntheticData(seed: number, count: number) {
-  const random = seededRandom(seed);
-  const qualitySmall = Array.from({ length: count }, () => 50 + 10 * standardNormal(random));
-  const gains = qualitySmall.map(() => 3 + 8 * standardNormal(random));
+  const random = createRandom(seed);
+  const qualitySmall = Array.from({ length: count }, () => 50 + 10 * normal(random));
+  const gains = qualitySmall.map(() => 3 + 8 * normal(random));
   const outcomes: SegmentOutcomes = {
     ids: qualitySmall.map((_, index) => `seg-${index}`),
     qualitySmall,
     qualityLarge: qualitySmall.map((small, index) => small + gains[index]!),
   };
-  const scores = gains.map((gain) => gain + 6 * standardNormal(random));
-  const trainingScores = Array.from({ length: 2000 }, () => 3 + 10 * standardNormal(random));
+  const scores = gains.map((gain) => gain + 6 * normal(random));
+  const trainingScores = Array.from({ length: 2000 }, () => 3 + 10 * normal(random));
   return { outcomes, scores, trainingScores };
 }
 

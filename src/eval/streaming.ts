@@ -1,7 +1,7 @@
-import { InputError } from "../errors/index.js";
+import { InputError, UsageError } from "../errors/index.js";
 import { BudgetController, type BudgetControllerOptions } from "../routing/budget-controller.js";
+import { createRandom, permutation } from "../stats/random.js";
 import { checkOutcomes, measureRouting, type RoutingMeasures, type SegmentOutcomes } from "./measures.js";
-import { seededRandom, shuffledIndices } from "./seeded-random.js";
 
 export interface StreamingOptions {
   /** Policy score per segment, aligned with `outcomes`. */
@@ -11,7 +11,7 @@ export interface StreamingOptions {
   controller: BudgetControllerOptions;
   /** Present the segments in a seeded random order (true) or as given (false). Defaults to true. */
   shuffle?: boolean;
-  /** Seed of the shuffle. Defaults to 0. */
+  /** Seed of the shuffle, an integer. Defaults to 0. */
   seed?: number;
   /** δ of the severe-loss rate, on the metric's scale. */
   severeLossDelta: number;
@@ -41,7 +41,7 @@ export function runStreaming(options: StreamingOptions): StreamingResult {
   }
   const arrivalOrder =
     (options.shuffle ?? true)
-      ? shuffledIndices(scores.length, seededRandom(options.seed ?? 0))
+      ? shuffledOrder(scores.length, options.seed ?? 0)
       : Array.from({ length: scores.length }, (_, index) => index);
   const controller = new BudgetController(options.controller);
   const routedMask = new Array<boolean>(scores.length).fill(false);
@@ -59,4 +59,9 @@ export function runStreaming(options: StreamingOptions): StreamingResult {
     capBlocked: snapshot.capBlocked,
     finalThreshold: snapshot.threshold,
   };
+}
+
+function shuffledOrder(count: number, seed: number): number[] {
+  if (!Number.isInteger(seed)) throw new UsageError(`random seed must be an integer, got ${seed}`);
+  return Array.from(permutation(count, createRandom(seed)));
 }

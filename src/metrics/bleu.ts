@@ -5,10 +5,10 @@
  * rows and scores once, a sentence score scores one row.
  */
 import { InputError, UsageError } from "../errors/index.js";
+import { pythonRstrip, pythonSplit } from "../util/python-text.js";
 import type { MetricItem, SegmentMetric } from "./segment-metric.js";
 import { formatSignature } from "./signature.js";
 import { getTokenizer, type Tokenizer, type TokenizerName } from "./tokenizers/index.js";
-import { rstripWhitespace, splitOnWhitespace } from "./tokenizers/python-whitespace.js";
 
 /** sacreBLEU's smoothing methods (Chen & Cherry, 2014): none, floor (method 1), add-k (method 2), exp (method 3, NIST). */
 export const SMOOTH_METHODS = ["none", "floor", "add-k", "exp"] as const;
@@ -131,7 +131,7 @@ function resolveScoring(options: BleuOptions, effectiveOrderDefault: boolean): S
 /** Lowercase (optionally), drop trailing whitespace, tokenise, split: sacreBLEU's `_preprocess_segment` plus its split. */
 function toTokens(segment: string, preprocessing: Preprocessing): string[] {
   const cased = preprocessing.lowercase ? segment.toLowerCase() : segment;
-  return splitOnWhitespace(preprocessing.tokenizer.tokenize(rstripWhitespace(cased)));
+  return pythonSplit(preprocessing.tokenizer.tokenize(pythonRstrip(cased)));
 }
 
 /**

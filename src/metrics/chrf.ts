@@ -19,8 +19,12 @@
  * `addMatchStatistics`), which yields exactly the counts of sacreBLEU's `Counter` intersection.
  */
 import { InputError, UsageError } from "../errors/index.js";
+import { isPythonWhitespace, pythonSplit } from "../util/python-text.js";
 import type { MetricItem, SegmentMetric } from "./segment-metric.js";
 import { formatSignature } from "./signature.js";
+
+// The package's public API has offered these from chrF; they now live with the other Python string semantics.
+export { isPythonWhitespace, pythonSplit };
 
 /** Settings of chrF, named like sacreBLEU's `CHRF(...)` keyword arguments in camelCase. */
 export interface ChrfOptions {
@@ -76,33 +80,6 @@ export const CHRF_DEFAULT_BETA = 2;
 // sacreBLEU's smoothing constant for orders without n-grams (eps_smoothing=True).
 const EPS = 1e-16;
 
-/**
- * Python's `str.isspace()` set, which `str.split()` uses. It differs from JavaScript's `\s`:
- * Python counts U+001C–U+001F and U+0085 as whitespace and does NOT count U+FEFF (a BOM is an
- * ordinary character for sacreBLEU), so `\s` must not be used anywhere here.
- */
-const PYTHON_WHITESPACE_RANGES: ReadonlyArray<readonly [number, number]> = [
-  [0x09, 0x0d],
-  [0x1c, 0x20],
-  [0x85, 0x85],
-  [0xa0, 0xa0],
-  [0x1680, 0x1680],
-  [0x2000, 0x200a],
-  [0x2028, 0x2029],
-  [0x202f, 0x202f],
-  [0x205f, 0x205f],
-  [0x3000, 0x3000],
-];
-
-const PYTHON_WHITESPACE_CLASS = `[${PYTHON_WHITESPACE_RANGES.map(([first, last]) =>
-  first === last ? unicodeEscape(first) : `${unicodeEscape(first)}-${unicodeEscape(last)}`,
-).join("")}]+`;
-const PYTHON_WHITESPACE_RUN = new RegExp(PYTHON_WHITESPACE_CLASS);
-
-function unicodeEscape(codePoint: number): string {
-  return `\\u${codePoint.toString(16).padStart(4, "0")}`;
-}
-
 // Python's string.punctuation, which sacreBLEU strips off word edges for chrF++.
 const ASCII_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 const IS_PUNCTUATION = new Uint8Array(128);
@@ -137,31 +114,6 @@ export function resolveChrfOptions(options: ChrfOptions = {}): ResolvedChrfOptio
 export function chrfStatisticsLength(options: ChrfOptions = {}): number {
   const resolved = resolveChrfOptions(options);
   return 3 * (resolved.charOrder + resolved.wordOrder);
-}
-
-/** Splits on Python whitespace, dropping empty pieces, as `str.split()` with no argument does. */
-export function pythonSplit(text: string): string[] {
-  const pieces = text.split(PYTHON_WHITESPACE_RUN);
-  if (pieces.length > 0 && pieces[0] === "") pieces.shift();
-  if (pieces.length > 0 && pieces[pieces.length - 1] === "") pieces.pop();
-  return pieces;
-}
-
-/** True for code points in Python's `str.isspace()` set (see PYTHON_WHITESPACE_RANGES). */
-export function isPythonWhitespace(codePoint: number): boolean {
-  if (codePoint <= 0x20) return (codePoint >= 0x09 && codePoint <= 0x0d) || codePoint >= 0x1c;
-  if (codePoint < 0x85) return false;
-  return (
-    codePoint === 0x85 ||
-    codePoint === 0xa0 ||
-    codePoint === 0x1680 ||
-    (codePoint >= 0x2000 && codePoint <= 0x200a) ||
-    codePoint === 0x2028 ||
-    codePoint === 0x2029 ||
-    codePoint === 0x202f ||
-    codePoint === 0x205f ||
-    codePoint === 0x3000
-  );
 }
 
 /**

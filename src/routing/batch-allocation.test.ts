@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InputError, UsageError } from "../errors/index.js";
 import { allocateBatch, routedCount, routingOrder } from "./batch-allocation.js";
-import { quantileOfSorted } from "./sorted-quantile.js";
 
 function routedIds(routed: boolean[], ids: string[]): string[] {
   return ids.filter((_, index) => routed[index]);
@@ -99,16 +98,5 @@ describe("allocateBatch", () => {
 
   it("rejects misaligned scores and ids", () => {
     expect(() => allocateBatch([1, 2], ["a"], 0.5)).toThrow(InputError);
-  });
-});
-
-describe("quantileOfSorted", () => {
-  it("interpolates linearly between order statistics", () => {
-    expect(quantileOfSorted([1, 2, 3, 4], 0.5)).toBe(2.5);
-    expect(quantileOfSorted([1, 2, 3, 4], 0)).toBe(1);
-    expect(quantileOfSorted([1, 2, 3, 4], 1)).toBe(4);
-    expect(quantileOfSorted([10, 20, 30, 40, 50], 0.3)).toBeCloseTo(22, 12);
-    expect(quantileOfSorted([7], 0.9)).toBe(7);
-    expect(() => quantileOfSorted([], 0.5)).toThrow(UsageError);
   });
 });

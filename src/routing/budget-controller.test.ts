@@ -1,11 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../errors/index.js";
-import { type RandomSource, seededRandom } from "../eval/seeded-random.js";
+import { createRandom, normal } from "../stats/random.js";
 import { BudgetController, type RouteDecision } from "./budget-controller.js";
-
-function standardNormal(random: RandomSource): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
 
 /** Largest number of large decisions in any `window` consecutive decisions, by direct recount. */
 function maxLargeInAnyWindow(decisions: readonly RouteDecision[], window: number): number {
@@ -131,7 +127,7 @@ describe("BudgetController decisions", () => {
   });
 
   it("never breaks the cap on adversarial streams, checked on every window", () => {
-    const random = seededRandom(7);
+    const random = createRandom(7);
     for (const [budget, window] of [
       [0.1, 20],
       [0.3, 7],
@@ -141,7 +137,7 @@ describe("BudgetController decisions", () => {
       const controller = new BudgetController({ budget, window, initialThreshold: 0, adaptationGain: 0.5 });
       // Bursts of high scores between quiet stretches try to push many large decisions together.
       const scores = Array.from({ length: 5000 }, (_, index) =>
-        Math.floor(index / 37) % 3 === 0 ? 10 + random() : standardNormal(random),
+        Math.floor(index / 37) % 3 === 0 ? 10 + random.nextFloat() : normal(random),
       );
       const decisions = runStream(controller, scores);
       expect(maxLargeInAnyWindow(decisions, window)).toBeLessThanOrEqual(controller.cap);
@@ -155,13 +151,13 @@ describe("BudgetController tracking", () => {
   const window = 1000;
 
   function driftingScores(seed: number, meanAt: (step: number) => number, unit = 1): number[] {
-    const random = seededRandom(seed);
-    return Array.from({ length: scoreCount }, (_, step) => (standardNormal(random) + meanAt(step)) * unit);
+    const random = createRandom(seed);
+    return Array.from({ length: scoreCount }, (_, step) => (normal(random) + meanAt(step)) * unit);
   }
 
   function trainingScores(seed: number, unit = 1): number[] {
-    const random = seededRandom(seed);
-    return Array.from({ length: 2000 }, () => standardNormal(random) * unit);
+    const random = createRandom(seed);
+    return Array.from({ length: 2000 }, () => normal(random) * unit);
   }
 
   const drifts: Record<string, (step: number) => number> = {

@@ -1,6 +1,6 @@
 import { UsageError } from "../errors/index.js";
+import { quantile, sortScores } from "../stats/quantiles.js";
 import { checkBudget } from "./batch-allocation.js";
-import { quantileOfSorted } from "./sorted-quantile.js";
 
 /** Why a request went where it went. */
 export type RouteReason =
@@ -135,14 +135,14 @@ export class BudgetController {
     this.cap = this.budget === 0 ? 0 : Math.min(this.window, Math.ceil(this.budget * this.window - 1e-9) + 1);
     this.outcomes = new Uint8Array(this.window);
 
-    const training = (options.trainingScores ?? []).filter(Number.isFinite).sort((a, b) => a - b);
+    const training = sortScores((options.trainingScores ?? []).filter(Number.isFinite));
     if (options.initialThreshold === undefined && training.length === 0) {
       throw new UsageError("the budget controller needs an initial threshold or finite training scores");
     }
     if (options.initialThreshold !== undefined && !Number.isFinite(options.initialThreshold)) {
       throw new UsageError(`initial threshold must be finite, got ${options.initialThreshold}`);
     }
-    this.currentThreshold = options.initialThreshold ?? quantileOfSorted(training, 1 - this.budget);
+    this.currentThreshold = options.initialThreshold ?? quantile(training, 1 - this.budget);
     if (training.length > 0) {
       const mean = training.reduce((sum, value) => sum + value, 0) / training.length;
       this.scoreMean = mean;

@@ -24,6 +24,8 @@ describe("quantile", () => {
     const sorted = sortScores([40, 10, 30, 20, 50]);
     expect(quantile(sorted, 0.3)).toBeCloseTo(22, 12);
     expect(Array.from(quantiles(sorted, [0, 0.5, 1]))).toEqual([10, 30, 50]);
+    expect(Array.from(quantiles(sortScores([1, 2, 3, 4]), [0, 0.5, 1]))).toEqual([1, 2.5, 4]);
+    expect(quantile(sortScores([7]), 0.9)).toBe(7);
   });
 
   it("rejects levels outside [0, 1] and gives NaN for no data", () => {

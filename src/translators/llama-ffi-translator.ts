@@ -14,8 +14,8 @@
  * @module
  */
 import path from "node:path";
-import type { LlamaModel, Token } from "node-llama-cpp";
-import { EngineCallError, InputError, RoutelmtError, UnsupportedError, UsageError } from "../errors/index.js";
+import type { LlamaModel } from "node-llama-cpp";
+import { EngineCallError, InputError, UnsupportedError, UsageError } from "../errors/index.js";
 import { entropyOfLogits, normaliseLayerSelection } from "../features/index.js";
 import {
   argmax,
@@ -24,6 +24,18 @@ import {
   LlamaFfiEngine,
 } from "../features/llama-ffi-engine.js";
 import { ggufFingerprint, readGgufHeader } from "./gguf-fingerprint.js";
+import {
+  asEngineError as asEngineErrorOf,
+  assertPositiveInteger,
+  assertPromptFits,
+  assertRoomForPrompt,
+  decodedTranslation,
+  heldPrefill,
+  loadModelFile,
+  type PrefilledWithTokens,
+  resolveMaxTokens,
+  WaitingPool,
+} from "./llama-common.js";
 import {
   llamaInstance,
   type PromptTokenizerModel,
@@ -35,7 +47,6 @@ import type {
   DecodeOptions,
   FeatureIdentity,
   FinishReason,
-  Prefilled,
   ProbedTranslator,
   Translation,
   TranslationRequest,
@@ -75,11 +86,8 @@ export interface LlamaFfiTranslatorOptions {
   decodeSliceTokens?: number;
 }
 
-/** A prefill as `LlamaFfiTranslator` returns it: also exposes the exact prompt token ids. */
-export interface LlamaFfiPrefilled extends Prefilled {
-  /** The token ids the prompt was evaluated as (the same as `LlamaTranslator` evaluates). */
-  readonly promptTokenIds: readonly number[];
-}
+/** A prefill as `LlamaFfiTranslator` returns it: also exposes the exact prompt token ids (the same as `LlamaTranslator` evaluates). */
+export type LlamaFfiPrefilled = PrefilledWithTokens<number>;
 
 /** What of a model's GGUF header the layer guard needs. */
 export interface LayerGuardModel {
@@ -148,39 +156,9 @@ export class SerialQueue {
   }
 }
 
-/** Hands out sequence ids `0…size−1`; waits in arrival order when all are taken. */
-class SequenceIdPool {
-  private readonly idle: number[];
-  private readonly waiting: Array<(sequenceId: number) => void> = [];
-  constructor(size: number) {
-    this.idle = Array.from({ length: size }, (_, index) => size - 1 - index);
-  }
-
-  acquire(): Promise<number> {
-    const sequenceId = this.idle.pop();
-    if (sequenceId !== undefined) return Promise.resolve(sequenceId);
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  giveBack(sequenceId: number): void {
-    const next = this.waiting.shift();
-    if (next) next(sequenceId);
-    else this.idle.push(sequenceId);
-  }
-}
-
-function assertPositiveInteger(name: string, value: number): void {
-  if (!Number.isInteger(value) || value <= 0)
-    throw new UsageError(`${name} must be a positive integer, got ${value}`);
-}
-
 /** Wraps anything unexpected as an EngineCallError; our own errors pass through. */
 function asEngineError(error: unknown): Error {
-  if (error instanceof RoutelmtError) return error;
-  return new EngineCallError(engineName, (error as Error)?.message ?? String(error), {
-    isRetryable: false,
-    cause: error,
-  });
+  return asEngineErrorOf(engineName, error);
 }
 
 /** A number from a GGUF header, or undefined when the key is missing or not a number. */
@@ -224,7 +202,8 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
   readonly #readEntropy: boolean;
   readonly #sliceTokens: number;
   readonly #queue = new SerialQueue();
-  readonly #pool: SequenceIdPool;
+  /** Sequence ids `0…sequences−1`, handed out lowest first. */
+  readonly #pool: WaitingPool<number>;
   #isDisposed = false;
   #disposing: Promise<void> | undefined;
 
@@ -250,7 +229,8 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
     this.#sliceTokens = parts.sliceTokens;
     this.featureIdentity = parts.featureIdentity;
     this.contextSize = parts.engine.contextSize;
-    this.#pool = new SequenceIdPool(parts.engine.sequences);
+    const size = parts.engine.sequences;
+    this.#pool = new WaitingPool(Array.from({ length: size }, (_, index) => size - 1 - index));
   }
 
   /**
@@ -283,26 +263,13 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
     const layers = featureLayersFor(normalisedLayer, { architecture, layerCount, modelId });
     const trainContext = headerNumber(header.metadata, `${architecture}.context_length`) ?? 1024;
     const contextSize = options.contextSize ?? Math.min(1024, trainContext);
-    if (maxTokens >= contextSize) {
-      throw new UsageError(
-        `maxTokens (${maxTokens}) leaves no room for a prompt in contextSize ${contextSize}`,
-      );
-    }
+    assertRoomForPrompt(maxTokens, contextSize);
     const fingerprint = await ggufFingerprint(options.modelPath);
 
     // node-llama-cpp first: it tokenizes prompts (chat templates included) exactly as LlamaTranslator
     // does, and loading its binding first routes libllama's logs through its logger.
     const llama = await llamaInstance(engineName);
-    let vocabulary: LlamaModel;
-    try {
-      vocabulary = await llama.loadModel({ modelPath: options.modelPath, vocabOnly: true });
-    } catch (error) {
-      throw new InputError(
-        `cannot load model: ${(error as Error).message}`,
-        { file: options.modelPath },
-        { cause: error },
-      );
-    }
+    const vocabulary = await loadModelFile(llama, { modelPath: options.modelPath, vocabOnly: true });
     let engine: LlamaFfiEngine;
     try {
       engine = await LlamaFfiEngine.open({
@@ -355,7 +322,7 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
    */
   async translate(requests: TranslationRequest[], options: DecodeOptions = {}): Promise<Translation[]> {
     this.#assertUsable();
-    const maxTokens = this.#resolveMaxTokens(options);
+    const maxTokens = resolveMaxTokens(options, this.#maxTokens);
     // Validate everything before any evaluation: a bad request must not leave others half-decoded.
     const prompts = requests.map((request) => this.#checkedPromptTokens(request, maxTokens));
     return await Promise.all(
@@ -413,38 +380,17 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
       firstToken: argmax(logitsLast),
       startedAt,
     };
-    let state: "held" | "decoding" | "done" = "held";
-    const finish = async () => {
-      if (state === "done") return;
-      state = "done";
-      await this.#releaseSequence(sequenceId);
-    };
-    return {
+    return heldPrefill({
+      engineName,
+      tokens,
       features,
-      entropy: Number.isFinite(entropy) ? entropy : null,
-      promptTokens: tokens.length,
-      promptTokenIds: tokens,
-      continue: async (options: DecodeOptions = {}) => {
-        this.#assertUsable();
-        if (state !== "held") throw new UsageError("this prefill was already continued or released");
-        const maxTokens = this.#resolveMaxTokens(options);
-        if (tokens.length + maxTokens > this.contextSize) {
-          await finish();
-          throw new InputError(this.#tooLongMessage(tokens.length, maxTokens));
-        }
-        state = "decoding";
-        try {
-          return await this.#decode(start, maxTokens, options.signal);
-        } catch (error) {
-          throw asEngineError(error);
-        } finally {
-          await finish();
-        }
-      },
-      release: async () => {
-        if (state === "held") await finish();
-      },
-    };
+      entropy,
+      contextSize: this.contextSize,
+      defaultMaxTokens: this.#maxTokens,
+      assertUsable: () => this.#assertUsable(),
+      decode: (maxTokens, signal) => this.#decode(start, maxTokens, signal),
+      releaseSequence: () => this.#releaseSequence(sequenceId),
+    });
   }
 
   /** Frees the engine and the tokenizer after engine calls already queued. Idempotent. */
@@ -465,23 +411,9 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
     if (this.#isDisposed) throw new UsageError(`LlamaFfiTranslator for ${this.modelId} is disposed`);
   }
 
-  #resolveMaxTokens(options: DecodeOptions): number {
-    const maxTokens = options.maxTokens ?? this.#maxTokens;
-    assertPositiveInteger("maxTokens", maxTokens);
-    return maxTokens;
-  }
-
-  #tooLongMessage(promptTokens: number, maxTokens: number): string {
-    return `prompt of ${promptTokens} tokens plus maxTokens ${maxTokens} exceeds the context size ${this.contextSize}`;
-  }
-
   #checkedPromptTokens(request: TranslationRequest, maxTokens: number): number[] {
     const tokens = this.tokenizePrompt(request);
-    if (tokens.length + maxTokens > this.contextSize) {
-      throw new InputError(
-        `${this.#tooLongMessage(tokens.length, maxTokens)}${request.id !== undefined ? ` (request ${request.id})` : ""}`,
-      );
-    }
+    assertPromptFits(tokens.length, maxTokens, this.contextSize, request.id);
     return tokens;
   }
 
@@ -533,13 +465,6 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
       }
       pending = output[output.length - 1] as number;
     }
-    return {
-      text: this.#vocabulary.detokenize(output as Token[]).trim(),
-      model: this.modelId,
-      promptTokens: start.promptTokens,
-      outputTokens: output.length,
-      ms: performance.now() - start.startedAt,
-      finishReason,
-    };
+    return decodedTranslation(this.#vocabulary, this.modelId, start, output, finishReason);
   }
 }

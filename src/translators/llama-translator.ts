@@ -1,9 +1,21 @@
 import path from "node:path";
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
-import { EngineCallError, InputError, RoutelmtError, UnsupportedError, UsageError } from "../errors/index.js";
+import { EngineCallError, RoutelmtError, UnsupportedError, UsageError } from "../errors/index.js";
 import { entropyOfProbabilities, normaliseLayerSelection } from "../features/index.js";
 import { createFeatureContext, prefillSequence } from "../features/llama-internals.js";
 import { ggufFingerprint } from "./gguf-fingerprint.js";
+import {
+  asEngineError as asEngineErrorOf,
+  assertPositiveInteger,
+  assertPromptFits,
+  assertRoomForPrompt,
+  decodedTranslation,
+  heldPrefill,
+  loadModelFile,
+  type PrefilledWithTokens,
+  resolveMaxTokens,
+  WaitingPool,
+} from "./llama-common.js";
 import {
   type PromptTokenizerModel,
   promptTokenIds,
@@ -15,7 +27,6 @@ import type {
   DecodeOptions,
   FeatureIdentity,
   FinishReason,
-  Prefilled,
   ProbedTranslator,
   Translation,
   TranslationRequest,
@@ -51,11 +62,8 @@ export interface LlamaTranslatorOptions {
   entropy?: boolean;
 }
 
-/** A prefill as `LlamaTranslator` returns it: also exposes the exact prompt token ids. */
-export interface LlamaPrefilled extends Prefilled {
-  /** The token ids the prompt was evaluated as (part of the feature identity). */
-  readonly promptTokenIds: readonly Token[];
-}
+/** A prefill as `LlamaTranslator` returns it: also exposes the exact prompt token ids (part of the feature identity). */
+export type LlamaPrefilled = PrefilledWithTokens<Token>;
 
 export { renderChatPrompt } from "./llama-prompt.js";
 
@@ -64,18 +72,9 @@ function llamaInstance() {
   return sharedLlamaInstance(engineName);
 }
 
-function assertPositiveInteger(name: string, value: number): void {
-  if (!Number.isInteger(value) || value <= 0)
-    throw new UsageError(`${name} must be a positive integer, got ${value}`);
-}
-
 /** Wraps anything node-llama-cpp throws; our own errors pass through. */
 function asEngineError(error: unknown): Error {
-  if (error instanceof RoutelmtError) return error;
-  return new EngineCallError(engineName, (error as Error)?.message ?? String(error), {
-    isRetryable: false,
-    cause: error,
-  });
+  return asEngineErrorOf(engineName, error);
 }
 
 /**
@@ -84,23 +83,18 @@ function asEngineError(error: unknown): Error {
  * their ids only asynchronously, so a `getSequence()` right after could fail.)
  */
 class SequencePool {
-  private readonly idle: LlamaContextSequence[] = [];
-  private readonly waiting: Array<(sequence: LlamaContextSequence) => void> = [];
+  private readonly pool: WaitingPool<LlamaContextSequence>;
   constructor(context: LlamaContext, size: number) {
-    for (let index = 0; index < size; index++) this.idle.push(context.getSequence());
+    this.pool = new WaitingPool(Array.from({ length: size }, () => context.getSequence()));
   }
 
   acquire(): Promise<LlamaContextSequence> {
-    const sequence = this.idle.pop();
-    if (sequence !== undefined) return Promise.resolve(sequence);
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return this.pool.acquire();
   }
 
   async release(sequence: LlamaContextSequence): Promise<void> {
     if (!sequence.disposed) await sequence.clearHistory();
-    const next = this.waiting.shift();
-    if (next) next(sequence);
-    else this.idle.push(sequence);
+    this.pool.giveBack(sequence);
   }
 }
 
@@ -174,23 +168,10 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
     // Reading the header first gives a clean InputError for a missing or non-GGUF file.
     const fingerprint = await ggufFingerprint(options.modelPath);
     const llama = await llamaInstance();
-    let model: LlamaModel;
-    try {
-      model = await llama.loadModel({ modelPath: options.modelPath });
-    } catch (error) {
-      throw new InputError(
-        `cannot load model: ${(error as Error).message}`,
-        { file: options.modelPath },
-        { cause: error },
-      );
-    }
+    const model = await loadModelFile(llama, { modelPath: options.modelPath });
     try {
       const contextSize = options.contextSize ?? Math.min(1024, model.trainContextSize);
-      if (maxTokens >= contextSize) {
-        throw new UsageError(
-          `maxTokens (${maxTokens}) leaves no room for a prompt in contextSize ${contextSize}`,
-        );
-      }
+      assertRoomForPrompt(maxTokens, contextSize);
       const context = await createFeatureContext(model, {
         contextSize,
         batchSize,
@@ -232,7 +213,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
   /** Plain translations, decoded in parallel over the context's sequences. */
   async translate(requests: TranslationRequest[], options: DecodeOptions = {}): Promise<Translation[]> {
     this.assertUsable();
-    const maxTokens = this.resolveMaxTokens(options);
+    const maxTokens = resolveMaxTokens(options, this.maxTokens);
     // Validate everything before any evaluation: a bad request must not leave others half-decoded.
     const prompts = requests.map((request) => this.checkedPromptTokens(request, maxTokens));
     return await Promise.all(
@@ -289,38 +270,17 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
       firstToken: prefill.nextToken,
       startedAt,
     };
-    let state: "held" | "decoding" | "done" = "held";
-    const finish = async () => {
-      if (state === "done") return;
-      state = "done";
-      await this.pool.release(sequence);
-    };
-    return {
+    return heldPrefill({
+      engineName,
+      tokens,
       features,
-      entropy: Number.isFinite(entropy) ? entropy : null,
-      promptTokens: tokens.length,
-      promptTokenIds: tokens,
-      continue: async (options: DecodeOptions = {}) => {
-        this.assertUsable();
-        if (state !== "held") throw new UsageError("this prefill was already continued or released");
-        const maxTokens = this.resolveMaxTokens(options);
-        if (tokens.length + maxTokens > this.contextSize) {
-          await finish();
-          throw new InputError(this.tooLongMessage(tokens.length, maxTokens));
-        }
-        state = "decoding";
-        try {
-          return await this.decode(start, maxTokens, options.signal);
-        } catch (error) {
-          throw asEngineError(error);
-        } finally {
-          await finish();
-        }
-      },
-      release: async () => {
-        if (state === "held") await finish();
-      },
-    };
+      entropy,
+      contextSize: this.contextSize,
+      defaultMaxTokens: this.maxTokens,
+      assertUsable: () => this.assertUsable(),
+      decode: (maxTokens, signal) => this.decode(start, maxTokens, signal),
+      releaseSequence: () => this.pool.release(sequence),
+    });
   }
 
   /** Frees the context and the model (the process-wide llama.cpp binding stays). Idempotent. */
@@ -341,24 +301,9 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
     if (this.isDisposed) throw new UsageError(`LlamaTranslator for ${this.modelId} is disposed`);
   }
 
-  private resolveMaxTokens(options: DecodeOptions): number {
-    const maxTokens = options.maxTokens ?? this.maxTokens;
-    assertPositiveInteger("maxTokens", maxTokens);
-    return maxTokens;
-  }
-
-  private tooLongMessage(promptTokens: number, maxTokens: number): string {
-    return `prompt of ${promptTokens} tokens plus maxTokens ${maxTokens} exceeds the context size ${this.contextSize}`;
-  }
-
   private checkedPromptTokens(request: TranslationRequest, maxTokens: number): Token[] {
     const tokens = this.tokenizePrompt(request);
-    // llama.cpp would shift the context (dropping the prompt's start) instead of failing.
-    if (tokens.length + maxTokens > this.contextSize) {
-      throw new InputError(
-        `${this.tooLongMessage(tokens.length, maxTokens)}${request.id !== undefined ? ` (request ${request.id})` : ""}`,
-      );
-    }
+    assertPromptFits(tokens.length, maxTokens, this.contextSize, request.id);
     return tokens;
   }
 
@@ -387,13 +332,6 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
       }
       if (finishReason === "length" && output.length < maxTokens) finishReason = "stop";
     }
-    return {
-      text: this.model.detokenize(output).trim(),
-      model: this.modelId,
-      promptTokens: start.promptTokens,
-      outputTokens: output.length,
-      ms: performance.now() - start.startedAt,
-      finishReason,
-    };
+    return decodedTranslation(this.model, this.modelId, start, output, finishReason);
   }
 }

@@ -2,17 +2,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { decodeUtf8Strict, pythonRstrip, pythonStrip, readSegmentLines } from "./text-lines.js";
-
-describe("python whitespace", () => {
-  it("keeps a BOM, which Python does not treat as whitespace", () => {
-    expect(pythonStrip("\uFEFFabc\uFEFF ")).toBe("\uFEFFabc\uFEFF");
-  });
-  it("strips characters Python treats as whitespace but JavaScript does not", () => {
-    expect(pythonRstrip("abc\u001c\u0085")).toBe("abc");
-    expect(pythonStrip(" \u3000x\t\r")).toBe("x");
-  });
-});
+import { decodeUtf8Strict, readSegmentLines } from "./text-lines.js";
 
 describe("decodeUtf8Strict", () => {
   it("names the line of the first invalid byte", () => {

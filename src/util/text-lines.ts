@@ -1,33 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { InputError } from "../errors/index.js";
-
-/**
- * Python's `str.isspace()` set, which sacreBLEU's `rstrip()` uses. It differs from JavaScript's
- * `\s`: U+FEFF (BOM) is NOT whitespace in Python, while U+001C–U+001F and U+0085 are.
- */
-const PYTHON_WHITESPACE = new Set<number>([
-  0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002,
-  0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000,
-]);
-
-export function isPythonWhitespace(codePoint: number): boolean {
-  return PYTHON_WHITESPACE.has(codePoint);
-}
-
-/** Python's `s.rstrip()`. */
-export function pythonRstrip(text: string): string {
-  let end = text.length;
-  while (end > 0 && PYTHON_WHITESPACE.has(text.charCodeAt(end - 1))) end--;
-  return text.slice(0, end);
-}
-
-/** Python's `s.strip()`. */
-export function pythonStrip(text: string): string {
-  let start = 0;
-  const rstripped = pythonRstrip(text);
-  while (start < rstripped.length && PYTHON_WHITESPACE.has(rstripped.charCodeAt(start))) start++;
-  return rstripped.slice(start);
-}
+import { pythonRstrip } from "./python-text.js";
 
 /**
  * Decodes UTF-8 strictly. On invalid bytes throws an InputError naming the file and the 1-based

@@ -70,7 +70,8 @@ async function readInput(flags: ScoreFlags): Promise<ScoreInput> {
 }
 
 async function runScore(flags: ScoreFlags, io: CliIo): Promise<void> {
-  if (flags.ref.length === 0) throw new UsageError("--ref <file> is required (repeat it for several references)");
+  if (flags.ref.length === 0)
+    throw new UsageError("--ref <file> is required (repeat it for several references)");
   if (flags.tokenize !== undefined && flags.metric !== "bleu") {
     throw new UsageError(`--tokenize applies to bleu only, not ${flags.metric}`);
   }

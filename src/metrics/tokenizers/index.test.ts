@@ -2,12 +2,6 @@ import { describe, expect, it } from "vitest";
 import { UnsupportedError, UsageError } from "../../errors/index.js";
 import { memoizeBounded } from "./bounded-memo.js";
 import { getTokenizer, isTokenizerName, TOKENIZER_NAMES } from "./index.js";
-import {
-  collapseWhitespace,
-  rstripWhitespace,
-  splitOnWhitespace,
-  stripWhitespace,
-} from "./python-whitespace.js";
 import { tokenizeCharacters } from "./tokenizer-char.js";
 import { tokenizeNone } from "./tokenizer-none.js";
 
@@ -35,24 +29,6 @@ describe("char and none tokenizers", () => {
 
   it("leaves the line unchanged with none", () => {
     expect(tokenizeNone(" a,b. ")).toBe(" a,b. ");
-  });
-});
-
-describe("Python whitespace", () => {
-  it("splits on str.isspace characters only, keeping U+FEFF inside tokens", () => {
-    expect(splitOnWhitespace("a\u00a0b\ufeffc\u001fd\u0085e\u200bf")).toEqual([
-      "a",
-      "b\ufeffc",
-      "d",
-      "e\u200bf",
-    ]);
-    expect(splitOnWhitespace("  ")).toEqual([]);
-    expect(collapseWhitespace("\t a  b \n")).toBe("a b");
-  });
-
-  it("strips like str.strip and str.rstrip", () => {
-    expect(stripWhitespace("\u3000 a b \u2028")).toBe("a b");
-    expect(rstripWhitespace("\ufeff a \n")).toBe("\ufeff a");
   });
 });
 

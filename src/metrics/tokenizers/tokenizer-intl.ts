@@ -1,4 +1,4 @@
-import { collapseWhitespace } from "./python-whitespace.js";
+import { pythonCollapseWhitespace } from "../../util/python-text.js";
 
 /**
  * mteval-v14 international rules as sacreBLEU applies them (Unicode general categories): split off
@@ -21,5 +21,5 @@ const INTERNATIONAL_STEPS: ReadonlyArray<readonly [RegExp, string]> = [
 export function tokenizeInternational(line: string): string {
   let result = line;
   for (const [pattern, replacement] of INTERNATIONAL_STEPS) result = result.replace(pattern, replacement);
-  return collapseWhitespace(result);
+  return pythonCollapseWhitespace(result);
 }

@@ -1,4 +1,4 @@
-import { collapseWhitespace } from "./python-whitespace.js";
+import { pythonCollapseWhitespace } from "../../util/python-text.js";
 
 /**
  * The language-dependent steps of mteval-v13a (sacreBLEU's `TokenizerRegexp`), shared by the `13a`
@@ -19,5 +19,5 @@ const MTEVAL_STEPS: ReadonlyArray<readonly [RegExp, string]> = [
 export function mtevalPostTokenize(line: string): string {
   let result = line;
   for (const [pattern, replacement] of MTEVAL_STEPS) result = result.replace(pattern, replacement);
-  return collapseWhitespace(result);
+  return pythonCollapseWhitespace(result);
 }

@@ -1,4 +1,4 @@
-import { stripWhitespace } from "./python-whitespace.js";
+import { pythonStrip } from "../../util/python-text.js";
 import { mtevalPostTokenize } from "./tokenizer-regexp.js";
 
 /**
@@ -49,7 +49,7 @@ export function isChineseCharacter(codePoint: number): boolean {
  */
 export function tokenizeChinese(line: string): string {
   let spaced = "";
-  for (const character of stripWhitespace(line)) {
+  for (const character of pythonStrip(line)) {
     spaced += isChineseCharacter(character.codePointAt(0)!) ? ` ${character} ` : character;
   }
   return mtevalPostTokenize(spaced);
