@@ -9,6 +9,7 @@ export * from "./eval/index.js";
 export * from "./metrics/index.js";
 export * from "./probe/index.js";
 export * from "./routing/index.js";
+export * from "./server/index.js";
 export * from "./stats/index.js";
 export * from "./translators/index.js";
 export { VERSION } from "./version.js";

@@ -6,6 +6,7 @@ import { registerDemo } from "./commands/demo.js";
 import { registerEval } from "./commands/eval.js";
 import { registerImport } from "./commands/import.js";
 import { registerScore } from "./commands/score.js";
+import { registerServe } from "./commands/serve.js";
 import { registerTrain } from "./commands/train.js";
 import { registerTranslate } from "./commands/translate.js";
 import { type CliIo, processIo } from "./io.js";
@@ -30,6 +31,7 @@ export function buildProgram(io: CliIo): Command {
   registerImport(program, io);
   registerTrain(program, io);
   registerEval(program, io);
+  registerServe(program, io);
   for (const command of program.commands) {
     command.exitOverride().configureOutput({
       writeOut: (text) => io.stdout(text),

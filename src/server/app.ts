@@ -1,0 +1,286 @@
+/**
+ * `buildApp(config)`: loads the router, opens both engines, checks the router against the small
+ * model, and returns a fastify instance with every route registered. It never listens: the CLI (or a
+ * test) calls `listen`. Closing the instance waits for in-flight requests and disposes the engines.
+ */
+import { randomUUID } from "node:crypto";
+import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
+import type { DestinationStream } from "pino";
+import { UsageError } from "../errors/index.js";
+import { assertRouterMatches, loadRouter, type RouterFile } from "../probe/router-file.js";
+import { parsePromptTemplate } from "../translators/prompt-template.js";
+import type { ProbedTranslator, Translator } from "../translators/types.js";
+import { BearerAuthenticator, readApiKeys } from "./auth.js";
+import type { ServerConfig } from "./config.js";
+import { type OpenedEngine, openLargeEngine, openSmallEngine } from "./engines.js";
+import { ServerError } from "./errors.js";
+import { HybridRouter } from "./hybrid-router.js";
+import { gainBuckets, ServerMetrics } from "./metrics.js";
+import { CachedProbe } from "./readiness.js";
+import { roundMs, routingFacts } from "./reply-helpers.js";
+import type { RequestLimits } from "./request-validation.js";
+import { registerChatRoutes } from "./routes/chat-completions.js";
+import { registerHealthRoutes } from "./routes/health.js";
+import { registerTranslateRoutes } from "./routes/translate.js";
+
+/** What routes and tests reach through `app.routelmt`. */
+export interface RoutelmtServerState {
+  config: ServerConfig;
+  router: RouterFile;
+  hybrid: HybridRouter;
+  metrics: ServerMetrics;
+  limits: RequestLimits;
+  small: OpenedEngine<ProbedTranslator>;
+  large: OpenedEngine<Translator>;
+  smallProbe: CachedProbe | null;
+  largeProbe: CachedProbe | null;
+  /** True once close() began: readiness turns false. */
+  closing: boolean;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    routelmt: RoutelmtServerState;
+  }
+}
+
+/** Options beside the config. */
+export interface BuildAppExtras {
+  /** Where log lines go (defaults to stdout). */
+  logStream?: DestinationStream;
+}
+
+function templateOf(router: RouterFile, routerFile: string) {
+  if (router.feature.template === null) {
+    throw new UsageError(
+      `the router ${routerFile} records no prompt template: the server must prompt exactly as in training; retrain with a dataset that records its template`,
+    );
+  }
+  return parsePromptTemplate(router.feature.template, `${routerFile} (feature.template)`);
+}
+
+export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}): Promise<FastifyInstance> {
+  const router = await loadRouter(config.router);
+  const template = templateOf(router, config.router);
+  const authenticator = config.apiKeyFile
+    ? new BearerAuthenticator(await readApiKeys(config.apiKeyFile))
+    : null;
+
+  let hybrid: HybridRouter | undefined;
+  let large: OpenedEngine<Translator> | undefined;
+  const metrics = new ServerMetrics(
+    {
+      budget: config.budget,
+      realizedFraction: () => hybrid?.snapshot().realizedFraction ?? null,
+      threshold: () => hybrid?.snapshot().threshold ?? Number.NaN,
+      queueDepth: (engine) => (engine === "small" ? hybrid?.smallGate.depth : hybrid?.largeGate.depth) ?? 0,
+    },
+    gainBuckets(router.heads.gain?.score_quantiles ?? []),
+  );
+  const engineOptions = {
+    smallSpec: config.small,
+    largeSpec: config.large,
+    template,
+    threads: config.threads,
+    smallConcurrency: config.smallConcurrency,
+    largeConcurrency: config.largeConcurrency,
+    smallTimeoutMs: config.smallTimeoutMs,
+    largeTimeoutMs: config.largeTimeoutMs,
+    largeRetries: config.largeRetries,
+    smallRetries: config.smallRetries,
+    maxTokens: config.maxTokens,
+    layer: router.feature.layer,
+    smallDim: config.smallDim,
+    onRetry: (engine: "small" | "large") => metrics.retries.inc({ engine }),
+  };
+  const small = await openSmallEngine(engineOptions);
+  try {
+    assertRouterMatches(router, small.translator.featureIdentity, `the small model ${config.small}`);
+    large = await openLargeEngine(engineOptions);
+    hybrid = new HybridRouter({
+      small: small.translator,
+      large: large.translator,
+      smallName: config.small,
+      largeName: config.large,
+      router,
+      budget: config.budget,
+      window: config.window,
+      policy: config.policy,
+      guardQualityQuantile: config.guardQualityQuantile,
+      guardRisk: config.guardRisk,
+      largeTimeoutMs: config.largeTimeoutMs,
+      maxTokens: config.maxTokens,
+      queueSize: config.queueSize,
+      metrics,
+    });
+  } catch (error) {
+    await small.translator.dispose();
+    await large?.translator.dispose();
+    throw error;
+  }
+
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      // Belt and braces: request logging is our own one line, which never includes headers.
+      redact: ["req.headers.authorization", "headers.authorization"],
+      ...(extras.logStream ? { stream: extras.logStream } : {}),
+    },
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+  });
+
+  app.decorate("routelmt", {
+    config,
+    router,
+    hybrid,
+    metrics,
+    limits: {
+      maxTextBytes: config.maxTextBytes,
+      maxBatchSize: config.maxBatchSize,
+      defaultSourceLang: router.src_lang,
+      defaultTargetLang: router.tgt_lang,
+    },
+    small,
+    large,
+    smallProbe: small.probeUrl ? new CachedProbe(small.probeUrl, config.readinessCacheMs) : null,
+    largeProbe: large.probeUrl ? new CachedProbe(large.probeUrl, config.readinessCacheMs) : null,
+    closing: false,
+  } satisfies RoutelmtServerState);
+
+  registerJsonParser(app);
+  if (authenticator) {
+    app.addHook("onRequest", async (request, reply) => {
+      if (!request.url.startsWith("/v1/")) return;
+      if (!authenticator.accepts(request.headers.authorization)) {
+        reply.header("www-authenticate", 'Bearer realm="routelmt"');
+        throw new ServerError(
+          "RLMT_ERR_UNAUTHORIZED",
+          "missing or unknown API key: send Authorization: Bearer <key>",
+        );
+      }
+    });
+  }
+  app.addHook("onSend", async (_request, reply) => {
+    // While draining, answers close their connection so keep-alive sockets do not hold up the exit.
+    if (app.routelmt.closing) reply.header("connection", "close");
+  });
+  const logsRequests = ["info", "debug", "trace"].includes(config.logLevel);
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    metrics.httpRequests.inc({ route, status: String(reply.statusCode) });
+    // Skips building the line when the level drops it (the bulk of this hook's cost under load).
+    if (!logsRequests) return;
+    const results = routingFacts.get(request);
+    request.log.info(
+      {
+        method: request.method,
+        route,
+        status: reply.statusCode,
+        ms: roundMs(reply.elapsedTime),
+        ...(results
+          ? {
+              translations: results.map((result) => ({
+                model: result.model,
+                predicted_gain: Number.isFinite(result.predictedGain) ? result.predictedGain : null,
+                guarded: result.guarded,
+                fallback: result.fallbackReason,
+                stages_ms: {
+                  prefill: roundMs(result.stages.prefill),
+                  decision: roundMs(result.stages.decision),
+                  small_decode: roundMs(result.stages.smallDecode),
+                  large_call: roundMs(result.stages.largeCall),
+                  fallback_decode: roundMs(result.stages.fallbackDecode),
+                },
+              })),
+            }
+          : {}),
+      },
+      "request",
+    );
+  });
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    const answer = toServerError(error);
+    if (answer.status >= 500 && answer.code === "RLMT_ERR_INTERNAL") {
+      request.log.error({ err: error }, "unexpected error");
+    }
+    if (answer.retryAfterSeconds !== undefined) reply.header("retry-after", String(answer.retryAfterSeconds));
+    return reply.status(answer.status).send(answer.toBody());
+  });
+  app.setNotFoundHandler(async (request, reply) => {
+    const answer = new ServerError(
+      "RLMT_ERR_NOT_FOUND",
+      `no route ${request.method} ${request.url.split("?")[0]}`,
+    );
+    return reply.status(answer.status).send(answer.toBody());
+  });
+
+  registerHealthRoutes(app);
+  registerTranslateRoutes(app);
+  registerChatRoutes(app);
+
+  app.addHook("preClose", async () => {
+    app.routelmt.closing = true;
+  });
+  app.addHook("onClose", async () => {
+    await Promise.allSettled([small.translator.dispose(), large.translator.dispose()]);
+  });
+  return app;
+}
+
+/**
+ * JSON bodies only: read as bytes (fastify's bodyLimit applies while reading, before any parsing),
+ * decoded as strict UTF-8 (invalid bytes are a 400, not silently replaced), then parsed.
+ */
+function registerJsonParser(app: FastifyInstance): void {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
+    let text: string;
+    try {
+      text = decoder.decode(body as Buffer);
+    } catch {
+      done(new ServerError("RLMT_ERR_INVALID_UTF8", "the body is not valid UTF-8"), undefined);
+      return;
+    }
+    if (text.trim() === "") {
+      done(new ServerError("RLMT_ERR_MALFORMED_JSON", "the body is empty: send a JSON object"), undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (error) {
+      done(
+        new ServerError("RLMT_ERR_MALFORMED_JSON", `the body is not valid JSON: ${(error as Error).message}`),
+        undefined,
+      );
+    }
+  });
+}
+
+/** Maps anything thrown in a route or by fastify itself to the JSON error answered. */
+function toServerError(error: FastifyError | Error): ServerError {
+  if (error instanceof ServerError) return error;
+  const code = (error as FastifyError).code;
+  switch (code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new ServerError("RLMT_ERR_BODY_TOO_LARGE", "the request body is over the server's body limit");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+    case "FST_ERR_CTP_INVALID_TYPE":
+      return new ServerError(
+        "RLMT_ERR_UNSUPPORTED_MEDIA_TYPE",
+        "send the body as Content-Type: application/json",
+      );
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return new ServerError("RLMT_ERR_MALFORMED_JSON", "the body is empty: send a JSON object");
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return new ServerError("RLMT_ERR_INVALID_REQUEST", "Content-Length does not match the body");
+  }
+  const status = (error as FastifyError).statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    return new ServerError("RLMT_ERR_INVALID_REQUEST", error.message);
+  }
+  return new ServerError("RLMT_ERR_INTERNAL", "internal error (see the server log)", { cause: error });
+}

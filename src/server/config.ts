@@ -1,0 +1,230 @@
+/**
+ * Settings of `routelmt serve`: one zod schema for every setting, fed from a JSON/YAML config file
+ * and command-line flags (flags override the file). Config keys are the flag names without the
+ * dashes (`large-timeout-ms: 5000`); unknown keys are errors. Every error names the key and where
+ * it came from (`serve.yaml: budget: ...` or `--budget: ...`).
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { defaultThreadsPerModel } from "../cli/options.js";
+import { InputError, UsageError } from "../errors/index.js";
+
+const positiveInteger = z.number().int("must be an integer").positive("must be positive");
+const fraction = z.number().min(0, "must be in [0, 1]").max(1, "must be in [0, 1]");
+const nonEmpty = z.string().trim().min(1, "must not be empty");
+
+/** Every setting, by its config-file key (= flag name). Defaults are stated in `docs/http-api.md`. */
+export const serverConfigSchema = z.strictObject({
+  /** Small model spec (GGUF path, `hf:`, or `openai:<baseURL>#<model>`). Required. */
+  small: nonEmpty,
+  /** Large model spec. Required. */
+  large: nonEmpty,
+  /** ROUTER.json trained on the small model's features. Required. */
+  router: nonEmpty,
+  /** Fraction p of requests allowed on the large model. Required. */
+  budget: fraction,
+  /** Defaults to 8080; 0 picks a free port. */
+  port: z.number().int("must be an integer").min(0).max(65535).default(8080),
+  /** Defaults to 127.0.0.1 (loopback only). */
+  host: nonEmpty.default("127.0.0.1"),
+  /** File of API keys, one per line; when set, every /v1 request needs `Authorization: Bearer <key>`. */
+  "api-key-file": nonEmpty.optional(),
+  /** `routelmt` (gain threshold) or `guarded` (plus the quality/risk guards). Defaults to `routelmt`. */
+  policy: z.enum(["routelmt", "guarded"]).default("routelmt"),
+  /** Sliding window W (decisions) of the realized fraction and the hard cap. Defaults to 1000. */
+  window: positiveInteger.default(1000),
+  /** CPU threads of an in-process model. Defaults to half the cores. */
+  threads: positiveInteger.optional(),
+  /** Deadline of one large-model call, retries included. Defaults to 30 000 ms. */
+  "large-timeout-ms": positiveInteger.default(30_000),
+  /** Retries of a failed large call (rate limits, 5xx, network) within the deadline. Defaults to 2. */
+  "large-retries": z.number().int("must be an integer").min(0).default(2),
+  /** Retries of a failed remote small-engine call (rate limits, 5xx, network). Defaults to 2. */
+  "small-retries": z.number().int("must be an integer").min(0).default(2),
+  /** Per-attempt timeout of a remote small engine. Defaults to 60 000 ms. */
+  "small-timeout-ms": positiveInteger.default(60_000),
+  /** Largest text, in UTF-8 bytes. Defaults to 16 384. */
+  "max-text-bytes": positiveInteger.default(16_384),
+  /** Largest `texts` batch. Defaults to 64. */
+  "max-batch-size": positiveInteger.default(64),
+  /** Largest request body, checked before parsing. Defaults to 2 MiB. */
+  "body-limit-bytes": positiveInteger.default(2 * 1024 * 1024),
+  /** Requests per engine in flight plus waiting; beyond it the server answers 429. Defaults to 256. */
+  "queue-size": positiveInteger.default(256),
+  /** Sequences (in-process) or HTTP requests in flight of the small engine. Defaults to 4. */
+  "small-concurrency": positiveInteger.default(4),
+  /** Requests in flight to the large engine. Defaults to 32. */
+  "large-concurrency": positiveInteger.default(32),
+  /** Hidden size of a remote (`openai:`) small model; required for one. */
+  "small-dim": positiveInteger.optional(),
+  /** Maximum new tokens per translation. Defaults to 256. */
+  "max-tokens": positiveInteger.default(256),
+  /** `guarded`: drop candidates whose quality prediction is at or above this quantile of its training scores. Defaults to 0.9. */
+  "guard-quality-quantile": fraction.default(0.9),
+  /** `guarded`: drop candidates whose risk probability is at or above this. Defaults to 0.5. */
+  "guard-risk": fraction.default(0.5),
+  /** How long a readiness probe of a remote engine is reused. Defaults to 5000 ms. */
+  "readiness-cache-ms": z.number().int("must be an integer").min(0).default(5000),
+  /** Longest wait for in-flight requests on SIGTERM before exiting anyway. Defaults to 30 000 ms. */
+  "shutdown-timeout-ms": positiveInteger.default(30_000),
+  /** pino level. Defaults to `info`. */
+  "log-level": z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+/** Config as written (file keys), before defaults. */
+export type ServerConfigInput = z.input<typeof serverConfigSchema>;
+type ParsedConfig = z.output<typeof serverConfigSchema>;
+
+/** Validated settings, as the server uses them. */
+export interface ServerConfig {
+  small: string;
+  large: string;
+  router: string;
+  budget: number;
+  port: number;
+  host: string;
+  apiKeyFile: string | undefined;
+  policy: "routelmt" | "guarded";
+  window: number;
+  threads: number;
+  largeTimeoutMs: number;
+  largeRetries: number;
+  smallRetries: number;
+  smallTimeoutMs: number;
+  maxTextBytes: number;
+  maxBatchSize: number;
+  bodyLimitBytes: number;
+  queueSize: number;
+  smallConcurrency: number;
+  largeConcurrency: number;
+  smallDim: number | undefined;
+  maxTokens: number;
+  guardQualityQuantile: number;
+  guardRisk: number;
+  readinessCacheMs: number;
+  shutdownTimeoutMs: number;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+/** The config-file keys, i.e. the flag names. */
+export const SERVER_CONFIG_KEYS = Object.keys(serverConfigSchema.shape) as (keyof ParsedConfig)[];
+
+function toServerConfig(parsed: ParsedConfig): ServerConfig {
+  return {
+    small: parsed.small,
+    large: parsed.large,
+    router: parsed.router,
+    budget: parsed.budget,
+    port: parsed.port,
+    host: parsed.host,
+    apiKeyFile: parsed["api-key-file"],
+    policy: parsed.policy,
+    window: parsed.window,
+    threads: parsed.threads ?? defaultThreadsPerModel(),
+    largeTimeoutMs: parsed["large-timeout-ms"],
+    largeRetries: parsed["large-retries"],
+    smallRetries: parsed["small-retries"],
+    smallTimeoutMs: parsed["small-timeout-ms"],
+    maxTextBytes: parsed["max-text-bytes"],
+    maxBatchSize: parsed["max-batch-size"],
+    bodyLimitBytes: parsed["body-limit-bytes"],
+    queueSize: parsed["queue-size"],
+    smallConcurrency: parsed["small-concurrency"],
+    largeConcurrency: parsed["large-concurrency"],
+    smallDim: parsed["small-dim"],
+    maxTokens: parsed["max-tokens"],
+    guardQualityQuantile: parsed["guard-quality-quantile"],
+    guardRisk: parsed["guard-risk"],
+    readinessCacheMs: parsed["readiness-cache-ms"],
+    shutdownTimeoutMs: parsed["shutdown-timeout-ms"],
+    logLevel: parsed["log-level"],
+  };
+}
+
+/**
+ * Reads a config file: `.json` as JSON, anything else as YAML. The top level must be a mapping.
+ * Paths inside it (`router`, `api-key-file`, local model files) are resolved against the file's folder.
+ * @throws InputError naming the file.
+ */
+export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new InputError(
+      `cannot read config file (${(error as NodeJS.ErrnoException).code ?? "unreadable"})`,
+      { file },
+      { cause: error },
+    );
+  }
+  let value: unknown;
+  try {
+    value = file.toLowerCase().endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new InputError(
+      `not valid ${file.toLowerCase().endsWith(".json") ? "JSON" : "YAML"}: ${(error as Error).message}`,
+      { file },
+      { cause: error },
+    );
+  }
+  if (value === null || value === undefined) return {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new InputError("the config must be a mapping of setting names to values", { file });
+  }
+  return resolveRelativePaths(value as Record<string, unknown>, path.dirname(file));
+}
+
+/** Keys whose values are local paths, resolved against the config file's folder. */
+const PATH_KEYS = ["router", "api-key-file"] as const;
+const MODEL_KEYS = ["small", "large"] as const;
+
+function resolveRelativePaths(values: Record<string, unknown>, folder: string): Record<string, unknown> {
+  const resolved = { ...values };
+  for (const key of PATH_KEYS) {
+    const value = resolved[key];
+    if (typeof value === "string" && value.trim() !== "") resolved[key] = path.resolve(folder, value);
+  }
+  for (const key of MODEL_KEYS) {
+    const value = resolved[key];
+    // Only plain GGUF paths are files; `hf:` and `openai:` specs are not.
+    if (typeof value === "string" && value.toLowerCase().endsWith(".gguf") && !/^[a-z]+:/i.test(value)) {
+      resolved[key] = path.resolve(folder, value);
+    }
+  }
+  return resolved;
+}
+
+/**
+ * Validates settings from a config file (`fileValues`, keyed as in the file) overridden by flags
+ * (`flagValues`, same keys; undefined values are ignored).
+ * @throws InputError (located at the file) or UsageError (naming the flag) for the first bad key.
+ */
+export function resolveServerConfig(
+  fileValues: Record<string, unknown>,
+  flagValues: Record<string, unknown>,
+  configFile?: string,
+): ServerConfig {
+  const merged: Record<string, unknown> = { ...fileValues };
+  const fromFlag = new Set<string>();
+  for (const [key, value] of Object.entries(flagValues)) {
+    if (value === undefined) continue;
+    merged[key] = value;
+    fromFlag.add(key);
+  }
+  const parsed = serverConfigSchema.safeParse(merged);
+  if (parsed.success) return toServerConfig(parsed.data);
+  const issue = parsed.error.issues[0]!;
+  const key = issue.code === "unrecognized_keys" ? (issue.keys[0] ?? "") : String(issue.path[0] ?? "");
+  const message =
+    issue.code === "unrecognized_keys"
+      ? `unknown setting (known: ${SERVER_CONFIG_KEYS.join(", ")})`
+      : issue.code === "invalid_type" && merged[key] === undefined
+        ? "is required (set it in the config file or with the flag)"
+        : issue.message;
+  if (fromFlag.has(key) || configFile === undefined) {
+    throw new UsageError(`--${key}: ${message}`);
+  }
+  throw new InputError(`${key}: ${message}`, { file: configFile });
+}

@@ -1,0 +1,60 @@
+/**
+ * Errors the HTTP server answers with. Every error body is `{"error":{"code","message","field"}}`;
+ * `field` names the offending request field (dot path, e.g. `texts.3`) or is null.
+ */
+import { RoutelmtError } from "../errors/index.js";
+
+/** Error codes of the HTTP API with their HTTP statuses. */
+export const SERVER_ERROR_STATUS = {
+  /** The body is not JSON. */
+  RLMT_ERR_MALFORMED_JSON: 400,
+  /** The body is not valid UTF-8, or a string holds a lone surrogate. */
+  RLMT_ERR_INVALID_UTF8: 400,
+  /** A field is missing, has the wrong type, or an invalid value (empty text, unknown language, text too long). */
+  RLMT_ERR_INVALID_REQUEST: 400,
+  /** `Authorization: Bearer <key>` missing or not one of the configured keys. */
+  RLMT_ERR_UNAUTHORIZED: 401,
+  /** No such route, or a chat completion asked for a model other than `routelmt`. */
+  RLMT_ERR_NOT_FOUND: 404,
+  /** The whole body exceeds the server's body limit (checked before parsing). */
+  RLMT_ERR_BODY_TOO_LARGE: 413,
+  /** The body is not `application/json`. */
+  RLMT_ERR_UNSUPPORTED_MEDIA_TYPE: 415,
+  /** The small engine's queue (in flight + waiting) is full; retry after `Retry-After` seconds. */
+  RLMT_ERR_OVERLOADED: 429,
+  /** The small engine failed: nothing can be translated without it. */
+  RLMT_ERR_SMALL_ENGINE_UNAVAILABLE: 503,
+  /** A bug: the log line of the request has the details. */
+  RLMT_ERR_INTERNAL: 500,
+} as const;
+
+export type ServerErrorCode = keyof typeof SERVER_ERROR_STATUS;
+
+/** An error answered to the client as JSON with the status of its code. */
+export class ServerError extends RoutelmtError {
+  readonly status: number;
+  readonly field: string | null;
+  /** Seconds for a `Retry-After` header (429 and 503 answers). */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(
+    code: ServerErrorCode,
+    message: string,
+    details: { field?: string | null; retryAfterSeconds?: number; cause?: unknown } = {},
+  ) {
+    super(code, message, { cause: details.cause });
+    this.status = SERVER_ERROR_STATUS[code];
+    this.field = details.field ?? null;
+    this.retryAfterSeconds = details.retryAfterSeconds;
+  }
+
+  /** The JSON body sent to the client. */
+  toBody(): { error: { code: string; message: string; field: string | null } } {
+    return { error: { code: this.code, message: this.message, field: this.field } };
+  }
+}
+
+/** A 400 about one request field. */
+export function invalidField(field: string, message: string): ServerError {
+  return new ServerError("RLMT_ERR_INVALID_REQUEST", `${field}: ${message}`, { field });
+}

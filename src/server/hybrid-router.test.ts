@@ -1,0 +1,240 @@
+import { describe, expect, it } from "vitest";
+import { EngineCallError } from "../errors/index.js";
+import type { RouterFile, RouterHead } from "../probe/router-file.js";
+import type {
+  FeatureIdentity,
+  Prefilled,
+  ProbedTranslator,
+  Translation,
+  TranslationRequest,
+  Translator,
+} from "../translators/types.js";
+import { maxLargeInAnyWindow } from "./decision-window.js";
+import { ServerError } from "./errors.js";
+import { guardThresholds, HybridRouter } from "./hybrid-router.js";
+
+/** Text "g=<gain> q=<quality> r=<risk logit>" → features [gain, quality, risk logit] (defaults 0, 0, −5). */
+function featuresOf(text: string): Float32Array {
+  const value = (name: string, absent: number) =>
+    Number(new RegExp(`${name}=(-?[\\d.]+)`).exec(text)?.[1] ?? absent);
+  return Float32Array.from([value("g", 0), value("q", 0), value("r", -5)]);
+}
+
+function translation(text: string, model: string): Translation {
+  return { text, model, promptTokens: 3, outputTokens: 2, ms: 1, finishReason: "stop" };
+}
+
+/** A small engine whose features are read from the text; records every call. */
+function memorySmall(events: string[]): ProbedTranslator {
+  const identity: FeatureIdentity = {
+    fingerprint: "f",
+    arch: "test",
+    layer: "final",
+    dim: 3,
+    template: "{text}",
+  };
+  return {
+    engine: "memory",
+    modelId: "small",
+    featureIdentity: identity,
+    async translate(requests: TranslationRequest[]) {
+      events.push(...requests.map((request) => `small.translate ${request.text}`));
+      return requests.map((request) => translation(`small(${request.text})`, "small"));
+    },
+    async prefill(request: TranslationRequest): Promise<Prefilled> {
+      events.push(`prefill ${request.text}`);
+      return {
+        features: featuresOf(request.text),
+        entropy: null,
+        promptTokens: 3,
+        continue: async () => {
+          events.push(`continue ${request.text}`);
+          return translation(`small(${request.text})`, "small");
+        },
+        release: async () => {
+          events.push(`release ${request.text}`);
+        },
+      };
+    },
+    async dispose() {},
+  };
+}
+
+function memoryLarge(events: string[], fail = false): Translator {
+  return {
+    engine: "memory",
+    modelId: "large",
+    async translate(requests: TranslationRequest[]) {
+      events.push(...requests.map((request) => `large ${request.text}`));
+      if (fail) throw new EngineCallError("large", "HTTP 500", { status: 500 });
+      return requests.map((request) => translation(`large(${request.text})`, "large"));
+    },
+    async dispose() {},
+  };
+}
+
+function head(weights: number[], kind: "ridge" | "logistic", quantiles: number[]): RouterHead {
+  return {
+    model: { format: 1, kind, dim: 3, mean: [0, 0, 0], std: [1, 1, 1], weights, bias: 0, lambda: 1 },
+    report: {
+      target: "t",
+      probe: kind,
+      folds: 5,
+      n: 101,
+      cv_spearman: null,
+      cv_pearson: null,
+      cv_spearman_gain: null,
+      cv_mse: null,
+      lambda: 1,
+    },
+    score_quantiles: quantiles,
+  };
+}
+
+/** Gain = feature 0 with training scores 0..100; quality = feature 1 with training scores 0..100; risk = σ(feature 2). */
+function testRouter(): RouterFile {
+  const percent = Array.from({ length: 101 }, (_, index) => index);
+  return {
+    format: 1,
+    routelmt_version: "test",
+    created: "",
+    label_metric: "chrf",
+    label_signature: null,
+    label_higher_is_better: true,
+    feature: { fingerprint: "f", arch: "test", layer: "final", dim: 3, template: "{text}", spec: null },
+    src_lang: "en",
+    tgt_lang: "de",
+    language_pairs: [],
+    training: { n: 101, datasets: [], seed: 0, folds: 5 },
+    heads: {
+      gain: head([1, 0, 0], "ridge", percent),
+      quality: head([0, 1, 0], "ridge", percent),
+      risk: head(
+        [0, 0, 1],
+        "logistic",
+        percent.map((value) => value / 100),
+      ),
+    },
+  };
+}
+
+function request(text: string): TranslationRequest {
+  return { text, srcLang: "en", tgtLang: "de" };
+}
+
+function router(events: string[], options: Partial<ConstructorParameters<typeof HybridRouter>[0]> = {}) {
+  return new HybridRouter({
+    small: memorySmall(events),
+    large: memoryLarge(events),
+    smallName: "small-spec",
+    largeName: "large-spec",
+    router: testRouter(),
+    budget: 0.3,
+    window: 100,
+    ...options,
+  });
+}
+
+describe("guardThresholds", () => {
+  it("takes the quality threshold from the quality head's training quantiles", () => {
+    expect(guardThresholds(testRouter(), "guarded")).toEqual({ qualityPrediction: 90, riskProbability: 0.5 });
+    expect(guardThresholds(testRouter(), "guarded", 0.755, 0.7)).toEqual({
+      qualityPrediction: 75.5,
+      riskProbability: 0.7,
+    });
+    expect(guardThresholds(testRouter(), "routelmt")).toEqual({});
+  });
+});
+
+describe("HybridRouter", () => {
+  it("routes a single request by the threshold: releases its prefill before the large call, else continues it", async () => {
+    const events: string[] = [];
+    const hybrid = router(events);
+    // Starting threshold: the 70th percentile of 0..100 = 70.
+    expect(hybrid.snapshot().threshold).toBe(70);
+    const high = await hybrid.translate(request("g=95"));
+    expect(high).toMatchObject({
+      model: "large",
+      translation: "large(g=95)",
+      predictedGain: 95,
+      fallback: false,
+    });
+    expect(events).toEqual(["prefill g=95", "release g=95", "large g=95"]);
+    events.length = 0;
+    const low = await hybrid.translate(request("g=10"));
+    expect(low).toMatchObject({ model: "small", translation: "small(g=10)", fallback: false });
+    expect(events).toEqual(["prefill g=10", "continue g=10"]);
+    expect(Array.from(hybrid.decisionLog())).toEqual([1, 0]);
+  });
+
+  it("allocates exactly the top ⌊p·n⌋ of a batch, refilling slots the guards drop", async () => {
+    const events: string[] = [];
+    const texts = [50, 99, 10, 98, 97, 20, 96, 30, 40, 60].map((gain) => `g=${gain}`);
+    const plain = await router(events).translateBatch(texts.map(request));
+    expect(plain.map((item) => item.model === "large")).toEqual(
+      texts.map((text) => ["g=99", "g=98", "g=97"].includes(text)),
+    );
+    // Guarded: g=99 has a high predicted quality (q ≥ 90), g=98 a high risk (σ(3) ≥ 0.5): g=96 and g=60 refill.
+    const guardedTexts = texts.map((text) =>
+      text === "g=99" ? "g=99 q=95" : text === "g=98" ? "g=98 r=3" : text,
+    );
+    const guarded = await router(events, { policy: "guarded" }).translateBatch(guardedTexts.map(request));
+    expect(guarded.filter((item) => item.model === "large").map((item) => item.predictedGain)).toEqual([
+      97, 96, 60,
+    ]);
+    expect(guarded.filter((item) => item.guarded).map((item) => item.predictedGain)).toEqual([99, 98]);
+  });
+
+  it("never lets batches break the hard cap", async () => {
+    const events: string[] = [];
+    const hybrid = router(events, { budget: 0.5, window: 4 });
+    for (let round = 0; round < 5; round++) {
+      await hybrid.translateBatch(Array.from({ length: 10 }, (_, index) => request(`g=${90 + index}`)));
+    }
+    const log = hybrid.decisionLog();
+    expect(log.length).toBe(50);
+    // Cap ⌈0.5 · 4⌉ + 1 = 3 in any 4 consecutive decisions.
+    expect(maxLargeInAnyWindow(log, 4)).toBe(3);
+  });
+
+  it("falls back to a fresh small translation when the large engine fails", async () => {
+    const events: string[] = [];
+    const hybrid = router(events, { large: memoryLarge(events, true), budget: 1 });
+    const result = await hybrid.translate(request("g=80"));
+    expect(result).toMatchObject({ model: "small", fallback: true, fallbackReason: "large-error" });
+    expect(events).toEqual([
+      "prefill g=80",
+      "release g=80",
+      "large g=80",
+      "prefill g=80",
+      "continue g=80",
+      "release g=80",
+    ]);
+    expect(result.stages.fallbackDecode).toBeGreaterThanOrEqual(0);
+  });
+
+  it("refuses work beyond the small engine's queue with a 429", async () => {
+    const events: string[] = [];
+    const hybrid = router(events, { queueSize: 2 });
+    await expect(hybrid.translateBatch([request("a"), request("b"), request("c")])).rejects.toMatchObject({
+      status: 429,
+      retryAfterSeconds: 1,
+    });
+    expect(await hybrid.translateBatch([request("a"), request("b")])).toHaveLength(2);
+    expect(hybrid.smallGate.depth).toBe(0);
+  });
+
+  it("turns a small-engine failure into a 503 naming the engine", async () => {
+    const events: string[] = [];
+    const small = memorySmall(events);
+    small.prefill = async () => {
+      throw new EngineCallError("small-spec", "connection refused");
+    };
+    const hybrid = router(events, { small });
+    const failure = await hybrid.translate(request("x")).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ServerError);
+    expect(failure).toMatchObject({ status: 503, code: "RLMT_ERR_SMALL_ENGINE_UNAVAILABLE" });
+    expect((failure as Error).message).toMatch(/^small engine small-spec failed/);
+    expect(hybrid.snapshot().smallHealthy).toBe(false);
+  });
+});

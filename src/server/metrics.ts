@@ -1,0 +1,142 @@
+/**
+ * Prometheus metrics of one server instance, on a registry of its own (two apps in one process,
+ * as in tests, never share counters). Gauges that mirror live state are read at scrape time.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** Pipeline stages timed per request. */
+export type Stage = "prefill" | "decision" | "small_decode" | "large_call" | "fallback_decode" | "total";
+
+/** Live values the gauges read when scraped. */
+export interface MetricsSources {
+  budget: number;
+  realizedFraction: () => number | null;
+  threshold: () => number;
+  queueDepth: (engine: "small" | "large") => number;
+}
+
+/** Seconds: from a sub-millisecond decision to a multi-second large call. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/**
+ * Buckets of the predicted-gain histogram: the deciles of the gain head's training scores, so the
+ * histogram has resolution where the scores actually fall (deduplicated, ascending).
+ */
+export function gainBuckets(scoreQuantiles: readonly number[]): number[] {
+  const deciles: number[] = [];
+  for (let percent = 0; percent <= 100; percent += 10) {
+    const value = scoreQuantiles[percent];
+    if (value !== undefined && Number.isFinite(value)) deciles.push(value);
+  }
+  const unique = [...new Set(deciles)].sort((a, b) => a - b);
+  return unique.length > 0 ? unique : [0];
+}
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<"model" | "outcome">;
+  readonly httpRequests: Counter<"route" | "status">;
+  readonly predictedGain: Histogram;
+  readonly stageSeconds: Histogram<"stage">;
+  readonly backendErrors: Counter<"engine" | "kind">;
+  readonly retries: Counter<"engine">;
+  readonly fallbacks: Counter<"reason">;
+  readonly guarded: Counter;
+  readonly capBlocked: Counter;
+
+  constructor(sources: MetricsSources, gainHistogramBuckets: number[]) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: "routelmt_translations_total",
+      help: "Translations served, by the model that produced them and outcome (ok, fallback, guarded)",
+      labelNames: ["model", "outcome"],
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: "routelmt_http_requests_total",
+      help: "HTTP requests by route and status",
+      labelNames: ["route", "status"],
+      registers,
+    });
+    this.predictedGain = new Histogram({
+      name: "routelmt_predicted_gain",
+      help: "Router gain predictions (buckets: deciles of the gain head's training scores)",
+      buckets: gainHistogramBuckets,
+      registers,
+    });
+    this.stageSeconds = new Histogram({
+      name: "routelmt_stage_seconds",
+      help: "Latency per stage: prefill, decision, small_decode, large_call, fallback_decode, total",
+      labelNames: ["stage"],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.backendErrors = new Counter({
+      name: "routelmt_backend_errors_total",
+      help: "Failed engine calls (after retries), by engine and kind (timeout, http, network, other)",
+      labelNames: ["engine", "kind"],
+      registers,
+    });
+    this.retries = new Counter({
+      name: "routelmt_backend_retries_total",
+      help: "Retried engine attempts, by engine",
+      labelNames: ["engine"],
+      registers,
+    });
+    this.fallbacks = new Counter({
+      name: "routelmt_fallbacks_total",
+      help: "Requests routed large but answered by the small model, by reason",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.guarded = new Counter({
+      name: "routelmt_guarded_total",
+      help: "Requests above the threshold kept small by a guard (guarded policy)",
+      registers,
+    });
+    this.capBlocked = new Counter({
+      name: "routelmt_cap_blocked_total",
+      help: "Requests above the threshold kept small by the hard cap",
+      registers,
+    });
+    new Gauge({
+      name: "routelmt_budget",
+      help: "Configured budget p (target large fraction)",
+      registers,
+      collect() {
+        this.set(sources.budget);
+      },
+    });
+    new Gauge({
+      name: "routelmt_large_fraction",
+      help: "Realized large fraction over the sliding window of decisions",
+      registers,
+      collect() {
+        this.set(sources.realizedFraction() ?? 0);
+      },
+    });
+    new Gauge({
+      name: "routelmt_threshold",
+      help: "Current gain threshold of the budget controller",
+      registers,
+      collect() {
+        this.set(sources.threshold());
+      },
+    });
+    new Gauge({
+      name: "routelmt_queue_depth",
+      help: "Requests in flight plus waiting, per engine",
+      labelNames: ["engine"],
+      registers,
+      collect() {
+        this.set({ engine: "small" }, sources.queueDepth("small"));
+        this.set({ engine: "large" }, sources.queueDepth("large"));
+      },
+    });
+  }
+
+  /** Records one stage's duration in milliseconds. */
+  observeStage(stage: Stage, milliseconds: number): void {
+    this.stageSeconds.observe({ stage }, milliseconds / 1000);
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * Validation of request bodies. Every failure is a 400 naming the field (dot path: `texts.2`,
+ * `messages.0.content`), so clients can fix the exact value.
+ */
+import { z } from "zod";
+import { isKnownLanguage } from "../translators/languages.js";
+import type { TranslationRequest } from "../translators/types.js";
+import { invalidField, ServerError } from "./errors.js";
+
+/** Limits and defaults requests are checked against. */
+export interface RequestLimits {
+  maxTextBytes: number;
+  maxBatchSize: number;
+  /** The router's language pair, used when a request names none. */
+  defaultSourceLang: string | null;
+  defaultTargetLang: string | null;
+}
+
+/** A lone UTF-16 surrogate: JSON can spell one (`"\ud800"`), but no UTF-8 text contains it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Throws the first zod issue as a 400 naming its field. */
+function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const field = issue.path.map(String).join(".");
+  if (field === "") throw new ServerError("RLMT_ERR_INVALID_REQUEST", `body: ${issue.message}`);
+  const missing = issue.code === "invalid_type" && /received undefined/.test(issue.message);
+  throw invalidField(field, missing ? "is required" : issue.message);
+}
+
+/** Checks one text: a string with non-space content, well-formed Unicode, within the byte limit. */
+export function checkText(text: string, field: string, maxTextBytes: number): string {
+  if (text.trim() === "") throw invalidField(field, "must not be empty or whitespace only");
+  if (LONE_SURROGATE.test(text)) {
+    throw new ServerError(
+      "RLMT_ERR_INVALID_UTF8",
+      `${field}: contains a lone surrogate (not valid UTF-8 text)`,
+      {
+        field,
+      },
+    );
+  }
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > maxTextBytes) {
+    throw invalidField(field, `is ${bytes} bytes of UTF-8, over the limit of ${maxTextBytes}`);
+  }
+  return text;
+}
+
+/** Codes already checked: a server sees few distinct codes, and the ICU lookup is comparatively slow. */
+const knownLanguageMemo = new Map<string, boolean>();
+const KNOWN_LANGUAGE_MEMO_LIMIT = 1024;
+
+function isKnownLanguageMemoized(code: string): boolean {
+  let known = knownLanguageMemo.get(code);
+  if (known === undefined) {
+    known = isKnownLanguage(code);
+    if (knownLanguageMemo.size >= KNOWN_LANGUAGE_MEMO_LIMIT) knownLanguageMemo.clear();
+    knownLanguageMemo.set(code, known);
+  }
+  return known;
+}
+
+/** A language code from the request, else the router's default; must be a known language. */
+export function resolveLanguage(
+  given: string | undefined | null,
+  fallback: string | null,
+  field: string,
+): string {
+  const code = given ?? fallback;
+  if (code === null || code === undefined) {
+    throw invalidField(field, "is required (the router records no default language pair)");
+  }
+  if (!isKnownLanguageMemoized(code)) {
+    throw invalidField(
+      field,
+      `unknown language code ${JSON.stringify(code)} (use ISO 639-1/639-3 or BCP-47, e.g. "de")`,
+    );
+  }
+  return code;
+}
+
+const translateBodySchema = z.object({
+  text: z.string().optional(),
+  texts: z.array(z.string()).optional(),
+  source_lang: z.string().optional(),
+  target_lang: z.string().optional(),
+});
+
+/** A parsed `/v1/translate` body: one text or a batch. */
+export interface TranslateInput {
+  batch: boolean;
+  requests: TranslationRequest[];
+}
+
+function requireObject(body: unknown): void {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ServerError("RLMT_ERR_INVALID_REQUEST", "body: must be a JSON object");
+  }
+}
+
+export function parseTranslateBody(body: unknown, limits: RequestLimits): TranslateInput {
+  requireObject(body);
+  const parsed = parseOrThrow(translateBodySchema, body);
+  if (parsed.text !== undefined && parsed.texts !== undefined) {
+    throw invalidField("texts", 'give either "text" or "texts", not both');
+  }
+  if (parsed.text === undefined && parsed.texts === undefined) throw invalidField("text", "is required");
+  const srcLang = resolveLanguage(parsed.source_lang, limits.defaultSourceLang, "source_lang");
+  const tgtLang = resolveLanguage(parsed.target_lang, limits.defaultTargetLang, "target_lang");
+  if (parsed.text !== undefined) {
+    return {
+      batch: false,
+      requests: [{ text: checkText(parsed.text, "text", limits.maxTextBytes), srcLang, tgtLang }],
+    };
+  }
+  const texts = parsed.texts!;
+  if (texts.length === 0) throw invalidField("texts", "must hold at least one text");
+  if (texts.length > limits.maxBatchSize) {
+    throw invalidField(
+      "texts",
+      `holds ${texts.length} texts, over the batch limit of ${limits.maxBatchSize}`,
+    );
+  }
+  return {
+    batch: true,
+    requests: texts.map((text, index) => ({
+      text: checkText(text, `texts.${index}`, limits.maxTextBytes),
+      srcLang,
+      tgtLang,
+    })),
+  };
+}
+
+const contentPartSchema = z.object({ type: z.string(), text: z.string().optional() });
+const chatBodySchema = z.object({
+  model: z.string(),
+  messages: z
+    .array(
+      z.object({
+        role: z.string(),
+        content: z.union([z.string(), z.array(contentPartSchema)]).nullish(),
+      }),
+    )
+    .min(1, "must hold at least one message"),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+});
+
+/** A parsed `/v1/chat/completions` body. */
+export interface ChatInput {
+  request: TranslationRequest;
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+/** The model name clients ask for. */
+export const SERVED_MODEL = "routelmt";
+
+export function parseChatBody(
+  body: unknown,
+  headers: { sourceLang: string | undefined; targetLang: string | undefined },
+  limits: RequestLimits,
+): ChatInput {
+  requireObject(body);
+  const parsed = parseOrThrow(chatBodySchema, body);
+  if (parsed.model !== SERVED_MODEL) {
+    throw new ServerError(
+      "RLMT_ERR_NOT_FOUND",
+      `model: unknown model ${JSON.stringify(parsed.model)} (this server serves "${SERVED_MODEL}")`,
+      {
+        field: "model",
+      },
+    );
+  }
+  let index = parsed.messages.length - 1;
+  while (index >= 0 && parsed.messages[index]!.role !== "user") index--;
+  if (index < 0) throw invalidField("messages", "holds no user message");
+  const content = parsed.messages[index]!.content;
+  const field = `messages.${index}.content`;
+  let text: string;
+  if (typeof content === "string") text = content;
+  else if (Array.isArray(content)) {
+    // Multi-part content: the text parts, in order (images and audio cannot be translated).
+    text = content
+      .filter((part) => part.type === "text" && typeof part.text === "string")
+      .map((part) => part.text)
+      .join("\n");
+  } else throw invalidField(field, "is required");
+  const srcLang = resolveLanguage(
+    parsed.metadata?.source_lang ?? headers.sourceLang,
+    limits.defaultSourceLang,
+    parsed.metadata?.source_lang !== undefined ? "metadata.source_lang" : "x-routelmt-source-lang",
+  );
+  const tgtLang = resolveLanguage(
+    parsed.metadata?.target_lang ?? headers.targetLang,
+    limits.defaultTargetLang,
+    parsed.metadata?.target_lang !== undefined ? "metadata.target_lang" : "x-routelmt-target-lang",
+  );
+  return {
+    request: { text: checkText(text, field, limits.maxTextBytes), srcLang, tgtLang },
+    stream: parsed.stream === true,
+    includeUsage: parsed.stream_options?.include_usage === true,
+  };
+}

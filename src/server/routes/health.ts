@@ -1,0 +1,44 @@
+import type { FastifyInstance } from "fastify";
+import { SERVED_MODEL } from "../request-validation.js";
+
+/** `/healthz` (process up), `/readyz` (engines usable), `/metrics` (Prometheus), `/v1/models`. */
+export function registerHealthRoutes(app: FastifyInstance): void {
+  app.get("/healthz", async () => ({ status: "ok" }));
+
+  app.get("/readyz", async (_request, reply) => {
+    const state = app.routelmt;
+    const [smallProbe, largeProbe] = await Promise.all([
+      state.smallProbe?.check(),
+      state.largeProbe?.check(),
+    ]);
+    const smallError =
+      state.hybrid.smallEngineError ?? (smallProbe && !smallProbe.ok ? smallProbe.error : undefined);
+    const largeError = largeProbe && !largeProbe.ok ? largeProbe.error : undefined;
+    const checks = {
+      small: {
+        ok: smallError === undefined,
+        engine: state.config.small,
+        ...(smallError ? { error: smallError } : {}),
+      },
+      large: {
+        ok: largeError === undefined,
+        engine: state.config.large,
+        ...(largeError ? { error: largeError } : {}),
+      },
+      shutting_down: state.closing,
+    };
+    const ready = checks.small.ok && checks.large.ok && !state.closing;
+    return reply.status(ready ? 200 : 503).send({ ready, checks, budget: state.hybrid.snapshot() });
+  });
+
+  app.get("/metrics", async (_request, reply) => {
+    const registry = app.routelmt.metrics.registry;
+    reply.header("content-type", registry.contentType);
+    return registry.metrics();
+  });
+
+  app.get("/v1/models", async () => ({
+    object: "list",
+    data: [{ id: SERVED_MODEL, object: "model", created: 0, owned_by: "routelmt" }],
+  }));
+}

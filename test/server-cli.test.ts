@@ -1,0 +1,298 @@
+/**
+ * `routelmt serve` as a command: config validation, router/small-model mismatch, SIGTERM drain in a
+ * child process, and the in-process GGUF small model (generated tiny llama, one thread).
+ */
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { predictHeads } from "../src/probe/router-file.js";
+import { buildApp } from "../src/server/app.js";
+import { resolveServerConfig } from "../src/server/config.js";
+import { LlamaTranslator } from "../src/translators/llama-translator.js";
+import { defaultPromptTemplate } from "../src/translators/prompt-template.js";
+import { runCliCaptured, spawnCli } from "./helpers/cli.js";
+import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
+import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
+import { postJson, remoteRouter, sampleText, writeRouter } from "./server-fixtures.js";
+
+let work: string;
+let small: FakeOpenAIServer;
+let large: FakeOpenAIServer;
+let routerFile: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), "routelmt-serve-cli-"));
+  small = await startFakeOpenAIServer({ label: "small", models: ["small"], embeddingDim: 8 });
+  large = await startFakeOpenAIServer({ label: "large", models: ["large"] });
+  routerFile = await writeRouter(work, remoteRouter(small.url));
+});
+
+afterAll(async () => {
+  await small.close();
+  await large.close();
+});
+
+describe("routelmt serve: configuration", () => {
+  it("names the offending key of a config file, and flags override the file", async () => {
+    const write = async (name: string, text: string) => {
+      const file = path.join(work, name);
+      await writeFile(file, text);
+      return file;
+    };
+    const base = `small: openai:${small.url}#small\nlarge: openai:${large.url}#large\nrouter: ${routerFile}\nsmall-dim: 8\n`;
+    const outOfRange = await write("range.yaml", `${base}budget: 1.5\n`);
+    const run = await runCliCaptured(["serve", "--config", outOfRange]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/range\.yaml: budget: must be in \[0, 1\]/);
+
+    const typo = await write("typo.yaml", `${base}budget: 0.2\nbudgte: 0.3\n`);
+    expect((await runCliCaptured(["serve", "--config", typo])).stderr).toMatch(
+      /typo\.yaml: budgte: unknown setting/,
+    );
+
+    const wrongType = await write(
+      "type.json",
+      JSON.stringify({ small: "a.gguf", large: "b.gguf", router: "r.json", budget: 0.2, window: "big" }),
+    );
+    expect((await runCliCaptured(["serve", "--config", wrongType])).stderr).toMatch(/type\.json: window: /);
+
+    const missing = await write("missing.yaml", "budget: 0.2\nsmall: a.gguf\nlarge: b.gguf\n");
+    expect((await runCliCaptured(["serve", "--config", missing])).stderr).toMatch(
+      /missing\.yaml: router: is required/,
+    );
+
+    const badPolicy = await runCliCaptured([
+      "serve",
+      "--config",
+      outOfRange,
+      "--budget",
+      "0.2",
+      "--policy",
+      "greedy",
+    ]);
+    expect(badPolicy.code).toBe(2);
+    expect(badPolicy.stderr).toMatch(/--policy: /);
+
+    const broken = await write("broken.yaml", "budget: [0.2\n");
+    expect((await runCliCaptured(["serve", "--config", broken])).stderr).toMatch(
+      /broken\.yaml: not valid YAML/,
+    );
+
+    // The flag overrides the file's bad budget, and relative paths in the file resolve against its folder.
+    const config = resolveServerConfig(
+      { budget: 1.5, router: "r.json" },
+      { budget: 0.25, small: "s.gguf", large: "l.gguf" },
+      "x.yaml",
+    );
+    expect(config.budget).toBe(0.25);
+    expect(config.window).toBe(1000);
+    expect(config.maxTextBytes).toBe(16_384);
+  });
+
+  it("refuses to start with a router trained on another small model", async () => {
+    const foreign = await writeRouter(
+      work,
+      remoteRouter(small.url, { fingerprint: "sha256:another-model" }),
+      "foreign.json",
+    );
+    const run = await runCliCaptured([
+      "serve",
+      "--small",
+      `openai:${small.url}#small`,
+      "--small-dim",
+      "8",
+      "--large",
+      `openai:${large.url}#large`,
+      "--router",
+      foreign,
+      "--budget",
+      "0.2",
+      "--port",
+      "0",
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(
+      /the router does not match the small model .*small-model fingerprint: router "sha256:another-model"/,
+    );
+    const wrongDim = await runCliCaptured([
+      "serve",
+      "--small",
+      `openai:${small.url}#small`,
+      "--small-dim",
+      "16",
+      "--large",
+      `openai:${large.url}#large`,
+      "--router",
+      routerFile,
+      "--budget",
+      "0.2",
+    ]);
+    expect(wrongDim.stderr).toMatch(/feature dim: router 8, the small model .* 16/);
+  });
+});
+
+describe("routelmt serve: process", () => {
+  it("drains in-flight requests on SIGTERM and exits 0", async () => {
+    large.setBehaviour({ kind: "succeed", delayMs: 700 });
+    const child = spawnCli([
+      "serve",
+      "--small",
+      `openai:${small.url}#small`,
+      "--small-dim",
+      "8",
+      "--large",
+      `openai:${large.url}#large`,
+      "--router",
+      routerFile,
+      "--budget",
+      "1",
+      "--port",
+      "0",
+      "--log-level",
+      "warn",
+    ]);
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const origin = await new Promise<string>((resolve, reject) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        stdout += chunk.toString();
+        const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+        if (match) resolve(match[1]!);
+      });
+      child.on("exit", () => reject(new Error(`serve exited early: ${stderr}`)));
+    });
+    try {
+      const inFlight = Array.from({ length: 4 }, (_, index) =>
+        postJson(`${origin}/v1/translate`, { text: sampleText(index) }),
+      );
+      // Let the requests reach the (slow) large engine, then ask the server to stop.
+      while (large.inFlight < 4) await new Promise((resolve) => setTimeout(resolve, 20));
+      child.kill("SIGTERM");
+      const answers = await Promise.all(inFlight);
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
+      expect(answers.map((answer) => answer.body.model)).toEqual(["large", "large", "large", "large"]);
+      expect(await exited).toBe(0);
+      expect(stderr).toMatch(/SIGTERM: finishing in-flight requests/);
+      await expect(fetch(`${origin}/healthz`)).rejects.toThrow();
+    } finally {
+      large.setBehaviour({ kind: "succeed" });
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("routelmt serve: in-process GGUF small model", () => {
+  it("routes with features read during the small model's own prefill", async () => {
+    const modelPath = path.join(work, "tiny-llama.gguf");
+    writeTinyLlamaGguf(modelPath);
+    const requests = Array.from({ length: 12 }, (_, index) => ({
+      text: sampleText(index),
+      srcLang: "en",
+      tgtLang: "de",
+    }));
+    // "Collect": the features the router is fitted on, read from the same model and template.
+    const collector = await LlamaTranslator.create({ modelPath, threads: 1, sequences: 1, maxTokens: 4 });
+    const features = new Float32Array(requests.length * 64);
+    for (const [row, request] of requests.entries()) {
+      const prefilled = await collector.prefill(request);
+      features.set(prefilled.features, row * 64);
+      await prefilled.release();
+    }
+    const identity = collector.featureIdentity;
+    await collector.dispose();
+    const router = remoteRouter("unused");
+    const weights = Array.from({ length: 64 }, (_, index) => Math.sin(index + 1));
+    router.feature = {
+      ...router.feature,
+      fingerprint: identity.fingerprint,
+      arch: identity.arch,
+      dim: 64,
+      template: defaultPromptTemplate.text,
+    };
+    const head = router.heads.gain!;
+    head.model = {
+      format: 1,
+      kind: "ridge",
+      dim: 64,
+      mean: new Array(64).fill(0),
+      std: new Array(64).fill(1),
+      weights,
+      bias: 0,
+      lambda: 1,
+    };
+    const offline = Array.from(predictHeads(router, features, requests.length).gain!);
+    const sorted = [...offline].sort((a, b) => a - b);
+    head.score_quantiles = Array.from(
+      { length: 101 },
+      (_, percent) => sorted[Math.round((percent / 100) * (sorted.length - 1))]!,
+    );
+    const ggufRouter = await writeRouter(work, router, "gguf-router.json");
+
+    const app = await buildApp(
+      resolveServerConfig(
+        {},
+        {
+          small: modelPath,
+          large: `openai:${large.url}#large`,
+          router: ggufRouter,
+          budget: 0.25,
+          port: 0,
+          threads: 1,
+          "small-concurrency": 2,
+          "max-tokens": 4,
+          "log-level": "silent",
+        },
+      ),
+    );
+    try {
+      const origin = await app.listen({ port: 0, host: "127.0.0.1" });
+      const batch = await postJson(`${origin}/v1/translate`, {
+        texts: requests.map((request) => request.text),
+      });
+      expect(batch.status).toBe(200);
+      const translations = batch.body.translations as {
+        model: string;
+        predicted_gain: number;
+        translation: string;
+      }[];
+      // The server's gain predictions are the router applied to the model's own prefill features.
+      for (const [index, item] of translations.entries()) {
+        expect(item.predicted_gain).toBeCloseTo(offline[index]!, 3);
+      }
+      expect(translations.filter((item) => item.model === "large")).toHaveLength(3);
+      const topThree = [...offline.keys()].sort((a, b) => offline[b]! - offline[a]!).slice(0, 3);
+      expect(topThree.every((index) => translations[index]?.model === "large")).toBe(true);
+      expect(
+        translations
+          .filter((item) => item.model === "small")
+          .every((item) => typeof item.translation === "string"),
+      ).toBe(true);
+      expect((await fetch(`${origin}/readyz`)).status).toBe(200);
+    } finally {
+      await app.close();
+    }
+    // The same router in front of another model file (same shape, other weights) is refused at start.
+    const otherModel = path.join(work, "tiny-llama-other.gguf");
+    writeTinyLlamaGguf(otherModel, { seed: 99, name: "another-tiny-llama" });
+    await expect(
+      buildApp(
+        resolveServerConfig(
+          {},
+          {
+            small: otherModel,
+            large: `openai:${large.url}#large`,
+            router: ggufRouter,
+            budget: 0.2,
+            threads: 1,
+            "max-tokens": 4,
+          },
+        ),
+      ),
+    ).rejects.toThrow(/does not match the small model .*small-model fingerprint/);
+  });
+});

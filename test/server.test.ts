@@ -1,0 +1,412 @@
+/**
+ * `routelmt serve` over real HTTP on 127.0.0.1: fake OpenAI-compatible small (with embeddings) and
+ * large engines, the official `openai` client, budget and hard cap under concurrency, faults, bad
+ * input, auth.
+ */
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import OpenAI from "openai";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../src/server/app.js";
+import { maxLargeInAnyWindow } from "../src/server/decision-window.js";
+import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
+import {
+  fakeServerConfig,
+  postJson,
+  remoteRouter,
+  runConcurrently,
+  sampleText,
+  writeRouter,
+} from "./server-fixtures.js";
+
+let work: string;
+let small: FakeOpenAIServer;
+let large: FakeOpenAIServer;
+let routerFile: string;
+const apps: FastifyInstance[] = [];
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), "routelmt-serve-"));
+  small = await startFakeOpenAIServer({ label: "small", models: ["small"], embeddingDim: 8 });
+  large = await startFakeOpenAIServer({ label: "large", models: ["large"] });
+  routerFile = await writeRouter(work, remoteRouter(small.url, { withGuards: true }));
+});
+
+afterAll(async () => {
+  await small.close();
+  await large.close();
+});
+
+afterEach(async () => {
+  small.setBehaviour({ kind: "succeed" });
+  large.setBehaviour({ kind: "succeed" });
+  while (apps.length > 0) await apps.pop()?.close();
+});
+
+/** Builds and starts a server on a free loopback port; returns its origin. */
+async function startServer(overrides: Record<string, unknown> = {}, largeUrl = large.url) {
+  const app = await buildApp(fakeServerConfig(small.url, largeUrl, routerFile, overrides));
+  apps.push(app);
+  const origin = await app.listen({ port: 0, host: "127.0.0.1" });
+  return { app, origin };
+}
+
+describe("routelmt serve: API", () => {
+  it("translates one text and a batch, with routing facts in the body and headers", async () => {
+    const { origin } = await startServer({ budget: 0.5 });
+    const one = await postJson(`${origin}/v1/translate`, {
+      text: sampleText(1),
+      source_lang: "en",
+      target_lang: "de",
+    });
+    expect(one.status).toBe(200);
+    expect(one.body).toMatchObject({ guarded: false, fallback: false });
+    expect(["small", "large"]).toContain(one.body.model);
+    expect(one.body.translation).toMatch(new RegExp(`^\\[${one.body.model}\\] `));
+    expect(typeof one.body.predicted_gain).toBe("number");
+    expect(one.body.latency_ms).toBeGreaterThan(0);
+    expect(one.headers.get("x-routelmt-model")).toBe(one.body.model);
+    expect(Number(one.headers.get("x-routelmt-predicted-gain"))).toBeCloseTo(
+      one.body.predicted_gain as number,
+      3,
+    );
+    expect(one.headers.get("x-routelmt-budget")).toBe("0.5");
+
+    // Languages default to the router's pair (en → de: "German" appears in the small prompt).
+    const batch = await postJson(`${origin}/v1/translate`, { texts: [0, 1, 2, 3, 4, 5, 6].map(sampleText) });
+    expect(batch.status).toBe(200);
+    const translations = batch.body.translations as { model: string; predicted_gain: number }[];
+    expect(translations).toHaveLength(7);
+    // Exactly ⌊0.5 · 7⌋ = 3 go large: the three highest predicted gains.
+    const large = translations.filter((item) => item.model === "large");
+    expect(large).toHaveLength(3);
+    const lowestLarge = Math.min(...large.map((item) => item.predicted_gain));
+    const highestSmall = Math.max(
+      ...translations.filter((item) => item.model === "small").map((item) => item.predicted_gain),
+    );
+    expect(lowestLarge).toBeGreaterThan(highestSmall);
+    expect(batch.headers.get("x-routelmt-model")?.split(",")).toEqual(translations.map((item) => item.model));
+  });
+
+  it("serves the official openai client: chat completions, streaming, models", async () => {
+    const { origin } = await startServer({ budget: 0 });
+    const client = new OpenAI({ baseURL: `${origin}/v1`, apiKey: "unused", maxRetries: 0 });
+    const models = await client.models.list();
+    expect(models.data.map((model) => model.id)).toEqual(["routelmt"]);
+
+    const completion = await client.chat.completions.create({
+      model: "routelmt",
+      messages: [
+        { role: "system", content: "ignored" },
+        { role: "user", content: "Guten Morgen" },
+      ],
+      metadata: { source_lang: "de", target_lang: "en" },
+    });
+    expect(completion.object).toBe("chat.completion");
+    expect(completion.model).toBe("routelmt");
+    expect(completion.id).toMatch(/^chatcmpl-/);
+    expect(completion.choices[0]?.finish_reason).toBe("stop");
+    // Budget 0: the small model answers; its prompt names the languages from metadata.
+    expect(completion.choices[0]?.message.content).toMatch(
+      /^\[small\] .*from German into English.*Guten Morgen/,
+    );
+    expect(completion.usage?.total_tokens).toBe(
+      (completion.usage?.prompt_tokens ?? 0) + (completion.usage?.completion_tokens ?? 0),
+    );
+    expect(completion.usage?.completion_tokens).toBeGreaterThan(0);
+
+    const { data: raw, response } = await client.chat.completions
+      .create(
+        { model: "routelmt", messages: [{ role: "user", content: "Bonjour" }] },
+        { headers: { "x-routelmt-source-lang": "fr", "x-routelmt-target-lang": "it" } },
+      )
+      .withResponse();
+    expect(response.headers.get("x-routelmt-model")).toBe("small");
+    expect(raw.choices[0]?.message.content).toMatch(/from French into Italian/);
+
+    const stream = await client.chat.completions.create({
+      model: "routelmt",
+      messages: [{ role: "user", content: "Guten Morgen" }],
+      metadata: { source_lang: "de", target_lang: "en" },
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let streamed = "";
+    let finish: string | null = null;
+    let usageTokens = 0;
+    for await (const chunk of stream) {
+      expect(chunk.object).toBe("chat.completion.chunk");
+      streamed += chunk.choices[0]?.delta.content ?? "";
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      usageTokens = chunk.usage?.total_tokens ?? usageTokens;
+    }
+    expect(streamed).toBe(completion.choices[0]?.message.content);
+    expect(finish).toBe("stop");
+    expect(usageTokens).toBe(completion.usage?.total_tokens);
+
+    await expect(
+      client.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "x" }] }),
+    ).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("exposes health, readiness and Prometheus metrics", async () => {
+    const { origin } = await startServer({ budget: 0.3 });
+    expect((await fetch(`${origin}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${origin}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({
+      ready: true,
+      checks: { small: { ok: true }, large: { ok: true } },
+    });
+    await runConcurrently(30, 8, (index) => postJson(`${origin}/v1/translate`, { text: sampleText(index) }));
+    const metrics = await (await fetch(`${origin}/metrics`)).text();
+    expect(metrics).toMatch(/routelmt_translations_total\{model="large",outcome="ok"\} \d+/);
+    expect(metrics).toMatch(/routelmt_translations_total\{model="small",outcome="ok"\} \d+/);
+    expect(metrics).toMatch(/routelmt_large_fraction 0\.\d+/);
+    expect(metrics).toMatch(/routelmt_threshold -?\d/);
+    expect(metrics).toMatch(/routelmt_budget 0\.3/);
+    expect(metrics).toMatch(/routelmt_predicted_gain_count 30/);
+    for (const stage of ["prefill", "decision", "small_decode", "large_call"]) {
+      expect(metrics).toMatch(new RegExp(`routelmt_stage_seconds_count\\{stage="${stage}"\\} \\d+`));
+    }
+  });
+});
+
+describe("routelmt serve: budget under concurrency", () => {
+  it("holds the budget within 1 point over 2000 requests at 64 concurrent, never breaking the hard cap", async () => {
+    const window = 1000;
+    const { app, origin } = await startServer({ budget: 0.2, window });
+    const results = await runConcurrently(2000, 64, (index) =>
+      postJson(`${origin}/v1/translate`, { text: sampleText(index) }),
+    );
+    expect(results.every((result) => result.status === 200)).toBe(true);
+    const largeCount = results.filter((result) => result.body.model === "large").length;
+    expect(Math.abs(largeCount / 2000 - 0.2)).toBeLessThanOrEqual(0.01);
+    // Every sliding window of the decision log respects the cap ⌈p·W⌉ + 1 = 201.
+    const log = app.routelmt.hybrid.decisionLog();
+    expect(log.length).toBe(2000);
+    expect(log.reduce((sum, value) => sum + value, 0)).toBe(largeCount);
+    expect(maxLargeInAnyWindow(log, window)).toBeLessThanOrEqual(201);
+    // The large engine saw exactly the routed requests.
+    expect(large.requests.filter((request) => request.path === "/v1/chat/completions").length).toBe(
+      largeCount,
+    );
+  });
+
+  it("keeps the hard cap when batches and single requests interleave", async () => {
+    const window = 50;
+    const { app, origin } = await startServer({ budget: 0.5, window });
+    await runConcurrently(60, 16, (index) =>
+      index % 3 === 0
+        ? postJson(`${origin}/v1/translate`, {
+            texts: [0, 1, 2, 3, 4, 5].map((offset) => sampleText(index * 10 + offset)),
+          })
+        : postJson(`${origin}/v1/translate`, { text: sampleText(index) }),
+    );
+    const log = app.routelmt.hybrid.decisionLog();
+    expect(log.length).toBe(40 + 20 * 6);
+    expect(maxLargeInAnyWindow(log, window)).toBeLessThanOrEqual(26);
+  });
+});
+
+describe("routelmt serve: faults", () => {
+  it("answers every request when the large engine dies mid-run, counting fallbacks", async () => {
+    const dying = await startFakeOpenAIServer({
+      label: "large",
+      models: ["large"],
+      behaviour: { kind: "succeed", delayMs: 5 },
+    });
+    const { origin } = await startServer({ budget: 0.5 }, dying.url);
+    let done = 0;
+    const results = await runConcurrently(200, 16, async (index) => {
+      const result = await postJson(`${origin}/v1/translate`, { text: sampleText(index) });
+      done++;
+      if (done === 60) void dying.close();
+      return result;
+    });
+    expect(results.filter((result) => result.status !== 200)).toEqual([]);
+    const fallbacks = results.filter((result) => result.body.fallback === true);
+    expect(fallbacks.length).toBeGreaterThan(0);
+    for (const fallback of fallbacks) {
+      expect(fallback.body.model).toBe("small");
+      expect(fallback.body.translation).toMatch(/^\[small\] /);
+    }
+    expect(results.some((result) => result.body.model === "large")).toBe(true);
+    const metrics = await (await fetch(`${origin}/metrics`)).text();
+    const counted = [...metrics.matchAll(/routelmt_fallbacks_total\{reason="large-error"\} (\d+)/g)];
+    expect(Number(counted[0]?.[1])).toBe(fallbacks.length);
+    expect(metrics).toMatch(/routelmt_backend_errors_total\{engine="large",kind="network"\} [1-9]/);
+    const ready = await fetch(`${origin}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({
+      ready: false,
+      checks: { large: { ok: false }, small: { ok: true } },
+    });
+  });
+
+  it("falls back on a slow large engine after the per-request timeout, and counts retries", async () => {
+    const { origin } = await startServer({ budget: 1, "large-timeout-ms": 300, "large-retries": 1 });
+    large.setBehaviour({ kind: "hang" });
+    const started = performance.now();
+    const slow = await postJson(`${origin}/v1/translate`, { text: sampleText(3) });
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(slow.status).toBe(200);
+    expect(slow.body).toMatchObject({ model: "small", fallback: true });
+    large.setBehaviour([{ kind: "fail", status: 500 }, { kind: "succeed" }]);
+    const retried = await postJson(`${origin}/v1/translate`, { text: sampleText(4) });
+    expect(retried.body).toMatchObject({ model: "large", fallback: false });
+    const metrics = await (await fetch(`${origin}/metrics`)).text();
+    expect(metrics).toMatch(/routelmt_fallbacks_total\{reason="large-timeout"\} 1/);
+    expect(metrics).toMatch(/routelmt_backend_retries_total\{engine="large"\} [1-9]/);
+  });
+
+  it("answers 503 naming the small engine when it is down, and readiness turns false", async () => {
+    const doomed = await startFakeOpenAIServer({ label: "small", models: ["small"], embeddingDim: 8 });
+    const doomedRouter = await writeRouter(work, remoteRouter(doomed.url), "doomed-router.json");
+    const app = await buildApp(
+      fakeServerConfig(doomed.url, large.url, doomedRouter, { "small-timeout-ms": 1000 }),
+    );
+    apps.push(app);
+    const origin = await app.listen({ port: 0, host: "127.0.0.1" });
+    expect((await postJson(`${origin}/v1/translate`, { text: "hello" })).status).toBe(200);
+    await doomed.close();
+    const down = await postJson(`${origin}/v1/translate`, { text: "hello" });
+    expect(down.status).toBe(503);
+    expect(down.body.error).toMatchObject({ code: "RLMT_ERR_SMALL_ENGINE_UNAVAILABLE" });
+    expect((down.body.error as { message: string }).message).toContain(
+      `small engine openai:${doomed.url}#small`,
+    );
+    const ready = await fetch(`${origin}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ checks: { small: { ok: false } } });
+  });
+
+  it("answers 429 with Retry-After beyond the small engine's queue", async () => {
+    const { origin } = await startServer({ "queue-size": 4 });
+    small.setBehaviour((request) =>
+      request.path === "/v1/completions" ? { kind: "succeed", delayMs: 300 } : { kind: "succeed" },
+    );
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, index) =>
+        postJson(`${origin}/v1/translate`, { text: sampleText(index) }),
+      ),
+    );
+    const refused = results.filter((result) => result.status === 429);
+    expect(results.filter((result) => result.status === 200).length).toBe(4);
+    expect(refused.length).toBe(6);
+    expect(refused[0]?.headers.get("retry-after")).toBe("1");
+    expect(refused[0]?.body.error).toMatchObject({ code: "RLMT_ERR_OVERLOADED" });
+    expect((await postJson(`${origin}/v1/translate`, { text: "again" })).status).toBe(200);
+  });
+});
+
+describe("routelmt serve: input validation and auth", () => {
+  it("answers 400 naming the field for bad input, and keeps serving", async () => {
+    const { origin } = await startServer({
+      "max-text-bytes": 100,
+      "body-limit-bytes": 4096,
+      "max-batch-size": 3,
+    });
+    const url = `${origin}/v1/translate`;
+    const cases: [unknown, number, string, string | null][] = [
+      ['{"text": "unterminated', 400, "RLMT_ERR_MALFORMED_JSON", null],
+      [{}, 400, "RLMT_ERR_INVALID_REQUEST", "text"],
+      [{ text: "   \n\t" }, 400, "RLMT_ERR_INVALID_REQUEST", "text"],
+      [{ text: "" }, 400, "RLMT_ERR_INVALID_REQUEST", "text"],
+      [{ text: 42 }, 400, "RLMT_ERR_INVALID_REQUEST", "text"],
+      [{ text: "x".repeat(101) }, 400, "RLMT_ERR_INVALID_REQUEST", "text"],
+      [{ text: "ü".repeat(51) }, 400, "RLMT_ERR_INVALID_REQUEST", "text"],
+      [{ text: "hi", source_lang: "xx-notalang" }, 400, "RLMT_ERR_INVALID_REQUEST", "source_lang"],
+      [{ text: "hi", target_lang: 7 }, 400, "RLMT_ERR_INVALID_REQUEST", "target_lang"],
+      [{ texts: ["ok", " "] }, 400, "RLMT_ERR_INVALID_REQUEST", "texts.1"],
+      [{ texts: ["a", "b", "c", "d"] }, 400, "RLMT_ERR_INVALID_REQUEST", "texts"],
+      [{ texts: "not a list" }, 400, "RLMT_ERR_INVALID_REQUEST", "texts"],
+      [{ text: "a", texts: ["b"] }, 400, "RLMT_ERR_INVALID_REQUEST", "texts"],
+      [[1, 2], 400, "RLMT_ERR_INVALID_REQUEST", null],
+      ['{"text": "\\ud800"}', 400, "RLMT_ERR_INVALID_UTF8", "text"],
+      [Buffer.from('{"text": "caf\xff"}', "latin1"), 400, "RLMT_ERR_INVALID_UTF8", null],
+      [JSON.stringify({ text: "y".repeat(5000) }), 413, "RLMT_ERR_BODY_TOO_LARGE", null],
+    ];
+    for (const [body, status, code, field] of cases) {
+      const answer = await postJson(url, body);
+      expect({ body, status: answer.status, code: (answer.body.error as { code: string })?.code }).toEqual({
+        body,
+        status,
+        code,
+      });
+      expect((answer.body.error as { field: string | null }).field).toBe(field);
+      expect((answer.body.error as { message: string }).message.length).toBeGreaterThan(0);
+    }
+    const plain = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "hello",
+    });
+    expect(plain.status).toBe(415);
+    const chat = await postJson(`${origin}/v1/chat/completions`, {
+      model: "routelmt",
+      messages: [{ role: "assistant", content: "x" }],
+    });
+    expect(chat.status).toBe(400);
+    expect(chat.body.error).toMatchObject({ field: "messages" });
+    const chatLanguage = await postJson(`${origin}/v1/chat/completions`, {
+      model: "routelmt",
+      messages: [{ role: "user", content: "x" }],
+      metadata: { source_lang: "klingon??" },
+    });
+    expect(chatLanguage.body.error).toMatchObject({ field: "metadata.source_lang" });
+    const unknownRoute = await fetch(`${origin}/v2/nothing`);
+    expect(unknownRoute.status).toBe(404);
+    // Still serving.
+    expect((await postJson(url, { text: "still here" })).status).toBe(200);
+  });
+
+  it("requires a configured Bearer key on /v1 routes, and never logs it", async () => {
+    const keyFile = path.join(work, "keys.txt");
+    await writeFile(keyFile, "# keys\nfirst-secret-key\n\nsecond-secret-key\n");
+    const lines: string[] = [];
+    const app = await buildApp(
+      fakeServerConfig(small.url, large.url, routerFile, { "api-key-file": keyFile, "log-level": "info" }),
+      { logStream: { write: (line: string) => lines.push(line) } },
+    );
+    apps.push(app);
+    const origin = await app.listen({ port: 0, host: "127.0.0.1" });
+    const url = `${origin}/v1/translate`;
+    const missing = await postJson(url, { text: "hi" });
+    expect(missing.status).toBe(401);
+    expect(missing.body.error).toMatchObject({ code: "RLMT_ERR_UNAUTHORIZED" });
+    expect(missing.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    expect((await postJson(url, { text: "hi" }, { authorization: "Bearer first-secret-kez" })).status).toBe(
+      401,
+    );
+    expect((await postJson(url, { text: "hi" }, { authorization: "Basic first-secret-key" })).status).toBe(
+      401,
+    );
+    expect((await postJson(url, { text: "hi" }, { authorization: "Bearer first-secret-key" })).status).toBe(
+      200,
+    );
+    expect((await postJson(url, { text: "hi" }, { authorization: "bearer second-secret-key" })).status).toBe(
+      200,
+    );
+    const client = new OpenAI({ baseURL: `${origin}/v1`, apiKey: "second-secret-key", maxRetries: 0 });
+    expect((await client.models.list()).data).toHaveLength(1);
+    expect((await fetch(`${origin}/healthz`)).status).toBe(200);
+    await app.close();
+    apps.pop();
+    const log = lines.join("");
+    expect(log).not.toContain("secret-key");
+    const requestLines = lines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.msg === "request");
+    expect(requestLines.length).toBeGreaterThanOrEqual(7);
+    const served = requestLines.find((line) => line.status === 200 && line.route === "/v1/translate");
+    expect(served).toMatchObject({ reqId: expect.any(String) });
+    expect((served?.translations as Record<string, unknown>[] | undefined)?.[0]).toMatchObject({
+      model: expect.stringMatching(/^(small|large)$/),
+      predicted_gain: expect.any(Number),
+      stages_ms: { prefill: expect.any(Number), decision: expect.any(Number) },
+    });
+  });
+});
