@@ -76,8 +76,11 @@ describe("concatenateFeatures", () => {
 
 describe("resolveFeatureEngine", () => {
   it("auto picks node-llama-cpp for final and the FFI engine otherwise", () => {
-    expect(resolveFeatureEngine("final")).toBe("llama");
-    expect(resolveFeatureEngine(" FINAL ", "auto")).toBe("llama");
+    // One sequence at a time: the FFI engine reads `final` more cheaply; several: node-llama-cpp batches.
+    expect(resolveFeatureEngine("final", "auto", 1)).toBe(
+      process.platform === "linux" && process.arch === "x64" ? "ffi" : "llama",
+    );
+    expect(resolveFeatureEngine(" FINAL ", "auto", 4)).toBe("llama");
     expect(resolveFeatureEngine("8")).toBe("ffi");
     expect(resolveFeatureEngine("8,final")).toBe("ffi");
   });
