@@ -1,5 +1,6 @@
 import { UsageError } from "../errors/index.js";
 import { normaliseLayerSelection } from "../features/index.js";
+import type { RetryEvent } from "../util/retry.js";
 import { LlamaFfiTranslator } from "./llama-ffi-translator.js";
 import { LlamaTranslator } from "./llama-translator.js";
 import { type ModelSpec, parseModelSpec, resolveGgufPath } from "./model-spec.js";
@@ -7,6 +8,18 @@ import { OpenAICompatibleTranslator } from "./openai-compatible.js";
 import { OpenAIProbedTranslator } from "./openai-embeddings.js";
 import { defaultPromptTemplate, type PromptTemplate, renderPrompt } from "./prompt-template.js";
 import type { ProbedTranslator, Translator } from "./types.js";
+
+/** How a remote (`openai:`) engine treats slow or failing calls. Each field defaults as in the engine. */
+export interface RemoteCallOptions {
+  /** Timeout of one HTTP attempt. */
+  timeoutMs?: number;
+  /** Extra attempts for rate limits, 5xx, timeouts and network errors. */
+  retries?: number;
+  /** First backoff between attempts. */
+  retryBaseDelayMs?: number;
+  /** Called before every retry (e.g. to count retries in metrics). */
+  onRetry?: (event: RetryEvent) => void;
+}
 
 /** Settings shared by every engine a command opens. */
 export interface OpenTranslatorOptions {
@@ -28,6 +41,8 @@ export interface OpenTranslatorOptions {
    * (see {@link resolveFeatureEngine}). Defaults to `auto`.
    */
   featureEngine?: FeatureEngine;
+  /** Timeouts and retries of a remote engine; ignored in-process. */
+  remote?: RemoteCallOptions;
 }
 
 /** Engines that can read a local small model's features; see `OpenTranslatorOptions.featureEngine`. */
@@ -91,6 +106,7 @@ export async function openTranslator(
       concurrency: options.concurrency,
       maxTokens: options.maxTokens,
       promptBuilder: promptBuilderFor(template),
+      ...options.remote,
     });
   }
   return await LlamaTranslator.create({
@@ -134,6 +150,7 @@ export async function openProbedTranslator(
       renderPrompt: (request) => renderPrompt(template, request),
       promptBuilder: promptBuilderFor(template),
       decodeEndpoint: "completions",
+      ...options.remote,
     });
   }
   const layer = options.layer ?? "final";
