@@ -82,6 +82,29 @@ describe("BudgetController decisions", () => {
     expect(controller.threshold()).toBeLessThan(afterLarge);
   });
 
+  it("recalibrates within tens of decisions when deployed scores sit far from the training ones", () => {
+    const random = createRandom(3);
+    // Training scores around 0; deployed scores around 5 with a tenth of the spread.
+    const training = Array.from({ length: 500 }, () => normal(random));
+    const fractionAfterTransient = (controller: BudgetController): number => {
+      let large = 0;
+      for (let index = 0; index < 400; index++) {
+        const decision = controller.decide(5 + 0.1 * normal(random));
+        if (index >= 100 && decision.target === "large") large++;
+      }
+      return large / 300;
+    };
+    for (const budget of [0.1, 0.3]) {
+      const calibrated = fractionAfterTransient(new BudgetController({ budget, trainingScores: training }));
+      expect(Math.abs(calibrated - budget)).toBeLessThan(0.05);
+      // The tracker alone is still far off after the same decisions.
+      const trackerOnly = fractionAfterTransient(
+        new BudgetController({ budget, trainingScores: training, recalibration: false }),
+      );
+      expect(Math.abs(trackerOnly - budget)).toBeGreaterThan(0.05);
+    }
+  });
+
   it("sends invalid scores small without moving the threshold", () => {
     const controller = new BudgetController({ budget: 0.3, initialThreshold: 1 });
     for (const score of [Number.NaN, Number.POSITIVE_INFINITY]) {

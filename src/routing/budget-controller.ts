@@ -53,6 +53,11 @@ export interface BudgetControllerOptions {
    * lag a plain quantile tracker has under a steady drift of the scores; 0 turns it off. Defaults to 0.002.
    */
   driftGain?: number;
+  /**
+   * Recalibrate the threshold when the scores seen so far show it is clearly off (see
+   * `recalibrate` below). Defaults to true.
+   */
+  recalibration?: boolean;
 }
 
 /** Counters for metrics and logs. */
@@ -78,6 +83,10 @@ export interface BudgetControllerSnapshot {
 const DEFAULT_WINDOW = 1000;
 const DEFAULT_ADAPTATION_GAIN = 0.02;
 const DEFAULT_DRIFT_GAIN = 0.002;
+/** Decisions before the first calibration check; later checks come after twice as many each time. */
+const FIRST_CALIBRATION_CHECK = 32;
+/** How many standard errors the pass rate must be off p before the threshold is re-estimated. */
+const CALIBRATION_Z = 4;
 
 /**
  * Online budgeted router: sends a request to the large model when its score is at or above a
@@ -116,6 +125,11 @@ export class BudgetController {
   private largeCount = 0;
   private capBlockedCount = 0;
   private invalidCount = 0;
+  private readonly recalibration: boolean;
+  /** Scores since the last recalibration (at most W), and how many of them passed the threshold. */
+  private calibrationScores: number[] = [];
+  private calibrationPassed = 0;
+  private nextCalibrationCheck = FIRST_CALIBRATION_CHECK;
 
   constructor(options: BudgetControllerOptions) {
     checkBudget(options.budget);
@@ -134,6 +148,7 @@ export class BudgetController {
     }
     this.cap = this.budget === 0 ? 0 : Math.min(this.window, Math.ceil(this.budget * this.window - 1e-9) + 1);
     this.outcomes = new Uint8Array(this.window);
+    this.recalibration = options.recalibration ?? true;
 
     const training = sortScores((options.trainingScores ?? []).filter(Number.isFinite));
     if (options.initialThreshold === undefined && training.length === 0) {
@@ -170,6 +185,7 @@ export class BudgetController {
     }
     const passes = score >= threshold;
     this.adapt(score, passes);
+    this.recalibrate(score, passes);
     if (!passes) {
       this.record(false);
       return { target: "small", reason: "score-below-threshold", score, threshold };
@@ -235,6 +251,31 @@ export class BudgetController {
     const error = (passes ? 1 : 0) - this.budget;
     this.velocity += this.driftGain * step * error;
     this.currentThreshold += this.velocity + step * error;
+  }
+
+  /**
+   * The starting threshold comes from training scores, but deployed scores can sit far from them
+   * (another domain, or a near-constant probe whose cross-validated scores spread more than its
+   * final predictions); the tracker's small steps would then need thousands of decisions to catch
+   * up. So after 32, 64, 128, … decisions (up to W) the share of scores that passed is tested
+   * against p: when it is off by more than CALIBRATION_Z standard errors, the threshold jumps to the
+   * (1 − p) quantile of the scores seen since the last jump. Scores from the training distribution
+   * almost never trigger it, so the tracker alone does the fine work there.
+   */
+  private recalibrate(score: number, passes: boolean): void {
+    if (!this.recalibration || this.budget === 0 || this.nextCalibrationCheck > this.window) return;
+    this.calibrationScores.push(score);
+    if (passes) this.calibrationPassed++;
+    const seen = this.calibrationScores.length;
+    if (seen < this.nextCalibrationCheck) return;
+    this.nextCalibrationCheck *= 2;
+    const standardError = Math.sqrt((this.budget * (1 - this.budget)) / seen);
+    if (Math.abs(this.calibrationPassed / seen - this.budget) <= CALIBRATION_Z * standardError) return;
+    this.currentThreshold = quantile(sortScores(this.calibrationScores), 1 - this.budget);
+    this.velocity = 0;
+    this.calibrationScores = [];
+    this.calibrationPassed = 0;
+    this.nextCalibrationCheck = FIRST_CALIBRATION_CHECK;
   }
 
   private scoreScale(): number {
