@@ -41,23 +41,26 @@ describe("featureLastStrategy", () => {
     logits: [],
     evaluationPriority: feature ? featureEvaluationPriority : plainEvaluationPriority,
   });
-  it("puts exactly one feature item last and defers the others", () => {
+  it("gives the first feature item a batch of its own and defers everything else", () => {
     const featureA = item(5, true);
     const plain = item(1, false);
     const featureB = item(3, true);
     const plainLong = item(4, false);
-    const result = featureLastStrategy({ items: [featureA, plain, featureB, plainLong], size: 100 });
-    expect(result.map((entry) => entry.item)).toEqual([plain, plainLong, featureA]);
-    expect(result.map((entry) => entry.processAmount)).toEqual([1, 4, 5]);
+    const result = featureLastStrategy({ items: [plain, featureA, featureB, plainLong], size: 100 });
+    expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([[featureA, 5]]);
   });
-  it("fills the batch first come first served and clips the last item", () => {
+  it("clips a long feature prompt to the batch size, still alone", () => {
     const feature = item(10, true);
-    const plain = item(6, false);
-    const result = featureLastStrategy({ items: [feature, plain], size: 8 });
+    const result = featureLastStrategy({ items: [item(6, false), feature], size: 8 });
+    expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([[feature, 8]]);
+  });
+  it("fills a batch without feature items first come first served and clips the last item", () => {
+    const first = item(6, false);
+    const second = item(5, false);
+    const result = featureLastStrategy({ items: [first, second, item(3, false)], size: 8 });
     expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([
-      [plain, 6],
-      [feature, 2],
+      [first, 6],
+      [second, 2],
     ]);
-    expect(featureLastStrategy({ items: [item(9, false), feature], size: 8 }).length).toBe(1);
   });
 });

@@ -7,9 +7,8 @@
  * - `context._ctx.getEmbedding(n)`, the addon call that copies the LAST output row of the most
  *   recently decoded batch (`llama_get_embeddings_ith(ctx, -1)` when pooling is none).
  *
- * Because only the last row of a batch can be read, a context holding several sequences must never
- * put another sequence's tokens after a feature-reading prompt in the same batch. `featureLastStrategy`
- * (the context's batch prioritisation) guarantees that; `prefillSequence` reads the row inside the
+ * Because only the last row of a batch can be read, a feature-reading prompt gets a batch of its own
+ * (`featureLastStrategy`, the context's batch prioritisation); `prefillSequence` reads the row inside the
  * sampling callback, which node-llama-cpp awaits before it decodes the next batch.
  * @internal
  * @module
@@ -38,10 +37,12 @@ export const featureEvaluationPriority: EvaluationPriority = 1;
 export const plainEvaluationPriority: EvaluationPriority = 5;
 
 /**
- * Batch prioritisation for feature contexts: queued items in arrival order, except that at most one
- * feature-reading item joins a batch, and it goes last, so its last token is the batch's last
- * output row. Further feature items wait for later batches. Items get tokens first-come first-served
- * up to `size`.
+ * Batch prioritisation for feature contexts: queued items in arrival order, except that a
+ * feature-reading item, when one is queued, gets a batch of its own (only its tokens, up to `size`),
+ * so the batch's last output row is certainly its last prompt token. Sharing the batch with other
+ * sequences' tokens, even with the feature item placed last, intermittently gave another row's
+ * state under load; other sequences wait one batch instead. Items get tokens first-come
+ * first-served up to `size`.
  * @internal
  */
 export function featureLastStrategy({
@@ -51,12 +52,13 @@ export function featureLastStrategy({
   items: readonly BatchItem[];
   size: number;
 }): PrioritizedBatchItem[] {
-  const ordered = items.filter((item) => item.evaluationPriority !== featureEvaluationPriority);
   const firstFeatureItem = items.find((item) => item.evaluationPriority === featureEvaluationPriority);
-  if (firstFeatureItem !== undefined) ordered.push(firstFeatureItem);
+  if (firstFeatureItem !== undefined) {
+    return [{ item: firstFeatureItem, processAmount: Math.min(firstFeatureItem.tokens.length, size) }];
+  }
   const prioritized: PrioritizedBatchItem[] = [];
   let tokensLeft = size;
-  for (const item of ordered) {
+  for (const item of items) {
     const processAmount = Math.min(item.tokens.length, tokensLeft);
     if (processAmount <= 0) break;
     prioritized.push({ item, processAmount });
