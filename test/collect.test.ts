@@ -13,6 +13,9 @@ import {
   writeFixturePair,
 } from "./helpers/fixture-pair.js";
 
+/** Enough chunks (of 4) that a loaded machine cannot finish them all before the test kills the run. */
+const SEGMENTS = 160;
+
 let work: string;
 let pair: FixturePair;
 let input: string;
@@ -25,7 +28,7 @@ beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "routelmt-collect-"));
   pair = await writeFixturePair(work);
   input = path.join(work, "in.jsonl");
-  const lines = Array.from({ length: 40 }, (_, i) =>
+  const lines = Array.from({ length: SEGMENTS }, (_, i) =>
     JSON.stringify({ id: `s${i}`, src: sentence(i), ref: sentence(i + 1) }),
   );
   await writeFile(input, `${lines.join("\n")}\n`);
@@ -51,17 +54,17 @@ describe("routelmt collect", () => {
     const run = await runCliCaptured(collectArgs(reference));
     expect(run.stderr).not.toMatch(/error/);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/collected 40 segments/);
+    expect(run.stdout).toMatch(new RegExp(`collected ${SEGMENTS} segments`));
     const dataset = await loadDataset(reference);
     expect(dataset.meta).toMatchObject({
-      n: 40,
+      n: SEGMENTS,
       dim: 64,
       label_metric: "chrf",
       template: "{src}: {text}\n{tgt}:",
     });
     expect(dataset.meta.small.layer).toBe("final");
-    expect(dataset.features?.length).toBe(40 * 64);
-    expect(dataset.records.map((r) => r.id)).toEqual(Array.from({ length: 40 }, (_, i) => `s${i}`));
+    expect(dataset.features?.length).toBe(SEGMENTS * 64);
+    expect(dataset.records.map((r) => r.id)).toEqual(Array.from({ length: SEGMENTS }, (_, i) => `s${i}`));
     for (const record of dataset.records) {
       expect(record.q_small).toBeCloseTo(sentenceChrf(record.small ?? "", [record.ref ?? ""]).score, 10);
       expect(record.q_large).toBeCloseTo(sentenceChrf(record.large ?? "", [record.ref ?? ""]).score, 10);
@@ -96,12 +99,14 @@ describe("routelmt collect", () => {
       });
     });
     await new Promise((resolve) => child.once("exit", resolve));
-    expect(killedAt).toBeLessThan(40);
+    expect(killedAt).toBeLessThan(SEGMENTS);
     expect(existsSync(path.join(out, "meta.json"))).toBe(false);
 
     const resumed = await runCliCaptured(collectArgs(out));
     expect(resumed.code).toBe(0);
-    expect(resumed.stderr).toMatch(/resuming: \d+ of 40 segments were already collected/);
+    expect(resumed.stderr).toMatch(
+      new RegExp(`resuming: \\d+ of ${SEGMENTS} segments were already collected`),
+    );
     const [expected, actual] = await Promise.all([loadDataset(reference), loadDataset(out)]);
     expect(actual.records).toEqual(expected.records);
     expect(
