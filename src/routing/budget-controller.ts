@@ -1,6 +1,7 @@
 import { UsageError } from "../errors/index.js";
 import { quantile, sortScores } from "../stats/quantiles.js";
 import { checkBudget } from "./batch-allocation.js";
+import { hardCap, SlidingWindowCap } from "./sliding-window.js";
 
 /** Why a request went where it went. */
 export type RouteReason =
@@ -117,10 +118,7 @@ export class BudgetController {
   private scoreVariance: number;
   /** Score observations behind the running mean/variance (training scores count as W). */
   private scoreWeight: number;
-  private readonly outcomes: Uint8Array;
-  private head = 0;
-  private filled = 0;
-  private largeInWindow = 0;
+  private readonly outcomes: SlidingWindowCap;
   private decisionCount = 0;
   private largeCount = 0;
   private capBlockedCount = 0;
@@ -146,8 +144,8 @@ export class BudgetController {
     if (!(Number.isFinite(this.driftGain) && this.driftGain >= 0)) {
       throw new UsageError(`drift gain must be non-negative, got ${this.driftGain}`);
     }
-    this.cap = this.budget === 0 ? 0 : Math.min(this.window, Math.ceil(this.budget * this.window - 1e-9) + 1);
-    this.outcomes = new Uint8Array(this.window);
+    this.cap = hardCap(this.budget, this.window);
+    this.outcomes = new SlidingWindowCap(this.window, this.cap);
     this.recalibration = options.recalibration ?? true;
 
     const training = sortScores((options.trainingScores ?? []).filter(Number.isFinite));
@@ -190,9 +188,7 @@ export class BudgetController {
       this.record(false);
       return { target: "small", reason: "score-below-threshold", score, threshold };
     }
-    // The W-window ending at this decision holds the previous W − 1 outcomes plus this one.
-    const leaving = this.filled === this.window ? this.outcomes[this.head]! : 0;
-    if (this.largeInWindow - leaving + 1 > this.cap) {
+    if (!this.outcomes.allowsLarge()) {
       this.capBlockedCount++;
       this.record(false);
       return { target: "small", reason: "budget-cap", score, threshold };
@@ -203,7 +199,7 @@ export class BudgetController {
 
   /** Large fraction over the last min(decisions, W) decisions; null before the first decision. */
   realizedFraction(): number | null {
-    return this.filled === 0 ? null : this.largeInWindow / this.filled;
+    return this.outcomes.realizedFraction();
   }
 
   /** The threshold the next decision will use. */
@@ -218,8 +214,8 @@ export class BudgetController {
       threshold: this.currentThreshold,
       realizedFraction: this.realizedFraction(),
       cap: this.cap,
-      largeInWindow: this.largeInWindow,
-      windowFilled: this.filled,
+      largeInWindow: this.outcomes.largeInWindow,
+      windowFilled: this.outcomes.filled,
       decisions: this.decisionCount,
       largeDecisions: this.largeCount,
       capBlocked: this.capBlockedCount,
@@ -229,14 +225,9 @@ export class BudgetController {
   }
 
   private record(large: boolean): void {
-    const value = large ? 1 : 0;
-    const leaving = this.filled === this.window ? this.outcomes[this.head]! : 0;
-    this.outcomes[this.head] = value;
-    this.head = (this.head + 1) % this.window;
-    if (this.filled < this.window) this.filled++;
-    this.largeInWindow += value - leaving;
+    this.outcomes.record(large);
     this.decisionCount++;
-    this.largeCount += value;
+    if (large) this.largeCount++;
   }
 
   private adapt(score: number, passes: boolean): void {

@@ -15,3 +15,4 @@ export {
   type GuardSignals,
   type GuardThresholds,
 } from "./guard.js";
+export { hardCap, maxLargeInAnyWindow, SlidingWindowCap } from "./sliding-window.js";

@@ -3,35 +3,13 @@
  * every decision (single requests and batch items alike), the realized large fraction, and a bounded
  * log of recent decisions for tests and diagnostics.
  */
+import { SlidingWindowCap } from "../routing/sliding-window.js";
 
-/** Hard cap of the budget controller: ⌈p·W⌉ + 1 large decisions per W (0 at p = 0, W at most). */
-export function hardCap(budget: number, window: number): number {
-  return budget === 0 ? 0 : Math.min(window, Math.ceil(budget * window - 1e-9) + 1);
-}
+export { hardCap, maxLargeInAnyWindow } from "../routing/sliding-window.js";
 
-/**
- * Most large decisions (1s) in any `window` consecutive entries of `log` (fewer entries than the
- * window count as one partial window). O(n).
- */
-export function maxLargeInAnyWindow(log: ArrayLike<number>, window: number): number {
-  let inWindow = 0;
-  let most = 0;
-  for (let index = 0; index < log.length; index++) {
-    inWindow += log[index]!;
-    if (index >= window) inWindow -= log[index - window]!;
-    if (inWindow > most) most = inWindow;
-  }
-  return most;
-}
-
-/** Exact sliding window of the last W decisions with a hard cap on large ones. */
+/** Exact sliding window of the last W decisions with a hard cap on large ones, plus a decision log. */
 export class DecisionWindow {
-  readonly window: number;
-  readonly cap: number;
-  private readonly outcomes: Uint8Array;
-  private head = 0;
-  private filled = 0;
-  private largeInWindow = 0;
+  private readonly slidingWindow: SlidingWindowCap;
   private readonly logEntries: Uint8Array;
   private logHead = 0;
   private logged = 0;
@@ -43,29 +21,28 @@ export class DecisionWindow {
    * @param logCapacity decisions kept in the log. Defaults to 100 000.
    */
   constructor(window: number, cap: number, logCapacity = 100_000) {
-    this.window = window;
-    this.cap = cap;
-    this.outcomes = new Uint8Array(window);
+    this.slidingWindow = new SlidingWindowCap(window, cap);
     this.logEntries = new Uint8Array(logCapacity);
+  }
+
+  get window(): number {
+    return this.slidingWindow.window;
+  }
+
+  get cap(): number {
+    return this.slidingWindow.cap;
   }
 
   /** Whether a large decision now keeps the window ending at it within the cap. */
   allowsLarge(): boolean {
-    // The window ending at the next decision holds the last W − 1 outcomes plus the new one.
-    const leaving = this.filled === this.window ? this.outcomes[this.head]! : 0;
-    return this.largeInWindow - leaving + 1 <= this.cap;
+    return this.slidingWindow.allowsLarge();
   }
 
   record(large: boolean): void {
-    const value = large ? 1 : 0;
-    const leaving = this.filled === this.window ? this.outcomes[this.head]! : 0;
-    this.outcomes[this.head] = value;
-    this.head = (this.head + 1) % this.window;
-    if (this.filled < this.window) this.filled++;
-    this.largeInWindow += value - leaving;
+    this.slidingWindow.record(large);
     this.decisions++;
     if (this.logEntries.length > 0) {
-      this.logEntries[this.logHead] = value;
+      this.logEntries[this.logHead] = large ? 1 : 0;
       this.logHead = (this.logHead + 1) % this.logEntries.length;
       if (this.logged < this.logEntries.length) this.logged++;
     }
@@ -73,7 +50,7 @@ export class DecisionWindow {
 
   /** Large fraction over the last min(decisions, W) decisions; null before the first. */
   realizedFraction(): number | null {
-    return this.filled === 0 ? null : this.largeInWindow / this.filled;
+    return this.slidingWindow.realizedFraction();
   }
 
   /** Decisions recorded since start. */
