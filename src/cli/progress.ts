@@ -91,3 +91,31 @@ export class ProgressReporter {
     );
   }
 }
+
+/**
+ * Progress of a chunked job that may resume (collect): the first report tells how much an earlier
+ * run had already done, which restarts the clock there; `onResume` hears of it when it is not 0.
+ * `finish` prints the final line if anything was reported.
+ */
+export function chunkedProgress(
+  io: CliIo,
+  label: string,
+  total: number,
+  onResume?: (alreadyDone: number) => void,
+): { onProgress: (done: number, total: number, chunk: number) => void; finish: () => void } {
+  const progress = new ProgressReporter(io, { label, total });
+  let started = false;
+  return {
+    onProgress: (done, _total, chunk) => {
+      if (!started) {
+        started = true;
+        if (done - chunk > 0) onResume?.(done - chunk);
+        progress.reset(done - chunk);
+      }
+      progress.advance(chunk);
+    },
+    finish: () => {
+      if (started) progress.finish();
+    },
+  };
+}

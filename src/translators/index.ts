@@ -3,7 +3,13 @@ export { ggufFingerprint, readGgufHeader } from "./gguf-fingerprint.js";
 export { isKnownLanguage, languageName } from "./languages.js";
 export { LlamaFfiTranslator } from "./llama-ffi-translator.js";
 export { LlamaTranslator, type LlamaTranslatorOptions } from "./llama-translator.js";
-export { type ModelSpec, modelCacheDirectory, parseModelSpec, resolveGgufPath } from "./model-spec.js";
+export {
+  localModelFingerprint,
+  type ModelSpec,
+  modelCacheDirectory,
+  parseModelSpec,
+  resolveGgufPath,
+} from "./model-spec.js";
 export {
   apiKeyFromEnvironment,
   type OpenTranslatorOptions,

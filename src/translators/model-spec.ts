@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import path from "node:path";
 import { UsageError } from "../errors/index.js";
+import { ggufFingerprint } from "./gguf-fingerprint.js";
 
 /**
  * Where a model comes from:
@@ -91,4 +92,9 @@ export async function resolveGgufPath(spec: ModelSpec & { kind: "gguf" | "hf" })
   } catch (error) {
     throw new UsageError(`cannot download ${spec.spec}: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** Fingerprint of a local (or cached `hf:`) GGUF model; null for remote engines, which have no file here. */
+export async function localModelFingerprint(spec: ModelSpec): Promise<string | null> {
+  return spec.kind === "openai" ? null : await ggufFingerprint(await resolveGgufPath(spec));
 }

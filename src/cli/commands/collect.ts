@@ -1,8 +1,7 @@
 import { type Command, Option } from "commander";
 import { collectDataset, readCollectInput } from "../../collect/index.js";
 import { createMetric } from "../../metrics/index.js";
-import { ggufFingerprint } from "../../translators/gguf-fingerprint.js";
-import { parseModelSpec, resolveGgufPath } from "../../translators/model-spec.js";
+import { localModelFingerprint, parseModelSpec } from "../../translators/model-spec.js";
 import {
   type FeatureEngine,
   featureEngines,
@@ -13,7 +12,7 @@ import { defaultPromptTemplate, loadPromptTemplate } from "../../translators/pro
 import type { ProbedTranslator, Translator } from "../../translators/types.js";
 import type { CliIo } from "../io.js";
 import { defaultThreadsPerModel, positiveInteger } from "../options.js";
-import { ProgressReporter } from "../progress.js";
+import { chunkedProgress } from "../progress.js";
 
 interface CollectFlags {
   small: string;
@@ -112,10 +111,10 @@ export function registerCollect(program: Command, io: CliIo): void {
           remoteDim: flags.smallDim,
         });
         large = await openTranslator(largeSpec, common);
-        const largeFingerprint =
-          largeSpec.kind === "openai" ? null : await ggufFingerprint(await resolveGgufPath(largeSpec));
-        const progress = new ProgressReporter(io, { label: "collect", total: segments.length });
-        let first = true;
+        const largeFingerprint = await localModelFingerprint(largeSpec);
+        const progress = chunkedProgress(io, "collect", segments.length, (alreadyDone) =>
+          io.stderr(`resuming: ${alreadyDone} of ${segments.length} segments were already collected\n`),
+        );
         const summary = await collectDataset({
           segments,
           input: flags.in,
@@ -129,17 +128,9 @@ export function registerCollect(program: Command, io: CliIo): void {
           extraMetrics,
           maxTokens: flags.maxTokens,
           chunkSize: flags.chunkSize,
-          onProgress: (done, total, chunk) => {
-            if (first) {
-              first = false;
-              if (done - chunk > 0)
-                io.stderr(`resuming: ${done - chunk} of ${total} segments were already collected\n`);
-              progress.reset(done - chunk);
-            }
-            progress.advance(chunk);
-          },
+          onProgress: progress.onProgress,
         });
-        if (!first) progress.finish();
+        progress.finish();
         if (summary.alreadyComplete) io.stderr(`${flags.out} already holds this collection; nothing to do\n`);
         const format = (value: number | null) => (value === null ? "n/a" : value.toFixed(2));
         const percent = (value: number) => `${(100 * value).toFixed(1)}%`;

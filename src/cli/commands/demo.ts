@@ -10,15 +10,14 @@ import { evaluateDataset, formatEvalSummary } from "../../eval/evaluate-dataset.
 import { createMetric } from "../../metrics/index.js";
 import { defaultSevereDelta } from "../../metrics/severe-delta.js";
 import { buildRouter } from "../../probe/build-router.js";
-import { ggufFingerprint } from "../../translators/gguf-fingerprint.js";
-import { modelCacheDirectory, parseModelSpec, resolveGgufPath } from "../../translators/model-spec.js";
+import { localModelFingerprint, modelCacheDirectory, parseModelSpec } from "../../translators/model-spec.js";
 import { openProbedTranslator, openTranslator } from "../../translators/open.js";
 import { defaultPromptTemplate, loadPromptTemplate } from "../../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../../translators/types.js";
 import { writeFileAtomic } from "../../util/atomic-file.js";
 import type { CliIo } from "../io.js";
 import { defaultThreadsPerModel, positiveInteger } from "../options.js";
-import { ProgressReporter } from "../progress.js";
+import { chunkedProgress, ProgressReporter } from "../progress.js";
 
 /**
  * The demo's default pair: Qwen2.5-Instruct 0.5B and 3B (Apache-2.0) — one family and tokenizer, a
@@ -157,11 +156,9 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
       throw error;
     }
     const largeSpec = parseModelSpec(flags.large);
-    const largeFingerprint =
-      largeSpec.kind === "openai" ? null : await ggufFingerprint(await resolveGgufPath(largeSpec));
+    const largeFingerprint = await localModelFingerprint(largeSpec);
     const collectSplit = async (label: string, segments: CollectSegment[], input: string, out: string) => {
-      const progress = new ProgressReporter(io, { label, total: segments.length });
-      let first = true;
+      const progress = chunkedProgress(io, label, segments.length);
       await collectDataset({
         segments,
         input,
@@ -173,15 +170,9 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
         largeFingerprint,
         metric,
         maxTokens: flags.maxTokens,
-        onProgress: (done, _total, chunk) => {
-          if (first) {
-            first = false;
-            progress.reset(done - chunk);
-          }
-          progress.advance(chunk);
-        },
+        onProgress: progress.onProgress,
       });
-      if (!first) progress.finish();
+      progress.finish();
     };
 
     io.stderr("[1/4] collecting the training split (both models translate, both are scored)\n");

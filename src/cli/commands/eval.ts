@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import { UsageError } from "../../errors/index.js";
 import { evaluateDataset, formatEvalSummary } from "../../eval/evaluate-dataset.js";
 import { parseBudgets } from "../../eval/run-eval.js";
 import type { CliIo } from "../io.js";
+import { finiteNumber } from "../options.js";
 
 interface EvalFlags {
   data: string;
@@ -10,11 +10,11 @@ interface EvalFlags {
   policies?: string;
   budgets?: string;
   qe?: string;
-  qeThreshold?: string;
-  guardQuality?: string;
-  guardRisk?: string;
+  qeThreshold?: number;
+  guardQuality?: number;
+  guardRisk?: number;
   external: string[];
-  severeDelta?: string;
+  severeDelta?: number;
   out?: string;
 }
 
@@ -38,32 +38,33 @@ export function registerEval(program: Command, io: CliIo): void {
     .option(
       "--qe-threshold <x>",
       "guarded-qe drops candidates whose QE is ≥ x (default: its 90th percentile)",
+      finiteNumber("--qe-threshold"),
     )
     .option(
       "--guard-quality <x>",
       "guarded drops candidates whose predicted quality is ≥ x (default: 90th percentile of the quality head's training scores)",
+      finiteNumber("--guard-quality"),
     )
-    .option("--guard-risk <p>", "guarded drops candidates whose risk probability is ≥ p (default 0.5)")
+    .option(
+      "--guard-risk <p>",
+      "guarded drops candidates whose risk probability is ≥ p (default 0.5)",
+      finiteNumber("--guard-risk"),
+    )
     .option(
       "--external <name=file>",
       'external router scores, JSONL of {"id","score"} (repeatable)',
       (value: string, previous: string[]) => [...previous, value],
       [],
     )
-    .option("--severe-delta <x>", "severe loss is gain < −x (default: per label metric)")
+    .option(
+      "--severe-delta <x>",
+      "severe loss is gain < −x (default: per label metric)",
+      finiteNumber("--severe-delta"),
+    )
     .option("--out <dir>", "report directory (default: <data>/eval)")
     .action(async (flags: EvalFlags) => {
       await runEvalCommand(flags, io);
     });
-}
-
-function parseNumberFlag(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  if (value.trim() === "" || !Number.isFinite(parsed)) {
-    throw new UsageError(`${flag} expects a number, got ${JSON.stringify(value)}`);
-  }
-  return parsed;
 }
 
 async function runEvalCommand(flags: EvalFlags, io: CliIo): Promise<void> {
@@ -73,11 +74,11 @@ async function runEvalCommand(flags: EvalFlags, io: CliIo): Promise<void> {
     policies: flags.policies,
     budgets: flags.budgets === undefined ? undefined : parseBudgets(flags.budgets),
     qe: flags.qe,
-    qeThreshold: parseNumberFlag(flags.qeThreshold, "--qe-threshold"),
-    guardQuality: parseNumberFlag(flags.guardQuality, "--guard-quality"),
-    guardRisk: parseNumberFlag(flags.guardRisk, "--guard-risk"),
+    qeThreshold: flags.qeThreshold,
+    guardQuality: flags.guardQuality,
+    guardRisk: flags.guardRisk,
     external: flags.external,
-    severeDelta: parseNumberFlag(flags.severeDelta, "--severe-delta"),
+    severeDelta: flags.severeDelta,
     out: flags.out,
     onNote: (note) => io.stderr(`note: ${note}\n`),
   });
