@@ -41,15 +41,28 @@ describe("featureLastStrategy", () => {
     logits: [],
     evaluationPriority: feature ? featureEvaluationPriority : plainEvaluationPriority,
   });
-  it("gives the first feature item a batch of its own and defers everything else", () => {
+  it("serves the first feature item first but places it last; other feature items wait", () => {
     const featureA = item(5, true);
     const plain = item(1, false);
     const featureB = item(3, true);
     const plainLong = item(4, false);
     const result = featureLastStrategy({ items: [plain, featureA, featureB, plainLong], size: 100 });
-    expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([[featureA, 5]]);
+    expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([
+      [plain, 1],
+      [plainLong, 4],
+      [featureA, 5],
+    ]);
   });
-  it("clips a long feature prompt to the batch size, still alone", () => {
+  it("gives other items only the slots the feature item leaves", () => {
+    const plain = item(6, false);
+    const feature = item(5, true);
+    const result = featureLastStrategy({ items: [plain, feature], size: 8 });
+    expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([
+      [plain, 3],
+      [feature, 5],
+    ]);
+  });
+  it("clips a long feature prompt to the batch size", () => {
     const feature = item(10, true);
     const result = featureLastStrategy({ items: [item(6, false), feature], size: 8 });
     expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([[feature, 8]]);

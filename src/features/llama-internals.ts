@@ -1,15 +1,30 @@
 /**
  * Everything routelmt does with node-llama-cpp internals (checked against 3.21.1) lives here, so an
- * upgrade has one file to re-check. The public API has no way to read a hidden state from a context
- * that also decodes; the internals used are:
- * - the `_embeddings: true` context option (what `model.createEmbeddingContext()` passes), which
- *   makes llama.cpp keep the output-norm hidden state of every output row next to its logits;
- * - `context._ctx.getEmbedding(n)`, the addon call that copies the LAST output row of the most
- *   recently decoded batch (`llama_get_embeddings_ith(ctx, -1)` when pooling is none).
+ * upgrade has one file to re-check.
  *
- * Because only the last row of a batch can be read, a feature-reading prompt gets a batch of its own
- * (`featureLastStrategy`, the context's batch prioritisation); `prefillSequence` reads the row inside the
- * sampling callback, which node-llama-cpp awaits before it decodes the next batch.
+ * **Why outputs need guarding.** node-llama-cpp creates contexts with a separate KV stream per
+ * sequence (`kv_unified` false), so llama.cpp splits a batch holding several sequences into ubatches
+ * grouped by sequence (`split_equal`). Its output rows then come out of batch order, and llama.cpp
+ * records the row swaps that restore the order and applies them lazily, on the first
+ * `llama_get_logits_ith` / `llama_get_embeddings_ith` after the decode (`output_reorder`), without a
+ * lock. node-llama-cpp samples every sequence of a batch in its own thread-pool worker, so with
+ * several sequences those workers apply the swaps concurrently: a row can be swapped twice or read
+ * mid-swap, and a sequence gets another sequence's logits (a foreign first token, a corrupted word
+ * mid-sentence). llama.cpp's own server samples on one thread and never sees this.
+ *
+ * `guardBatchOutputs` fixes it where it starts, by wrapping the context's addon calls:
+ * - after each decode, the first sampling call of the batch runs alone (it applies the swaps, on one
+ *   thread); the others start once it is done and find the rows in batch order;
+ * - a feature-reading prompt's hidden state is copied right after the decode that evaluated its last
+ *   token, before any sampling call, from the batch's last output row. `featureLastStrategy` puts
+ *   such a prompt last in its batch, and the copy is only taken when the batch's last item is that
+ *   very prompt ending at its last token; otherwise the prefill fails instead of returning a wrong row.
+ *
+ * Internals used: the `_embeddings: true` context option (what `model.createEmbeddingContext()`
+ * passes; llama.cpp then outputs every token's final-norm state next to its logits); the addon
+ * context `context._ctx` and its `initBatch`, `addToBatch`, `decodeBatch`, `sampleToken` and
+ * `getEmbedding` calls (the last copies the batch's last output row, `llama_get_embeddings_ith(ctx, -1)`
+ * for pooling none); `sequence._sequenceId`.
  * @internal
  * @module
  */
@@ -37,12 +52,12 @@ export const featureEvaluationPriority: EvaluationPriority = 1;
 export const plainEvaluationPriority: EvaluationPriority = 5;
 
 /**
- * Batch prioritisation for feature contexts: queued items in arrival order, except that a
- * feature-reading item, when one is queued, gets a batch of its own (only its tokens, up to `size`),
- * so the batch's last output row is certainly its last prompt token. Sharing the batch with other
- * sequences' tokens, even with the feature item placed last, intermittently gave another row's
- * state under load; other sequences wait one batch instead. Items get tokens first-come
- * first-served up to `size`.
+ * Batch prioritisation for feature contexts. At most one feature-reading item per batch, and it goes
+ * last, so that when its last prompt token is in the batch it is the batch's last output row (the
+ * only row node-llama-cpp can copy). That item is served first (prompt latency decides routing), with
+ * up to `size` tokens; the other items fill the remaining slots in arrival order and are placed
+ * before it. Other feature items wait for a later batch: if one shared the batch, its last token
+ * would not be the last row.
  * @internal
  */
 export function featureLastStrategy({
@@ -52,26 +67,104 @@ export function featureLastStrategy({
   items: readonly BatchItem[];
   size: number;
 }): PrioritizedBatchItem[] {
-  const firstFeatureItem = items.find((item) => item.evaluationPriority === featureEvaluationPriority);
-  if (firstFeatureItem !== undefined) {
-    return [{ item: firstFeatureItem, processAmount: Math.min(firstFeatureItem.tokens.length, size) }];
-  }
+  const featureItem = items.find((item) => item.evaluationPriority === featureEvaluationPriority);
+  const featureAmount = featureItem === undefined ? 0 : Math.min(featureItem.tokens.length, size);
   const prioritized: PrioritizedBatchItem[] = [];
-  let tokensLeft = size;
+  let tokensLeft = size - featureAmount;
   for (const item of items) {
+    if (tokensLeft <= 0) break;
+    if (item.evaluationPriority === featureEvaluationPriority) continue;
     const processAmount = Math.min(item.tokens.length, tokensLeft);
-    if (processAmount <= 0) break;
     prioritized.push({ item, processAmount });
     tokensLeft -= processAmount;
   }
+  if (featureItem !== undefined) prioritized.push({ item: featureItem, processAmount: featureAmount });
   return prioritized;
 }
 
-/** The shape of the internal members used here. */
-interface ContextInternals {
-  _ctx: { getEmbedding(inputTokensLength: number): Float64Array | number[] };
+/** The addon context calls wrapped or used here (node-llama-cpp 3.21.1). */
+interface AddonContext {
+  initBatch(size: number): void;
+  addToBatch(
+    sequenceId: number,
+    firstTokenSequenceIndex: number,
+    tokens: Uint32Array,
+    logitIndexes: Uint32Array,
+  ): Uint32Array;
+  decodeBatch(): Promise<void>;
+  sampleToken(...args: unknown[]): Promise<unknown>;
+  getEmbedding(inputTokensLength: number, maxVectorSize?: number): Float64Array | number[];
 }
 
+/** A pending read of a prompt's last-token hidden state, filled in by the decode that evaluates that token. */
+interface FeatureRead {
+  /** Sequence position just after the prompt's last token. */
+  end: number;
+  state: Float32Array | undefined;
+}
+
+/** What `guardBatchOutputs` keeps per context. */
+interface BatchOutputGuard {
+  /** Pending feature reads by sequence id. */
+  featureReads: Map<number, FeatureRead>;
+}
+
+const guards = new WeakMap<LlamaContext, BatchOutputGuard>();
+
+/** Defines `name` on the addon object itself: its methods are read-only prototype properties. */
+function overrideAddonCall<Name extends keyof AddonContext>(
+  addon: AddonContext,
+  name: Name,
+  implementation: AddonContext[Name],
+): void {
+  Object.defineProperty(addon, name, { value: implementation, configurable: true, writable: true });
+}
+
+/**
+ * Makes a context's output rows safe to read with several sequences per batch (see the module
+ * comment) and lets `prefillSequence` read hidden states when `readsFeatures` (an `_embeddings`
+ * context). Must run before the context's first evaluation.
+ * @internal
+ */
+export function guardBatchOutputs(context: LlamaContext, readsFeatures: boolean): void {
+  const addon = (context as unknown as { _ctx: AddonContext })._ctx;
+  const guard: BatchOutputGuard = { featureReads: new Map() };
+  const initBatch = addon.initBatch.bind(addon);
+  const addToBatch = addon.addToBatch.bind(addon);
+  const decodeBatch = addon.decodeBatch.bind(addon);
+  const sampleToken = addon.sampleToken.bind(addon);
+  const getEmbedding = addon.getEmbedding.bind(addon);
+
+  let lastItem: { sequenceId: number; end: number } | undefined;
+  // Settles when the batch's first sampling call, the one that applies llama.cpp's row swaps, is done.
+  let rowsInOrder: Promise<unknown> | undefined;
+
+  overrideAddonCall(addon, "initBatch", (size) => {
+    lastItem = undefined;
+    initBatch(size);
+  });
+  overrideAddonCall(addon, "addToBatch", (sequenceId, firstTokenSequenceIndex, tokens, logitIndexes) => {
+    const rows = addToBatch(sequenceId, firstTokenSequenceIndex, tokens, logitIndexes);
+    lastItem = { sequenceId, end: firstTokenSequenceIndex + tokens.length };
+    return rows;
+  });
+  overrideAddonCall(addon, "decodeBatch", async () => {
+    rowsInOrder = undefined;
+    await decodeBatch();
+    const read = lastItem === undefined ? undefined : guard.featureReads.get(lastItem.sequenceId);
+    if (read !== undefined && read.end === lastItem?.end) {
+      // Synchronous, before node-llama-cpp starts this batch's sampling workers.
+      read.state = Float32Array.from(getEmbedding(read.end));
+    }
+  });
+  overrideAddonCall(addon, "sampleToken", (...args) => {
+    if (rowsInOrder !== undefined) return rowsInOrder.then(() => sampleToken(...args));
+    const first = sampleToken(...args);
+    rowsInOrder = first.catch(() => undefined);
+    return first;
+  });
+  if (readsFeatures) guards.set(context, guard);
+}
 /** Options for `createFeatureContext`: the public context options plus what this file needs. */
 export type FeatureContextOptions = Pick<LlamaContextOptions, "contextSize" | "batchSize" | "sequences"> & {
   threads: number;
@@ -103,23 +196,28 @@ export function assertFinalFeatureSupport(model: LlamaModel): void {
 }
 
 /**
- * A context whose sequences both decode and expose the last prompt token's final hidden state.
+ * A context for greedy decoding whose outputs are guarded (`guardBatchOutputs`). With
+ * `readsFeatures`, its sequences also expose the last prompt token's final hidden state
+ * (`prefillSequence`); llama.cpp then computes logits for every prompt token, so a context that only
+ * translates leaves it off.
  * @internal
  */
-export async function createFeatureContext(
+export async function createGuardedContext(
   model: LlamaModel,
-  options: FeatureContextOptions,
+  options: FeatureContextOptions & { readsFeatures: boolean },
 ): Promise<LlamaContext> {
-  assertFinalFeatureSupport(model);
-  const contextOptions: LlamaContextOptions & { _embeddings: boolean } = {
+  if (options.readsFeatures) assertFinalFeatureSupport(model);
+  const contextOptions: LlamaContextOptions & { _embeddings?: boolean } = {
     contextSize: options.contextSize,
     batchSize: options.batchSize,
     sequences: options.sequences,
     threads: options.threads,
     batching: { itemPrioritizationStrategy: featureLastStrategy },
-    _embeddings: true,
+    ...(options.readsFeatures ? { _embeddings: true } : {}),
   };
-  return await model.createContext(contextOptions);
+  const context = await model.createContext(contextOptions);
+  guardBatchOutputs(context, options.readsFeatures);
+  return context;
 }
 
 /** What one prompt evaluation yields: the greedy next token and, when asked, features and probabilities. */
@@ -146,26 +244,34 @@ export async function prefillSequence(
   readDistribution = readFeatures,
 ): Promise<SequencePrefill> {
   const lastIndex = tokens.length - 1;
-  const context = sequence.context as unknown as ContextInternals;
-  let features: Float32Array | undefined;
+  const featureReads = guards.get(sequence.context)?.featureReads;
+  if (readFeatures && featureReads === undefined) {
+    throw new Error("this context does not read hidden states: create it with readsFeatures");
+  }
+  const sequenceId = (sequence as unknown as { _sequenceId: number })._sequenceId;
+  const read: FeatureRead = { end: sequence.nextTokenIndex + tokens.length, state: undefined };
+  if (readFeatures) featureReads?.set(sequenceId, read);
   const input: ControlledEvaluateInputItem[] = tokens.map((token, index) =>
     index === lastIndex ? [token, { generateNext: { token: true, probabilities: readDistribution } }] : token,
   );
-  const outputs = await sequence.controlledEvaluate(input, {
-    evaluationPriority: readFeatures ? featureEvaluationPriority : plainEvaluationPriority,
-    onTokenResult: (index) => {
-      // Runs before the next batch is decoded, so the batch's last output row is still this prompt's
-      // last token (featureLastStrategy put it last).
-      if (readFeatures && index === lastIndex)
-        features = Float32Array.from(context._ctx.getEmbedding(tokens.length));
-    },
-  });
+  let outputs: Awaited<ReturnType<LlamaContextSequence["controlledEvaluate"]>>;
+  try {
+    outputs = await sequence.controlledEvaluate(input, {
+      evaluationPriority: readFeatures ? featureEvaluationPriority : plainEvaluationPriority,
+    });
+  } finally {
+    if (readFeatures) featureReads?.delete(sequenceId);
+  }
   const next = outputs[lastIndex]?.next;
   if (next?.token === undefined || next.token === null) {
     throw new Error("llama.cpp returned no next token for the prompt");
   }
-  if ((readFeatures && features === undefined) || (readDistribution && next.probabilities === undefined)) {
-    throw new Error("llama.cpp returned no hidden state or distribution for the last prompt token");
+  if (readFeatures && read.state === undefined) {
+    // The prompt's last token was not the last row of its batch: refuse rather than read another row.
+    throw new Error("the last prompt token's hidden state was not captured from its batch");
   }
-  return { nextToken: next.token, features, probabilities: next.probabilities };
+  if (readDistribution && next.probabilities === undefined) {
+    throw new Error("llama.cpp returned no distribution for the last prompt token");
+  }
+  return { nextToken: next.token, features: read.state, probabilities: next.probabilities };
 }

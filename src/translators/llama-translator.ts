@@ -2,7 +2,7 @@ import path from "node:path";
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
 import { EngineCallError, RoutelmtError, UnsupportedError, UsageError } from "../errors/index.js";
 import { entropyOfProbabilities, normaliseLayerSelection } from "../features/index.js";
-import { createFeatureContext, prefillSequence } from "../features/llama-internals.js";
+import { createGuardedContext, prefillSequence } from "../features/llama-internals.js";
 import { ggufFingerprint } from "./gguf-fingerprint.js";
 import {
   asEngineError as asEngineErrorOf,
@@ -60,6 +60,12 @@ export interface LlamaTranslatorOptions {
    * a copy of the whole vocabulary per prefill. Defaults to true.
    */
   entropy?: boolean;
+  /**
+   * Whether `prefill` reads the router's features. A translator that never prefills for features (a
+   * large model) sets it false: its context then computes logits only where decoding needs them
+   * instead of for every prompt token. Defaults to true.
+   */
+  readsFeatures?: boolean;
 }
 
 /** A prefill as `LlamaTranslator` returns it: also exposes the exact prompt token ids (part of the feature identity). */
@@ -133,6 +139,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
     private readonly template: PromptTemplate,
     private readonly maxTokens: number,
     private readonly readEntropy: boolean,
+    private readonly readsFeatures: boolean,
     sequences: number,
     featureIdentity: FeatureIdentity,
   ) {
@@ -172,11 +179,13 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
     try {
       const contextSize = options.contextSize ?? Math.min(1024, model.trainContextSize);
       assertRoomForPrompt(maxTokens, contextSize);
-      const context = await createFeatureContext(model, {
+      const readsFeatures = options.readsFeatures ?? true;
+      const context = await createGuardedContext(model, {
         contextSize,
         batchSize,
         sequences,
         threads: options.threads,
+        readsFeatures,
       });
       const identity: FeatureIdentity = {
         fingerprint,
@@ -191,6 +200,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
         template,
         maxTokens,
         options.entropy ?? true,
+        readsFeatures,
         sequences,
         identity,
       );
@@ -242,6 +252,9 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
    */
   async prefill(request: TranslationRequest): Promise<LlamaPrefilled> {
     this.assertUsable();
+    if (!this.readsFeatures) {
+      throw new UsageError(`LlamaTranslator for ${this.modelId} was created without readsFeatures`);
+    }
     const tokens = this.checkedPromptTokens(request, this.maxTokens);
     const startedAt = performance.now();
     const sequence = await this.pool.acquire();

@@ -116,8 +116,9 @@ export async function openTranslator(
     maxTokens: options.maxTokens,
     contextSize: options.contextSize,
     template,
-    // A plain translator never prefills for features; skip the entropy work.
+    // A plain translator never prefills for features: no entropy, no hidden states.
     entropy: false,
+    readsFeatures: false,
   });
 }
 
