@@ -76,7 +76,7 @@ export function registerCollect(program: Command, io: CliIo): void {
     )
     .option(
       "--concurrency <n>",
-      "segments decoded in parallel per model (above 1, llama.cpp batches sequences, which can flip near-tie greedy tokens)",
+      "segments decoded in parallel per model (llama.cpp sequences sharing batches, or HTTP requests in flight)",
       positiveInteger("--concurrency"),
       1,
     )

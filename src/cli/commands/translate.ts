@@ -36,7 +36,7 @@ export function registerTranslate(program: Command, io: CliIo): void {
     .option("--template <file>", "prompt template file with {src}, {tgt}, {text}")
     .option(
       "--concurrency <n>",
-      "translations decoded in parallel (above 1, llama.cpp batches sequences, which can flip near-tie greedy tokens)",
+      "translations decoded in parallel (llama.cpp sequences sharing batches, or HTTP requests in flight)",
       positiveInteger("--concurrency"),
       1,
     )
