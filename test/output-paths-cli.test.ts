@@ -1,8 +1,9 @@
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type CliRun, runCliCaptured } from "./helpers/cli.js";
+import { type CliRun, runCliCaptured, spawnCli } from "./helpers/cli.js";
 
 let work: string;
 /** A regular file: any path under it fails with ENOTDIR, for root too. */
@@ -56,6 +57,47 @@ function expectOneLinePathError(run: CliRun, named: string, code: string): void 
 }
 
 describe("output paths that cannot be written", () => {
+  it("collect: a path under a regular file, before any model loads", async () => {
+    const out = path.join(blocker, "dataset");
+    const run = await runCliCaptured([
+      "collect",
+      ...["--small", path.join(work, "missing-small.gguf"), "--large", path.join(work, "missing-large.gguf")],
+      ...["--in", collectInput, "--out", out, "--src-lang", "en", "--tgt-lang", "de"],
+    ]);
+    expectOneLinePathError(run, out, "ENOTDIR");
+  });
+
+  it.runIf(existsSync("/proc/self"))(
+    "collect: a path under /proc ends at once (Node's recursive mkdir loops there forever)",
+    async () => {
+      const out = "/proc/routelmt-no-such-dir/dataset";
+      // A child process, so a regression that spins cannot wedge the test worker.
+      const child = spawnCli([
+        "collect",
+        ...[
+          "--small",
+          path.join(work, "missing-small.gguf"),
+          "--large",
+          path.join(work, "missing-large.gguf"),
+        ],
+        ...["--in", collectInput, "--out", out, "--src-lang", "en", "--tgt-lang", "de"],
+      ]);
+      let stderr = "";
+      child.stderr.on("data", (data: Buffer) => {
+        stderr += data.toString();
+      });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+      clearTimeout(timer);
+      expectOneLinePathError(
+        { code: code ?? -1, stdout: "", stderr },
+        "/proc/routelmt-no-such-dir",
+        "ENOENT",
+      );
+    },
+    40_000,
+  );
+
   it("translate: a folder that does not exist, before the model loads", async () => {
     const out = path.join(work, "no-such-folder", "out.jsonl");
     const run = await runCliCaptured([

@@ -10,6 +10,7 @@ import {
 } from "../../translators/open.js";
 import { defaultPromptTemplate, loadPromptTemplate } from "../../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../../translators/types.js";
+import { makeDirectory } from "../../util/make-directory.js";
 import type { CliIo } from "../io.js";
 import { defaultThreadsPerModel, positiveInteger } from "../options.js";
 import { chunkedProgress } from "../progress.js";
@@ -98,6 +99,8 @@ export function registerCollect(program: Command, io: CliIo): void {
         limit: flags.limit,
       });
       const template = flags.template ? await loadPromptTemplate(flags.template) : defaultPromptTemplate;
+      // Before the models load, so an unusable --out fails at once.
+      await makeDirectory(flags.out);
       const threads = flags.threads ?? defaultThreadsPerModel();
       const common = { threads, template, concurrency: flags.concurrency, maxTokens: flags.maxTokens };
       const largeSpec = parseModelSpec(flags.large);

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
 import type { CollectSegment } from "../../collect/collect-input.js";
@@ -15,6 +15,7 @@ import { openProbedTranslator, openTranslator } from "../../translators/open.js"
 import { defaultPromptTemplate, loadPromptTemplate } from "../../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../../translators/types.js";
 import { writeFileAtomic } from "../../util/atomic-file.js";
+import { makeDirectory } from "../../util/make-directory.js";
 import type { CliIo } from "../io.js";
 import { defaultThreadsPerModel, positiveInteger } from "../options.js";
 import { chunkedProgress, ProgressReporter } from "../progress.js";
@@ -131,7 +132,7 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
   const started = performance.now();
   const metric = createMetric(flags.metric);
   const template = flags.template ? await loadPromptTemplate(flags.template) : defaultPromptTemplate;
-  await mkdir(flags.out, { recursive: true });
+  await makeDirectory(flags.out);
   const { train, test, source } = await demoSplits(flags, io);
   const trainFile = path.join(flags.out, "train.jsonl");
   const testFile = path.join(flags.out, "test.jsonl");
