@@ -1,4 +1,4 @@
-import { mkdtemp } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -178,6 +178,29 @@ describe("routelmt train", () => {
       "gain,speed",
     ]);
     expect(heads.stderr).toMatch(/unknown head "speed"/);
+  });
+
+  it("refuses an unusable --out with one line naming it and leaves no temporary file", async () => {
+    const folder = path.join(work, "outputs");
+    await mkdir(path.join(folder, "a-directory"), { recursive: true });
+    await writeFile(path.join(folder, "a-file"), "x");
+    for (const [out, code] of [
+      [path.join(folder, "a-directory"), "EISDIR"],
+      [path.join(folder, "a-file", "router.json"), "ENOTDIR"],
+      [path.join(folder, "missing", "router.json"), "ENOENT"],
+    ] as const) {
+      const run = await runCliCaptured([
+        "train",
+        ...["--data", path.join(work, "b"), "--out", out],
+        "--heads",
+        "gain",
+      ]);
+      expect(run.code).toBe(2);
+      expect(run.stderr.trimEnd().split("\n")).toEqual([
+        expect.stringContaining(`${out}: cannot write (${code}`),
+      ]);
+    }
+    expect((await readdir(folder)).sort()).toEqual(["a-directory", "a-file"]);
   });
 
   it("rejects a router used with a different model, layer or template", async () => {

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -105,6 +105,32 @@ describe("routelmt translate", () => {
       "[remote] Translate the following text from English into French: English: a big red house French:",
       "[remote] Translate the following text from English into German: English: hello world German:",
     ]);
+  });
+
+  it("keeps an existing --out and leaves no temporary file when a run fails", async () => {
+    const folder = path.join(work, "keep");
+    await mkdir(folder);
+    const out = path.join(folder, "out.jsonl");
+    await writeFile(out, "earlier results\n");
+    // The second request fails for good (a 400 is not retried) after the first was written.
+    server.setBehaviour((request) =>
+      JSON.stringify(request.body).includes("a big red house")
+        ? { kind: "fail", status: 400, body: '{"error":{"message":"no thanks"}}' }
+        : { kind: "succeed" },
+    );
+    try {
+      const run = await runCliCaptured([
+        "translate",
+        ...["--model", `openai:${server.url}#big`, "--src-lang", "en", "--tgt-lang", "de"],
+        ...["--in", input, "--out", out],
+      ]);
+      expect(run.code).not.toBe(0);
+      expect(run.stderr).toMatch(/HTTP 400/);
+    } finally {
+      server.setBehaviour({ kind: "succeed" });
+    }
+    expect(await readFile(out, "utf8")).toBe("earlier results\n");
+    expect(await readdir(folder)).toEqual(["out.jsonl"]);
   });
 
   it("rejects an unknown language with file and line", async () => {

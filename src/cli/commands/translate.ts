@@ -1,10 +1,10 @@
-import { open } from "node:fs/promises";
 import type { Command } from "commander";
 import { InputError, UsageError } from "../../errors/index.js";
 import { isKnownLanguage } from "../../translators/languages.js";
 import { openTranslator } from "../../translators/open.js";
 import { defaultPromptTemplate, loadPromptTemplate } from "../../translators/prompt-template.js";
 import type { TranslationRequest, Translator } from "../../translators/types.js";
+import { AtomicFileWriter } from "../../util/atomic-file.js";
 import { readJsonl } from "../../util/jsonl.js";
 import type { CliIo } from "../io.js";
 import { positiveInteger } from "../options.js";
@@ -44,7 +44,8 @@ export function registerTranslate(program: Command, io: CliIo): void {
       const requests = await readTranslateInput(flags);
       const template = flags.template ? await loadPromptTemplate(flags.template) : defaultPromptTemplate;
       let translator: Translator | undefined;
-      const output = await open(flags.out, "w");
+      // Opened before the model loads, so an unusable --out fails at once; replaces --out only when complete.
+      const output = await AtomicFileWriter.open(flags.out);
       try {
         translator = await openTranslator(flags.model, {
           threads: flags.threads,
@@ -74,8 +75,9 @@ export function registerTranslate(program: Command, io: CliIo): void {
           progress.advance(chunk.length);
         }
         progress.finish();
+        await output.commit();
       } finally {
-        await output.close();
+        await output.discard();
         await translator?.dispose();
       }
     });
