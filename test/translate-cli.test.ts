@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -131,6 +131,37 @@ describe("routelmt translate", () => {
     }
     expect(await readFile(out, "utf8")).toBe("earlier results\n");
     expect(await readdir(folder)).toEqual(["out.jsonl"]);
+  });
+
+  it("refuses an --out that is the input file under any name, before the model loads", async () => {
+    const folder = path.join(work, "same");
+    await mkdir(folder);
+    const source = path.join(folder, "in.jsonl");
+    const content = '{"id":"a","src":"the cat sat"}\n';
+    await writeFile(source, content);
+    await symlink(source, path.join(folder, "link.jsonl"));
+    await link(source, path.join(folder, "hard.jsonl"));
+    const spellings: [string, string][] = [
+      [source, source],
+      [source, `${folder}/./in.jsonl`],
+      [`./${path.relative(process.cwd(), source)}`, source],
+      [path.join(folder, "link.jsonl"), source],
+      [source, path.join(folder, "link.jsonl")],
+      [source, path.join(folder, "hard.jsonl")],
+    ];
+    for (const [inFile, outFile] of spellings) {
+      const run = await runCliCaptured([
+        "translate",
+        ...["--model", path.join(work, "missing.gguf"), "--src-lang", "en", "--tgt-lang", "de"],
+        ...["--in", inFile, "--out", outFile],
+      ]);
+      expect(run.code).toBe(2);
+      expect(run.stderr.trimEnd().split("\n")).toEqual([
+        `routelmt: --out ${outFile} is the input file ${inFile}; write the translations elsewhere`,
+      ]);
+    }
+    expect(await readFile(source, "utf8")).toBe(content);
+    expect((await readdir(folder)).sort()).toEqual(["hard.jsonl", "in.jsonl", "link.jsonl"]);
   });
 
   it("rejects an unknown language with file and line", async () => {

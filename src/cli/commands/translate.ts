@@ -1,3 +1,4 @@
+import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { InputError, UsageError } from "../../errors/index.js";
 import { isKnownLanguage } from "../../translators/languages.js";
@@ -42,6 +43,7 @@ export function registerTranslate(program: Command, io: CliIo): void {
     )
     .action(async (flags: TranslateFlags) => {
       const requests = await readTranslateInput(flags);
+      await assertOutputIsNotInput(flags.in, flags.out);
       const template = flags.template ? await loadPromptTemplate(flags.template) : defaultPromptTemplate;
       let translator: Translator | undefined;
       // Opened before the model loads, so an unusable --out fails at once; replaces --out only when complete.
@@ -81,6 +83,24 @@ export function registerTranslate(program: Command, io: CliIo): void {
         await translator?.dispose();
       }
     });
+}
+
+/**
+ * Refuses an --out that is the --in file under another name (`./x`, a symbolic link, a hard link):
+ * the finished output would replace the input. Compared by device and inode, so every spelling counts.
+ */
+async function assertOutputIsNotInput(input: string, output: string): Promise<void> {
+  const [inputStats, outputStats] = await Promise.all(
+    [input, output].map((file) => stat(file, { bigint: true }).catch(() => undefined)),
+  );
+  if (
+    inputStats !== undefined &&
+    outputStats !== undefined &&
+    inputStats.dev === outputStats.dev &&
+    inputStats.ino === outputStats.ino
+  ) {
+    throw new UsageError(`--out ${output} is the input file ${input}; write the translations elsewhere`);
+  }
 }
 
 async function readTranslateInput(flags: TranslateFlags): Promise<TranslationRequest[]> {
