@@ -124,13 +124,94 @@ describe("routelmt translate", () => {
         ...["--model", `openai:${server.url}#big`, "--src-lang", "en", "--tgt-lang", "de"],
         ...["--in", input, "--out", out],
       ]);
-      expect(run.code).not.toBe(0);
-      expect(run.stderr).toMatch(/HTTP 400/);
+      // The server is the only judge of a remote prompt's length; its refusal names the line.
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(
+        /^routelmt: [^\n]*in\.jsonl:2: id "2": openai:[^\n]*HTTP 400[^\n]*no thanks/,
+      );
     } finally {
       server.setBehaviour({ kind: "succeed" });
     }
     expect(await readFile(out, "utf8")).toBe("earlier results\n");
     expect(await readdir(folder)).toEqual(["out.jsonl"]);
+  });
+
+  describe("a segment whose prompt does not fit the context", () => {
+    const maxTokens = 6;
+    let mixed: string;
+    let out: string;
+    const longText = Array.from({ length: 150 }, () => "hello world").join(" ");
+
+    beforeAll(async () => {
+      mixed = path.join(work, "mixed.jsonl");
+      const lines = [
+        { id: "short-1", src: "the cat sat" },
+        { id: "long-1", src: longText },
+        { id: "short-2", src: "a big red house" },
+        { id: "long-2", src: `${longText} the cat` },
+      ];
+      await writeFile(mixed, `${lines.map((line) => JSON.stringify(line)).join("\n")}\n`);
+      out = path.join(work, "fit", "out.jsonl");
+      await mkdir(path.dirname(out));
+    });
+
+    function translateMixed(extra: string[] = []) {
+      return runCliCaptured([
+        "translate",
+        ...["--model", model, "--src-lang", "en", "--tgt-lang", "de", "--max-tokens", String(maxTokens)],
+        ...["--in", mixed, "--out", out, ...extra],
+      ]);
+    }
+
+    /** Every listed line: file:line, id, the prompt's tokens and the most that fit (context 256 of the tiny model). */
+    function listedLines(stderr: string): { line: number; id: string }[] {
+      const listed = [
+        ...stderr.matchAll(
+          /mixed\.jsonl:(\d+): id "([^"]+)": (\d+) prompt tokens on m\.gguf, at most (\d+) fit \(context (\d+)\)/g,
+        ),
+      ];
+      for (const [, , , tokens, limit, context] of listed) {
+        expect(Number(context)).toBe(256);
+        expect(Number(limit)).toBe(256 - maxTokens);
+        expect(Number(tokens)).toBeGreaterThan(Number(limit));
+      }
+      return listed.map(([, line, id]) => ({ line: Number(line), id: id as string }));
+    }
+
+    it("refuses the run up front listing every such line, and leaves --out as it was", async () => {
+      await writeFile(out, "earlier results\n");
+      const run = await translateMixed();
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/^routelmt: 2 of 4 segments do not fit the model context/);
+      expect(listedLines(run.stderr)).toEqual([
+        { line: 2, id: "long-1" },
+        { line: 4, id: "long-2" },
+      ]);
+      // Refused before decoding: no progress line.
+      expect(run.stderr).not.toMatch(/translate \d+\/\d+/);
+      expect(await readFile(out, "utf8")).toBe("earlier results\n");
+      expect(await readdir(path.dirname(out))).toEqual(["out.jsonl"]);
+    });
+
+    it("with --skip-too-long translates the rest and lists what it skipped", async () => {
+      const run = await translateMixed(["--skip-too-long"]);
+      expect(run.code).toBe(0);
+      expect(run.stderr).toMatch(
+        /translate: skipped 2 of 4 segments too long for the context \(--skip-too-long\):/,
+      );
+      expect(listedLines(run.stderr)).toEqual([
+        { line: 2, id: "long-1" },
+        { line: 4, id: "long-2" },
+      ]);
+      expect((await readOutput(out)).map((line) => line.id)).toEqual(["short-1", "short-2"]);
+      const none = await runCliCaptured([
+        "translate",
+        ...["--model", model, "--src-lang", "en", "--tgt-lang", "de", "--max-tokens", String(maxTokens)],
+        ...["--in", input, "--out", out, "--skip-too-long"],
+      ]);
+      expect(none.code).toBe(0);
+      expect(none.stderr).toMatch(/translate: skipped 0 of 3 segments too long for the context/);
+    });
   });
 
   it("refuses an --out that is the input file under any name, before the model loads", async () => {
