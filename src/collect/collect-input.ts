@@ -5,6 +5,8 @@ import { readJsonl } from "../util/jsonl.js";
 /** One validated input segment of `collect`. */
 export interface CollectSegment {
   id: string;
+  /** 1-based line of the segment in the file it was read from (named in messages about it). */
+  line: number;
   src: string;
   ref: string | null;
   srcLang: string;
@@ -60,7 +62,7 @@ export async function readCollectInput(
       if (!isKnownLanguage(code))
         throw new InputError(`unknown language code ${JSON.stringify(code)}`, where);
     }
-    segments.push({ id: idText, src, ref: typeof ref === "string" ? ref : null, srcLang, tgtLang });
+    segments.push({ id: idText, line, src, ref: typeof ref === "string" ? ref : null, srcLang, tgtLang });
   }
   if (segments.length === 0) throw new InputError("no segments to collect", { file });
   return segments;

@@ -115,6 +115,7 @@ export async function floresSplits(options: {
       );
     return sources.map((text, index) => ({
       id: `${name}-${String(index + 1).padStart(4, "0")}`,
+      line: index + 1,
       src: text,
       ref: references[index] as string,
       srcLang: options.srcLang,
