@@ -245,6 +245,22 @@ describe("routelmt translate", () => {
     expect((await readdir(folder)).sort()).toEqual(["hard.jsonl", "in.jsonl", "link.jsonl"]);
   });
 
+  it("refuses a repeated id, naming both lines, before the model loads", async () => {
+    const repeated = path.join(work, "repeated.jsonl");
+    await writeFile(
+      repeated,
+      '{"id":1,"src":"the cat"}\n{"id":"2","src":"a dog"}\n\n{"id":"1","src":"a mat"}\n',
+    );
+    const out = path.join(work, "repeated-out.jsonl");
+    const run = await runCliCaptured([
+      "translate",
+      ...["--model", path.join(work, "missing.gguf"), "--src-lang", "en", "--tgt-lang", "de"],
+      ...["--in", repeated, "--out", out],
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(`routelmt: ${repeated}:4: duplicate id "1" (first on line 1)\n`);
+  });
+
   it("rejects an unknown language with file and line", async () => {
     const bad = path.join(work, "bad.jsonl");
     await writeFile(bad, '{"id":1,"src":"x","src_lang":"english"}');

@@ -15,6 +15,7 @@ import { defaultPromptTemplate, loadPromptTemplate } from "../../translators/pro
 import type { Translation, TranslationRequest, Translator } from "../../translators/types.js";
 import { AtomicFileWriter } from "../../util/atomic-file.js";
 import { readJsonl } from "../../util/jsonl.js";
+import { UniqueIds } from "../../util/unique-ids.js";
 import type { CliIo } from "../io.js";
 import { positiveInteger } from "../options.js";
 import { ProgressReporter } from "../progress.js";
@@ -168,10 +169,12 @@ async function assertOutputIsNotInput(input: string, output: string): Promise<vo
 
 async function readTranslateInput(flags: TranslateFlags): Promise<InputSegment[]> {
   const segments: InputSegment[] = [];
+  const ids = new UniqueIds(flags.in);
   for (const { line, value } of await readJsonl(flags.in)) {
     const where = { file: flags.in, line };
     if (typeof value.id !== "string" && typeof value.id !== "number")
       throw new InputError('missing "id"', where);
+    ids.add(String(value.id), line);
     if (typeof value.src !== "string" || value.src.trim() === "")
       throw new InputError('empty or missing "src"', where);
     const srcLang = typeof value.src_lang === "string" ? value.src_lang : flags.srcLang;
