@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadDataset } from "../src/dataset/index.js";
 import { sentenceChrf } from "../src/metrics/chrf.js";
 import { runCliCaptured, spawnCli } from "./helpers/cli.js";
+import { startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
 import {
   collectArguments,
   type FixturePair,
@@ -46,6 +47,48 @@ function collectArgs(out: string, extra: string[] = []): string[] {
   ]);
 }
 
+/** Starts collect in a child process and SIGKILLs it once at least two chunks are durable, before it finishes. */
+async function killOnceTwoChunksAreDurable(args: string[], out: string): Promise<void> {
+  const child = spawnCli(args);
+  let stderr = "";
+  child.stderr.on("data", (data: Buffer) => {
+    stderr += data.toString();
+  });
+  const checkpoint = path.join(out, "checkpoint.json");
+  await new Promise<number>((resolve, reject) => {
+    const timer = setInterval(() => {
+      if (!existsSync(checkpoint)) return;
+      const done = (JSON.parse(readFileSync(checkpoint, "utf8")) as { done: number }).done;
+      if (done >= 8) {
+        clearInterval(timer);
+        child.kill("SIGKILL");
+        resolve(done);
+      }
+    }, 5);
+    child.on("exit", (code) => {
+      clearInterval(timer);
+      reject(new Error(`collect exited (${code}) before it could be killed: ${stderr}`));
+    });
+  });
+  await new Promise((resolve) => child.once("exit", resolve));
+  expect(existsSync(path.join(out, "meta.json"))).toBe(false);
+}
+
+/** The same records and byte-identical features: nothing lost, duplicated or misaligned. */
+async function expectSameDataset(actualDirectory: string, expectedDirectory: string): Promise<void> {
+  const [expected, actual] = await Promise.all([
+    loadDataset(expectedDirectory),
+    loadDataset(actualDirectory),
+  ]);
+  expect(actual.records).toEqual(expected.records);
+  expect(
+    Buffer.compare(
+      await readFile(path.join(actualDirectory, "features.f32")),
+      await readFile(path.join(expectedDirectory, "features.f32")),
+    ),
+  ).toBe(0);
+}
+
 describe("routelmt collect", () => {
   let reference: string;
 
@@ -76,50 +119,150 @@ describe("routelmt collect", () => {
 
   it("resumes after SIGKILL without losing, duplicating or misaligning segments", async () => {
     const out = path.join(work, "killed");
-    const child = spawnCli(collectArgs(out));
-    let stderr = "";
-    child.stderr.on("data", (data: Buffer) => {
-      stderr += data.toString();
-    });
-    // Kill as soon as at least two chunks are durable and the run is not finished.
-    const checkpoint = path.join(out, "checkpoint.json");
-    const killedAt = await new Promise<number>((resolve, reject) => {
-      const timer = setInterval(() => {
-        if (!existsSync(checkpoint)) return;
-        const done = (JSON.parse(readFileSync(checkpoint, "utf8")) as { done: number }).done;
-        if (done >= 8) {
-          clearInterval(timer);
-          child.kill("SIGKILL");
-          resolve(done);
-        }
-      }, 5);
-      child.on("exit", (code) => {
-        clearInterval(timer);
-        reject(new Error(`collect exited (${code}) before it could be killed: ${stderr}`));
-      });
-    });
-    await new Promise((resolve) => child.once("exit", resolve));
-    expect(killedAt).toBeLessThan(SEGMENTS);
-    expect(existsSync(path.join(out, "meta.json"))).toBe(false);
+    await killOnceTwoChunksAreDurable(collectArgs(out), out);
 
     const resumed = await runCliCaptured(collectArgs(out));
     expect(resumed.code).toBe(0);
     expect(resumed.stderr).toMatch(
       new RegExp(`resuming: \\d+ of ${SEGMENTS} segments were already collected`),
     );
-    const [expected, actual] = await Promise.all([loadDataset(reference), loadDataset(out)]);
-    expect(actual.records).toEqual(expected.records);
-    expect(
-      Buffer.compare(
-        await readFile(path.join(out, "features.f32")),
-        await readFile(path.join(reference, "features.f32")),
-      ),
-    ).toBe(0);
+    await expectSameDataset(out, reference);
 
     const again = await runCliCaptured(collectArgs(out));
     expect(again.code).toBe(0);
     expect(again.stderr).toMatch(/already holds this collection/);
   }, 120_000);
+
+  describe("segments whose prompt does not fit the context", () => {
+    /** The input of the first test with over-long lines inserted: line number → id. */
+    const longLines = new Map([
+      [3, "long-a"],
+      [50, "long-b"],
+      [121, "long-c"],
+    ]);
+    let withLongLines: string;
+    const longText = Array.from({ length: 150 }, () => "hello world").join(" ");
+
+    beforeAll(async () => {
+      const lines = Array.from({ length: SEGMENTS }, (_, i) =>
+        JSON.stringify({ id: `s${i}`, src: sentence(i), ref: sentence(i + 1) }),
+      );
+      for (const [line, id] of [...longLines].sort(([a], [b]) => a - b))
+        lines.splice(line - 1, 0, JSON.stringify({ id, src: `${longText} ${id}`, ref: "x" }));
+      withLongLines = path.join(work, "with-long-lines.jsonl");
+      await writeFile(withLongLines, `${lines.join("\n")}\n`);
+    });
+
+    function argsWithLongLines(out: string, extra: string[] = []): string[] {
+      const args = collectArgs(out, extra);
+      args[args.indexOf("--in") + 1] = withLongLines;
+      return args;
+    }
+
+    /** Lines that list a segment: file:line, id, and for both models the prompt's tokens and the limit. */
+    function listed(stderr: string): { line: number; id: string }[] {
+      const pattern =
+        /with-long-lines\.jsonl:(\d+): id "([^"]+)": (\d+) prompt tokens on small, at most (\d+) fit \(context 256\); (\d+) prompt tokens on large, at most (\d+) fit \(context 256\)/g;
+      return [...stderr.matchAll(pattern)].map(
+        ([, line, id, smallTokens, smallMost, largeTokens, largeMost]) => {
+          // --max-tokens 6 of the 256-token context is reserved for the translation.
+          expect([Number(smallMost), Number(largeMost)]).toEqual([250, 250]);
+          expect(Number(smallTokens)).toBeGreaterThan(250);
+          expect(Number(largeTokens)).toBeGreaterThan(250);
+          return { line: Number(line), id: id as string };
+        },
+      );
+    }
+
+    const expectedListing = () => [...longLines].map(([line, id]) => ({ line, id }));
+
+    it("refuses the run before anything is decoded, listing every one", async () => {
+      const out = path.join(work, "refused");
+      const run = await runCliCaptured(argsWithLongLines(out));
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(
+        new RegExp(`^routelmt: 3 of ${SEGMENTS + 3} segments do not fit the model context`),
+      );
+      expect(listed(run.stderr)).toEqual(expectedListing());
+      expect(await readdir(out)).toEqual([]);
+    });
+
+    it("with --skip-too-long finishes, resumes after SIGKILL skipping the same lines, and records them", async () => {
+      const out = path.join(work, "skipping");
+      const args = argsWithLongLines(out, ["--skip-too-long"]);
+      await killOnceTwoChunksAreDurable(args, out);
+      const checkpoint = JSON.parse(await readFile(path.join(out, "checkpoint.json"), "utf8")) as {
+        identity: { skipped_too_long: unknown };
+      };
+      expect(checkpoint.identity.skipped_too_long).toEqual(expectedListing());
+
+      // Resuming without the flag would shift every later segment: refused, listing the lines.
+      const withoutFlag = await runCliCaptured(argsWithLongLines(out));
+      expect(withoutFlag.code).toBe(2);
+      expect(listed(withoutFlag.stderr)).toEqual(expectedListing());
+
+      const resumed = await runCliCaptured(args);
+      expect(resumed.code).toBe(0);
+      // Progress counts the segments to collect, not the input lines.
+      expect(resumed.stderr).toMatch(
+        new RegExp(`resuming: \\d+ of ${SEGMENTS} segments were already collected`),
+      );
+      expect(resumed.stderr).toMatch(new RegExp(`collect ${SEGMENTS}/${SEGMENTS} done`));
+      expect(resumed.stderr).toMatch(
+        new RegExp(`collect: skipped 3 of ${SEGMENTS + 3} segments too long for the context`),
+      );
+      expect(listed(resumed.stderr)).toEqual(expectedListing());
+      // Leaving the long lines out gives exactly the dataset of the input without them.
+      await expectSameDataset(out, reference);
+      const meta = (await loadDataset(out)).meta;
+      expect(meta.n).toBe(SEGMENTS);
+      expect(meta.source.kind === "collect" && meta.source.skipped_too_long).toEqual(
+        expectedListing().map(({ line, id }) => ({
+          id,
+          line,
+          too_long_for: ["small", "large"].map((model) => ({
+            model,
+            prompt_tokens: expect.any(Number),
+            max_prompt_tokens: 250,
+            context_size: 256,
+          })),
+        })),
+      );
+    }, 120_000);
+  });
+
+  it("names the line a remote large model refuses, and keeps the chunks before it", async () => {
+    const server = await startFakeOpenAIServer();
+    try {
+      const refusedText = "mat mat mat mat";
+      server.setBehaviour((request) =>
+        JSON.stringify(request.body).includes(refusedText)
+          ? { kind: "fail", status: 400, body: '{"error":{"message":"prompt exceeds the context"}}' }
+          : { kind: "succeed" },
+      );
+      const few = path.join(work, "few.jsonl");
+      const lines = Array.from({ length: 6 }, (_, i) =>
+        JSON.stringify({ id: `f${i}`, src: i === 5 ? refusedText : sentence(i), ref: "x" }),
+      );
+      await writeFile(few, `${lines.join("\n")}\n`);
+      const out = path.join(work, "remote-large");
+      const args = collectArgs(out, ["--skip-too-long"]);
+      args[args.indexOf("--in") + 1] = few;
+      args[args.indexOf("--large") + 1] = `openai:${server.url}#big`;
+      const run = await runCliCaptured(args);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/note: large counts tokens on its server/);
+      expect(run.stderr).toMatch(
+        /routelmt: [^\n]*few\.jsonl:6: id "f5": openai:[^\n]*HTTP 400[^\n]*prompt exceeds the context/,
+      );
+      const checkpoint = JSON.parse(await readFile(path.join(out, "checkpoint.json"), "utf8")) as {
+        done: number;
+      };
+      expect(checkpoint.done).toBe(4);
+    } finally {
+      await server.close();
+    }
+  });
 
   it("refuses a rerun with another metric into the same directory", async () => {
     const run = await runCliCaptured(collectArgs(reference, ["--metric", "bleu"]));

@@ -115,6 +115,32 @@ describe("routelmt demo", () => {
     expect(trainIds.filter((id) => testIds.includes(id))).toEqual([]);
   }, 120_000);
 
+  it("refuses segments too long for the context, or skips them in both splits with --skip-too-long", async () => {
+    const longText = Array.from({ length: 150 }, () => "hello world").join(" ");
+    const data = path.join(work, "with-long.jsonl");
+    // Line 3 falls in the training split (its line 3), line 25 in the test split (its line 5).
+    const lines = Array.from({ length: 32 }, (_, i) =>
+      JSON.stringify({ id: `w${i}`, src: i === 2 || i === 24 ? longText : sentence(i), ref: sentence(i, 2) }),
+    );
+    await writeFile(data, `${lines.join("\n")}\n`);
+    const splitFlags = ["--data", data, "--train", "20", "--test", "12"];
+    const refused = await runCliCaptured(demoArgs(path.join(work, "long-refused"), splitFlags));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/train\.jsonl:3: id "w2": \d+ prompt tokens on small/);
+    expect(refused.stderr).toMatch(/or pass --skip-too-long to leave them out/);
+
+    const skipping = await runCliCaptured(
+      demoArgs(path.join(work, "long-skipped"), [...splitFlags, "--skip-too-long"]),
+    );
+    expect(skipping.code).toBe(0);
+    expect(skipping.stderr).toMatch(
+      /collect train: skipped 1 of 20 segments too long[^\n]*\n {2}[^\n]*train\.jsonl:3: id "w2"/,
+    );
+    expect(skipping.stderr).toMatch(
+      /collect test: skipped 1 of 12 segments too long[^\n]*\n {2}[^\n]*test\.jsonl:5: id "w24"/,
+    );
+  }, 120_000);
+
   it("downloads FLORES-200 once into the cache when no data is given", async () => {
     const cache = path.join(work, "cache");
     const environment = { ROUTELMT_FLORES_URL: floresUrl, ROUTELMT_CACHE: cache };

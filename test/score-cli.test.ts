@@ -116,6 +116,16 @@ describe("routelmt score", () => {
       /nope\.txt: cannot read file \(ENOENT\)/,
     ],
     [
+      "empty hypothesis file",
+      () => ["--metric", "chrf", "--hyp", path.join(work, "empty.txt"), "--ref", ref],
+      /empty\.txt: empty file: no segment to score/,
+    ],
+    [
+      "empty reference file",
+      () => ["--metric", "bleu", "--hyp", hyp, "--ref", ref, "--ref", path.join(work, "empty.txt")],
+      /empty\.txt: empty file: no segment to score/,
+    ],
+    [
       "invalid UTF-8",
       () => ["--metric", "bleu", "--hyp", path.join(work, "latin1.txt"), "--ref", ref],
       /latin1\.txt:2: invalid UTF-8/,
@@ -139,6 +149,7 @@ describe("routelmt score", () => {
   ];
   it.each(errorCases)("%s: one line on stderr, exit 2, no stack trace", async (_, argv, message) => {
     await writeFile(path.join(work, "short.txt"), "a\nb\n");
+    await writeFile(path.join(work, "empty.txt"), "");
     await writeFile(path.join(work, "latin1.txt"), Buffer.from([0x61, 0x0a, 0x62, 0xe4, 0x0a, 0x63, 0x0a]));
     const run = await runCliCaptured(["score", ...argv()]);
     expect(run.code).toBe(2);

@@ -1,4 +1,5 @@
-import { mkdtemp } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +19,8 @@ async function writeSyntheticDataset(
     seed,
     fingerprint = "sha256:abc",
     withFeatures = true,
-  }: { n: number; seed: number; fingerprint?: string; withFeatures?: boolean },
+    tgtLang = "de",
+  }: { n: number; seed: number; fingerprint?: string; withFeatures?: boolean; tgtLang?: string },
 ): Promise<void> {
   const random = createRandom(seed);
   const gainWeights = Array.from({ length: DIM }, (_, i) => (i < 4 ? 3 - i : 0));
@@ -36,11 +38,12 @@ async function writeSyntheticDataset(
     }
     gain += normal(random, 0, 0.5);
     records.push({
-      id: `r${row}`,
+      // Ids differ between datasets: one id with the same source and pair in two datasets is one segment twice.
+      id: `d${seed}-r${row}`,
       src: "x".repeat(1 + (row % 30)),
       ref: "y",
       src_lang: "en",
-      tgt_lang: "de",
+      tgt_lang: tgtLang,
       small: "s",
       large: "l",
       scores: { chrf: { small: quality, large: quality + gain } },
@@ -62,7 +65,7 @@ async function writeSyntheticDataset(
     large: { spec: "large.gguf" },
     template: "{src}: {text}\n{tgt}:",
     src_lang: "en",
-    tgt_lang: "de",
+    tgt_lang: tgtLang,
     created: new Date(0).toISOString(),
     routelmt_version: "test",
     source: { kind: "collect", input: "synthetic", decoding: {} },
@@ -178,6 +181,75 @@ describe("routelmt train", () => {
       "gain,speed",
     ]);
     expect(heads.stderr).toMatch(/unknown head "speed"/);
+  });
+
+  it("refuses an unusable --out with one line naming it and leaves no temporary file", async () => {
+    const folder = path.join(work, "outputs");
+    await mkdir(path.join(folder, "a-directory"), { recursive: true });
+    await writeFile(path.join(folder, "a-file"), "x");
+    for (const [out, code] of [
+      [path.join(folder, "a-directory"), "EISDIR"],
+      [path.join(folder, "a-file", "router.json"), "ENOTDIR"],
+      [path.join(folder, "missing", "router.json"), "ENOENT"],
+    ] as const) {
+      const run = await runCliCaptured([
+        "train",
+        ...["--data", path.join(work, "b"), "--out", out],
+        "--heads",
+        "gain",
+      ]);
+      expect(run.code).toBe(2);
+      expect(run.stderr.trimEnd().split("\n")).toEqual([
+        expect.stringContaining(`${out}: cannot write (${code}`),
+      ]);
+    }
+    expect((await readdir(folder)).sort()).toEqual(["a-directory", "a-file"]);
+  });
+
+  it("refuses an id twice in one dataset and one segment in two datasets, naming both lines", async () => {
+    const repeated = path.join(work, "repeated-id");
+    await writeSyntheticDataset(repeated, { n: 50, seed: 6 });
+    const recordsFile = path.join(repeated, "records.jsonl");
+    const records = (await readFile(recordsFile, "utf8")).split("\n");
+    records[9] = (records[9] as string).replace('"id":"d6-r9"', '"id":"d6-r3"');
+    await writeFile(recordsFile, records.join("\n"));
+    const run = await runCliCaptured(["train", "--data", repeated, "--out", path.join(work, "r1.json")]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(`routelmt: ${recordsFile}:10: duplicate id "d6-r3" (first on line 4)\n`);
+
+    const a = path.join(work, "a");
+    const linked = path.join(work, "a-link");
+    await symlink(a, linked);
+    for (const second of [a, `${work}/./a`, linked]) {
+      const twice = await runCliCaptured([
+        "train",
+        ...["--data", a, "--data", second],
+        "--out",
+        path.join(work, "r2.json"),
+      ]);
+      expect(twice.code).toBe(2);
+      expect(twice.stderr).toBe(
+        `routelmt: ${path.join(second, "records.jsonl")}:1: segment "d1-r0" (en→de) is also ${path.join(a, "records.jsonl")}:1; pass each dataset once, or collect each input once\n`,
+      );
+    }
+    expect(existsSync(path.join(work, "r1.json")) || existsSync(path.join(work, "r2.json"))).toBe(false);
+  });
+
+  it("accepts the same ids in datasets of other language pairs", async () => {
+    const german = path.join(work, "pair-de");
+    const french = path.join(work, "pair-fr");
+    await writeSyntheticDataset(german, { n: 120, seed: 7 });
+    await writeSyntheticDataset(french, { n: 120, seed: 7, tgtLang: "fr" });
+    const run = await runCliCaptured([
+      "train",
+      ...["--data", german, "--data", french, "--out", path.join(work, "pairs.json"), "--heads", "gain"],
+    ]);
+    expect(run.stderr).not.toMatch(/routelmt:/);
+    expect(run.code).toBe(0);
+    expect((await loadRouter(path.join(work, "pairs.json"))).language_pairs).toEqual([
+      ["en", "de"],
+      ["en", "fr"],
+    ]);
   });
 
   it("rejects a router used with a different model, layer or template", async () => {

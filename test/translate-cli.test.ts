@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -105,6 +105,160 @@ describe("routelmt translate", () => {
       "[remote] Translate the following text from English into French: English: a big red house French:",
       "[remote] Translate the following text from English into German: English: hello world German:",
     ]);
+  });
+
+  it("keeps an existing --out and leaves no temporary file when a run fails", async () => {
+    const folder = path.join(work, "keep");
+    await mkdir(folder);
+    const out = path.join(folder, "out.jsonl");
+    await writeFile(out, "earlier results\n");
+    // The second request fails for good (a 400 is not retried) after the first was written.
+    server.setBehaviour((request) =>
+      JSON.stringify(request.body).includes("a big red house")
+        ? { kind: "fail", status: 400, body: '{"error":{"message":"no thanks"}}' }
+        : { kind: "succeed" },
+    );
+    try {
+      const run = await runCliCaptured([
+        "translate",
+        ...["--model", `openai:${server.url}#big`, "--src-lang", "en", "--tgt-lang", "de"],
+        ...["--in", input, "--out", out],
+      ]);
+      // The server is the only judge of a remote prompt's length; its refusal names the line.
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(
+        /^routelmt: [^\n]*in\.jsonl:2: id "2": openai:[^\n]*HTTP 400[^\n]*no thanks/,
+      );
+    } finally {
+      server.setBehaviour({ kind: "succeed" });
+    }
+    expect(await readFile(out, "utf8")).toBe("earlier results\n");
+    expect(await readdir(folder)).toEqual(["out.jsonl"]);
+  });
+
+  describe("a segment whose prompt does not fit the context", () => {
+    const maxTokens = 6;
+    let mixed: string;
+    let out: string;
+    const longText = Array.from({ length: 150 }, () => "hello world").join(" ");
+
+    beforeAll(async () => {
+      mixed = path.join(work, "mixed.jsonl");
+      const lines = [
+        { id: "short-1", src: "the cat sat" },
+        { id: "long-1", src: longText },
+        { id: "short-2", src: "a big red house" },
+        { id: "long-2", src: `${longText} the cat` },
+      ];
+      await writeFile(mixed, `${lines.map((line) => JSON.stringify(line)).join("\n")}\n`);
+      out = path.join(work, "fit", "out.jsonl");
+      await mkdir(path.dirname(out));
+    });
+
+    function translateMixed(extra: string[] = []) {
+      return runCliCaptured([
+        "translate",
+        ...["--model", model, "--src-lang", "en", "--tgt-lang", "de", "--max-tokens", String(maxTokens)],
+        ...["--in", mixed, "--out", out, ...extra],
+      ]);
+    }
+
+    /** Every listed line: file:line, id, the prompt's tokens and the most that fit (context 256 of the tiny model). */
+    function listedLines(stderr: string): { line: number; id: string }[] {
+      const listed = [
+        ...stderr.matchAll(
+          /mixed\.jsonl:(\d+): id "([^"]+)": (\d+) prompt tokens on m\.gguf, at most (\d+) fit \(context (\d+)\)/g,
+        ),
+      ];
+      for (const [, , , tokens, limit, context] of listed) {
+        expect(Number(context)).toBe(256);
+        expect(Number(limit)).toBe(256 - maxTokens);
+        expect(Number(tokens)).toBeGreaterThan(Number(limit));
+      }
+      return listed.map(([, line, id]) => ({ line: Number(line), id: id as string }));
+    }
+
+    it("refuses the run up front listing every such line, and leaves --out as it was", async () => {
+      await writeFile(out, "earlier results\n");
+      const run = await translateMixed();
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/^routelmt: 2 of 4 segments do not fit the model context/);
+      expect(listedLines(run.stderr)).toEqual([
+        { line: 2, id: "long-1" },
+        { line: 4, id: "long-2" },
+      ]);
+      // Refused before decoding: no progress line.
+      expect(run.stderr).not.toMatch(/translate \d+\/\d+/);
+      expect(await readFile(out, "utf8")).toBe("earlier results\n");
+      expect(await readdir(path.dirname(out))).toEqual(["out.jsonl"]);
+    });
+
+    it("with --skip-too-long translates the rest and lists what it skipped", async () => {
+      const run = await translateMixed(["--skip-too-long"]);
+      expect(run.code).toBe(0);
+      expect(run.stderr).toMatch(
+        /translate: skipped 2 of 4 segments too long for the context \(--skip-too-long\):/,
+      );
+      expect(listedLines(run.stderr)).toEqual([
+        { line: 2, id: "long-1" },
+        { line: 4, id: "long-2" },
+      ]);
+      expect((await readOutput(out)).map((line) => line.id)).toEqual(["short-1", "short-2"]);
+      const none = await runCliCaptured([
+        "translate",
+        ...["--model", model, "--src-lang", "en", "--tgt-lang", "de", "--max-tokens", String(maxTokens)],
+        ...["--in", input, "--out", out, "--skip-too-long"],
+      ]);
+      expect(none.code).toBe(0);
+      expect(none.stderr).toMatch(/translate: skipped 0 of 3 segments too long for the context/);
+    });
+  });
+
+  it("refuses an --out that is the input file under any name, before the model loads", async () => {
+    const folder = path.join(work, "same");
+    await mkdir(folder);
+    const source = path.join(folder, "in.jsonl");
+    const content = '{"id":"a","src":"the cat sat"}\n';
+    await writeFile(source, content);
+    await symlink(source, path.join(folder, "link.jsonl"));
+    await link(source, path.join(folder, "hard.jsonl"));
+    const spellings: [string, string][] = [
+      [source, source],
+      [source, `${folder}/./in.jsonl`],
+      [`./${path.relative(process.cwd(), source)}`, source],
+      [path.join(folder, "link.jsonl"), source],
+      [source, path.join(folder, "link.jsonl")],
+      [source, path.join(folder, "hard.jsonl")],
+    ];
+    for (const [inFile, outFile] of spellings) {
+      const run = await runCliCaptured([
+        "translate",
+        ...["--model", path.join(work, "missing.gguf"), "--src-lang", "en", "--tgt-lang", "de"],
+        ...["--in", inFile, "--out", outFile],
+      ]);
+      expect(run.code).toBe(2);
+      expect(run.stderr.trimEnd().split("\n")).toEqual([
+        `routelmt: --out ${outFile} is the input file ${inFile}; write the translations elsewhere`,
+      ]);
+    }
+    expect(await readFile(source, "utf8")).toBe(content);
+    expect((await readdir(folder)).sort()).toEqual(["hard.jsonl", "in.jsonl", "link.jsonl"]);
+  });
+
+  it("refuses a repeated id, naming both lines, before the model loads", async () => {
+    const repeated = path.join(work, "repeated.jsonl");
+    await writeFile(
+      repeated,
+      '{"id":1,"src":"the cat"}\n{"id":"2","src":"a dog"}\n\n{"id":"1","src":"a mat"}\n',
+    );
+    const out = path.join(work, "repeated-out.jsonl");
+    const run = await runCliCaptured([
+      "translate",
+      ...["--model", path.join(work, "missing.gguf"), "--src-lang", "en", "--tgt-lang", "de"],
+      ...["--in", repeated, "--out", out],
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(`routelmt: ${repeated}:4: duplicate id "1" (first on line 1)\n`);
   });
 
   it("rejects an unknown language with file and line", async () => {

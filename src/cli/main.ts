@@ -1,5 +1,5 @@
 import { Command, CommanderError } from "commander";
-import { RoutelmtError, UsageError } from "../errors/index.js";
+import { pathErrorOf, RoutelmtError, UsageError } from "../errors/index.js";
 import { VERSION } from "../version.js";
 import { registerCollect } from "./commands/collect.js";
 import { registerDemo } from "./commands/demo.js";
@@ -70,6 +70,12 @@ function reportError(error: unknown, io: CliIo): number {
   if (error instanceof RoutelmtError) {
     io.stderr(`routelmt: ${error.message}\n`);
     return 1;
+  }
+  // Commands let Node's file-system errors through; one naming a path the user gave is theirs to fix.
+  const pathError = pathErrorOf(error);
+  if (pathError) {
+    io.stderr(`routelmt: ${pathError.message}\n`);
+    return 2;
   }
   io.stderr(
     `routelmt: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,

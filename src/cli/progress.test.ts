@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatDuration, ProgressReporter } from "./progress.js";
+import { chunkedProgress, formatDuration, ProgressReporter } from "./progress.js";
 
 function capture(isTty: boolean) {
   const lines: string[] = [];
@@ -35,6 +35,29 @@ describe("ProgressReporter", () => {
     clock = 1000;
     progress.advance(2);
     expect(lines[0]).toMatch(/^\r\[#{12}-{12}\] x 2\/4 50% 2\.00 seg\/s ETA 1s/);
+  });
+});
+
+describe("chunkedProgress", () => {
+  it("counts against the job's own total and reports a resume once", () => {
+    const { io, lines } = capture(false);
+    const resumes: [number, number][] = [];
+    // The job has 20 items (say 23 input lines, 3 skipped); an earlier run did 8.
+    const progress = chunkedProgress(io, "collect", (alreadyDone, total) =>
+      resumes.push([alreadyDone, total]),
+    );
+    progress.onProgress(12, 20, 4);
+    progress.onProgress(16, 20, 4);
+    progress.onProgress(20, 20, 4);
+    progress.finish();
+    expect(resumes).toEqual([[8, 20]]);
+    expect(lines.at(-1)).toMatch(/^collect 20\/20 done in /);
+  });
+
+  it("prints nothing when the job had nothing left to do", () => {
+    const { io, lines } = capture(false);
+    chunkedProgress(io, "collect").finish();
+    expect(lines).toEqual([]);
   });
 });
 

@@ -94,28 +94,25 @@ export class ProgressReporter {
 
 /**
  * Progress of a chunked job that may resume (collect): the first report tells how much an earlier
- * run had already done, which restarts the clock there; `onResume` hears of it when it is not 0.
+ * run had already done, which restarts the clock there, and how many items the job has — which can
+ * be fewer than the input's lines (segments skipped as too long); `onResume` hears of a resume.
  * `finish` prints the final line if anything was reported.
  */
 export function chunkedProgress(
   io: CliIo,
   label: string,
-  total: number,
-  onResume?: (alreadyDone: number) => void,
+  onResume?: (alreadyDone: number, total: number) => void,
 ): { onProgress: (done: number, total: number, chunk: number) => void; finish: () => void } {
-  const progress = new ProgressReporter(io, { label, total });
-  let started = false;
+  let progress: ProgressReporter | undefined;
   return {
-    onProgress: (done, _total, chunk) => {
-      if (!started) {
-        started = true;
-        if (done - chunk > 0) onResume?.(done - chunk);
-        progress.reset(done - chunk);
+    onProgress: (done, total, chunk) => {
+      if (!progress) {
+        const alreadyDone = done - chunk;
+        if (alreadyDone > 0) onResume?.(alreadyDone, total);
+        progress = new ProgressReporter(io, { label, total, initial: alreadyDone });
       }
       progress.advance(chunk);
     },
-    finish: () => {
-      if (started) progress.finish();
-    },
+    finish: () => progress?.finish(),
   };
 }

@@ -1,10 +1,13 @@
 import { InputError, UsageError } from "../errors/index.js";
 import { isKnownLanguage } from "../translators/languages.js";
 import { readJsonl } from "../util/jsonl.js";
+import { UniqueIds } from "../util/unique-ids.js";
 
 /** One validated input segment of `collect`. */
 export interface CollectSegment {
   id: string;
+  /** 1-based line of the segment in the file it was read from (named in messages about it). */
+  line: number;
   src: string;
   ref: string | null;
   srcLang: string;
@@ -29,7 +32,7 @@ export async function readCollectInput(
   options: CollectInputOptions,
 ): Promise<CollectSegment[]> {
   const segments: CollectSegment[] = [];
-  const seen = new Map<string, number>();
+  const ids = new UniqueIds(file);
   for (const { line, value } of await readJsonl(file)) {
     if (options.limit !== undefined && segments.length >= options.limit) break;
     const where = { file, line };
@@ -37,10 +40,7 @@ export async function readCollectInput(
     if (typeof id !== "string" && typeof id !== "number")
       throw new InputError('missing "id" (a string or number)', where);
     const idText = String(id);
-    const first = seen.get(idText);
-    if (first !== undefined)
-      throw new InputError(`duplicate id ${JSON.stringify(idText)} (first on line ${first})`, where);
-    seen.set(idText, line);
+    ids.add(idText, line);
     const src = value.src;
     if (typeof src !== "string" || src.trim() === "") throw new InputError('empty or missing "src"', where);
     const ref = value.ref;
@@ -60,7 +60,7 @@ export async function readCollectInput(
       if (!isKnownLanguage(code))
         throw new InputError(`unknown language code ${JSON.stringify(code)}`, where);
     }
-    segments.push({ id: idText, src, ref: typeof ref === "string" ? ref : null, srcLang, tgtLang });
+    segments.push({ id: idText, line, src, ref: typeof ref === "string" ? ref : null, srcLang, tgtLang });
   }
   if (segments.length === 0) throw new InputError("no segments to collect", { file });
   return segments;

@@ -5,9 +5,18 @@ import {
   type DatasetRecord,
   DatasetWriter,
   loadDataset,
+  type SkippedTooLong,
   type SystemScores,
 } from "../dataset/index.js";
 import type { MetricItem, SegmentMetric } from "../metrics/segment-metric.js";
+import {
+  errorAtOrigin,
+  findTooLongPrompts,
+  type RequestOrigin,
+  tooLongPromptsError,
+  translateEach,
+  uncheckedModelsNote,
+} from "../translators/prompt-fit.js";
 import type { ProbedTranslator, Translation, TranslationRequest, Translator } from "../translators/types.js";
 import { VERSION } from "../version.js";
 import type { CollectSegment } from "./collect-input.js";
@@ -32,6 +41,14 @@ export interface CollectOptions {
   chunkSize?: number;
   /** Called after each chunk with (done, total). */
   onProgress?: (done: number, total: number, chunk: number) => void;
+  /**
+   * What to do with segments whose prompt plus `maxTokens` does not fit a model's context:
+   * `refuse` the run before anything is decoded (an InputError listing every one), or `skip` them
+   * (recorded in meta.json and the checkpoint). Defaults to `refuse`.
+   */
+  tooLong?: "refuse" | "skip";
+  /** Called with remarks the user should see before the run starts (e.g. what cannot be checked). */
+  onNote?: (note: string) => void;
 }
 
 export interface CollectSummary {
@@ -46,6 +63,8 @@ export interface CollectSummary {
   fractionZero: number;
   fractionNegative: number;
   seconds: number;
+  /** Segments left out because they do not fit a model's context (only with `tooLong: "skip"`). */
+  skipped: SkippedTooLong[];
 }
 
 /** Decoding settings every collected translation uses; recorded in meta.json. */
@@ -61,19 +80,23 @@ export function decodingSettings(maxTokens: number): Record<string, unknown> {
  */
 export async function collectDataset(options: CollectOptions): Promise<CollectSummary> {
   const started = performance.now();
-  const { small, large, metric, segments } = options;
+  const { small, large, metric } = options;
   const extraMetrics = options.extraMetrics ?? [];
   const chunkSize = options.chunkSize ?? 16;
   const inputHash = createHash("sha256")
     .update(await readFile(options.input))
     .digest("hex");
+  const { segments, skipped } = segmentsThatFit(options);
   const identity = {
-    input: { sha256: inputHash, segments: segments.length },
+    input: { sha256: inputHash, segments: options.segments.length },
     small: { spec: options.smallSpec, engine: small.engine, ...small.featureIdentity },
     large: { spec: options.largeSpec, fingerprint: options.largeFingerprint, model: large.modelId },
     metric: { name: metric.name, signature: metric.signature },
     extra_metrics: extraMetrics.map((extra) => ({ name: extra.name, signature: extra.signature })),
     decoding: decodingSettings(options.maxTokens),
+    // Which segments the chunks skip is part of what `done` counts, so a resumed run must skip the
+    // same ones. Left out when none are, so directories from before skipping existed still resume.
+    ...(skipped.length > 0 ? { skipped_too_long: skipped.map(({ id, line }) => ({ id, line })) } : {}),
   };
   const dim = small.featureIdentity.dim;
   const { writer, done, complete } = await DatasetWriter.open(options.out, identity, dim);
@@ -109,7 +132,12 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
         tgt_lang: tgtLang ?? null,
         created: new Date().toISOString(),
         routelmt_version: VERSION,
-        source: { kind: "collect", input: options.input, decoding: decodingSettings(options.maxTokens) },
+        source: {
+          kind: "collect",
+          input: options.input,
+          decoding: decodingSettings(options.maxTokens),
+          skipped_too_long: skipped,
+        },
       };
       await writer.finish(meta);
     }
@@ -123,7 +151,57 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
     fresh,
     alreadyComplete: complete,
     seconds: (performance.now() - started) / 1000,
+    skipped,
   };
+}
+
+function originOf(input: string, segment: CollectSegment): RequestOrigin {
+  return { file: input, line: segment.line, id: segment.id };
+}
+
+/**
+ * Tokenizes every prompt with both loaded models before anything is decoded; segments that do
+ * not fit a model's context refuse the run, all listed, or with `tooLong: "skip"` are left out.
+ * The decision depends only on the input, the models, the template and `maxTokens`, all part of
+ * the run's identity, so a resumed run makes the same one.
+ */
+function segmentsThatFit(options: CollectOptions): { segments: CollectSegment[]; skipped: SkippedTooLong[] } {
+  const all = options.segments;
+  const locate = (index: number) => originOf(options.input, all[index] as CollectSegment);
+  const { tooLong, unchecked } = findTooLongPrompts(
+    [
+      { name: "small", translator: options.small },
+      { name: "large", translator: options.large },
+    ],
+    all.map(translationRequest),
+    options.maxTokens,
+    locate,
+  );
+  const skip = options.tooLong === "skip";
+  if (skip && unchecked.length > 0) options.onNote?.(uncheckedModelsNote(unchecked));
+  if (tooLong.length === 0) return { segments: all, skipped: [] };
+  if (!skip) throw tooLongPromptsError(tooLong, all.length, options.maxTokens, locate, "--skip-too-long");
+  const skippedIndices = new Set(tooLong.map((prompt) => prompt.index));
+  return {
+    segments: all.filter((_, index) => !skippedIndices.has(index)),
+    skipped: tooLong.map(({ index, overflows }) => {
+      const segment = all[index] as CollectSegment;
+      return {
+        id: segment.id,
+        line: segment.line,
+        too_long_for: overflows.map((overflow) => ({
+          model: overflow.model,
+          prompt_tokens: overflow.promptTokens,
+          max_prompt_tokens: overflow.maxPromptTokens,
+          context_size: overflow.contextSize,
+        })),
+      };
+    }),
+  };
+}
+
+function translationRequest(segment: CollectSegment): TranslationRequest {
+  return { id: segment.id, text: segment.src, srcLang: segment.srcLang, tgtLang: segment.tgtLang };
 }
 
 async function collectChunk(
@@ -132,28 +210,28 @@ async function collectChunk(
   extraMetrics: SegmentMetric[],
   dim: number,
 ): Promise<{ records: DatasetRecord[]; features: Float32Array }> {
-  const requests: TranslationRequest[] = chunk.map((segment) => ({
-    id: segment.id,
-    text: segment.src,
-    srcLang: segment.srcLang,
-    tgtLang: segment.tgtLang,
-  }));
+  const requests = chunk.map(translationRequest);
   const decode = { maxTokens: options.maxTokens };
+  const locate = (index: number) => originOf(options.input, chunk[index] as CollectSegment);
   // Both models work at once: on a CPU each has its own threads, remote engines overlap with local work.
   const [smallResults, largeResults] = await Promise.all([
     Promise.all(
-      requests.map(async (request) => {
-        const prefilled = await options.small.prefill(request);
-        const translation = await prefilled.continue(decode);
-        return {
-          features: prefilled.features,
-          entropy: prefilled.entropy,
-          promptTokens: prefilled.promptTokens,
-          translation,
-        };
+      requests.map(async (request, index) => {
+        try {
+          const prefilled = await options.small.prefill(request);
+          const translation = await prefilled.continue(decode);
+          return {
+            features: prefilled.features,
+            entropy: prefilled.entropy,
+            promptTokens: prefilled.promptTokens,
+            translation,
+          };
+        } catch (error) {
+          throw errorAtOrigin(error, locate(index));
+        }
       }),
     ),
-    options.large.translate(requests, decode),
+    translateEach(options.large, requests, options.maxTokens, locate),
   ]);
   const smallItems = chunk.map((segment, index) =>
     metricItem(segment, (smallResults[index] as { translation: Translation }).translation),
@@ -204,7 +282,7 @@ function metricItem(segment: CollectSegment, translation: Translation): MetricIt
 /** Means of q_small, q_large and gain, and the shares of positive, zero and negative gains. */
 export function summarizeGains(
   records: readonly Pick<DatasetRecord, "q_small" | "q_large" | "gain">[],
-): Omit<CollectSummary, "n" | "fresh" | "alreadyComplete" | "seconds"> {
+): Omit<CollectSummary, "n" | "fresh" | "alreadyComplete" | "seconds" | "skipped"> {
   const mean = (values: (number | null)[]) => {
     const known = values.filter((value): value is number => value !== null);
     return known.length === 0 ? null : known.reduce((sum, value) => sum + value, 0) / known.length;

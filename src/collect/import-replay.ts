@@ -2,6 +2,7 @@ import { type DatasetMeta, type DatasetRecord, DatasetWriter, type SystemScores 
 import { InputError, UsageError } from "../errors/index.js";
 import { parseDotPath, readAtKeys } from "../util/dot-path.js";
 import { readJsonl } from "../util/jsonl.js";
+import { UniqueIds } from "../util/unique-ids.js";
 import { VERSION } from "../version.js";
 import { orientedGain } from "./gain.js";
 
@@ -100,7 +101,7 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
   }
 
   const records: DatasetRecord[] = [];
-  const seenIds = new Map<string, number>();
+  const ids = new UniqueIds(options.input);
   let skippedNullLabel = 0;
   for (const { line, value } of lines) {
     const where = { file: options.input, line };
@@ -108,10 +109,7 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
     if (typeof id !== "string" && typeof id !== "number")
       throw new InputError(`no id at ${fields.id}`, where);
     const idText = String(id);
-    const firstLine = seenIds.get(idText);
-    if (firstLine !== undefined)
-      throw new InputError(`duplicate id ${JSON.stringify(idText)} (first on line ${firstLine})`, where);
-    seenIds.set(idText, line);
+    ids.add(idText, line);
     const src = readAtKeys(value, keys.src);
     if (typeof src !== "string" || src.trim() === "")
       throw new InputError(`empty or missing source at ${fields.src}`, where);

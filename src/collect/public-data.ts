@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { UsageError } from "../errors/index.js";
+import { makeDirectory } from "../util/make-directory.js";
 import { extractTarFiles } from "../util/tar.js";
 import type { CollectSegment } from "./collect-input.js";
 
@@ -51,7 +52,7 @@ export type DownloadProgress = (received: number, total: number | null) => void;
 
 /** Downloads `url` to `file` (via a temporary file, so a cut download never looks complete). */
 export async function downloadFile(url: string, file: string, onProgress?: DownloadProgress): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
+  await makeDirectory(path.dirname(file));
   const response = await fetch(url, { signal: AbortSignal.timeout(30_000) });
   if (!response.ok || !response.body) throw new Error(`HTTP ${response.status} from ${url}`);
   const total = Number(response.headers.get("content-length")) || null;
@@ -114,6 +115,7 @@ export async function floresSplits(options: {
       );
     return sources.map((text, index) => ({
       id: `${name}-${String(index + 1).padStart(4, "0")}`,
+      line: index + 1,
       src: text,
       ref: references[index] as string,
       srcLang: options.srcLang,

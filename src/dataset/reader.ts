@@ -4,6 +4,7 @@ import path from "node:path";
 import { z } from "zod";
 import { InputError, UsageError } from "../errors/index.js";
 import { readJsonl } from "../util/jsonl.js";
+import { UniqueIds } from "../util/unique-ids.js";
 import { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
 import type { DatasetMeta, DatasetRecord } from "./types.js";
 
@@ -81,10 +82,13 @@ export async function loadDataset(directory: string): Promise<Dataset> {
 
   const recordsPath = path.join(directory, RECORDS_FILE);
   const records: DatasetRecord[] = [];
+  // External scores are joined on the id and batch allocation breaks ties by it.
+  const ids = new UniqueIds(recordsPath);
   for (const { line, value } of await readJsonl(recordsPath)) {
     const parsed = recordSchema.safeParse(value);
     if (!parsed.success)
       throw new InputError(`not a dataset record: ${formatIssue(parsed.error)}`, { file: recordsPath, line });
+    ids.add(parsed.data.id, line);
     records.push(parsed.data);
   }
   if (records.length !== meta.n) {

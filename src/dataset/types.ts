@@ -65,6 +65,20 @@ export interface CollectSource {
   kind: "collect";
   input: string;
   decoding: Record<string, unknown>;
+  /**
+   * Input segments left out because their prompt does not fit a model's context (`--skip-too-long`).
+   * Absent in datasets written before it existed.
+   */
+  skipped_too_long?: SkippedTooLong[];
+}
+
+/** An input segment `collect --skip-too-long` left out. */
+export interface SkippedTooLong {
+  id: string;
+  /** 1-based line in the input file. */
+  line: number;
+  /** Each model (`small`, `large`) it does not fit. */
+  too_long_for: { model: string; prompt_tokens: number; max_prompt_tokens: number; context_size: number }[];
 }
 
 export interface ImportSource {

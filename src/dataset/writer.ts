@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
-import { mkdir, open, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { open, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { UsageError } from "../errors/index.js";
 import { writeFileAtomic } from "../util/atomic-file.js";
+import { makeDirectory } from "../util/make-directory.js";
 import { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
 import type { DatasetMeta, DatasetRecord } from "./types.js";
 
@@ -88,7 +89,7 @@ export class DatasetWriter {
     identity: Record<string, unknown>,
     dim: number | null,
   ): Promise<OpenedDatasetWriter> {
-    await mkdir(directory, { recursive: true });
+    await makeDirectory(directory);
     const unlock = await acquireLock(directory);
     try {
       return await DatasetWriter.openLocked(directory, identity, dim, unlock);

@@ -73,3 +73,50 @@ export function isRetryableStatus(status: number | undefined): boolean {
   if (status === undefined) return true; // network failure: no status at all
   return status === 408 || status === 409 || status === 429 || status >= 500;
 }
+
+/**
+ * Node file-system error codes that mean the path cannot be used as given — something the user
+ * fixes (another path, permissions, space), not a bug — with the words the message uses.
+ */
+const PATH_PROBLEMS: Readonly<Record<string, string>> = {
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOENT: "no such file or directory",
+  EEXIST: "already exists",
+  ENOTDIR: "not a directory, or a parent on the path is a file",
+  EISDIR: "is a directory",
+  EROFS: "read-only file system",
+  ENAMETOOLONG: "name too long",
+  ELOOP: "too many levels of symbolic links",
+  ENOSPC: "no space left on device",
+  EDQUOT: "disk quota exceeded",
+};
+
+const SYSCALL_ACTIONS: Readonly<Record<string, string>> = {
+  mkdir: "cannot create directory",
+  open: "cannot open",
+  read: "cannot read",
+  write: "cannot write",
+  rename: "cannot write",
+  stat: "cannot read",
+  lstat: "cannot read",
+  scandir: "cannot list directory",
+  unlink: "cannot remove",
+};
+
+/**
+ * The one-line InputError (exit code 2) for a Node file-system error on a path the user gave, e.g.
+ * `out/x: cannot create directory (ENOTDIR: not a directory, …)`; undefined when `error` is not such
+ * an error (then it stays an unexpected failure).
+ * @param file the path to name instead of the error's own (e.g. the output a temporary file stands for).
+ * @param action what was being done, instead of the one derived from the failing system call.
+ */
+export function pathErrorOf(error: unknown, file?: string, action?: string): InputError | undefined {
+  if (error instanceof RoutelmtError || !(error instanceof Error)) return undefined;
+  const { code, path, syscall } = error as NodeJS.ErrnoException;
+  const problem = code === undefined ? undefined : PATH_PROBLEMS[code];
+  const named = file ?? path;
+  if (problem === undefined || named === undefined) return undefined;
+  const doing = action ?? (syscall !== undefined ? SYSCALL_ACTIONS[syscall] : undefined) ?? "cannot use";
+  return new InputError(`${doing} (${code}: ${problem})`, { file: named }, { cause: error });
+}

@@ -1,5 +1,6 @@
-import type { Dataset } from "../dataset/index.js";
-import { UsageError } from "../errors/index.js";
+import path from "node:path";
+import { type Dataset, RECORDS_FILE } from "../dataset/index.js";
+import { InputError, UsageError } from "../errors/index.js";
 import { VERSION } from "../version.js";
 import type { HeadName, RouterFile } from "./router-file.js";
 import { ROUTER_FORMAT } from "./router-file.js";
@@ -54,6 +55,8 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
       );
     }
   }
+
+  assertNoSegmentTwice(datasets);
 
   const dim = first.meta.dim as number;
   let rows = 0;
@@ -122,4 +125,31 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
     heads,
   };
   return { router, notes, skipped };
+}
+
+/**
+ * Refuses one segment in two datasets — the same direction, id and source: a directory given twice,
+ * or one input collected into two directories. Its rows would fall into different cross-validation
+ * folds, so the reported scores would be measured partly on training rows. An id alone may repeat
+ * across datasets: it is unique only within the input file it came from, and the directions of one
+ * corpus (FLORES, WMT) share their ids. Within one dataset the reader refuses a repeated id.
+ * @throws InputError naming both records.
+ */
+function assertNoSegmentTwice(datasets: readonly Dataset[]): void {
+  const firstSeen = new Map<string, { file: string; line: number }>();
+  for (const dataset of datasets) {
+    const file = path.join(dataset.directory, RECORDS_FILE);
+    dataset.records.forEach((record, row) => {
+      const key = JSON.stringify([record.src_lang, record.tgt_lang, record.id, record.src]);
+      const first = firstSeen.get(key);
+      if (first === undefined) {
+        firstSeen.set(key, { file, line: row + 1 });
+        return;
+      }
+      throw new InputError(
+        `segment ${JSON.stringify(record.id)} (${record.src_lang}→${record.tgt_lang}) is also ${first.file}:${first.line}; pass each dataset once, or collect each input once`,
+        { file, line: row + 1 },
+      );
+    });
+  }
 }

@@ -1,5 +1,7 @@
-import { open, rename } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { type FileHandle, open, realpath, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { InputError, pathErrorOf } from "../errors/index.js";
 
 /** Flushes a directory entry so a rename survives power loss (a no-op where directories cannot be opened). */
 export async function fsyncDirectory(directory: string): Promise<void> {
@@ -15,16 +17,91 @@ export async function fsyncDirectory(directory: string): Promise<void> {
   }
 }
 
+/**
+ * A file written in full under a temporary name beside it and renamed over `file` only by
+ * `commit()`: until then — and for good after `discard()` or a failure — whatever was at `file`
+ * stays as it was, and no temporary file is left behind (short of a kill). A symbolic link at
+ * `file` keeps pointing where it did: the file it points to is the one replaced. File-system
+ * errors are InputErrors naming `file`.
+ */
+export class AtomicFileWriter {
+  private state: "open" | "committed" | "discarded" = "open";
+
+  private constructor(
+    /** The path the caller gave: what errors name. */
+    readonly file: string,
+    private readonly target: string,
+    private readonly temporary: string,
+    private readonly handle: FileHandle,
+  ) {}
+
+  /**
+   * Creates the temporary file at once, so an unusable path fails before any work is done.
+   * @throws InputError naming `file` when its folder is missing, not writable, not a folder, …
+   */
+  static async open(file: string): Promise<AtomicFileWriter> {
+    const target = await realpath(file).catch(() => file);
+    const existing = await stat(target).catch(() => undefined);
+    // Caught here, not by the final rename, so the work is not done in vain.
+    if (existing?.isDirectory()) throw new InputError("cannot write (EISDIR: is a directory)", { file });
+    const existingMode = existing?.isFile() ? existing.mode & 0o7777 : undefined;
+    // Unique per writer, so two writers of one file in one process never share a temporary file.
+    const temporary = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+    let handle: FileHandle;
+    try {
+      handle = await open(temporary, "wx");
+    } catch (error) {
+      throw pathErrorOf(error, file, "cannot write") ?? error;
+    }
+    const writer = new AtomicFileWriter(file, target, temporary, handle);
+    if (existingMode !== undefined) await writer.guard(() => handle.chmod(existingMode));
+    return writer;
+  }
+
+  /** Appends to the temporary file. */
+  async write(content: string | Uint8Array): Promise<void> {
+    this.assertOpen();
+    await this.guard(() => this.handle.writeFile(content));
+  }
+
+  /** Flushes the content to disk and puts it in place of `file` in one rename. */
+  async commit(): Promise<void> {
+    this.assertOpen();
+    await this.guard(async () => {
+      await this.handle.sync();
+      await this.handle.close();
+      await rename(this.temporary, this.target);
+    });
+    this.state = "committed";
+    await fsyncDirectory(path.dirname(this.target));
+  }
+
+  /** Drops the temporary file and leaves `file` untouched. Idempotent; a no-op after `commit()`. */
+  async discard(): Promise<void> {
+    if (this.state !== "open") return;
+    this.state = "discarded";
+    await this.handle.close().catch(() => {});
+    await rm(this.temporary, { force: true });
+  }
+
+  private assertOpen(): void {
+    if (this.state !== "open") throw new Error(`${this.file}: output already ${this.state}`);
+  }
+
+  /** Runs a file operation; on failure the temporary file goes and the error names `file`. */
+  private async guard<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      await this.discard();
+      throw pathErrorOf(error, this.file, "cannot write") ?? error;
+    }
+  }
+}
+
 /** Writes a file so that readers see either the old or the new content, never a torn one. */
 export async function writeFileAtomic(file: string, content: string | Uint8Array): Promise<void> {
-  const temporary = `${file}.tmp-${process.pid}`;
-  const handle = await open(temporary, "w");
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, file);
-  await fsyncDirectory(path.dirname(file));
+  const writer = await AtomicFileWriter.open(file);
+  await writer.write(content);
+  await writer.commit();
 }

@@ -1,5 +1,6 @@
 import { type Command, Option } from "commander";
 import { collectDataset, readCollectInput } from "../../collect/index.js";
+import type { SkippedTooLong } from "../../dataset/index.js";
 import { createMetric } from "../../metrics/index.js";
 import { localModelFingerprint, parseModelSpec } from "../../translators/model-spec.js";
 import {
@@ -8,8 +9,10 @@ import {
   openProbedTranslator,
   openTranslator,
 } from "../../translators/open.js";
+import { describeTooLongPrompt } from "../../translators/prompt-fit.js";
 import { defaultPromptTemplate, loadPromptTemplate } from "../../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../../translators/types.js";
+import { makeDirectory } from "../../util/make-directory.js";
 import type { CliIo } from "../io.js";
 import { defaultThreadsPerModel, positiveInteger } from "../options.js";
 import { chunkedProgress } from "../progress.js";
@@ -32,6 +35,7 @@ interface CollectFlags {
   maxTokens: number;
   chunkSize: number;
   smallDim?: number;
+  skipTooLong?: boolean;
 }
 
 export function registerCollect(program: Command, io: CliIo): void {
@@ -88,6 +92,10 @@ export function registerCollect(program: Command, io: CliIo): void {
       "hidden size of a remote (openai:) small model",
       positiveInteger("--small-dim"),
     )
+    .option(
+      "--skip-too-long",
+      "leave out segments whose prompt plus --max-tokens does not fit a model's context, recording them in meta.json (default: refuse the run, listing them)",
+    )
     .action(async (flags: CollectFlags) => {
       const metric = createMetric(flags.metric);
       const extraMetrics = flags.extraMetric.map(createMetric);
@@ -98,6 +106,8 @@ export function registerCollect(program: Command, io: CliIo): void {
         limit: flags.limit,
       });
       const template = flags.template ? await loadPromptTemplate(flags.template) : defaultPromptTemplate;
+      // Before the models load, so an unusable --out fails at once.
+      await makeDirectory(flags.out);
       const threads = flags.threads ?? defaultThreadsPerModel();
       const common = { threads, template, concurrency: flags.concurrency, maxTokens: flags.maxTokens };
       const largeSpec = parseModelSpec(flags.large);
@@ -112,8 +122,8 @@ export function registerCollect(program: Command, io: CliIo): void {
         });
         large = await openTranslator(largeSpec, common);
         const largeFingerprint = await localModelFingerprint(largeSpec);
-        const progress = chunkedProgress(io, "collect", segments.length, (alreadyDone) =>
-          io.stderr(`resuming: ${alreadyDone} of ${segments.length} segments were already collected\n`),
+        const progress = chunkedProgress(io, "collect", (alreadyDone, total) =>
+          io.stderr(`resuming: ${alreadyDone} of ${total} segments were already collected\n`),
         );
         const summary = await collectDataset({
           segments,
@@ -129,8 +139,12 @@ export function registerCollect(program: Command, io: CliIo): void {
           maxTokens: flags.maxTokens,
           chunkSize: flags.chunkSize,
           onProgress: progress.onProgress,
+          tooLong: flags.skipTooLong ? "skip" : "refuse",
+          onNote: (note) => io.stderr(`note: ${note}\n`),
         });
         progress.finish();
+        if (flags.skipTooLong)
+          io.stderr(skippedReport("collect", summary.skipped, segments.length, flags.in));
         if (summary.alreadyComplete) io.stderr(`${flags.out} already holds this collection; nothing to do\n`);
         const format = (value: number | null) => (value === null ? "n/a" : value.toFixed(2));
         const percent = (value: number) => `${(100 * value).toFixed(1)}%`;
@@ -144,4 +158,27 @@ export function registerCollect(program: Command, io: CliIo): void {
         await large?.dispose();
       }
     });
+}
+
+/** How many segments --skip-too-long left out, and the first of them (meta.json lists every one). */
+export function skippedReport(
+  label: string,
+  skipped: readonly SkippedTooLong[],
+  total: number,
+  input: string,
+): string {
+  const shown = 20;
+  const lines = skipped.slice(0, shown).map((segment) => {
+    const overflows = segment.too_long_for.map((model) => ({
+      model: model.model,
+      promptTokens: model.prompt_tokens,
+      maxPromptTokens: model.max_prompt_tokens,
+      contextSize: model.context_size,
+    }));
+    const origin = { file: input, line: segment.line, id: segment.id };
+    return `  ${describeTooLongPrompt(overflows, origin)}\n`;
+  });
+  if (skipped.length > shown) lines.push(`  … ${skipped.length - shown} more\n`);
+  const where = skipped.length > 0 ? " (all in meta.json, source.skipped_too_long)" : "";
+  return `${label}: skipped ${skipped.length} of ${total} segments too long for the context (--skip-too-long)${where}${skipped.length > 0 ? ":" : ""}\n${lines.join("")}`;
 }

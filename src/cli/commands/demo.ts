@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
 import type { CollectSegment } from "../../collect/collect-input.js";
@@ -15,9 +15,11 @@ import { openProbedTranslator, openTranslator } from "../../translators/open.js"
 import { defaultPromptTemplate, loadPromptTemplate } from "../../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../../translators/types.js";
 import { writeFileAtomic } from "../../util/atomic-file.js";
+import { makeDirectory } from "../../util/make-directory.js";
 import type { CliIo } from "../io.js";
 import { defaultThreadsPerModel, positiveInteger } from "../options.js";
 import { chunkedProgress, ProgressReporter } from "../progress.js";
+import { skippedReport } from "./collect.js";
 
 /**
  * The demo's default pair: Qwen2.5-Instruct 0.5B and 3B (Apache-2.0) — one family and tokenizer, a
@@ -40,6 +42,7 @@ interface DemoFlags {
   metric: string;
   threads?: number;
   maxTokens: number;
+  skipTooLong?: boolean;
 }
 
 export function registerDemo(program: Command, io: CliIo): void {
@@ -67,6 +70,10 @@ export function registerDemo(program: Command, io: CliIo): void {
       positiveInteger("--threads"),
     )
     .option("--max-tokens <n>", "maximum new tokens per translation", positiveInteger("--max-tokens"), 128)
+    .option(
+      "--skip-too-long",
+      "leave out segments whose prompt plus --max-tokens does not fit a model's context (default: refuse the run, listing them)",
+    )
     .action(async (flags: DemoFlags) => {
       await runDemo(flags, io);
     });
@@ -114,7 +121,8 @@ async function demoSplits(
   };
 }
 
-async function writeSegments(file: string, segments: CollectSegment[]): Promise<void> {
+/** Writes the segments collect reads back from `file`; returns them with their lines in it. */
+async function writeSegments(file: string, segments: CollectSegment[]): Promise<CollectSegment[]> {
   const lines = segments.map((segment) =>
     JSON.stringify({
       id: segment.id,
@@ -125,18 +133,20 @@ async function writeSegments(file: string, segments: CollectSegment[]): Promise<
     }),
   );
   await writeFile(file, `${lines.join("\n")}\n`);
+  return segments.map((segment, index) => ({ ...segment, line: index + 1 }));
 }
 
 async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
   const started = performance.now();
   const metric = createMetric(flags.metric);
   const template = flags.template ? await loadPromptTemplate(flags.template) : defaultPromptTemplate;
-  await mkdir(flags.out, { recursive: true });
-  const { train, test, source } = await demoSplits(flags, io);
+  await makeDirectory(flags.out);
+  const splits = await demoSplits(flags, io);
   const trainFile = path.join(flags.out, "train.jsonl");
   const testFile = path.join(flags.out, "test.jsonl");
-  await writeSegments(trainFile, train);
-  await writeSegments(testFile, test);
+  const train = await writeSegments(trainFile, splits.train);
+  const test = await writeSegments(testFile, splits.test);
+  const { source } = splits;
   io.stderr(`data: ${source}: ${train.length} training and ${test.length} test segments\n`);
 
   const threads = flags.threads ?? defaultThreadsPerModel();
@@ -158,8 +168,8 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
     const largeSpec = parseModelSpec(flags.large);
     const largeFingerprint = await localModelFingerprint(largeSpec);
     const collectSplit = async (label: string, segments: CollectSegment[], input: string, out: string) => {
-      const progress = chunkedProgress(io, label, segments.length);
-      await collectDataset({
+      const progress = chunkedProgress(io, label);
+      const { skipped } = await collectDataset({
         segments,
         input,
         out,
@@ -171,8 +181,11 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
         metric,
         maxTokens: flags.maxTokens,
         onProgress: progress.onProgress,
+        tooLong: flags.skipTooLong ? "skip" : "refuse",
+        onNote: (note) => io.stderr(`note: ${note}\n`),
       });
       progress.finish();
+      if (flags.skipTooLong) io.stderr(skippedReport(label, skipped, segments.length, input));
     };
 
     io.stderr("[1/4] collecting the training split (both models translate, both are scored)\n");

@@ -52,10 +52,10 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 async function readInput(flags: ScoreFlags): Promise<ScoreInput> {
-  const hypotheses = await readSegmentLines(flags.hyp);
+  const hypotheses = await readNonEmptySegmentLines(flags.hyp);
   const referenceStreams: string[][] = [];
   for (const file of flags.ref) {
-    const lines = await readSegmentLines(file);
+    const lines = await readNonEmptySegmentLines(file);
     if (lines.length !== hypotheses.length) {
       // Point at the first line that has no partner in the other file.
       const line = Math.min(lines.length, hypotheses.length) + 1;
@@ -67,6 +67,16 @@ async function readInput(flags: ScoreFlags): Promise<ScoreInput> {
     referenceStreams.push(lines);
   }
   return { hypotheses, referenceStreams };
+}
+
+/**
+ * A file with no segment at all has no score; sacreBLEU stops on it too ("Test set contains no
+ * sentence"). A file holding one empty line is one empty segment and is scored, as there.
+ */
+async function readNonEmptySegmentLines(file: string): Promise<string[]> {
+  const lines = await readSegmentLines(file);
+  if (lines.length === 0) throw new InputError("empty file: no segment to score", { file });
+  return lines;
 }
 
 async function runScore(flags: ScoreFlags, io: CliIo): Promise<void> {

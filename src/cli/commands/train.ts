@@ -1,10 +1,11 @@
 import type { Command } from "commander";
-import { loadDataset } from "../../dataset/index.js";
+import { type Dataset, loadDataset } from "../../dataset/index.js";
 import { UsageError } from "../../errors/index.js";
 import { defaultSevereDelta } from "../../metrics/severe-delta.js";
 import { buildRouter } from "../../probe/build-router.js";
 import { HEAD_NAMES, type HeadName } from "../../probe/router-file.js";
-import { writeFileAtomic } from "../../util/atomic-file.js";
+import type { ProbeKind } from "../../probe/train-router.js";
+import { AtomicFileWriter } from "../../util/atomic-file.js";
 import type { CliIo } from "../io.js";
 import { finiteNumber, positiveInteger } from "../options.js";
 
@@ -45,40 +46,62 @@ export function registerTrain(program: Command, io: CliIo): void {
     )
     .action(async (flags: TrainFlags) => {
       const heads = parseHeads(flags.heads);
-      if (flags.probe !== "ridge" && flags.probe !== "mlp")
-        throw new UsageError(`--probe must be ridge or mlp, got ${JSON.stringify(flags.probe)}`);
+      const probe = parseProbe(flags.probe);
       const datasets = [];
       for (const directory of flags.data) datasets.push(await loadDataset(directory));
-      const labelMetric = datasets[0]?.meta.label_metric ?? "chrf";
-      const riskDelta = flags.riskDelta ?? defaultSevereDelta(labelMetric);
-      const started = performance.now();
-      const { router, notes, skipped } = buildRouter(datasets, {
-        heads,
-        probe: flags.probe,
-        folds: flags.folds,
-        seed: flags.seed,
-        riskDelta,
-        onHead: (message) => io.stderr(`${message}\n`),
-      });
-      for (const note of notes) io.stderr(`note: ${note}\n`);
-      await writeFileAtomic(flags.out, `${JSON.stringify(router)}\n`);
-      const format = (value: number | null | undefined) =>
-        value === null || value === undefined ? "n/a" : value.toFixed(3);
-      const lines = [
-        `trained on ${router.training.n} segments (${skipped} without a label skipped), ${flags.folds}-fold CV, label ${router.label_metric}, probe ${flags.probe}, ${((performance.now() - started) / 1000).toFixed(1)} s`,
-        "head     target            cv_spearman  cv_pearson  spearman_vs_gain  cv_mse      lambda",
-      ];
-      for (const name of HEAD_NAMES) {
-        const head = router.heads[name];
-        if (!head) continue;
-        const r = head.report;
-        lines.push(
-          `${name.padEnd(8)} ${r.target.padEnd(17)} ${format(r.cv_spearman).padStart(11)}  ${format(r.cv_pearson).padStart(10)}  ${format(r.cv_spearman_gain).padStart(16)}  ${format(r.cv_mse).padStart(10)}  ${r.lambda === null ? "n/a" : r.lambda.toExponential(1)}${r.cv_auc !== undefined ? `  auc ${format(r.cv_auc)}` : ""}`,
-        );
+      // Opened before training, so an unusable --out fails at once; replaces --out only when complete.
+      const output = await AtomicFileWriter.open(flags.out);
+      try {
+        await trainAndWrite(datasets, { heads, probe }, flags, output, io);
+      } finally {
+        await output.discard();
       }
-      lines.push(`router written to ${flags.out}`);
-      io.stdout(`${lines.join("\n")}\n`);
     });
+}
+
+async function trainAndWrite(
+  datasets: Dataset[],
+  { heads, probe }: { heads: HeadName[]; probe: ProbeKind },
+  flags: TrainFlags,
+  output: AtomicFileWriter,
+  io: CliIo,
+): Promise<void> {
+  const labelMetric = datasets[0]?.meta.label_metric ?? "chrf";
+  const riskDelta = flags.riskDelta ?? defaultSevereDelta(labelMetric);
+  const started = performance.now();
+  const { router, notes, skipped } = buildRouter(datasets, {
+    heads,
+    probe,
+    folds: flags.folds,
+    seed: flags.seed,
+    riskDelta,
+    onHead: (message) => io.stderr(`${message}\n`),
+  });
+  for (const note of notes) io.stderr(`note: ${note}\n`);
+  await output.write(`${JSON.stringify(router)}\n`);
+  await output.commit();
+  const format = (value: number | null | undefined) =>
+    value === null || value === undefined ? "n/a" : value.toFixed(3);
+  const lines = [
+    `trained on ${router.training.n} segments (${skipped} without a label skipped), ${flags.folds}-fold CV, label ${router.label_metric}, probe ${probe}, ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    "head     target            cv_spearman  cv_pearson  spearman_vs_gain  cv_mse      lambda",
+  ];
+  for (const name of HEAD_NAMES) {
+    const head = router.heads[name];
+    if (!head) continue;
+    const r = head.report;
+    lines.push(
+      `${name.padEnd(8)} ${r.target.padEnd(17)} ${format(r.cv_spearman).padStart(11)}  ${format(r.cv_pearson).padStart(10)}  ${format(r.cv_spearman_gain).padStart(16)}  ${format(r.cv_mse).padStart(10)}  ${r.lambda === null ? "n/a" : r.lambda.toExponential(1)}${r.cv_auc !== undefined ? `  auc ${format(r.cv_auc)}` : ""}`,
+    );
+  }
+  lines.push(`router written to ${flags.out}`);
+  io.stdout(`${lines.join("\n")}\n`);
+}
+
+function parseProbe(text: string): ProbeKind {
+  if (text !== "ridge" && text !== "mlp")
+    throw new UsageError(`--probe must be ridge or mlp, got ${JSON.stringify(text)}`);
+  return text;
 }
 
 function parseHeads(text: string): HeadName[] {

@@ -1,7 +1,7 @@
 /** Writes the evaluation report directory: summary.json, curves.csv, pareto.svg/png, report.html, report.md. */
-import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../../util/atomic-file.js";
+import { makeDirectory } from "../../util/make-directory.js";
 import type { EvalSummary } from "../run-eval.js";
 import { curvesCsv } from "./curves-csv.js";
 import { findChartFonts, renderParetoSvg, renderPng } from "./pareto-chart.js";
@@ -32,7 +32,7 @@ export interface ReportFiles {
  */
 export async function writeReport(summary: EvalSummary, directory: string): Promise<ReportFiles> {
   const fontFiles = findChartFonts();
-  await mkdir(directory, { recursive: true });
+  await makeDirectory(directory);
   const files: ReportFiles = {
     summary: path.join(directory, "summary.json"),
     curves: path.join(directory, "curves.csv"),

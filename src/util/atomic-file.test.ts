@@ -1,0 +1,68 @@
+import { chmod, mkdtemp, readdir, readFile, readlink, stat, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { InputError } from "../errors/index.js";
+import { AtomicFileWriter, writeFileAtomic } from "./atomic-file.js";
+
+async function folder(): Promise<string> {
+  return await mkdtemp(path.join(tmpdir(), "routelmt-atomic-"));
+}
+
+describe("AtomicFileWriter", () => {
+  it("leaves the old file as it was until commit, then replaces it whole", async () => {
+    const directory = await folder();
+    const file = path.join(directory, "out.jsonl");
+    await writeFile(file, "old\n");
+    await chmod(file, 0o640);
+    const writer = await AtomicFileWriter.open(file);
+    await writer.write("new 1\n");
+    await writer.write(new TextEncoder().encode("new 2\n"));
+    expect(await readFile(file, "utf8")).toBe("old\n");
+    await writer.commit();
+    expect(await readFile(file, "utf8")).toBe("new 1\nnew 2\n");
+    expect((await stat(file)).mode & 0o777).toBe(0o640);
+    expect(await readdir(directory)).toEqual(["out.jsonl"]);
+    await writer.discard();
+    expect(await readFile(file, "utf8")).toBe("new 1\nnew 2\n");
+  });
+
+  it("discards without a trace", async () => {
+    const directory = await folder();
+    const file = path.join(directory, "out.jsonl");
+    await writeFile(file, "old\n");
+    const writer = await AtomicFileWriter.open(file);
+    await writer.write("half");
+    await writer.discard();
+    expect(await readFile(file, "utf8")).toBe("old\n");
+    expect(await readdir(directory)).toEqual(["out.jsonl"]);
+  });
+
+  it("replaces the file a symbolic link points to and keeps the link", async () => {
+    const directory = await folder();
+    const target = path.join(directory, "target.json");
+    const link = path.join(directory, "link.json");
+    await writeFile(target, "old");
+    await symlink(target, link);
+    await writeFileAtomic(link, "new");
+    expect(await readlink(link)).toBe(target);
+    expect(await readFile(target, "utf8")).toBe("new");
+  });
+
+  it("names the given path when it cannot write, and leaves no temporary file", async () => {
+    const directory = await folder();
+    await writeFile(path.join(directory, "plain"), "x");
+    const cases: [string, RegExp][] = [
+      [directory, /: cannot write \(EISDIR: is a directory\)$/],
+      [path.join(directory, "plain", "out.json"), /: cannot write \(ENOTDIR: /],
+      [path.join(directory, "missing", "out.json"), /: cannot write \(ENOENT: /],
+    ];
+    for (const [file, message] of cases) {
+      const failure = await writeFileAtomic(file, "content").catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(InputError);
+      expect((failure as InputError).file).toBe(file);
+      expect((failure as InputError).message).toMatch(message);
+    }
+    expect(await readdir(directory)).toEqual(["plain"]);
+  });
+});
