@@ -106,6 +106,10 @@ describe("routelmt collect", () => {
       template: "{src}: {text}\n{tgt}:",
     });
     expect(dataset.meta.small.layer).toBe("final");
+    // The engine reports no views today: one block named after the layer, written out in meta.json.
+    expect(dataset.meta.feature_blocks).toEqual([
+      { name: "last:final", pooling: "last", layer: "final", dim: 64, offset: 0 },
+    ]);
     expect(dataset.features?.length).toBe(SEGMENTS * 64);
     expect(dataset.records.map((r) => r.id)).toEqual(Array.from({ length: SEGMENTS }, (_, i) => `s${i}`));
     for (const record of dataset.records) {

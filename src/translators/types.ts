@@ -62,6 +62,12 @@ export interface FeatureIdentity {
   dim: number;
   /** The prompt template text the features were read under. */
   template: string;
+  /**
+   * Where each view (`pooling:layer`, e.g. `last:final`, `mean:8`) lies in the feature vector, in
+   * selection order; the dims sum to `dim`. Engines that do not report it give one view named after
+   * `layer`.
+   */
+  views?: { name: string; pooling: "last" | "mean"; layer: number | "final"; dim: number; offset: number }[];
 }
 
 /** A translator whose prompt prefill also yields the router's features (the small model). */
