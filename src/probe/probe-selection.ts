@@ -451,12 +451,16 @@ function isDefault(evaluation: { report: Comparable }): boolean {
   );
 }
 
-/** Simpler first: fewer feature values, then ridge < rank-ridge < MLP, then the default block. */
+/**
+ * Simpler first: fewer feature values, then ridge < rank-ridge < MLP, then the default block;
+ * among equally simple candidates the higher score first.
+ */
 function simplicityOrder(a: { report: Comparable }, b: { report: Comparable }): number {
   return (
     a.report.dim - b.report.dim ||
     PROBE_SIMPLICITY[a.report.probe] - PROBE_SIMPLICITY[b.report.probe] ||
-    Number(isDefault(b)) - Number(isDefault(a))
+    Number(isDefault(b)) - Number(isDefault(a)) ||
+    b.report.score - a.report.score
   );
 }
 
@@ -491,7 +495,7 @@ export function chooseCandidate(
 }
 
 export const SELECTION_RULE =
-  "highest mean MeanDelta@p over the budgets (nested CV: outer folds measure, inner folds choose the ridge penalty); a simpler candidate (fewer feature values, then ridge < rank-ridge < MLP, then the default last:final) wins when within one standard error of the paired per-fold difference";
+  "highest mean MeanDelta@p over the budgets (nested CV: outer folds measure, inner folds choose the ridge penalty); a simpler candidate (fewer feature values, then ridge < rank-ridge < MLP, then the default last:final; equally simple ones by score) wins when within one standard error of the paired per-fold difference";
 
 function setKey(blocks: readonly FeatureBlock[]): string {
   return blocks

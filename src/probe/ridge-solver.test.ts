@@ -1,10 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../errors/index.js";
+import { foldRows, kFoldAssignment, meanSquaredError } from "./cross-validation.js";
 import { accumulateKernel } from "./linear-algebra.js";
 import { allRows, type FeatureMatrix } from "./matrix.js";
 import { predict, predictRows } from "./probe-model.js";
 import { fitRidge } from "./ridge.js";
-import { createRidgeSolver, fitRidgeDual, pickRows, preferredRidgeForm } from "./ridge-solver.js";
+import {
+  createRidgeSolver,
+  crossValidateRidgeDual,
+  fitRidgeDual,
+  pickRows,
+  preferredRidgeForm,
+} from "./ridge-solver.js";
 import { gaussianMatrix, linearTargets } from "./synthetic-data.js";
 
 function matrixOf(rows: number[][]): FeatureMatrix {
@@ -147,5 +154,38 @@ describe("createRidgeSolver", () => {
     expect(() =>
       celled.predict({ rows: training.subarray(1), excludedCells: [1, 3] }, evaluate, [gain], [1]),
     ).toThrow(/does not match/);
+  });
+});
+
+describe("crossValidateRidgeDual", () => {
+  it("chooses the penalty of least out-of-fold error and predicts each fold from the others", () => {
+    const matrix = gaussianMatrix(30, 80, 21);
+    const targets = linearTargets(
+      matrix,
+      Array.from({ length: 80 }, (_, column) => (column < 3 ? 2 : 0)),
+      1,
+      0.3,
+      22,
+    );
+    const lambdas = [0.01, 1, 100, 10000];
+    const result = crossValidateRidgeDual(matrix, targets, { folds: 3, seed: 4, lambdas });
+    const assignment = kFoldAssignment(30, 3, 4);
+    const solver = createRidgeSolver(matrix, { form: "dual" });
+    const errors = lambdas.map((lambda) => {
+      const predictions = new Float64Array(30);
+      for (let fold = 0; fold < 3; fold++) {
+        const model = solver.fit(foldRows(assignment, fold, false), targets, lambda);
+        const validation = foldRows(assignment, fold, true);
+        const scores = predictRows(model, pickRows(matrix, validation).features, validation.length);
+        validation.forEach((row, position) => {
+          predictions[row] = scores[position]!;
+        });
+      }
+      return { lambda, predictions, error: meanSquaredError(targets, predictions) };
+    });
+    const best = errors.reduce((top, entry) => (entry.error < top.error ? entry : top));
+    expect(result.lambda).toBe(best.lambda);
+    expectClose(result.outOfFold, best.predictions, 1e-8);
+    expect(result.model.dim).toBe(80);
   });
 });

@@ -14,6 +14,14 @@
  */
 import { UsageError } from "../errors/index.js";
 import {
+  DEFAULT_FOLDS,
+  DEFAULT_LAMBDAS,
+  foldRows,
+  kFoldAssignment,
+  meanSquaredError,
+  selectLowest,
+} from "./cross-validation.js";
+import {
   accumulateKernel,
   accumulateMoments,
   addMoments,
@@ -368,4 +376,45 @@ export function pickRows(matrix: FeatureMatrix, rows: ArrayLike<number>): Featur
     features.set(matrix.features.subarray(start, start + matrix.dim), position * matrix.dim);
   }
   return { features, rows: rows.length, dim: matrix.dim };
+}
+
+/**
+ * k-fold cross-validation of the ridge penalty by mean squared error, as `crossValidateRidge`
+ * does, in the dual form for features wider than the training folds. The scale σ is that of every
+ * row (label-free), so the kernel is computed once for all folds.
+ */
+export function crossValidateRidgeDual(
+  matrix: FeatureMatrix,
+  targets: ArrayLike<number>,
+  options: { folds?: number; seed?: number; lambdas?: readonly number[] } = {},
+): { model: RidgeProbeModel; lambda: number; outOfFold: Float64Array } {
+  const folds = options.folds ?? DEFAULT_FOLDS;
+  const lambdas = options.lambdas ?? DEFAULT_LAMBDAS;
+  const assignment = kFoldAssignment(matrix.rows, folds, options.seed ?? 0);
+  const solver = createRidgeSolver(matrix, { form: "dual" });
+  const predictions = lambdas.map(() => new Float64Array(matrix.rows));
+  for (let fold = 0; fold < folds; fold++) {
+    const validation = foldRows(assignment, fold, true);
+    const byLambda = solver.predict(
+      { rows: foldRows(assignment, fold, false) },
+      validation,
+      [targets],
+      lambdas,
+    )[0]!;
+    byLambda.forEach((values, index) => {
+      validation.forEach((row, position) => {
+        predictions[index]![row] = values[position]!;
+      });
+    });
+  }
+  const chosen = selectLowest(
+    predictions.map((prediction) => meanSquaredError(targets, prediction)),
+    lambdas,
+  );
+  const lambda = lambdas[chosen]!;
+  return {
+    model: solver.fit(allRows(matrix.rows), targets, lambda),
+    lambda,
+    outOfFold: predictions[chosen]!,
+  };
 }
