@@ -13,6 +13,10 @@ describe("normaliseLayerSelection", () => {
     expect(normaliseLayerSelection(" 8, 016 ,FINAL")).toBe("8,16,final");
     expect(normaliseLayerSelection("final")).toBe("final");
   });
+  it("reads a router's last-token block names as the layers they are", () => {
+    expect(normaliseLayerSelection("last:8,LAST:final")).toBe("8,final");
+    expect(() => normaliseLayerSelection("mean:8")).toThrow(UsageError);
+  });
   it.each(["", "last", "8,,9", "-1", "1.5", "8,8"])("rejects %j", (selection) => {
     expect(() => normaliseLayerSelection(selection)).toThrow(UsageError);
   });

@@ -12,7 +12,13 @@ import { UsageError } from "../errors/index.js";
  * @throws UsageError for an empty selection, a malformed entry or a duplicate.
  */
 export function normaliseLayerSelection(selection: string): string {
-  const entries = selection.split(",").map((entry) => entry.trim().toLowerCase());
+  // `last:N` is a router's name for the layer-N state at the last token, what `N` reads.
+  const entries = selection.split(",").map((entry) =>
+    entry
+      .trim()
+      .toLowerCase()
+      .replace(/^last:/, ""),
+  );
   const normalised: string[] = [];
   for (const entry of entries) {
     let value: string;
