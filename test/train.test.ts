@@ -3,7 +3,13 @@ import { mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from "node:fs/p
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type DatasetMeta, type DatasetRecord, DatasetWriter, loadDataset } from "../src/dataset/index.js";
+import {
+  type DatasetMeta,
+  type DatasetRecord,
+  DatasetWriter,
+  datasetFeatures,
+  loadDataset,
+} from "../src/dataset/index.js";
 import {
   assertRouterMatches,
   loadRouter,
@@ -323,6 +329,31 @@ describe("routelmt train", () => {
     expect(summary.policies.routelmt.spearman).toBeGreaterThan(0.9);
     expect(summary.router.blocks).toEqual(["mean:1"]);
     expect(summary.router.selection.chosen.blocks).toEqual(["mean:1"]);
+  });
+
+  it("restricts the selection to --blocks", async () => {
+    const out = path.join(work, "restricted.json");
+    const run = await runCliCaptured([
+      "train",
+      ...["--data", path.join(work, "blocks"), "--out", out, "--blocks", "mean:1", "--probes", "ridge"],
+    ]);
+    expect(run.code).toBe(0);
+    const router = await loadRouter(out);
+    expect(router.feature.blocks).toEqual(["mean:1"]);
+    const candidates = router.selection!.candidates;
+    expect(candidates.every((candidate) => candidate.blocks.join() === "mean:1")).toBe(true);
+    // Columns 8–15 carry the gain; any other columns would rank at random, in CV and held out.
+    expect(candidates[0]!.spearman).toBeGreaterThan(0.9);
+    const test = await loadDataset(path.join(work, "blocks-test"));
+    const scores = predictHeads(router, datasetFeatures(test, ["mean:1"]).features, test.records.length);
+    const gains = test.records.map((record) => record.gain as number);
+    expect(spearman(scores.gain as Float64Array, gains)).toBeGreaterThan(0.9);
+    const wrong = await runCliCaptured([
+      "train",
+      ...["--data", path.join(work, "blocks"), "--out", out, "--blocks", "mean:7"],
+    ]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/no feature block mean:7/);
   });
 
   it("keeps one ridge on every block with --select off", async () => {

@@ -126,7 +126,6 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   const candidateBlocks = options.blocks
     ? resolveFeatureBlocks(first.blocks, options.blocks, `the features of ${first.directory}`)
     : first.blocks;
-  const candidates = sliceFeatureBlocks(features, rows, dim, candidateBlocks);
   const budgets = options.budgets ?? DEFAULT_SELECTION_BUDGETS;
   const select = options.select ?? true;
   const wantsGain = options.heads.includes("gain");
@@ -138,7 +137,8 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   if (wantsGain) {
     const started = performance.now();
     selection = selectGainProbe(
-      { ...candidates, blocks: candidateBlocks, gains: gain },
+      // Block offsets are positions in the full row: the selection slices what it measures.
+      { features, rows, dim, blocks: candidateBlocks, gains: gain },
       {
         budgets,
         folds: options.folds,
