@@ -74,6 +74,9 @@ describe("chooseGuardLambda", () => {
     const report = chooseGuardLambda(twoFolds);
     expect(report.grid[3]!.severe_loss).toEqual([0, 0.25]);
     expect(report.lambda).toBe(0);
+    expect(report.best_cut!.lambda).toBe(20);
+    expect(report.best_cut!.diff).toBeCloseTo(0.125, 12);
+    expect(report.best_cut!.se).toBeCloseTo(0.25, 12);
   });
 
   it("refuses a grid that does not start at 0 and a tolerance outside [0, 1)", () => {

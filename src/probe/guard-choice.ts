@@ -46,6 +46,8 @@ export interface GuardReport {
   budgets: number[];
   /** The cross-validated trade-off over the grid, λ ascending. */
   grid: GuardPoint[];
+  /** The best affordable λ's cut of the severe-loss rate (mean over budgets), whether taken or not; null if none cut it. */
+  best_cut?: GuardCut | null;
   /** 101 quantiles of the out-of-fold risk-adjusted scores at the chosen λ: a streaming controller's start. */
   score_quantiles: number[];
 }
@@ -60,7 +62,7 @@ export interface GuardReport {
 export function chooseFromTradeoff(
   measured: readonly { point: GuardPoint; foldSevere: Float64Array }[],
   tolerance: number,
-): number {
+): { index: number; best: GuardCut | null } {
   const base = measured[0]!;
   const mean = (values: ArrayLike<number>) =>
     Array.from(values).reduce((sum, value) => sum + value, 0) / values.length;
@@ -74,10 +76,17 @@ export function chooseFromTradeoff(
     if (!affordable) break;
     if (mean(point.severe_loss) < mean(measured[best]!.point.severe_loss)) best = index;
   }
-  if (best === 0) return 0;
+  if (best === 0) return { index: 0, best: null };
   const cuts = base.foldSevere.map((rate, fold) => rate - measured[best]!.foldSevere[fold]!);
-  const cut = mean(cuts);
-  return cut > 0 && cut > standardErrorOf(cuts) ? best : 0;
+  const cut = { lambda: measured[best]!.point.lambda, diff: mean(cuts), se: standardErrorOf(cuts) };
+  return { index: cut.diff > 0 && cut.diff > cut.se ? best : 0, best: cut };
+}
+
+/** The severe-loss cut of the best affordable λ: mean over folds of the paired difference, and its standard error. */
+export interface GuardCut {
+  lambda: number;
+  diff: number;
+  se: number;
 }
 
 function standardErrorOf(values: Float64Array): number {
@@ -175,7 +184,7 @@ export function chooseGuardLambda(input: GuardChoiceInput): GuardReport {
     return { point, foldSevere: Float64Array.from(foldSevere) };
   });
   const grid = measured.map((entry) => entry.point);
-  const chosen = chooseFromTradeoff(measured, tolerance);
+  const { index: chosen, best } = chooseFromTradeoff(measured, tolerance);
   const lambda = lambdas[chosen]!;
   const guarded = Float64Array.from({ length: gains.length }, (_, row) =>
     riskAdjustedScore(gainScores[row]!, riskScores[row]!, lambda),
@@ -189,6 +198,7 @@ export function chooseGuardLambda(input: GuardChoiceInput): GuardReport {
     severe_delta: severeDelta,
     budgets: [...budgets],
     grid,
+    best_cut: best,
     score_quantiles: Array.from(quantiles(sortScores(guarded), levels)),
   };
 }

@@ -227,7 +227,7 @@ function trainingSummary(
     const base = guard.grid[0]!;
     const chosen = guard.grid.find((point) => point.lambda === guard.lambda) ?? base;
     lines.push(
-      `guard: rank by gain − λ·P(gain < −${guard.severe_delta}), λ = ${format(guard.lambda, 2)}${guard.lambda === 0 ? " (no affordable λ cut the cross-validated severe losses beyond fold noise: guarded ranks as routelmt)" : ` (fewest severe losses within ${percent(guard.tolerance)} of unguarded MeanDelta at every budget)`}; CV at ${guard.budgets.join("/")}: MeanDelta ${chosen.mean_delta.map((value) => format(value, 2)).join("/")} vs ${base.mean_delta.map((value) => format(value, 2)).join("/")} unguarded, severe loss ${chosen.severe_loss.map(percent).join("/")} vs ${base.severe_loss.map(percent).join("/")}`,
+      `guard: rank by gain − λ·P(gain < −${guard.severe_delta}), λ = ${format(guard.lambda, 2)}${guard.lambda === 0 ? " (no affordable λ cut the cross-validated severe losses beyond fold noise: guarded ranks as routelmt)" : ` (fewest severe losses within ${percent(guard.tolerance)} of unguarded MeanDelta at every budget)`}${guard.best_cut ? `; best affordable cut ${percent(guard.best_cut.diff)} ± ${percent(guard.best_cut.se)} of the severe-loss rate` : ""}; CV at ${guard.budgets.join("/")}: MeanDelta ${chosen.mean_delta.map((value) => format(value, 2)).join("/")} vs ${base.mean_delta.map((value) => format(value, 2)).join("/")} unguarded, severe loss ${chosen.severe_loss.map(percent).join("/")} vs ${base.severe_loss.map(percent).join("/")}`,
     );
   }
   lines.push(
