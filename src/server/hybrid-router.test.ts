@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { EngineCallError } from "../errors/index.js";
 import type { RouterFile, RouterHead } from "../probe/router-file.js";
+import { createRandom } from "../stats/random.js";
 import type {
   FeatureIdentity,
   Prefilled,
@@ -9,7 +10,7 @@ import type {
   TranslationRequest,
   Translator,
 } from "../translators/types.js";
-import { maxLargeInAnyWindow } from "./decision-window.js";
+import { maxLargeInAnyWindow, maxOverspendOfLongRuns } from "./decision-window.js";
 import { ServerError } from "./errors.js";
 import { guardThresholds, HybridRouter } from "./hybrid-router.js";
 
@@ -193,8 +194,39 @@ describe("HybridRouter", () => {
     }
     const log = hybrid.decisionLog();
     expect(log.length).toBe(50);
-    // Cap ⌈0.5 · 4⌉ + 1 = 3 in any 4 consecutive decisions.
-    expect(maxLargeInAnyWindow(log, 4)).toBe(3);
+    // Each batch asks for ⌊0.5 · 10⌋ = 5; the cap allows ⌊0.5 · 4⌋ = 2 in any 4 and 0.5·N in any N ≥ 4.
+    expect(maxLargeInAnyWindow(log, 4)).toBe(2);
+    expect(maxOverspendOfLongRuns(log, 0.5, 4)).toBeLessThanOrEqual(1e-9);
+  });
+
+  it("never spends more than p·N of any N ≥ W decisions, over thousands of requests at several budgets", async () => {
+    const random = createRandom(23);
+    for (const [budget, window] of [
+      [0.05, 1000],
+      [0.2, 1000],
+      [0.5, 250],
+    ] as const) {
+      const hybrid = router([], { budget, window });
+      // Gains uniform on the training range, with bursts of high gains that push against the cap.
+      const gainAt = (index: number) =>
+        Math.floor(index / 97) % 4 === 0 ? 90 + 10 * random.nextFloat() : 100 * random.nextFloat();
+      for (let start = 0; start < 3000; start += 50) {
+        await Promise.all(
+          Array.from({ length: 50 }, (_, offset) =>
+            hybrid.translate(request(`g=${gainAt(start + offset).toFixed(3)}`)),
+          ),
+        );
+      }
+      const log = hybrid.decisionLog();
+      expect(log.length).toBe(3000);
+      expect(maxOverspendOfLongRuns(log, budget, window)).toBeLessThanOrEqual(1e-9);
+      expect(maxLargeInAnyWindow(log, window)).toBeLessThanOrEqual(Math.floor(budget * window + 1e-9));
+      const realized = log.reduce((sum, value) => sum + value, 0) / log.length;
+      expect(realized).toBeLessThanOrEqual(budget);
+      // Bursts lift the threshold and the quiet stretch after one is not made up, so the realized
+      // fraction stays below p (0.045, 0.184, 0.419 here); it must not collapse.
+      expect(realized).toBeGreaterThan(0.8 * budget);
+    }
   });
 
   it("falls back to a fresh small translation when the large engine fails", async () => {

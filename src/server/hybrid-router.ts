@@ -41,7 +41,7 @@ import type {
   TranslationRequest,
   Translator,
 } from "../translators/types.js";
-import { AdmissionGate, DecisionWindow, hardCap } from "./decision-window.js";
+import { AdmissionGate, DecisionWindow } from "./decision-window.js";
 import { ServerError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
 
@@ -204,7 +204,7 @@ export class HybridRouter {
       window,
       trainingScores: gainHead.score_quantiles,
     });
-    this.ledger = new DecisionWindow(window, hardCap(options.budget, window));
+    this.ledger = new DecisionWindow(options.budget, window);
     this.smallGate = new AdmissionGate(options.queueSize ?? 256);
     this.largeGate = new AdmissionGate(options.queueSize ?? 256);
     this.largeTimeoutMs = options.largeTimeoutMs ?? 30_000;

@@ -8,7 +8,13 @@ export {
   type ServerConfigInput,
   serverConfigSchema,
 } from "./config.js";
-export { AdmissionGate, DecisionWindow, hardCap, maxLargeInAnyWindow } from "./decision-window.js";
+export {
+  AdmissionGate,
+  DecisionWindow,
+  hardCap,
+  maxLargeInAnyWindow,
+  maxOverspendOfLongRuns,
+} from "./decision-window.js";
 export { SERVER_ERROR_STATUS, ServerError, type ServerErrorCode } from "./errors.js";
 export {
   type FallbackReason,
