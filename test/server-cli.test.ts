@@ -8,13 +8,13 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { predictHeads } from "../src/probe/router-file.js";
 import { buildApp } from "../src/server/app.js";
-import { resolveServerConfig } from "../src/server/config.js";
+import { readConfigFile, resolveServerConfig } from "../src/server/config.js";
 import { LlamaTranslator } from "../src/translators/llama-translator.js";
 import { defaultPromptTemplate } from "../src/translators/prompt-template.js";
-import { runCliCaptured, spawnCli } from "./helpers/cli.js";
+import { runCliCaptured } from "./helpers/cli.js";
 import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
 import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
-import { postJson, remoteRouter, sampleText, writeRouter } from "./server-fixtures.js";
+import { postJson, remoteRouter, sampleText, startServeProcess, writeRouter } from "./server-fixtures.js";
 
 let work: string;
 let small: FakeOpenAIServer;
@@ -132,40 +132,99 @@ describe("routelmt serve: configuration", () => {
   });
 });
 
+describe("routelmt serve: API keys from the config and the environment", () => {
+  it("accepts api-key in the config file and names a bad one without quoting it", async () => {
+    const write = async (name: string, text: string) => {
+      const file = path.join(work, name);
+      await writeFile(file, text);
+      return file;
+    };
+    const base = `small: openai:${small.url}#small\nlarge: openai:${large.url}#large\nrouter: ${routerFile}\nsmall-dim: 8\nbudget: 0.2\n`;
+    const good = await write("keys.yaml", `${base}api-key: [config-key-one, config-key-two]\n`);
+    const config = resolveServerConfig(await readConfigFile(good), {}, good, {
+      ROUTELMT_SERVER_API_KEY: "environment-key",
+    });
+    expect(config.apiKeys.reveal()).toEqual(["config-key-one", "config-key-two", "environment-key"]);
+    // The settings never show the keys when logged or printed.
+    expect(JSON.stringify(config)).not.toContain("key-one");
+    expect(String(config.apiKeys)).toBe("[3 API keys, redacted]");
+    // ROUTELMT_API_KEY is the key for the engines, not for clients.
+    expect(
+      resolveServerConfig(
+        {},
+        { small: "s.gguf", large: "l.gguf", router: "r.json", budget: 0.2 },
+        undefined,
+        {
+          ROUTELMT_API_KEY: "outbound",
+        },
+      ).apiKeys.count,
+    ).toBe(0);
+
+    const cases: [string, string, RegExp][] = [
+      ["spaced.yaml", `${base}api-key: "leaky secret-value-1"\n`, /spaced\.yaml: api-key: must be one key/],
+      ["typed.yaml", `${base}api-key: 12345678\n`, /typed\.yaml: api-key: must be one key/],
+      [
+        "camel.yaml",
+        `${base}apiKey: secret-value-2\n`,
+        /camel\.yaml: apiKey: unknown setting \(did you mean api-key\?\)/,
+      ],
+      ["syntax.yaml", `${base}api-key: secret-value-3: {\n`, /syntax\.yaml: not valid YAML/],
+      ["syntax.json", `{"budget": 0.2, "api-key": secret-value-4}`, /syntax\.json: not valid JSON/],
+      ["quoted.json", `{"api-key": "secret-value-5" "budget": 0.2}`, /quoted\.json: not valid JSON/],
+    ];
+    for (const [name, text, expected] of cases) {
+      const run = await runCliCaptured(["serve", "--config", await write(name, text)]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(expected);
+      expect(run.stderr).not.toMatch(/secret-value|leaky/);
+    }
+    const goodValues = await readConfigFile(good);
+    expect(() =>
+      resolveServerConfig(goodValues, {}, good, { ROUTELMT_SERVER_API_KEY: "two secret-words" }),
+    ).toThrow(/^ROUTELMT_SERVER_API_KEY: must be one key without spaces or line breaks$/);
+  });
+
+  it("requires a key from ROUTELMT_SERVER_API_KEY or the config file in a serve process", async () => {
+    const configFile = path.join(work, "serve-keys.yaml");
+    await writeFile(configFile, "api-key: config-file-key\n");
+    const { child, origin, output, exited } = await startServeProcess(
+      small.url,
+      large.url,
+      routerFile,
+      ["--config", configFile, "--budget", "0.2", "--log-level", "trace"],
+      { ROUTELMT_SERVER_API_KEY: "environment-key" },
+    );
+    try {
+      expect(output.stdout).toMatch(/API keys: 2/);
+      const url = `${origin}/v1/translate`;
+      expect((await postJson(url, { text: "hi" })).status).toBe(401);
+      expect((await postJson(url, { text: "hi" }, { authorization: "Bearer wrong-key" })).status).toBe(401);
+      expect((await postJson(url, { text: "hi" }, { authorization: "Bearer environment-key" })).status).toBe(
+        200,
+      );
+      expect((await postJson(url, { text: "hi" }, { authorization: "Bearer config-file-key" })).status).toBe(
+        200,
+      );
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      // Trace-level logs included: neither key appears anywhere the process wrote.
+      expect(output.stdout).toMatch(/"msg":"request"/);
+      expect(`${output.stdout}${output.stderr}`).not.toMatch(/environment-key|config-file-key/);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+});
+
 describe("routelmt serve: process", () => {
   it("drains in-flight requests on SIGTERM and exits 0", async () => {
     large.setBehaviour({ kind: "succeed", delayMs: 700 });
-    const child = spawnCli([
-      "serve",
-      "--small",
-      `openai:${small.url}#small`,
-      "--small-dim",
-      "8",
-      "--large",
-      `openai:${large.url}#large`,
-      "--router",
-      routerFile,
+    const { child, origin, output, exited } = await startServeProcess(small.url, large.url, routerFile, [
       "--budget",
       "1",
-      "--port",
-      "0",
       "--log-level",
       "warn",
     ]);
-    let stdout = "";
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    const origin = await new Promise<string>((resolve, reject) => {
-      child.stdout.on("data", (chunk: Buffer) => {
-        stdout += chunk.toString();
-        const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
-        if (match) resolve(match[1]!);
-      });
-      child.on("exit", () => reject(new Error(`serve exited early: ${stderr}`)));
-    });
     try {
       const inFlight = Array.from({ length: 4 }, (_, index) =>
         postJson(`${origin}/v1/translate`, { text: sampleText(index) }),
@@ -177,7 +236,7 @@ describe("routelmt serve: process", () => {
       expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
       expect(answers.map((answer) => answer.body.model)).toEqual(["large", "large", "large", "large"]);
       expect(await exited).toBe(0);
-      expect(stderr).toMatch(/SIGTERM: finishing in-flight requests/);
+      expect(output.stderr).toMatch(/SIGTERM: finishing in-flight requests/);
       await expect(fetch(`${origin}/healthz`)).rejects.toThrow();
     } finally {
       large.setBehaviour({ kind: "succeed" });

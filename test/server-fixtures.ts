@@ -9,6 +9,7 @@ import { type ProbeModel, predictRows } from "../src/probe/probe-model.js";
 import type { HeadName, RouterFile, RouterHead } from "../src/probe/router-file.js";
 import { resolveServerConfig, type ServerConfig } from "../src/server/config.js";
 import { defaultPromptTemplate, renderPrompt } from "../src/translators/prompt-template.js";
+import { spawnCli } from "./helpers/cli.js";
 import { fakeEmbedding } from "./helpers/fake-openai-server.js";
 
 export const DIM = 8;
@@ -182,4 +183,57 @@ export async function postJson(
     headers: response.headers,
     body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
   };
+}
+
+/** A `routelmt serve` child process on a free port, with what it printed so far. */
+export interface ServeProcess {
+  child: ReturnType<typeof spawnCli>;
+  origin: string;
+  output: { stdout: string; stderr: string };
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts `routelmt serve` on fake engines (`--port 0`, `--small-dim 8`) with `extra` flags and
+ * environment variables; resolves once it prints the address it listens on.
+ */
+export async function startServeProcess(
+  smallUrl: string,
+  largeUrl: string,
+  routerFile: string,
+  extra: string[],
+  environment: Record<string, string> = {},
+): Promise<ServeProcess> {
+  const child = spawnCli(
+    [
+      "serve",
+      "--small",
+      `openai:${smallUrl}#small`,
+      "--small-dim",
+      "8",
+      "--large",
+      `openai:${largeUrl}#large`,
+      "--router",
+      routerFile,
+      "--port",
+      "0",
+      ...extra,
+    ],
+    environment,
+  );
+  const output = { stdout: "", stderr: "" };
+  child.stderr.on("data", (chunk: Buffer) => {
+    output.stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const origin = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      output.stdout += chunk.toString();
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output.stdout);
+      if (match) resolve(match[1]!);
+    });
+    child.on("exit", () => reject(new Error(`serve exited early: ${output.stderr}`)));
+  });
+  return { child, origin, output, exited };
 }

@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/server/app.js";
 import { maxLargeInAnyWindow, maxOverspendOfLongRuns } from "../src/server/decision-window.js";
 import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
+import { rawRequest, requestText } from "./helpers/raw-http.js";
 import {
   fakeServerConfig,
   postJson,
@@ -413,5 +414,56 @@ describe("routelmt serve: input validation and auth", () => {
       predicted_gain: expect.any(Number),
       stages_ms: { prefill: expect.any(Number), decision: expect.any(Number) },
     });
+  });
+
+  it("authenticates on the route the router matched, denying by default", async () => {
+    const keyFile = path.join(work, "route-keys.txt");
+    await writeFile(keyFile, "route-secret-key\n");
+    const { origin } = await startServer({ "api-key-file": keyFile });
+    const body = JSON.stringify({ text: "hi" });
+    const chat = JSON.stringify({ model: "routelmt", messages: [{ role: "user", content: "hi" }] });
+    const json = { "content-type": "application/json" };
+    const send = (method: string, target: string, headers: Record<string, string> = {}, text = "") =>
+      rawRequest(origin, [requestText(method, target, headers, text)]);
+    // Every spelling the router resolves to a protected route, and every path it resolves to none.
+    const spellings: [string, string, string][] = [
+      ["POST", "/v1/translate", body],
+      ["POST", "/%76%31/translate", body],
+      ["POST", "/v%31/translate", body],
+      ["POST", "/%76%31/%74ranslate", body],
+      ["POST", "/%76%31/chat/completions", chat],
+      ["GET", "/%76%31/models", ""],
+      ["HEAD", "/v1/models", ""],
+      ["POST", "/v1/translate?key=route-secret-key", body],
+      ["POST", "//v1/translate", body],
+      ["POST", "/v1//translate", body],
+      ["POST", "/v1/translate/", body],
+      ["POST", "/V1/translate", body],
+      ["POST", "/v1%2Ftranslate", body],
+      ["POST", "/v1/./translate", body],
+      ["POST", "/x/../v1/translate", body],
+      ["GET", "/v1/translate", ""],
+      ["GET", "/nothing-here", ""],
+    ];
+    for (const [method, target, text] of spellings) {
+      const answer = await send(method, target, json, text);
+      expect({ method, target, status: answer.status }).toEqual({ method, target, status: 401 });
+      if (method !== "HEAD") {
+        expect(JSON.parse(answer.body)).toMatchObject({ error: { code: "RLMT_ERR_UNAUTHORIZED" } });
+      }
+    }
+    // With the key, the encoded spelling reaches the route.
+    const keyed = await send(
+      "POST",
+      "/%76%31/translate",
+      { ...json, authorization: "Bearer route-secret-key" },
+      body,
+    );
+    expect(keyed.status).toBe(200);
+    // Health, readiness and metrics stay open, however they are spelled.
+    for (const target of ["/healthz", "/%68ealthz", "/readyz", "/metrics", "/healthz?x=1"]) {
+      expect({ target, status: (await send("GET", target)).status }).toEqual({ target, status: 200 });
+    }
+    expect((await send("HEAD", "/healthz")).status).toBe(200);
   });
 });

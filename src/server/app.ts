@@ -36,11 +36,17 @@ export interface RoutelmtServerState {
   largeProbe: CachedProbe | null;
   /** True once close() began: readiness turns false. */
   closing: boolean;
+  /** API keys accepted (from the key file, the config and the environment); 0: no authentication. */
+  apiKeyCount: number;
 }
 
 declare module "fastify" {
   interface FastifyInstance {
     routelmt: RoutelmtServerState;
+  }
+  interface FastifyContextConfig {
+    /** Answered without an API key (health, readiness, metrics); every other route needs one when keys are set. */
+    public?: boolean;
   }
 }
 
@@ -62,9 +68,10 @@ function templateOf(router: RouterFile, routerFile: string) {
 export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}): Promise<FastifyInstance> {
   const router = await loadRouter(config.router);
   const template = templateOf(router, config.router);
-  const authenticator = config.apiKeyFile
-    ? new BearerAuthenticator(await readApiKeys(config.apiKeyFile))
-    : null;
+  const apiKeys = config.apiKeyFile
+    ? config.apiKeys.with(await readApiKeys(config.apiKeyFile))
+    : config.apiKeys;
+  const authenticator = apiKeys.count > 0 ? new BearerAuthenticator(apiKeys.reveal()) : null;
 
   let hybrid: HybridRouter | undefined;
   let large: OpenedEngine<Translator> | undefined;
@@ -148,12 +155,15 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     smallProbe: small.probeUrl ? new CachedProbe(small.probeUrl, config.readinessCacheMs) : null,
     largeProbe: large.probeUrl ? new CachedProbe(large.probeUrl, config.readinessCacheMs) : null,
     closing: false,
+    apiKeyCount: apiKeys.count,
   } satisfies RoutelmtServerState);
 
   registerJsonParser(app);
   if (authenticator) {
+    // Decided on the route the router matched, never on the raw URL: `/%76%31/translate` and other
+    // spellings reach the same route. Deny by default: only routes marked public, not unknown paths.
     app.addHook("onRequest", async (request, reply) => {
-      if (!request.url.startsWith("/v1/")) return;
+      if (request.routeOptions.config.public === true) return;
       if (!authenticator.accepts(request.headers.authorization)) {
         reply.header("www-authenticate", 'Bearer realm="routelmt"');
         throw new ServerError(

@@ -34,7 +34,7 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
   {
     key: "api-key-file",
     flag: "--api-key-file <file>",
-    help: "API keys, one per line: /v1 requests then need Authorization: Bearer <key>",
+    help: "API keys, one per line: every route but /healthz, /readyz and /metrics then needs Authorization: Bearer <key> (also: api-key in the config, ROUTELMT_SERVER_API_KEY)",
   },
   {
     key: "policy",
@@ -188,11 +188,14 @@ export function registerServe(program: Command, io: CliIo): void {
     const configFile = typeof flags.config === "string" ? flags.config : undefined;
     const fileValues = configFile ? await readConfigFile(configFile) : {};
     const flagValues = Object.fromEntries(FLAGS.map((entry) => [entry.key, flags[camelCase(entry.key)]]));
-    const config = resolveServerConfig(fileValues, flagValues, configFile);
+    const config = resolveServerConfig(fileValues, flagValues, configFile, process.env);
     const app = await buildApp(config);
     const address = await app.listen({ port: config.port, host: config.host });
     const stopping = stopSignal();
-    io.stdout(`routelmt serve listening on ${address} (budget ${config.budget}, policy ${config.policy})\n`);
+    const keys = app.routelmt.apiKeyCount;
+    io.stdout(
+      `routelmt serve listening on ${address} (budget ${config.budget}, policy ${config.policy}, ${keys === 0 ? "no API keys: open to every client" : `API keys: ${keys}`})\n`,
+    );
     const signal = await stopping;
     io.stderr(`routelmt serve: ${signal}: finishing in-flight requests\n`);
     // Past the deadline, open connections are cut so the process can exit.
