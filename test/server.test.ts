@@ -11,6 +11,7 @@ import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/server/app.js";
 import { maxLargeInAnyWindow, maxOverspendOfLongRuns } from "../src/server/decision-window.js";
+import { serverErrorBodySchema } from "../src/server/errors.js";
 import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
 import { rawRequest, requestText } from "./helpers/raw-http.js";
 import {
@@ -374,7 +375,7 @@ describe("routelmt serve: input validation and auth", () => {
     await writeFile(keyFile, "# keys\nfirst-secret-key\n\nsecond-secret-key\n");
     const lines: string[] = [];
     const app = await buildApp(
-      fakeServerConfig(small.url, large.url, routerFile, { "api-key-file": keyFile, "log-level": "info" }),
+      fakeServerConfig(small.url, large.url, routerFile, { "api-key-file": keyFile, "log-level": "trace" }),
       { logStream: { write: (line: string) => lines.push(line) } },
     );
     apps.push(app);
@@ -399,6 +400,14 @@ describe("routelmt serve: input validation and auth", () => {
     const client = new OpenAI({ baseURL: `${origin}/v1`, apiKey: "second-secret-key", maxRetries: 0 });
     expect((await client.models.list()).data).toHaveLength(1);
     expect((await fetch(`${origin}/healthz`)).status).toBe(200);
+    // Requests Node's parser rejects after reading the key: their errors carry the raw bytes.
+    const keyed = "Authorization: Bearer first-secret-key\r\n";
+    for (const broken of [
+      `POST /v1/translate HTTP/1.1\r\nHost: x\r\n${keyed}Bad Header\r\n\r\n`,
+      `GET /v1/models HTTP/1.1\r\nHost: x\r\n${keyed}X-Filler: ${"a".repeat(20_000)}\r\n\r\n`,
+    ]) {
+      expect((await rawRequest(origin, [broken])).status).toBeGreaterThanOrEqual(400);
+    }
     await app.close();
     apps.pop();
     const log = lines.join("");
@@ -465,5 +474,39 @@ describe("routelmt serve: input validation and auth", () => {
       expect({ target, status: (await send("GET", target)).status }).toEqual({ target, status: 200 });
     }
     expect((await send("HEAD", "/healthz")).status).toBe(200);
+  });
+});
+
+describe("routelmt serve: hostile HTTP", () => {
+  it("answers what Node's parser rejects with a JSON error and Connection: close, then closes cleanly", async () => {
+    const { origin } = await startServer();
+    const oversized = `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: ${"a".repeat(20_000)}\r\n\r\n`;
+    const valid = requestText("GET", "/healthz");
+    const cases: [string, string, number, string][] = [
+      ["unknown method", "FOO /v1/translate HTTP/1.1\r\nHost: x\r\n\r\n", 400, "RLMT_ERR_MALFORMED_REQUEST"],
+      ["garbage request line", "\u0001\u0002 hello\r\n\r\n", 400, "RLMT_ERR_MALFORMED_REQUEST"],
+      [
+        "bad header",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        400,
+        "RLMT_ERR_MALFORMED_REQUEST",
+      ],
+      ["oversized headers", oversized, 431, "RLMT_ERR_HEADERS_TOO_LARGE"],
+      ["CONNECT", "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "RLMT_ERR_MALFORMED_REQUEST"],
+      ["undecodable path", "GET /v1/%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400, "RLMT_ERR_MALFORMED_REQUEST"],
+    ];
+    for (const [name, request, status, code] of cases) {
+      // A keep-alive client would send its next request on the same connection: it must be told not to.
+      const answer = await rawRequest(origin, [request, 50, valid]);
+      expect({ name, status: answer.status }).toEqual({ name, status });
+      expect(serverErrorBodySchema.parse(JSON.parse(answer.body)).error.code).toBe(code);
+      expect({ name, connection: answer.headers.connection }).toEqual({ name, connection: "close" });
+      expect({ name, closed: answer.closedAfterMs !== null, reset: answer.reset }).toEqual({
+        name,
+        closed: true,
+        reset: false,
+      });
+    }
+    expect((await fetch(`${origin}/healthz`)).status).toBe(200);
   });
 });

@@ -4,6 +4,8 @@
  * test) calls `listen`. Closing the instance waits for in-flight requests and disposes the engines.
  */
 import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
 import type { DestinationStream } from "pino";
 import { UsageError } from "../errors/index.js";
@@ -12,6 +14,7 @@ import { parsePromptTemplate } from "../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../translators/types.js";
 import { BearerAuthenticator, readApiKeys } from "./auth.js";
 import type { ServerConfig } from "./config.js";
+import { answerAndClose, handleClientError } from "./connection-errors.js";
 import { type OpenedEngine, openLargeEngine, openSmallEngine } from "./engines.js";
 import { ServerError } from "./errors.js";
 import { HybridRouter } from "./hybrid-router.js";
@@ -126,7 +129,7 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     throw error;
   }
 
-  const app = Fastify({
+  const app: FastifyInstance = Fastify({
     logger: {
       level: config.logLevel,
       // Belt and braces: request logging is our own one line, which never includes headers.
@@ -137,6 +140,28 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     bodyLimit: config.bodyLimitBytes,
     genReqId: () => randomUUID(),
     return503OnClosing: true,
+    clientErrorHandler: (error, socket) => handleClientError(app.log, error, socket),
+    // A path whose percent-encoding does not decode never reaches a route (or the error handler).
+    frameworkErrors: (error, _request, reply) => {
+      const answer = new ServerError(
+        "RLMT_ERR_MALFORMED_REQUEST",
+        error.code === "FST_ERR_BAD_URL" ? "the request path is not valid percent-encoding" : error.message,
+      );
+      const body = JSON.stringify(answer.toBody());
+      reply.raw.writeHead(answer.status, {
+        "content-type": "application/json; charset=utf-8",
+        "content-length": Buffer.byteLength(body),
+        connection: "close",
+      });
+      reply.raw.end(body);
+    },
+  });
+  // Node answers CONNECT with no route at all: the connection just closes.
+  app.server.on("connect", (_request: IncomingMessage, socket: Socket) => {
+    answerAndClose(
+      socket,
+      new ServerError("RLMT_ERR_MALFORMED_REQUEST", "CONNECT is not supported: this server is not a proxy"),
+    );
   });
 
   app.decorate("routelmt", {

@@ -15,7 +15,12 @@ export {
   maxLargeInAnyWindow,
   maxOverspendOfLongRuns,
 } from "./decision-window.js";
-export { SERVER_ERROR_STATUS, ServerError, type ServerErrorCode } from "./errors.js";
+export {
+  SERVER_ERROR_STATUS,
+  ServerError,
+  type ServerErrorCode,
+  serverErrorBodySchema,
+} from "./errors.js";
 export {
   type FallbackReason,
   guardThresholds,
