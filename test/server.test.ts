@@ -509,4 +509,41 @@ describe("routelmt serve: hostile HTTP", () => {
     }
     expect((await fetch(`${origin}/healthz`)).status).toBe(200);
   });
+
+  it("answers 408 and closes connections whose request does not arrive within the request timeout", async () => {
+    const { origin } = await startServer({ "request-timeout-ms": 500 });
+    const head = (length: number) =>
+      `POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+    const stalled = [
+      // 17 of 100 announced bytes, twenty times over: none may hold its connection.
+      ...Array.from({ length: 20 }, () => [head(100), '{"text": "hello w']),
+      // Headers that never end, and a connection that sends nothing at all.
+      ["POST /v1/translate HTTP/1.1\r\nHost: x\r\nX-Slow: "],
+      [],
+    ];
+    const answers = await Promise.all(
+      stalled.map((chunks) => rawRequest(origin, chunks, { timeoutMs: 5000 })),
+    );
+    for (const answer of answers) {
+      expect(answer.status).toBe(408);
+      expect(serverErrorBodySchema.parse(JSON.parse(answer.body)).error.code).toBe(
+        "RLMT_ERR_REQUEST_TIMEOUT",
+      );
+      expect(answer.headers.connection).toBe("close");
+      // Node checks every tenth of the timeout; the rest is scheduling slack on a busy machine.
+      expect(answer.closedAfterMs).toBeGreaterThanOrEqual(450);
+      expect(answer.closedAfterMs).toBeLessThan(1500);
+    }
+    // A body that is slow but complete within the bound is served.
+    const body = JSON.stringify({ text: "slow but in time" });
+    const slow = await rawRequest(
+      origin,
+      [head(Buffer.byteLength(body)), body.slice(0, 5), 200, body.slice(5)],
+      {
+        keepOpen: true,
+      },
+    );
+    expect(slow.status).toBe(200);
+    expect((await postJson(`${origin}/v1/translate`, { text: "still serving" })).status).toBe(200);
+  });
 });

@@ -138,6 +138,13 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
+    // Without a bound, a client that announces a body and never sends it holds its connection forever.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      headersTimeout: config.requestTimeoutMs,
+      // Node checks for expired requests only this often; a tenth of the timeout keeps the bound tight.
+      connectionsCheckingInterval: Math.min(1000, Math.max(10, Math.round(config.requestTimeoutMs / 10))),
+    },
     genReqId: () => randomUUID(),
     return503OnClosing: true,
     clientErrorHandler: (error, socket) => handleClientError(app.log, error, socket),

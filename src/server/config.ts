@@ -56,6 +56,8 @@ export const serverConfigSchema = z.strictObject({
   "max-text-bytes": positiveInteger.default(16_384),
   /** Largest `texts` batch. Defaults to 64. */
   "max-batch-size": positiveInteger.default(64),
+  /** Longest time to receive a whole request, headers and body; past it 408 and the connection closes. Defaults to 30 000 ms. */
+  "request-timeout-ms": positiveInteger.default(30_000),
   /** Largest request body, checked before parsing. Defaults to 2 MiB. */
   "body-limit-bytes": positiveInteger.default(2 * 1024 * 1024),
   /** Requests per engine in flight plus waiting; beyond it the server answers 429. Defaults to 256. */
@@ -105,6 +107,7 @@ export interface ServerConfig {
   maxTextBytes: number;
   maxBatchSize: number;
   bodyLimitBytes: number;
+  requestTimeoutMs: number;
   queueSize: number;
   smallConcurrency: number;
   largeConcurrency: number;
@@ -141,6 +144,7 @@ function toServerConfig(parsed: ParsedConfig, environmentKey: string | undefined
     maxTextBytes: parsed["max-text-bytes"],
     maxBatchSize: parsed["max-batch-size"],
     bodyLimitBytes: parsed["body-limit-bytes"],
+    requestTimeoutMs: parsed["request-timeout-ms"],
     queueSize: parsed["queue-size"],
     smallConcurrency: parsed["small-concurrency"],
     largeConcurrency: parsed["large-concurrency"],

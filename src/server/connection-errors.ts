@@ -84,8 +84,8 @@ export function handleClientError(
   error: Error & { code?: string },
   socket: Socket,
 ): void {
-  // A reset connection is gone: nothing to answer.
-  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  // A reset connection is gone, and an answered one only reports its own close: nothing to answer.
+  if (error.code === "ECONNRESET" || socket.destroyed || answered.has(socket)) return;
   const answer = connectionErrorAnswer(error.code);
   log.debug({ code: error.code, status: answer.status }, "connection error");
   answerAndClose(socket, answer);

@@ -96,6 +96,12 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
     parse: positiveInteger("--body-limit-bytes"),
   },
   {
+    key: "request-timeout-ms",
+    flag: "--request-timeout-ms <n>",
+    help: "longest time to receive a whole request, headers and body, before a 408 (default 30000)",
+    parse: positiveInteger("--request-timeout-ms"),
+  },
+  {
     key: "queue-size",
     flag: "--queue-size <n>",
     help: "requests per engine in flight plus waiting before 429 (default 256)",
