@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { predictHeads } from "../src/probe/router-file.js";
 import { buildApp } from "../src/server/app.js";
 import { readConfigFile, resolveServerConfig } from "../src/server/config.js";
+import { serverErrorBodySchema } from "../src/server/errors.js";
 import { LlamaTranslator } from "../src/translators/llama-translator.js";
 import { defaultPromptTemplate } from "../src/translators/prompt-template.js";
 import { runCliCaptured } from "./helpers/cli.js";
@@ -238,6 +239,51 @@ describe("routelmt serve: process", () => {
       expect(await exited).toBe(0);
       expect(output.stderr).toMatch(/SIGTERM: finishing in-flight requests/);
       await expect(fetch(`${origin}/healthz`)).rejects.toThrow();
+    } finally {
+      large.setBehaviour({ kind: "succeed" });
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("routelmt serve: shutdown deadline", () => {
+  it("aborts engine calls still running at --shutdown-timeout-ms, answers them 503 and exits", async () => {
+    // A large engine that answers in 20 s, far past the deadline.
+    large.setBehaviour({ kind: "succeed", delayMs: 20_000 });
+    const deadlineMs = 1500;
+    const { child, origin, output, exited } = await startServeProcess(small.url, large.url, routerFile, [
+      "--budget",
+      "1",
+      "--large-timeout-ms",
+      "60000",
+      "--shutdown-timeout-ms",
+      String(deadlineMs),
+      "--log-level",
+      "warn",
+    ]);
+    try {
+      const inFlight = Array.from({ length: 3 }, (_, index) =>
+        postJson(`${origin}/v1/translate`, { text: sampleText(index) }),
+      );
+      while (large.inFlight < 3) await new Promise((resolve) => setTimeout(resolve, 20));
+      const signalled = performance.now();
+      child.kill("SIGTERM");
+      const answers = await Promise.all(inFlight);
+      const code = await exited;
+      const exitMs = performance.now() - signalled;
+      expect(code).toBe(0);
+      expect(exitMs).toBeGreaterThanOrEqual(deadlineMs - 50);
+      // The answers leave 250 ms after the deadline; the rest is process teardown on a busy machine.
+      expect(exitMs).toBeLessThan(deadlineMs + 2000);
+      for (const answer of answers) {
+        expect(answer.status).toBe(503);
+        expect(serverErrorBodySchema.parse(answer.body).error.code).toBe("RLMT_ERR_SHUTTING_DOWN");
+        expect(answer.headers.get("retry-after")).toBe("1");
+      }
+      // The engine saw its connections go: nothing is left waiting on it.
+      expect(large.inFlight).toBe(0);
+      expect(output.stderr).toMatch(/shutdown deadline \(1500 ms\) passed: 3 requests answered 503/);
+      expect(output.stderr).toMatch(/stopped/);
     } finally {
       large.setBehaviour({ kind: "succeed" });
       if (child.exitCode === null) child.kill("SIGKILL");

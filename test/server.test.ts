@@ -12,8 +12,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/server/app.js";
 import { maxLargeInAnyWindow, maxOverspendOfLongRuns } from "../src/server/decision-window.js";
 import { serverErrorBodySchema } from "../src/server/errors.js";
+import { closeWithDeadline } from "../src/server/shutdown.js";
 import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
-import { rawRequest, requestText } from "./helpers/raw-http.js";
+import { openConnection, rawRequest, requestText } from "./helpers/raw-http.js";
 import {
   fakeServerConfig,
   postJson,
@@ -267,6 +268,33 @@ describe("routelmt serve: faults", () => {
     const metrics = await (await fetch(`${origin}/metrics`)).text();
     expect(metrics).toMatch(/routelmt_fallbacks_total\{reason="large-timeout"\} 1/);
     expect(metrics).toMatch(/routelmt_backend_retries_total\{engine="large"\} [1-9]/);
+  });
+
+  it("drains on close: in-flight requests finish and close their connection, new ones get 503 in the error format", async () => {
+    const { app, origin } = await startServer({ budget: 1 });
+    // What a request gets once draining began (set by the preClose hook): the documented error.
+    app.routelmt.closing = true;
+    const refused = await rawRequest(origin, [requestText("GET", "/healthz")]);
+    app.routelmt.closing = false;
+    expect(refused.status).toBe(503);
+    expect(serverErrorBodySchema.parse(JSON.parse(refused.body)).error.code).toBe("RLMT_ERR_SHUTTING_DOWN");
+    expect(refused.headers["retry-after"]).toBe("1");
+
+    large.setBehaviour({ kind: "succeed", delayMs: 500 });
+    const connection = await openConnection(origin);
+    const body = JSON.stringify({ text: sampleText(5) });
+    connection.write(
+      `POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
+    while (large.inFlight < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    apps.splice(apps.indexOf(app), 1);
+    const closing = closeWithDeadline(app, 10_000);
+    const finished = await connection.next();
+    expect(finished.status).toBe(200);
+    expect(JSON.parse(finished.body)).toMatchObject({ model: "large" });
+    expect(finished.headers.connection).toBe("close");
+    connection.close();
+    expect(await closing).toEqual({ abortedRequests: 0 });
   });
 
   it("answers 503 naming the small engine when it is down, and readiness turns false", async () => {

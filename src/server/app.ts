@@ -146,7 +146,8 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
       connectionsCheckingInterval: Math.min(1000, Math.max(10, Math.round(config.requestTimeoutMs / 10))),
     },
     genReqId: () => randomUUID(),
-    return503OnClosing: true,
+    // Our own onRequest hook answers while closing, in the documented error format.
+    return503OnClosing: false,
     clientErrorHandler: (error, socket) => handleClientError(app.log, error, socket),
     // A path whose percent-encoding does not decode never reaches a route (or the error handler).
     frameworkErrors: (error, _request, reply) => {
@@ -191,6 +192,15 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
   } satisfies RoutelmtServerState);
 
   registerJsonParser(app);
+  app.addHook("onRequest", async () => {
+    if (app.routelmt.closing) {
+      throw new ServerError(
+        "RLMT_ERR_SHUTTING_DOWN",
+        "the server is shutting down: retry on another replica",
+        { retryAfterSeconds: 1 },
+      );
+    }
+  });
   if (authenticator) {
     // Decided on the route the router matched, never on the raw URL: `/%76%31/translate` and other
     // spellings reach the same route. Deny by default: only routes marked public, not unknown paths.

@@ -31,6 +31,8 @@ export const SERVER_ERROR_STATUS = {
   RLMT_ERR_OVERLOADED: 429,
   /** The small engine failed: nothing can be translated without it. */
   RLMT_ERR_SMALL_ENGINE_UNAVAILABLE: 503,
+  /** The server is shutting down: a new request while it drains, or one still running at the deadline. */
+  RLMT_ERR_SHUTTING_DOWN: 503,
   /** A bug: the log line of the request has the details. */
   RLMT_ERR_INTERNAL: 500,
 } as const;

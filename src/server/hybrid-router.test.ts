@@ -229,6 +229,37 @@ describe("HybridRouter", () => {
     }
   });
 
+  it("aborts running engine calls at the shutdown deadline: 503, no fallback, small engine still healthy", async () => {
+    const events: string[] = [];
+    /** Waits for the abort of the call's signal, as a remote engine's fetch does. */
+    const untilAborted = (signal: AbortSignal | undefined) =>
+      new Promise<never>((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
+    const large: Translator = {
+      ...memoryLarge(events),
+      translate: (_requests, options) => untilAborted(options?.signal),
+    };
+    const small = memorySmall(events);
+    const prefill = small.prefill.bind(small);
+    small.prefill = async (request, options) =>
+      request.text.startsWith("slow") ? untilAborted(options?.signal) : prefill(request, options);
+    const hybrid = router(events, { large, small, budget: 1 });
+    const routedLarge = hybrid.translate(request("g=99"));
+    const stuckInPrefill = hybrid.translate(request("slow g=1"));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(hybrid.inFlight).toBe(2);
+    hybrid.abortInFlight();
+    for (const outcome of await Promise.allSettled([routedLarge, stuckInPrefill])) {
+      expect(outcome).toMatchObject({
+        status: "rejected",
+        reason: { status: 503, code: "RLMT_ERR_SHUTTING_DOWN", retryAfterSeconds: 1 },
+      });
+    }
+    expect(events.filter((event) => event.startsWith("continue"))).toEqual([]);
+    expect(hybrid.inFlight).toBe(0);
+    expect(hybrid.snapshot().smallHealthy).toBe(true);
+    await expect(hybrid.translate(request("g=5"))).rejects.toMatchObject({ code: "RLMT_ERR_SHUTTING_DOWN" });
+  });
+
   it("falls back to a fresh small translation when the large engine fails", async () => {
     const events: string[] = [];
     const hybrid = router(events, { large: memoryLarge(events, true), budget: 1 });

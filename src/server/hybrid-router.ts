@@ -173,6 +173,9 @@ export class HybridRouter {
   private readonly maxTokens: number;
   private readonly metrics: ServerMetrics | undefined;
   private lastSmallError: string | null = null;
+  /** Aborted at the shutdown deadline: every engine call still running gives up. */
+  private readonly shutdown = new AbortController();
+  private translationsInFlight = 0;
 
   constructor(options: HybridRouterOptions) {
     const gainHead = options.router.heads.gain;
@@ -248,9 +251,44 @@ export class HybridRouter {
     return this.lastSmallError;
   }
 
+  /** Requests (single or batch) being translated right now. */
+  get inFlight(): number {
+    return this.translationsInFlight;
+  }
+
+  /**
+   * Aborts every engine call in flight, now and later: their requests fail with 503
+   * RLMT_ERR_SHUTTING_DOWN instead of holding the process past the shutdown deadline. Never a
+   * fallback: a fallback translation would itself run past the deadline.
+   */
+  abortInFlight(): void {
+    this.shutdown.abort(
+      new ServerError(
+        "RLMT_ERR_SHUTTING_DOWN",
+        "the server is shutting down and its deadline passed before this translation finished: retry on another replica",
+        { retryAfterSeconds: 1 },
+      ),
+    );
+  }
+
+  /** Throws the shutdown error once the deadline aborted engine calls. */
+  private throwIfShuttingDown(): void {
+    if (this.shutdown.signal.aborted) throw this.shutdown.signal.reason;
+  }
+
   private async run(requests: TranslationRequest[], batch: boolean): Promise<HybridTranslation[]> {
+    this.translationsInFlight++;
+    try {
+      return await this.runAdmitted(requests, batch);
+    } finally {
+      this.translationsInFlight--;
+    }
+  }
+
+  private async runAdmitted(requests: TranslationRequest[], batch: boolean): Promise<HybridTranslation[]> {
     const started = performance.now();
     const count = requests.length;
+    this.throwIfShuttingDown();
     if (!this.smallGate.tryAcquire(count)) {
       throw new ServerError(
         "RLMT_ERR_OVERLOADED",
@@ -318,18 +356,19 @@ export class HybridRouter {
   private async prefillAll(requests: TranslationRequest[], hold: boolean): Promise<Prefilled[]> {
     const settled = await Promise.allSettled(
       requests.map(async (request) => {
-        const prefilled = await this.small.prefill(request);
+        const prefilled = await this.small.prefill(request, { signal: this.shutdown.signal });
         // Released before the next prefill can wait on this one's sequence (its features stay readable).
         if (!hold) await prefilled.release();
         return prefilled;
       }),
     );
     const failure = settled.find((outcome) => outcome.status === "rejected");
-    if (failure) {
+    if (failure || this.shutdown.signal.aborted) {
       await Promise.all(
         settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value.release() : undefined)),
       );
-      throw this.smallFailure(failure.reason);
+      this.throwIfShuttingDown();
+      throw this.smallFailure(failure?.reason);
     }
     this.lastSmallError = null;
     return settled.map((outcome) => (outcome as PromiseFulfilledResult<Prefilled>).value);
@@ -455,12 +494,14 @@ export class HybridRouter {
     try {
       translation =
         "continue" in source
-          ? await source.continue({ maxTokens: this.maxTokens })
+          ? await source.continue({ maxTokens: this.maxTokens, signal: this.shutdown.signal })
           : await this.translateSmallAfresh(source);
     } catch (error) {
       if ("release" in source) await source.release();
       throw this.smallFailure(error);
     }
+    // An in-process decode stops early at the abort rather than failing: its text is cut short.
+    this.throwIfShuttingDown();
     this.lastSmallError = null;
     stages.smallDecode = performance.now() - started;
     this.metrics?.observeStage("small_decode", stages.smallDecode);
@@ -478,8 +519,9 @@ export class HybridRouter {
     try {
       const [translation] = await this.large.translate([request], {
         maxTokens: this.maxTokens,
-        signal: AbortSignal.timeout(this.largeTimeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(this.largeTimeoutMs), this.shutdown.signal]),
       });
+      this.throwIfShuttingDown();
       stages.largeCall = performance.now() - started;
       this.metrics?.observeStage("large_call", stages.largeCall);
       return this.outcome(translation!, "large", null);
@@ -488,6 +530,7 @@ export class HybridRouter {
     } finally {
       this.largeGate.release();
     }
+    this.throwIfShuttingDown();
     stages.largeCall = performance.now() - started;
     this.metrics?.observeStage("large_call", stages.largeCall);
     const kind = errorKind(failure);
@@ -515,9 +558,9 @@ export class HybridRouter {
    * instead, so the same text could come out differently on the batch or fallback path).
    */
   private async translateSmallAfresh(request: TranslationRequest): Promise<Translation> {
-    const prefilled = await this.small.prefill(request);
+    const prefilled = await this.small.prefill(request, { signal: this.shutdown.signal });
     try {
-      return await prefilled.continue({ maxTokens: this.maxTokens });
+      return await prefilled.continue({ maxTokens: this.maxTokens, signal: this.shutdown.signal });
     } finally {
       await prefilled.release();
     }

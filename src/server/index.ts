@@ -32,3 +32,4 @@ export {
   type StageTimings,
 } from "./hybrid-router.js";
 export { ServerMetrics } from "./metrics.js";
+export { closeWithDeadline, type ShutdownReport } from "./shutdown.js";

@@ -30,26 +30,29 @@ function hostAndPort(origin: string): { host: string; port: number } {
   return { host: url.hostname, port: Number(url.port) };
 }
 
-/** Parses the head and as much of the body as Content-Length says (or everything, without one). */
+/**
+ * Parses the response at the start of `received`: its head and as much of the body as Content-Length
+ * says (or everything, without one), and how many bytes it took when complete.
+ */
 function parseResponse(received: Buffer): {
   response: Omit<RawResponse, "closedAfterMs" | "reset">;
   complete: boolean;
+  size: number;
 } {
-  const text = received.toString("latin1");
-  const headEnd = text.indexOf("\r\n\r\n");
-  if (headEnd < 0) return { response: { status: 0, headers: {}, body: "" }, complete: false };
-  const [statusLine = "", ...headerLines] = text.slice(0, headEnd).split("\r\n");
+  const headEnd = received.indexOf("\r\n\r\n");
+  if (headEnd < 0) return { response: { status: 0, headers: {}, body: "" }, complete: false, size: 0 };
+  const [statusLine = "", ...headerLines] = received.subarray(0, headEnd).toString("latin1").split("\r\n");
   const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 0);
   const headers: Record<string, string> = {};
   for (const line of headerLines) {
     const colon = line.indexOf(":");
     if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
   }
-  const bodyBytes = received.subarray(Buffer.byteLength(text.slice(0, headEnd + 4), "latin1"));
+  const bodyBytes = received.subarray(headEnd + 4);
   const length = headers["content-length"] === undefined ? undefined : Number(headers["content-length"]);
   const complete = length !== undefined && bodyBytes.length >= length;
   const body = bodyBytes.subarray(0, length ?? bodyBytes.length).toString("utf8");
-  return { response: { status, headers, body }, complete };
+  return { response: { status, headers, body }, complete, size: headEnd + 4 + (length ?? bodyBytes.length) };
 }
 
 /**
@@ -109,4 +112,55 @@ export function requestText(
   for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
   if (body !== "" || method === "POST") lines.push(`Content-Length: ${bodyBytes.length}`);
   return `${lines.join("\r\n")}\r\n\r\n${bodyBytes.toString("latin1")}`;
+}
+
+/** A kept-alive connection: write requests (pipelined if you like) and read their responses in order. */
+export interface RawConnection {
+  /** Writes a request (latin1 bytes). */
+  write(request: string): void;
+  /** The next response (status 0 if the connection closes before it is complete). */
+  next(): Promise<Omit<RawResponse, "closedAfterMs" | "reset">>;
+  close(): void;
+}
+
+export async function openConnection(origin: string): Promise<RawConnection> {
+  const socket = connect(hostAndPort(origin));
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  let received = Buffer.alloc(0);
+  let closed = false;
+  let wake: (() => void) | undefined;
+  socket.on("data", (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+    wake?.();
+  });
+  socket.on("close", () => {
+    closed = true;
+    wake?.();
+  });
+  socket.on("error", () => {});
+  return {
+    write(request) {
+      socket.write(Buffer.from(request, "latin1"));
+    },
+    next() {
+      return new Promise((resolve) => {
+        const check = () => {
+          const { response, complete, size } = parseResponse(received);
+          if (complete) received = received.subarray(size);
+          if (complete || closed) {
+            wake = undefined;
+            resolve(complete ? response : { status: 0, headers: {}, body: "" });
+          }
+        };
+        wake = check;
+        check();
+      });
+    },
+    close() {
+      socket.destroy();
+    },
+  };
 }

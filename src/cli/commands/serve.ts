@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { readConfigFile, resolveServerConfig } from "../../server/config.js";
-import { buildApp } from "../../server/index.js";
+import { buildApp, closeWithDeadline } from "../../server/index.js";
 import type { CliIo } from "../io.js";
 import { finiteNumber, positiveInteger } from "../options.js";
 
@@ -152,7 +152,7 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
   {
     key: "shutdown-timeout-ms",
     flag: "--shutdown-timeout-ms <n>",
-    help: "longest wait for in-flight requests on SIGTERM (default 30000)",
+    help: "longest wait for in-flight requests on SIGTERM; past it they are aborted (503) and the process exits (default 30000)",
     parse: positiveInteger("--shutdown-timeout-ms"),
   },
   {
@@ -204,13 +204,11 @@ export function registerServe(program: Command, io: CliIo): void {
     );
     const signal = await stopping;
     io.stderr(`routelmt serve: ${signal}: finishing in-flight requests\n`);
-    // Past the deadline, open connections are cut so the process can exit.
-    const deadline = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs);
-    deadline.unref();
-    try {
-      await app.close();
-    } finally {
-      clearTimeout(deadline);
+    const report = await closeWithDeadline(app, config.shutdownTimeoutMs);
+    if (report.abortedRequests > 0) {
+      io.stderr(
+        `routelmt serve: shutdown deadline (${config.shutdownTimeoutMs} ms) passed: ${report.abortedRequests} requests answered 503\n`,
+      );
     }
     io.stderr("routelmt serve: stopped\n");
   });
