@@ -378,6 +378,22 @@ describe("routelmt serve: in-process GGUF small model", () => {
           .every((item) => typeof item.translation === "string"),
       ).toBe(true);
       expect((await fetch(`${origin}/readyz`)).status).toBe(200);
+      // A text too long for the model's context is a 400 on the field it came from.
+      const overflowing = Array.from({ length: 40 }, (_, index) => sampleText(index)).join(" ");
+      const refusedBatch = await postJson(`${origin}/v1/translate`, { texts: ["Short.", overflowing] });
+      expect(refusedBatch.status).toBe(400);
+      expect(refusedBatch.body.error).toMatchObject({ code: "RLMT_ERR_INVALID_REQUEST", field: "texts.1" });
+      const refusedChat = await postJson(`${origin}/v1/chat/completions`, {
+        model: "routelmt",
+        messages: [
+          { role: "user", content: "earlier" },
+          { role: "assistant", content: "reply" },
+          { role: "user", content: overflowing },
+        ],
+      });
+      expect(refusedChat.status).toBe(400);
+      expect(refusedChat.body.error).toMatchObject({ field: "messages.2.content" });
+      expect((await fetch(`${origin}/readyz`)).status).toBe(200);
     } finally {
       await app.close();
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { EngineCallError } from "../errors/index.js";
+import { EngineCallError, InputError } from "../errors/index.js";
 import type { RouterFile, RouterHead } from "../probe/router-file.js";
 import { createRandom } from "../stats/random.js";
 import type {
@@ -258,6 +258,43 @@ describe("HybridRouter", () => {
     expect(hybrid.inFlight).toBe(0);
     expect(hybrid.snapshot().smallHealthy).toBe(true);
     await expect(hybrid.translate(request("g=5"))).rejects.toMatchObject({ code: "RLMT_ERR_SHUTTING_DOWN" });
+  });
+
+  it("names the field of a text the small engine refuses: texts.N in a batch, the caller's field otherwise", async () => {
+    const events: string[] = [];
+    const small = memorySmall(events);
+    const prefill = small.prefill.bind(small);
+    const tooLong = () =>
+      new InputError("prompt of 300 tokens plus maxTokens 4 exceeds the context size 256");
+    small.prefill = async (request, options) => {
+      if (request.text.includes("overflow")) throw tooLong();
+      const prefilled = await prefill(request, options);
+      return request.text.includes("late")
+        ? {
+            ...prefilled,
+            continue: async () => {
+              throw tooLong();
+            },
+          }
+        : prefilled;
+    };
+    const hybrid = router(events, { small, budget: 0 });
+    await expect(
+      hybrid.translateBatch([request("a"), request("b"), request("overflow")]),
+    ).rejects.toMatchObject({
+      status: 400,
+      code: "RLMT_ERR_INVALID_REQUEST",
+      field: "texts.2",
+    });
+    await expect(hybrid.translate(request("overflow"), "messages.3.content")).rejects.toMatchObject({
+      field: "messages.3.content",
+    });
+    // Refused when decoding rather than at the prefill: the same field.
+    await expect(hybrid.translate(request("late"), "messages.1.content")).rejects.toMatchObject({
+      field: "messages.1.content",
+    });
+    await expect(hybrid.translate(request("late"))).rejects.toMatchObject({ field: "text" });
+    expect(hybrid.snapshot().smallHealthy).toBe(true);
   });
 
   it("falls back to a fresh small translation when the large engine fails", async () => {

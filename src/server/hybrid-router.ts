@@ -215,18 +215,26 @@ export class HybridRouter {
     this.metrics = options.metrics;
   }
 
-  /** Translates one text. @throws ServerError 429 (queue full), 503 (small engine failed), 400 (input the engine refused). */
-  async translate(request: TranslationRequest): Promise<HybridTranslation> {
-    const [result] = await this.run([request], false);
+  /**
+   * Translates one text. `field` names where the text came from in the client's request, for a 400
+   * when the small engine refuses it (e.g. too long for its context). Defaults to `text`.
+   * @throws ServerError 429 (queue full), 503 (small engine failed), 400 (input the engine refused).
+   */
+  async translate(request: TranslationRequest, field = "text"): Promise<HybridTranslation> {
+    const [result] = await this.run([request], [field], false);
     return result!;
   }
 
   /**
    * Translates a batch: exactly the top ⌊p·n⌋ by predicted gain go large (fewer if the guards drop
-   * candidates or the hard cap binds); every item counts as one decision in the window.
+   * candidates or the hard cap binds); every item counts as one decision in the window. `fields`
+   * name the items in the client's request. Defaults to `texts.0`, `texts.1`, …
    */
-  async translateBatch(requests: TranslationRequest[]): Promise<HybridTranslation[]> {
-    return this.run(requests, true);
+  async translateBatch(
+    requests: TranslationRequest[],
+    fields: readonly string[] = requests.map((_, index) => `texts.${index}`),
+  ): Promise<HybridTranslation[]> {
+    return this.run(requests, fields, true);
   }
 
   snapshot(): HybridRouterSnapshot {
@@ -276,16 +284,24 @@ export class HybridRouter {
     if (this.shutdown.signal.aborted) throw this.shutdown.signal.reason;
   }
 
-  private async run(requests: TranslationRequest[], batch: boolean): Promise<HybridTranslation[]> {
+  private async run(
+    requests: TranslationRequest[],
+    fields: readonly string[],
+    batch: boolean,
+  ): Promise<HybridTranslation[]> {
     this.translationsInFlight++;
     try {
-      return await this.runAdmitted(requests, batch);
+      return await this.runAdmitted(requests, fields, batch);
     } finally {
       this.translationsInFlight--;
     }
   }
 
-  private async runAdmitted(requests: TranslationRequest[], batch: boolean): Promise<HybridTranslation[]> {
+  private async runAdmitted(
+    requests: TranslationRequest[],
+    fields: readonly string[],
+    batch: boolean,
+  ): Promise<HybridTranslation[]> {
     const started = performance.now();
     const count = requests.length;
     this.throwIfShuttingDown();
@@ -306,7 +322,7 @@ export class HybridRouter {
       const prefillStarted = performance.now();
       // See the module comment: a batch never holds its prefills.
       const holdsPrefills = requests.length === 1;
-      const prefills = await this.prefillAll(requests, holdsPrefills);
+      const prefills = await this.prefillAll(requests, fields, holdsPrefills);
       const prefillMs = performance.now() - prefillStarted;
 
       const decisionStarted = performance.now();
@@ -326,10 +342,11 @@ export class HybridRouter {
             await prefilled.release();
             // The request no longer needs the small engine unless it falls back.
             releaseSmall(1);
-            result = await this.callLarge(request, stages);
+            result = await this.callLarge(request, fields[index]!, stages);
           } else {
             result = await this.decodeSmall(
               holdsPrefills ? prefilled : request,
+              fields[index]!,
               stages,
               decision.fallbackReason,
             );
@@ -351,9 +368,13 @@ export class HybridRouter {
 
   /**
    * Prefills every request (releasing each at once unless `hold`); if one fails, releases the
-   * others and throws its error.
+   * others and throws its error, naming its field.
    */
-  private async prefillAll(requests: TranslationRequest[], hold: boolean): Promise<Prefilled[]> {
+  private async prefillAll(
+    requests: TranslationRequest[],
+    fields: readonly string[],
+    hold: boolean,
+  ): Promise<Prefilled[]> {
     const settled = await Promise.allSettled(
       requests.map(async (request) => {
         const prefilled = await this.small.prefill(request, { signal: this.shutdown.signal });
@@ -362,20 +383,23 @@ export class HybridRouter {
         return prefilled;
       }),
     );
-    const failure = settled.find((outcome) => outcome.status === "rejected");
-    if (failure || this.shutdown.signal.aborted) {
+    const failed = settled.findIndex((outcome) => outcome.status === "rejected");
+    if (failed >= 0 || this.shutdown.signal.aborted) {
       await Promise.all(
         settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value.release() : undefined)),
       );
       this.throwIfShuttingDown();
-      throw this.smallFailure(failure?.reason);
+      throw this.smallFailure((settled[failed] as PromiseRejectedResult).reason, fields[failed]!);
     }
     this.lastSmallError = null;
     return settled.map((outcome) => (outcome as PromiseFulfilledResult<Prefilled>).value);
   }
 
-  /** A small-engine error as the client sees it: its own input problem (400) or the engine down (503). */
-  private smallFailure(error: unknown): ServerError {
+  /**
+   * A small-engine error as the client sees it: its own input problem (400 on `field`, where the
+   * text came from) or the engine down (503).
+   */
+  private smallFailure(error: unknown, field: string): ServerError {
     if (error instanceof ServerError) return error;
     if (
       error instanceof RoutelmtError &&
@@ -383,11 +407,8 @@ export class HybridRouter {
     ) {
       return new ServerError(
         "RLMT_ERR_INVALID_REQUEST",
-        `the small engine refused the text: ${error.message}`,
-        {
-          field: "text",
-          cause: error,
-        },
+        `${field}: the small engine refused the text: ${error.message}`,
+        { field, cause: error },
       );
     }
     this.lastSmallError = describe(error);
@@ -486,6 +507,7 @@ export class HybridRouter {
 
   private async decodeSmall(
     source: Prefilled | TranslationRequest,
+    field: string,
     stages: StageTimings,
     fallbackReason: FallbackReason | null,
   ): Promise<Omit<HybridTranslation, "latencyMs" | "stages" | "predictedGain" | "guarded">> {
@@ -498,7 +520,7 @@ export class HybridRouter {
           : await this.translateSmallAfresh(source);
     } catch (error) {
       if ("release" in source) await source.release();
-      throw this.smallFailure(error);
+      throw this.smallFailure(error, field);
     }
     // An in-process decode stops early at the abort rather than failing: its text is cut short.
     this.throwIfShuttingDown();
@@ -512,6 +534,7 @@ export class HybridRouter {
   /** Calls the large model under the deadline; any failure falls back to a fresh small translation. */
   private async callLarge(
     request: TranslationRequest,
+    field: string,
     stages: StageTimings,
   ): Promise<Omit<HybridTranslation, "latencyMs" | "stages" | "predictedGain" | "guarded">> {
     const started = performance.now();
@@ -546,7 +569,7 @@ export class HybridRouter {
       this.metrics?.observeStage("fallback_decode", stages.fallbackDecode);
       return this.outcome(translation, "small", reason);
     } catch (error) {
-      throw this.smallFailure(error);
+      throw this.smallFailure(error, field);
     } finally {
       this.smallGate.release();
     }

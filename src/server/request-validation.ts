@@ -153,6 +153,8 @@ const chatBodySchema = z.object({
 /** A parsed `/v1/chat/completions` body. */
 export interface ChatInput {
   request: TranslationRequest;
+  /** Where the text came from, e.g. `messages.2.content`. */
+  field: string;
   stream: boolean;
   includeUsage: boolean;
 }
@@ -202,6 +204,7 @@ export function parseChatBody(
   );
   return {
     request: { text: checkText(text, field, limits.maxTextBytes), srcLang, tgtLang },
+    field,
     stream: parsed.stream === true,
     includeUsage: parsed.stream_options?.include_usage === true,
   };
