@@ -91,6 +91,7 @@ describe("routelmt serve: API", () => {
     );
     expect(lowestLarge).toBeGreaterThan(highestSmall);
     expect(batch.headers.get("x-routelmt-model")?.split(",")).toEqual(translations.map((item) => item.model));
+    expect(batch.headers.get("x-routelmt-fallback")).toBe(new Array(7).fill("none").join(","));
   });
 
   it("serves the official openai client: chat completions, streaming, models", async () => {
@@ -240,6 +241,7 @@ describe("routelmt serve: faults", () => {
     for (const fallback of fallbacks) {
       expect(fallback.body.model).toBe("small");
       expect(fallback.body.translation).toMatch(/^\[small\] /);
+      expect(fallback.headers.get("x-routelmt-fallback")).toBe("large-error");
     }
     expect(results.some((result) => result.body.model === "large")).toBe(true);
     const metrics = await (await fetch(`${origin}/metrics`)).text();
@@ -262,11 +264,29 @@ describe("routelmt serve: faults", () => {
     expect(performance.now() - started).toBeLessThan(3000);
     expect(slow.status).toBe(200);
     expect(slow.body).toMatchObject({ model: "small", fallback: true });
+    expect(slow.headers.get("x-routelmt-fallback")).toBe("large-timeout");
+    // Chat completions say so too, streamed (in the SSE answer's headers) or not.
+    const chat = { model: "routelmt", messages: [{ role: "user", content: sampleText(8) }] };
+    for (const stream of [false, true]) {
+      const answer = await fetch(`${origin}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...chat, stream }),
+      });
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get("x-routelmt-model")).toBe("small");
+      expect(answer.headers.get("x-routelmt-fallback")).toBe("large-timeout");
+      expect(answer.headers.get("content-type")).toMatch(
+        stream ? /^text\/event-stream/ : /^application\/json/,
+      );
+      await answer.text();
+    }
     large.setBehaviour([{ kind: "fail", status: 500 }, { kind: "succeed" }]);
     const retried = await postJson(`${origin}/v1/translate`, { text: sampleText(4) });
     expect(retried.body).toMatchObject({ model: "large", fallback: false });
+    expect(retried.headers.get("x-routelmt-fallback")).toBe("none");
     const metrics = await (await fetch(`${origin}/metrics`)).text();
-    expect(metrics).toMatch(/routelmt_fallbacks_total\{reason="large-timeout"\} 1/);
+    expect(metrics).toMatch(/routelmt_fallbacks_total\{reason="large-timeout"\} 3/);
     expect(metrics).toMatch(/routelmt_backend_retries_total\{engine="large"\} [1-9]/);
   });
 
