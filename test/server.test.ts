@@ -418,6 +418,78 @@ describe("routelmt serve: input validation and auth", () => {
     expect((await postJson(url, { text: "still here" })).status).toBe(200);
   });
 
+  it("refuses invisible texts, wrong types, non-UTF-8 charsets and wrong methods in the error format", async () => {
+    const { origin } = await startServer();
+    const url = `${origin}/v1/translate`;
+    const cases: [unknown, string, string][] = [
+      [{ text: "\u0000\u0007 \t\u200b" }, "text", "must hold some text"],
+      [{ text: "\u00ad\ufeff\u2028" }, "text", "must hold some text"],
+      [{ texts: ["ok", "\u0001\u0002"] }, "texts.1", "must hold some text"],
+      [{ text: 42 }, "text", "text: must be a string"],
+      [{ text: null }, "text", "text: must be a string"],
+      [{ text: { nested: "x" } }, "text", "text: must be a string"],
+      [{ texts: [1] }, "texts.0", "texts.0: must be a string"],
+      [{ texts: "x" }, "texts", "texts: must be a list of strings"],
+      [{ text: "hi", source_lang: ["de"] }, "source_lang", "source_lang: must be a string"],
+    ];
+    for (const [body, field, message] of cases) {
+      const answer = await postJson(url, body);
+      expect({ body, status: answer.status }).toEqual({ body, status: 400 });
+      const error = serverErrorBodySchema.parse(answer.body).error;
+      expect({ body, field: error.field }).toEqual({ body, field });
+      expect(error.message).toContain(message);
+    }
+    const chat = await postJson(`${origin}/v1/chat/completions`, {
+      model: "routelmt",
+      messages: [{ role: "user", content: 5 }],
+    });
+    expect(serverErrorBodySchema.parse(chat.body).error).toMatchObject({
+      field: "messages.0.content",
+      message: "messages.0.content: must be a string or a list of content parts",
+    });
+    const post = (contentType: string) =>
+      fetch(url, { method: "POST", headers: { "content-type": contentType }, body: '{"text": "hi"}' });
+    for (const refused of [
+      "application/json; charset=latin1",
+      "application/json;charset=utf-16",
+      'application/json; charset="ascii"',
+    ]) {
+      const answer = await post(refused);
+      expect({ refused, status: answer.status }).toEqual({ refused, status: 415 });
+      expect(serverErrorBodySchema.parse(await answer.json()).error).toMatchObject({
+        code: "RLMT_ERR_UNSUPPORTED_MEDIA_TYPE",
+        field: "content-type",
+      });
+    }
+    for (const accepted of [
+      "application/json; charset=utf-8",
+      "application/json;charset=UTF8",
+      "application/json",
+    ]) {
+      expect({ accepted, status: (await post(accepted)).status }).toEqual({ accepted, status: 200 });
+    }
+    for (const [method, target, allow] of [
+      ["GET", "/v1/translate", "POST"],
+      ["OPTIONS", "/v1/translate", "POST"],
+      ["GET", "/%76%31/chat/completions", "POST"],
+      ["DELETE", "/v1/models", "GET, HEAD"],
+      ["POST", "/healthz", "GET, HEAD"],
+    ] as const) {
+      const answer = await rawRequest(origin, [requestText(method, target)]);
+      expect({ method, target, status: answer.status, allow: answer.headers.allow }).toEqual({
+        method,
+        target,
+        status: 405,
+        allow,
+      });
+      expect(serverErrorBodySchema.parse(JSON.parse(answer.body)).error.code).toBe(
+        "RLMT_ERR_METHOD_NOT_ALLOWED",
+      );
+    }
+    const head = await rawRequest(origin, [requestText("HEAD", "/v1/translate")]);
+    expect([head.status, head.headers.allow]).toEqual([405, "POST"]);
+  });
+
   it("requires a configured Bearer key on /v1 routes, and never logs it", async () => {
     const keyFile = path.join(work, "keys.txt");
     await writeFile(keyFile, "# keys\nfirst-secret-key\n\nsecond-secret-key\n");

@@ -269,9 +269,11 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     return reply.status(answer.status).send(answer.toBody());
   });
 
+  const routes = collectRoutes(app);
   registerHealthRoutes(app);
   registerTranslateRoutes(app);
   registerChatRoutes(app);
+  registerMethodNotAllowed(app, routes);
 
   app.addHook("preClose", async () => {
     app.routelmt.closing = true;
@@ -282,6 +284,53 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
   return app;
 }
 
+/** Methods fastify routes: every other one reaches the not-found handler. */
+const ROUTABLE_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] as const;
+
+/** Path → the methods registered on it, and whether it is public; filled as routes are registered. */
+type RouteTable = Map<string, { methods: Set<string>; public: boolean }>;
+
+function collectRoutes(app: FastifyInstance): RouteTable {
+  const routes: RouteTable = new Map();
+  app.addHook("onRoute", (route) => {
+    const entry = routes.get(route.url) ?? { methods: new Set<string>(), public: false };
+    for (const method of [route.method].flat()) entry.methods.add(method);
+    // fastify answers HEAD on every GET route by itself.
+    if (entry.methods.has("GET")) entry.methods.add("HEAD");
+    entry.public ||= route.config?.public === true;
+    routes.set(route.url, entry);
+  });
+  return routes;
+}
+
+/**
+ * 405 with `Allow` for a known path asked with another method (GET on /v1/translate), instead of a
+ * 404 that says the path does not exist. Registered as routes, so another spelling of the path gets
+ * the same answer, and behind the same authentication as the path's own routes.
+ */
+function registerMethodNotAllowed(app: FastifyInstance, routes: RouteTable): void {
+  for (const [url, entry] of [...routes]) {
+    const allowed = ROUTABLE_METHODS.filter((method) => entry.methods.has(method));
+    const refused = ROUTABLE_METHODS.filter((method) => !entry.methods.has(method));
+    if (refused.length === 0) continue;
+    app.route({
+      method: [...refused],
+      url,
+      config: { public: entry.public },
+      // fastify would otherwise add a HEAD route for a refused GET; HEAD is in `refused` when not allowed.
+      exposeHeadRoute: false,
+      handler: async (request, reply) => {
+        reply.header("allow", allowed.join(", "));
+        const answer = new ServerError(
+          "RLMT_ERR_METHOD_NOT_ALLOWED",
+          `${request.method} is not allowed on ${url}: use ${allowed.join(" or ")}`,
+        );
+        return reply.status(answer.status).send(answer.toBody());
+      },
+    });
+  }
+}
+
 /**
  * JSON bodies only: read as bytes (fastify's bodyLimit applies while reading, before any parsing),
  * decoded as strict UTF-8 (invalid bytes are a 400, not silently replaced), then parsed.
@@ -289,7 +338,19 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
 function registerJsonParser(app: FastifyInstance): void {
   const decoder = new TextDecoder("utf-8", { fatal: true });
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(request.headers["content-type"] ?? "")?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      done(
+        new ServerError(
+          "RLMT_ERR_UNSUPPORTED_MEDIA_TYPE",
+          `charset ${JSON.stringify(charset.slice(0, 40))} is not supported: send JSON as UTF-8`,
+          { field: "content-type" },
+        ),
+        undefined,
+      );
+      return;
+    }
     let text: string;
     try {
       text = decoder.decode(body as Buffer);

@@ -19,11 +19,13 @@ export const SERVER_ERROR_STATUS = {
   RLMT_ERR_UNAUTHORIZED: 401,
   /** No such route, or a chat completion asked for a model other than `routelmt`. */
   RLMT_ERR_NOT_FOUND: 404,
+  /** The path exists but not with this method (GET on a POST route); the `Allow` header lists the methods. */
+  RLMT_ERR_METHOD_NOT_ALLOWED: 405,
   /** The request (headers and body) did not arrive within the request timeout; the connection is closed. */
   RLMT_ERR_REQUEST_TIMEOUT: 408,
   /** The whole body exceeds the server's body limit (checked before parsing). */
   RLMT_ERR_BODY_TOO_LARGE: 413,
-  /** The body is not `application/json`. */
+  /** The body is not `application/json`, or not in UTF-8. */
   RLMT_ERR_UNSUPPORTED_MEDIA_TYPE: 415,
   /** The request headers exceed Node's header size limit; the connection is closed. */
   RLMT_ERR_HEADERS_TOO_LARGE: 431,
