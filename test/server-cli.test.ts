@@ -6,16 +6,20 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { predictHeads } from "../src/probe/router-file.js";
 import { buildApp } from "../src/server/app.js";
 import { readConfigFile, resolveServerConfig } from "../src/server/config.js";
 import { serverErrorBodySchema } from "../src/server/errors.js";
-import { LlamaTranslator } from "../src/translators/llama-translator.js";
-import { defaultPromptTemplate } from "../src/translators/prompt-template.js";
 import { runCliCaptured } from "./helpers/cli.js";
 import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
 import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
-import { postJson, remoteRouter, sampleText, startServeProcess, writeRouter } from "./server-fixtures.js";
+import {
+  postJson,
+  remoteRouter,
+  sampleText,
+  startServeProcess,
+  tinyGgufWithRouter,
+  writeRouter,
+} from "./server-fixtures.js";
 
 let work: string;
 let small: FakeOpenAIServer;
@@ -293,51 +297,7 @@ describe("routelmt serve: shutdown deadline", () => {
 
 describe("routelmt serve: in-process GGUF small model", () => {
   it("routes with features read during the small model's own prefill", async () => {
-    const modelPath = path.join(work, "tiny-llama.gguf");
-    writeTinyLlamaGguf(modelPath);
-    const requests = Array.from({ length: 12 }, (_, index) => ({
-      text: sampleText(index),
-      srcLang: "en",
-      tgtLang: "de",
-    }));
-    // "Collect": the features the router is fitted on, read from the same model and template.
-    const collector = await LlamaTranslator.create({ modelPath, threads: 1, sequences: 1, maxTokens: 4 });
-    const features = new Float32Array(requests.length * 64);
-    for (const [row, request] of requests.entries()) {
-      const prefilled = await collector.prefill(request);
-      features.set(prefilled.features, row * 64);
-      await prefilled.release();
-    }
-    const identity = collector.featureIdentity;
-    await collector.dispose();
-    const router = remoteRouter("unused");
-    const weights = Array.from({ length: 64 }, (_, index) => Math.sin(index + 1));
-    router.feature = {
-      ...router.feature,
-      fingerprint: identity.fingerprint,
-      arch: identity.arch,
-      dim: 64,
-      template: defaultPromptTemplate.text,
-    };
-    const head = router.heads.gain!;
-    head.model = {
-      format: 1,
-      kind: "ridge",
-      dim: 64,
-      mean: new Array(64).fill(0),
-      std: new Array(64).fill(1),
-      weights,
-      bias: 0,
-      lambda: 1,
-    };
-    const offline = Array.from(predictHeads(router, features, requests.length).gain!);
-    const sorted = [...offline].sort((a, b) => a - b);
-    head.score_quantiles = Array.from(
-      { length: 101 },
-      (_, percent) => sorted[Math.round((percent / 100) * (sorted.length - 1))]!,
-    );
-    const ggufRouter = await writeRouter(work, router, "gguf-router.json");
-
+    const { modelPath, routerFile: ggufRouter, offlineGains: offline } = await tinyGgufWithRouter(work, 12);
     const app = await buildApp(
       resolveServerConfig(
         {},
@@ -357,7 +317,7 @@ describe("routelmt serve: in-process GGUF small model", () => {
     try {
       const origin = await app.listen({ port: 0, host: "127.0.0.1" });
       const batch = await postJson(`${origin}/v1/translate`, {
-        texts: requests.map((request) => request.text),
+        texts: offline.map((_, index) => sampleText(index)),
       });
       expect(batch.status).toBe(200);
       const translations = batch.body.translations as {
