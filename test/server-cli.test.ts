@@ -6,15 +6,20 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { predictHeads } from "../src/probe/router-file.js";
 import { buildApp } from "../src/server/app.js";
-import { resolveServerConfig } from "../src/server/config.js";
-import { LlamaTranslator } from "../src/translators/llama-translator.js";
-import { defaultPromptTemplate } from "../src/translators/prompt-template.js";
-import { runCliCaptured, spawnCli } from "./helpers/cli.js";
+import { readConfigFile, resolveServerConfig } from "../src/server/config.js";
+import { serverErrorBodySchema } from "../src/server/errors.js";
+import { runCliCaptured } from "./helpers/cli.js";
 import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
 import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
-import { postJson, remoteRouter, sampleText, writeRouter } from "./server-fixtures.js";
+import {
+  postJson,
+  remoteRouter,
+  sampleText,
+  startServeProcess,
+  tinyGgufWithRouter,
+  writeRouter,
+} from "./server-fixtures.js";
 
 let work: string;
 let small: FakeOpenAIServer;
@@ -132,40 +137,99 @@ describe("routelmt serve: configuration", () => {
   });
 });
 
+describe("routelmt serve: API keys from the config and the environment", () => {
+  it("accepts api-key in the config file and names a bad one without quoting it", async () => {
+    const write = async (name: string, text: string) => {
+      const file = path.join(work, name);
+      await writeFile(file, text);
+      return file;
+    };
+    const base = `small: openai:${small.url}#small\nlarge: openai:${large.url}#large\nrouter: ${routerFile}\nsmall-dim: 8\nbudget: 0.2\n`;
+    const good = await write("keys.yaml", `${base}api-key: [config-key-one, config-key-two]\n`);
+    const config = resolveServerConfig(await readConfigFile(good), {}, good, {
+      ROUTELMT_SERVER_API_KEY: "environment-key",
+    });
+    expect(config.apiKeys.reveal()).toEqual(["config-key-one", "config-key-two", "environment-key"]);
+    // The settings never show the keys when logged or printed.
+    expect(JSON.stringify(config)).not.toContain("key-one");
+    expect(String(config.apiKeys)).toBe("[3 API keys, redacted]");
+    // ROUTELMT_API_KEY is the key for the engines, not for clients.
+    expect(
+      resolveServerConfig(
+        {},
+        { small: "s.gguf", large: "l.gguf", router: "r.json", budget: 0.2 },
+        undefined,
+        {
+          ROUTELMT_API_KEY: "outbound",
+        },
+      ).apiKeys.count,
+    ).toBe(0);
+
+    const cases: [string, string, RegExp][] = [
+      ["spaced.yaml", `${base}api-key: "leaky secret-value-1"\n`, /spaced\.yaml: api-key: must be one key/],
+      ["typed.yaml", `${base}api-key: 12345678\n`, /typed\.yaml: api-key: must be one key/],
+      [
+        "camel.yaml",
+        `${base}apiKey: secret-value-2\n`,
+        /camel\.yaml: apiKey: unknown setting \(did you mean api-key\?\)/,
+      ],
+      ["syntax.yaml", `${base}api-key: secret-value-3: {\n`, /syntax\.yaml: not valid YAML/],
+      ["syntax.json", `{"budget": 0.2, "api-key": secret-value-4}`, /syntax\.json: not valid JSON/],
+      ["quoted.json", `{"api-key": "secret-value-5" "budget": 0.2}`, /quoted\.json: not valid JSON/],
+    ];
+    for (const [name, text, expected] of cases) {
+      const run = await runCliCaptured(["serve", "--config", await write(name, text)]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(expected);
+      expect(run.stderr).not.toMatch(/secret-value|leaky/);
+    }
+    const goodValues = await readConfigFile(good);
+    expect(() =>
+      resolveServerConfig(goodValues, {}, good, { ROUTELMT_SERVER_API_KEY: "two secret-words" }),
+    ).toThrow(/^ROUTELMT_SERVER_API_KEY: must be one key without spaces or line breaks$/);
+  });
+
+  it("requires a key from ROUTELMT_SERVER_API_KEY or the config file in a serve process", async () => {
+    const configFile = path.join(work, "serve-keys.yaml");
+    await writeFile(configFile, "api-key: config-file-key\n");
+    const { child, origin, output, exited } = await startServeProcess(
+      small.url,
+      large.url,
+      routerFile,
+      ["--config", configFile, "--budget", "0.2", "--log-level", "trace"],
+      { ROUTELMT_SERVER_API_KEY: "environment-key" },
+    );
+    try {
+      expect(output.stdout).toMatch(/API keys: 2/);
+      const url = `${origin}/v1/translate`;
+      expect((await postJson(url, { text: "hi" })).status).toBe(401);
+      expect((await postJson(url, { text: "hi" }, { authorization: "Bearer wrong-key" })).status).toBe(401);
+      expect((await postJson(url, { text: "hi" }, { authorization: "Bearer environment-key" })).status).toBe(
+        200,
+      );
+      expect((await postJson(url, { text: "hi" }, { authorization: "Bearer config-file-key" })).status).toBe(
+        200,
+      );
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      // Trace-level logs included: neither key appears anywhere the process wrote.
+      expect(output.stdout).toMatch(/"msg":"request"/);
+      expect(`${output.stdout}${output.stderr}`).not.toMatch(/environment-key|config-file-key/);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+});
+
 describe("routelmt serve: process", () => {
   it("drains in-flight requests on SIGTERM and exits 0", async () => {
     large.setBehaviour({ kind: "succeed", delayMs: 700 });
-    const child = spawnCli([
-      "serve",
-      "--small",
-      `openai:${small.url}#small`,
-      "--small-dim",
-      "8",
-      "--large",
-      `openai:${large.url}#large`,
-      "--router",
-      routerFile,
+    const { child, origin, output, exited } = await startServeProcess(small.url, large.url, routerFile, [
       "--budget",
       "1",
-      "--port",
-      "0",
       "--log-level",
       "warn",
     ]);
-    let stdout = "";
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    const origin = await new Promise<string>((resolve, reject) => {
-      child.stdout.on("data", (chunk: Buffer) => {
-        stdout += chunk.toString();
-        const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
-        if (match) resolve(match[1]!);
-      });
-      child.on("exit", () => reject(new Error(`serve exited early: ${stderr}`)));
-    });
     try {
       const inFlight = Array.from({ length: 4 }, (_, index) =>
         postJson(`${origin}/v1/translate`, { text: sampleText(index) }),
@@ -177,8 +241,53 @@ describe("routelmt serve: process", () => {
       expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
       expect(answers.map((answer) => answer.body.model)).toEqual(["large", "large", "large", "large"]);
       expect(await exited).toBe(0);
-      expect(stderr).toMatch(/SIGTERM: finishing in-flight requests/);
+      expect(output.stderr).toMatch(/SIGTERM: finishing in-flight requests/);
       await expect(fetch(`${origin}/healthz`)).rejects.toThrow();
+    } finally {
+      large.setBehaviour({ kind: "succeed" });
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("routelmt serve: shutdown deadline", () => {
+  it("aborts engine calls still running at --shutdown-timeout-ms, answers them 503 and exits", async () => {
+    // A large engine that answers in 20 s, far past the deadline.
+    large.setBehaviour({ kind: "succeed", delayMs: 20_000 });
+    const deadlineMs = 1500;
+    const { child, origin, output, exited } = await startServeProcess(small.url, large.url, routerFile, [
+      "--budget",
+      "1",
+      "--large-timeout-ms",
+      "60000",
+      "--shutdown-timeout-ms",
+      String(deadlineMs),
+      "--log-level",
+      "warn",
+    ]);
+    try {
+      const inFlight = Array.from({ length: 3 }, (_, index) =>
+        postJson(`${origin}/v1/translate`, { text: sampleText(index) }),
+      );
+      while (large.inFlight < 3) await new Promise((resolve) => setTimeout(resolve, 20));
+      const signalled = performance.now();
+      child.kill("SIGTERM");
+      const answers = await Promise.all(inFlight);
+      const code = await exited;
+      const exitMs = performance.now() - signalled;
+      expect(code).toBe(0);
+      expect(exitMs).toBeGreaterThanOrEqual(deadlineMs - 50);
+      // The answers leave 250 ms after the deadline; the rest is process teardown on a busy machine.
+      expect(exitMs).toBeLessThan(deadlineMs + 2000);
+      for (const answer of answers) {
+        expect(answer.status).toBe(503);
+        expect(serverErrorBodySchema.parse(answer.body).error.code).toBe("RLMT_ERR_SHUTTING_DOWN");
+        expect(answer.headers.get("retry-after")).toBe("1");
+      }
+      // The engine saw its connections go: nothing is left waiting on it.
+      expect(large.inFlight).toBe(0);
+      expect(output.stderr).toMatch(/shutdown deadline \(1500 ms\) passed: 3 requests answered 503/);
+      expect(output.stderr).toMatch(/stopped/);
     } finally {
       large.setBehaviour({ kind: "succeed" });
       if (child.exitCode === null) child.kill("SIGKILL");
@@ -188,51 +297,7 @@ describe("routelmt serve: process", () => {
 
 describe("routelmt serve: in-process GGUF small model", () => {
   it("routes with features read during the small model's own prefill", async () => {
-    const modelPath = path.join(work, "tiny-llama.gguf");
-    writeTinyLlamaGguf(modelPath);
-    const requests = Array.from({ length: 12 }, (_, index) => ({
-      text: sampleText(index),
-      srcLang: "en",
-      tgtLang: "de",
-    }));
-    // "Collect": the features the router is fitted on, read from the same model and template.
-    const collector = await LlamaTranslator.create({ modelPath, threads: 1, sequences: 1, maxTokens: 4 });
-    const features = new Float32Array(requests.length * 64);
-    for (const [row, request] of requests.entries()) {
-      const prefilled = await collector.prefill(request);
-      features.set(prefilled.features, row * 64);
-      await prefilled.release();
-    }
-    const identity = collector.featureIdentity;
-    await collector.dispose();
-    const router = remoteRouter("unused");
-    const weights = Array.from({ length: 64 }, (_, index) => Math.sin(index + 1));
-    router.feature = {
-      ...router.feature,
-      fingerprint: identity.fingerprint,
-      arch: identity.arch,
-      dim: 64,
-      template: defaultPromptTemplate.text,
-    };
-    const head = router.heads.gain!;
-    head.model = {
-      format: 1,
-      kind: "ridge",
-      dim: 64,
-      mean: new Array(64).fill(0),
-      std: new Array(64).fill(1),
-      weights,
-      bias: 0,
-      lambda: 1,
-    };
-    const offline = Array.from(predictHeads(router, features, requests.length).gain!);
-    const sorted = [...offline].sort((a, b) => a - b);
-    head.score_quantiles = Array.from(
-      { length: 101 },
-      (_, percent) => sorted[Math.round((percent / 100) * (sorted.length - 1))]!,
-    );
-    const ggufRouter = await writeRouter(work, router, "gguf-router.json");
-
+    const { modelPath, routerFile: ggufRouter, offlineGains: offline } = await tinyGgufWithRouter(work, 12);
     const app = await buildApp(
       resolveServerConfig(
         {},
@@ -252,7 +317,7 @@ describe("routelmt serve: in-process GGUF small model", () => {
     try {
       const origin = await app.listen({ port: 0, host: "127.0.0.1" });
       const batch = await postJson(`${origin}/v1/translate`, {
-        texts: requests.map((request) => request.text),
+        texts: offline.map((_, index) => sampleText(index)),
       });
       expect(batch.status).toBe(200);
       const translations = batch.body.translations as {
@@ -272,6 +337,22 @@ describe("routelmt serve: in-process GGUF small model", () => {
           .filter((item) => item.model === "small")
           .every((item) => typeof item.translation === "string"),
       ).toBe(true);
+      expect((await fetch(`${origin}/readyz`)).status).toBe(200);
+      // A text too long for the model's context is a 400 on the field it came from.
+      const overflowing = Array.from({ length: 40 }, (_, index) => sampleText(index)).join(" ");
+      const refusedBatch = await postJson(`${origin}/v1/translate`, { texts: ["Short.", overflowing] });
+      expect(refusedBatch.status).toBe(400);
+      expect(refusedBatch.body.error).toMatchObject({ code: "RLMT_ERR_INVALID_REQUEST", field: "texts.1" });
+      const refusedChat = await postJson(`${origin}/v1/chat/completions`, {
+        model: "routelmt",
+        messages: [
+          { role: "user", content: "earlier" },
+          { role: "assistant", content: "reply" },
+          { role: "user", content: overflowing },
+        ],
+      });
+      expect(refusedChat.status).toBe(400);
+      expect(refusedChat.body.error).toMatchObject({ field: "messages.2.content" });
       expect((await fetch(`${origin}/readyz`)).status).toBe(200);
     } finally {
       await app.close();

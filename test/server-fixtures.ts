@@ -6,10 +6,13 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { type ProbeModel, predictRows } from "../src/probe/probe-model.js";
-import type { HeadName, RouterFile, RouterHead } from "../src/probe/router-file.js";
+import { type HeadName, predictHeads, type RouterFile, type RouterHead } from "../src/probe/router-file.js";
 import { resolveServerConfig, type ServerConfig } from "../src/server/config.js";
+import { LlamaTranslator } from "../src/translators/llama-translator.js";
 import { defaultPromptTemplate, renderPrompt } from "../src/translators/prompt-template.js";
+import { spawnCli } from "./helpers/cli.js";
 import { fakeEmbedding } from "./helpers/fake-openai-server.js";
+import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
 
 export const DIM = 8;
 
@@ -110,6 +113,66 @@ export function remoteRouter(
   };
 }
 
+/** A generated tiny llama GGUF and a router fitted to the features of its own prefills. */
+export interface TinyGgufFixture {
+  modelPath: string;
+  routerFile: string;
+  /** The router's gain prediction for sampleText(0..count-1), en → de, read offline. */
+  offlineGains: number[];
+}
+
+/**
+ * Writes a tiny llama GGUF (dimension 64, context 256) into `directory` and a router for it: a gain
+ * head with fixed weights whose score quantiles are those of sampleText(0..count-1), read through
+ * the model's own prefill ("collect") under the default template.
+ */
+export async function tinyGgufWithRouter(directory: string, count: number): Promise<TinyGgufFixture> {
+  const modelPath = path.join(directory, "tiny-llama.gguf");
+  writeTinyLlamaGguf(modelPath);
+  const requests = Array.from({ length: count }, (_, index) => ({
+    text: sampleText(index),
+    srcLang: "en",
+    tgtLang: "de",
+  }));
+  const collector = await LlamaTranslator.create({ modelPath, threads: 1, sequences: 1, maxTokens: 4 });
+  const dim = 64;
+  const features = new Float32Array(requests.length * dim);
+  for (const [row, request] of requests.entries()) {
+    const prefilled = await collector.prefill(request);
+    features.set(prefilled.features, row * dim);
+    await prefilled.release();
+  }
+  const identity = collector.featureIdentity;
+  await collector.dispose();
+  const router = remoteRouter("unused");
+  router.feature = {
+    ...router.feature,
+    fingerprint: identity.fingerprint,
+    arch: identity.arch,
+    dim,
+    template: defaultPromptTemplate.text,
+  };
+  const head = router.heads.gain!;
+  head.model = {
+    format: 1,
+    kind: "ridge",
+    dim,
+    mean: new Array(dim).fill(0),
+    std: new Array(dim).fill(1),
+    weights: Array.from({ length: dim }, (_, index) => Math.sin(index + 1)),
+    bias: 0,
+    lambda: 1,
+  };
+  const offlineGains = Array.from(predictHeads(router, features, requests.length).gain!);
+  const sorted = [...offlineGains].sort((a, b) => a - b);
+  head.score_quantiles = Array.from(
+    { length: 101 },
+    (_, percent) => sorted[Math.round((percent / 100) * (sorted.length - 1))]!,
+  );
+  const routerFile = await writeRouter(directory, router, "gguf-router.json");
+  return { modelPath, routerFile, offlineGains };
+}
+
 export async function writeRouter(
   directory: string,
   router: RouterFile,
@@ -182,4 +245,57 @@ export async function postJson(
     headers: response.headers,
     body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
   };
+}
+
+/** A `routelmt serve` child process on a free port, with what it printed so far. */
+export interface ServeProcess {
+  child: ReturnType<typeof spawnCli>;
+  origin: string;
+  output: { stdout: string; stderr: string };
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts `routelmt serve` on fake engines (`--port 0`, `--small-dim 8`) with `extra` flags and
+ * environment variables; resolves once it prints the address it listens on.
+ */
+export async function startServeProcess(
+  smallUrl: string,
+  largeUrl: string,
+  routerFile: string,
+  extra: string[],
+  environment: Record<string, string> = {},
+): Promise<ServeProcess> {
+  const child = spawnCli(
+    [
+      "serve",
+      "--small",
+      `openai:${smallUrl}#small`,
+      "--small-dim",
+      "8",
+      "--large",
+      `openai:${largeUrl}#large`,
+      "--router",
+      routerFile,
+      "--port",
+      "0",
+      ...extra,
+    ],
+    environment,
+  );
+  const output = { stdout: "", stderr: "" };
+  child.stderr.on("data", (chunk: Buffer) => {
+    output.stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const origin = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      output.stdout += chunk.toString();
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output.stdout);
+      if (match) resolve(match[1]!);
+    });
+    child.on("exit", () => reject(new Error(`serve exited early: ${output.stderr}`)));
+  });
+  return { child, origin, output, exited };
 }

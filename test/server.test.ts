@@ -10,8 +10,11 @@ import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/server/app.js";
-import { maxLargeInAnyWindow } from "../src/server/decision-window.js";
+import { maxLargeInAnyWindow, maxOverspendOfLongRuns } from "../src/server/decision-window.js";
+import { serverErrorBodySchema } from "../src/server/errors.js";
+import { closeWithDeadline } from "../src/server/shutdown.js";
 import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
+import { openConnection, rawRequest, requestText } from "./helpers/raw-http.js";
 import {
   fakeServerConfig,
   postJson,
@@ -88,6 +91,7 @@ describe("routelmt serve: API", () => {
     );
     expect(lowestLarge).toBeGreaterThan(highestSmall);
     expect(batch.headers.get("x-routelmt-model")?.split(",")).toEqual(translations.map((item) => item.model));
+    expect(batch.headers.get("x-routelmt-fallback")).toBe(new Array(7).fill("none").join(","));
   });
 
   it("serves the official openai client: chat completions, streaming, models", async () => {
@@ -175,7 +179,7 @@ describe("routelmt serve: API", () => {
 });
 
 describe("routelmt serve: budget under concurrency", () => {
-  it("holds the budget within 1 point over 2000 requests at 64 concurrent, never breaking the hard cap", async () => {
+  it("holds the budget within 1 point over 2000 requests at 64 concurrent, never overspending it", async () => {
     const window = 1000;
     const { app, origin } = await startServer({ budget: 0.2, window });
     const results = await runConcurrently(2000, 64, (index) =>
@@ -184,11 +188,15 @@ describe("routelmt serve: budget under concurrency", () => {
     expect(results.every((result) => result.status === 200)).toBe(true);
     const largeCount = results.filter((result) => result.body.model === "large").length;
     expect(Math.abs(largeCount / 2000 - 0.2)).toBeLessThanOrEqual(0.01);
-    // Every sliding window of the decision log respects the cap ⌈p·W⌉ + 1 = 201.
+    // The budget is never overspent: at most ⌊0.2 · 1000⌋ = 200 in any 1000 decisions, the first
+    // 1000 included, and at most 0.2·N in any longer run.
     const log = app.routelmt.hybrid.decisionLog();
     expect(log.length).toBe(2000);
     expect(log.reduce((sum, value) => sum + value, 0)).toBe(largeCount);
-    expect(maxLargeInAnyWindow(log, window)).toBeLessThanOrEqual(201);
+    expect(largeCount).toBeLessThanOrEqual(400);
+    expect(log.subarray(0, window).reduce((sum, value) => sum + value, 0)).toBeLessThanOrEqual(200);
+    expect(maxLargeInAnyWindow(log, window)).toBeLessThanOrEqual(200);
+    expect(maxOverspendOfLongRuns(log, 0.2, window)).toBeLessThanOrEqual(1e-9);
     // The large engine saw exactly the routed requests.
     expect(large.requests.filter((request) => request.path === "/v1/chat/completions").length).toBe(
       largeCount,
@@ -207,7 +215,8 @@ describe("routelmt serve: budget under concurrency", () => {
     );
     const log = app.routelmt.hybrid.decisionLog();
     expect(log.length).toBe(40 + 20 * 6);
-    expect(maxLargeInAnyWindow(log, window)).toBeLessThanOrEqual(26);
+    expect(maxLargeInAnyWindow(log, window)).toBeLessThanOrEqual(25);
+    expect(maxOverspendOfLongRuns(log, 0.5, window)).toBeLessThanOrEqual(1e-9);
   });
 });
 
@@ -232,6 +241,7 @@ describe("routelmt serve: faults", () => {
     for (const fallback of fallbacks) {
       expect(fallback.body.model).toBe("small");
       expect(fallback.body.translation).toMatch(/^\[small\] /);
+      expect(fallback.headers.get("x-routelmt-fallback")).toBe("large-error");
     }
     expect(results.some((result) => result.body.model === "large")).toBe(true);
     const metrics = await (await fetch(`${origin}/metrics`)).text();
@@ -254,12 +264,57 @@ describe("routelmt serve: faults", () => {
     expect(performance.now() - started).toBeLessThan(3000);
     expect(slow.status).toBe(200);
     expect(slow.body).toMatchObject({ model: "small", fallback: true });
+    expect(slow.headers.get("x-routelmt-fallback")).toBe("large-timeout");
+    // Chat completions say so too, streamed (in the SSE answer's headers) or not.
+    const chat = { model: "routelmt", messages: [{ role: "user", content: sampleText(8) }] };
+    for (const stream of [false, true]) {
+      const answer = await fetch(`${origin}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...chat, stream }),
+      });
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get("x-routelmt-model")).toBe("small");
+      expect(answer.headers.get("x-routelmt-fallback")).toBe("large-timeout");
+      expect(answer.headers.get("content-type")).toMatch(
+        stream ? /^text\/event-stream/ : /^application\/json/,
+      );
+      await answer.text();
+    }
     large.setBehaviour([{ kind: "fail", status: 500 }, { kind: "succeed" }]);
     const retried = await postJson(`${origin}/v1/translate`, { text: sampleText(4) });
     expect(retried.body).toMatchObject({ model: "large", fallback: false });
+    expect(retried.headers.get("x-routelmt-fallback")).toBe("none");
     const metrics = await (await fetch(`${origin}/metrics`)).text();
-    expect(metrics).toMatch(/routelmt_fallbacks_total\{reason="large-timeout"\} 1/);
+    expect(metrics).toMatch(/routelmt_fallbacks_total\{reason="large-timeout"\} 3/);
     expect(metrics).toMatch(/routelmt_backend_retries_total\{engine="large"\} [1-9]/);
+  });
+
+  it("drains on close: in-flight requests finish and close their connection, new ones get 503 in the error format", async () => {
+    const { app, origin } = await startServer({ budget: 1 });
+    // What a request gets once draining began (set by the preClose hook): the documented error.
+    app.routelmt.closing = true;
+    const refused = await rawRequest(origin, [requestText("GET", "/healthz")]);
+    app.routelmt.closing = false;
+    expect(refused.status).toBe(503);
+    expect(serverErrorBodySchema.parse(JSON.parse(refused.body)).error.code).toBe("RLMT_ERR_SHUTTING_DOWN");
+    expect(refused.headers["retry-after"]).toBe("1");
+
+    large.setBehaviour({ kind: "succeed", delayMs: 500 });
+    const connection = await openConnection(origin);
+    const body = JSON.stringify({ text: sampleText(5) });
+    connection.write(
+      `POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
+    while (large.inFlight < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    apps.splice(apps.indexOf(app), 1);
+    const closing = closeWithDeadline(app, 10_000);
+    const finished = await connection.next();
+    expect(finished.status).toBe(200);
+    expect(JSON.parse(finished.body)).toMatchObject({ model: "large" });
+    expect(finished.headers.connection).toBe("close");
+    connection.close();
+    expect(await closing).toEqual({ abortedRequests: 0 });
   });
 
   it("answers 503 naming the small engine when it is down, and readiness turns false", async () => {
@@ -363,12 +418,84 @@ describe("routelmt serve: input validation and auth", () => {
     expect((await postJson(url, { text: "still here" })).status).toBe(200);
   });
 
+  it("refuses invisible texts, wrong types, non-UTF-8 charsets and wrong methods in the error format", async () => {
+    const { origin } = await startServer();
+    const url = `${origin}/v1/translate`;
+    const cases: [unknown, string, string][] = [
+      [{ text: "\u0000\u0007 \t\u200b" }, "text", "must hold some text"],
+      [{ text: "\u00ad\ufeff\u2028" }, "text", "must hold some text"],
+      [{ texts: ["ok", "\u0001\u0002"] }, "texts.1", "must hold some text"],
+      [{ text: 42 }, "text", "text: must be a string"],
+      [{ text: null }, "text", "text: must be a string"],
+      [{ text: { nested: "x" } }, "text", "text: must be a string"],
+      [{ texts: [1] }, "texts.0", "texts.0: must be a string"],
+      [{ texts: "x" }, "texts", "texts: must be a list of strings"],
+      [{ text: "hi", source_lang: ["de"] }, "source_lang", "source_lang: must be a string"],
+    ];
+    for (const [body, field, message] of cases) {
+      const answer = await postJson(url, body);
+      expect({ body, status: answer.status }).toEqual({ body, status: 400 });
+      const error = serverErrorBodySchema.parse(answer.body).error;
+      expect({ body, field: error.field }).toEqual({ body, field });
+      expect(error.message).toContain(message);
+    }
+    const chat = await postJson(`${origin}/v1/chat/completions`, {
+      model: "routelmt",
+      messages: [{ role: "user", content: 5 }],
+    });
+    expect(serverErrorBodySchema.parse(chat.body).error).toMatchObject({
+      field: "messages.0.content",
+      message: "messages.0.content: must be a string or a list of content parts",
+    });
+    const post = (contentType: string) =>
+      fetch(url, { method: "POST", headers: { "content-type": contentType }, body: '{"text": "hi"}' });
+    for (const refused of [
+      "application/json; charset=latin1",
+      "application/json;charset=utf-16",
+      'application/json; charset="ascii"',
+    ]) {
+      const answer = await post(refused);
+      expect({ refused, status: answer.status }).toEqual({ refused, status: 415 });
+      expect(serverErrorBodySchema.parse(await answer.json()).error).toMatchObject({
+        code: "RLMT_ERR_UNSUPPORTED_MEDIA_TYPE",
+        field: "content-type",
+      });
+    }
+    for (const accepted of [
+      "application/json; charset=utf-8",
+      "application/json;charset=UTF8",
+      "application/json",
+    ]) {
+      expect({ accepted, status: (await post(accepted)).status }).toEqual({ accepted, status: 200 });
+    }
+    for (const [method, target, allow] of [
+      ["GET", "/v1/translate", "POST"],
+      ["OPTIONS", "/v1/translate", "POST"],
+      ["GET", "/%76%31/chat/completions", "POST"],
+      ["DELETE", "/v1/models", "GET, HEAD"],
+      ["POST", "/healthz", "GET, HEAD"],
+    ] as const) {
+      const answer = await rawRequest(origin, [requestText(method, target)]);
+      expect({ method, target, status: answer.status, allow: answer.headers.allow }).toEqual({
+        method,
+        target,
+        status: 405,
+        allow,
+      });
+      expect(serverErrorBodySchema.parse(JSON.parse(answer.body)).error.code).toBe(
+        "RLMT_ERR_METHOD_NOT_ALLOWED",
+      );
+    }
+    const head = await rawRequest(origin, [requestText("HEAD", "/v1/translate")]);
+    expect([head.status, head.headers.allow]).toEqual([405, "POST"]);
+  });
+
   it("requires a configured Bearer key on /v1 routes, and never logs it", async () => {
     const keyFile = path.join(work, "keys.txt");
     await writeFile(keyFile, "# keys\nfirst-secret-key\n\nsecond-secret-key\n");
     const lines: string[] = [];
     const app = await buildApp(
-      fakeServerConfig(small.url, large.url, routerFile, { "api-key-file": keyFile, "log-level": "info" }),
+      fakeServerConfig(small.url, large.url, routerFile, { "api-key-file": keyFile, "log-level": "trace" }),
       { logStream: { write: (line: string) => lines.push(line) } },
     );
     apps.push(app);
@@ -393,6 +520,14 @@ describe("routelmt serve: input validation and auth", () => {
     const client = new OpenAI({ baseURL: `${origin}/v1`, apiKey: "second-secret-key", maxRetries: 0 });
     expect((await client.models.list()).data).toHaveLength(1);
     expect((await fetch(`${origin}/healthz`)).status).toBe(200);
+    // Requests Node's parser rejects after reading the key: their errors carry the raw bytes.
+    const keyed = "Authorization: Bearer first-secret-key\r\n";
+    for (const broken of [
+      `POST /v1/translate HTTP/1.1\r\nHost: x\r\n${keyed}Bad Header\r\n\r\n`,
+      `GET /v1/models HTTP/1.1\r\nHost: x\r\n${keyed}X-Filler: ${"a".repeat(20_000)}\r\n\r\n`,
+    ]) {
+      expect((await rawRequest(origin, [broken])).status).toBeGreaterThanOrEqual(400);
+    }
     await app.close();
     apps.pop();
     const log = lines.join("");
@@ -408,5 +543,132 @@ describe("routelmt serve: input validation and auth", () => {
       predicted_gain: expect.any(Number),
       stages_ms: { prefill: expect.any(Number), decision: expect.any(Number) },
     });
+  });
+
+  it("authenticates on the route the router matched, denying by default", async () => {
+    const keyFile = path.join(work, "route-keys.txt");
+    await writeFile(keyFile, "route-secret-key\n");
+    const { origin } = await startServer({ "api-key-file": keyFile });
+    const body = JSON.stringify({ text: "hi" });
+    const chat = JSON.stringify({ model: "routelmt", messages: [{ role: "user", content: "hi" }] });
+    const json = { "content-type": "application/json" };
+    const send = (method: string, target: string, headers: Record<string, string> = {}, text = "") =>
+      rawRequest(origin, [requestText(method, target, headers, text)]);
+    // Every spelling the router resolves to a protected route, and every path it resolves to none.
+    const spellings: [string, string, string][] = [
+      ["POST", "/v1/translate", body],
+      ["POST", "/%76%31/translate", body],
+      ["POST", "/v%31/translate", body],
+      ["POST", "/%76%31/%74ranslate", body],
+      ["POST", "/%76%31/chat/completions", chat],
+      ["GET", "/%76%31/models", ""],
+      ["HEAD", "/v1/models", ""],
+      ["POST", "/v1/translate?key=route-secret-key", body],
+      ["POST", "//v1/translate", body],
+      ["POST", "/v1//translate", body],
+      ["POST", "/v1/translate/", body],
+      ["POST", "/V1/translate", body],
+      ["POST", "/v1%2Ftranslate", body],
+      ["POST", "/v1/./translate", body],
+      ["POST", "/x/../v1/translate", body],
+      ["GET", "/v1/translate", ""],
+      ["GET", "/nothing-here", ""],
+    ];
+    for (const [method, target, text] of spellings) {
+      const answer = await send(method, target, json, text);
+      expect({ method, target, status: answer.status }).toEqual({ method, target, status: 401 });
+      if (method !== "HEAD") {
+        expect(JSON.parse(answer.body)).toMatchObject({ error: { code: "RLMT_ERR_UNAUTHORIZED" } });
+      }
+    }
+    // With the key, the encoded spelling reaches the route.
+    const keyed = await send(
+      "POST",
+      "/%76%31/translate",
+      { ...json, authorization: "Bearer route-secret-key" },
+      body,
+    );
+    expect(keyed.status).toBe(200);
+    // Health, readiness and metrics stay open, however they are spelled.
+    for (const target of ["/healthz", "/%68ealthz", "/readyz", "/metrics", "/healthz?x=1"]) {
+      expect({ target, status: (await send("GET", target)).status }).toEqual({ target, status: 200 });
+    }
+    expect((await send("HEAD", "/healthz")).status).toBe(200);
+  });
+});
+
+describe("routelmt serve: hostile HTTP", () => {
+  it("answers what Node's parser rejects with a JSON error and Connection: close, then closes cleanly", async () => {
+    const { origin } = await startServer();
+    const oversized = `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: ${"a".repeat(20_000)}\r\n\r\n`;
+    const valid = requestText("GET", "/healthz");
+    const cases: [string, string, number, string][] = [
+      ["unknown method", "FOO /v1/translate HTTP/1.1\r\nHost: x\r\n\r\n", 400, "RLMT_ERR_MALFORMED_REQUEST"],
+      ["garbage request line", "\u0001\u0002 hello\r\n\r\n", 400, "RLMT_ERR_MALFORMED_REQUEST"],
+      [
+        "bad header",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        400,
+        "RLMT_ERR_MALFORMED_REQUEST",
+      ],
+      ["oversized headers", oversized, 431, "RLMT_ERR_HEADERS_TOO_LARGE"],
+      ["CONNECT", "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "RLMT_ERR_MALFORMED_REQUEST"],
+      ["undecodable path", "GET /v1/%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400, "RLMT_ERR_MALFORMED_REQUEST"],
+    ];
+    for (const [name, request, status, code] of cases) {
+      // A keep-alive client would send its next request on the same connection: it must be told not to.
+      const answer = await rawRequest(origin, [request, 50, valid]);
+      expect({ name, status: answer.status }).toEqual({ name, status });
+      expect(serverErrorBodySchema.parse(JSON.parse(answer.body)).error.code).toBe(code);
+      expect({ name, connection: answer.headers.connection }).toEqual({ name, connection: "close" });
+      expect({ name, closed: answer.closedAfterMs !== null, reset: answer.reset }).toEqual({
+        name,
+        closed: true,
+        reset: false,
+      });
+    }
+    expect((await fetch(`${origin}/healthz`)).status).toBe(200);
+  });
+
+  it("answers 408 and closes connections whose request does not arrive within the request timeout", async () => {
+    const { origin } = await startServer({ "request-timeout-ms": 500, budget: 1 });
+    const head = (length: number) =>
+      `POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+    const stalled = [
+      // 17 of 100 announced bytes, twenty times over: none may hold its connection.
+      ...Array.from({ length: 20 }, () => [head(100), '{"text": "hello w']),
+      // Headers that never end, and a connection that sends nothing at all.
+      ["POST /v1/translate HTTP/1.1\r\nHost: x\r\nX-Slow: "],
+      [],
+    ];
+    const answers = await Promise.all(
+      stalled.map((chunks) => rawRequest(origin, chunks, { timeoutMs: 5000 })),
+    );
+    for (const answer of answers) {
+      expect(answer.status).toBe(408);
+      expect(serverErrorBodySchema.parse(JSON.parse(answer.body)).error.code).toBe(
+        "RLMT_ERR_REQUEST_TIMEOUT",
+      );
+      expect(answer.headers.connection).toBe("close");
+      // Node checks every tenth of the timeout; the rest is scheduling slack on a busy machine.
+      expect(answer.closedAfterMs).toBeGreaterThanOrEqual(450);
+      expect(answer.closedAfterMs).toBeLessThan(1500);
+    }
+    // A body that is slow but complete within the bound is served.
+    const body = JSON.stringify({ text: "slow but in time" });
+    const slow = await rawRequest(
+      origin,
+      [head(Buffer.byteLength(body)), body.slice(0, 5), 200, body.slice(5)],
+      {
+        keepOpen: true,
+      },
+    );
+    expect(slow.status).toBe(200);
+    // The bound is on receiving the request: an answer that takes longer than it is not cut.
+    large.setBehaviour({ kind: "succeed", delayMs: 800 });
+    const started = performance.now();
+    const late = await postJson(`${origin}/v1/translate`, { text: "still serving" });
+    expect(performance.now() - started).toBeGreaterThan(700);
+    expect([late.status, late.body.model]).toEqual([200, "large"]);
   });
 });

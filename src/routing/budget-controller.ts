@@ -1,7 +1,7 @@
 import { UsageError } from "../errors/index.js";
 import { quantile, sortScores } from "../stats/quantiles.js";
 import { checkBudget } from "./batch-allocation.js";
-import { hardCap, SlidingWindowCap } from "./sliding-window.js";
+import { BudgetCap } from "./budget-cap.js";
 
 /** Why a request went where it went. */
 export type RouteReason =
@@ -68,7 +68,7 @@ export interface BudgetControllerSnapshot {
   threshold: number;
   /** Large fraction over the last `windowFilled` decisions; null before the first decision. */
   realizedFraction: number | null;
-  /** Hard cap: most large decisions allowed in any W consecutive decisions. */
+  /** ⌊p·W⌋: most large decisions in a run shorter than W (a run of N ≥ W holds at most p·N). */
   cap: number;
   largeInWindow: number;
   windowFilled: number;
@@ -101,8 +101,8 @@ const CALIBRATION_Z = 4;
  * independent of the score's units. The update uses whether the score passed the threshold, not
  * whether the cap let it through, so a binding cap cannot wind the threshold down.
  *
- * Hard cap: at most ⌈p·W⌉ + 1 large decisions in any W consecutive decisions (none at all when
- * p = 0; at p = 1 every decision is large). Checked exactly against a ring buffer of the last W outcomes.
+ * Hard cap ({@link BudgetCap}): any N ≥ W consecutive decisions hold at most p·N large ones, any
+ * shorter run at most ⌊p·W⌋ (none at all when p = 0; at p = 1 every decision is large).
  *
  * `decide` is synchronous and O(1), so concurrent request handlers cannot interleave inside it.
  */
@@ -118,7 +118,7 @@ export class BudgetController {
   private scoreVariance: number;
   /** Score observations behind the running mean/variance (training scores count as W). */
   private scoreWeight: number;
-  private readonly outcomes: SlidingWindowCap;
+  private readonly outcomes: BudgetCap;
   private decisionCount = 0;
   private largeCount = 0;
   private capBlockedCount = 0;
@@ -144,8 +144,8 @@ export class BudgetController {
     if (!(Number.isFinite(this.driftGain) && this.driftGain >= 0)) {
       throw new UsageError(`drift gain must be non-negative, got ${this.driftGain}`);
     }
-    this.cap = hardCap(this.budget, this.window);
-    this.outcomes = new SlidingWindowCap(this.window, this.cap);
+    this.outcomes = new BudgetCap(this.budget, this.window);
+    this.cap = this.outcomes.cap;
     this.recalibration = options.recalibration ?? true;
 
     const training = sortScores((options.trainingScores ?? []).filter(Number.isFinite));

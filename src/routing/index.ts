@@ -1,5 +1,12 @@
 export { allocateBatch, checkBudget, maskFromOrder, routedCount, routingOrder } from "./batch-allocation.js";
 export {
+  BudgetCap,
+  effectiveWindow,
+  hardCap,
+  maxLargeInAnyWindow,
+  maxOverspendOfLongRuns,
+} from "./budget-cap.js";
+export {
   BudgetController,
   type BudgetControllerOptions,
   type BudgetControllerSnapshot,
@@ -15,4 +22,3 @@ export {
   type GuardSignals,
   type GuardThresholds,
 } from "./guard.js";
-export { hardCap, maxLargeInAnyWindow, SlidingWindowCap } from "./sliding-window.js";

@@ -4,6 +4,8 @@
  * test) calls `listen`. Closing the instance waits for in-flight requests and disposes the engines.
  */
 import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
 import type { DestinationStream } from "pino";
 import { UsageError } from "../errors/index.js";
@@ -17,6 +19,7 @@ import { parsePromptTemplate } from "../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../translators/types.js";
 import { BearerAuthenticator, readApiKeys } from "./auth.js";
 import type { ServerConfig } from "./config.js";
+import { answerAndClose, handleClientError } from "./connection-errors.js";
 import { type OpenedEngine, openLargeEngine, openSmallEngine } from "./engines.js";
 import { ServerError } from "./errors.js";
 import { HybridRouter } from "./hybrid-router.js";
@@ -41,11 +44,17 @@ export interface RoutelmtServerState {
   largeProbe: CachedProbe | null;
   /** True once close() began: readiness turns false. */
   closing: boolean;
+  /** API keys accepted (from the key file, the config and the environment); 0: no authentication. */
+  apiKeyCount: number;
 }
 
 declare module "fastify" {
   interface FastifyInstance {
     routelmt: RoutelmtServerState;
+  }
+  interface FastifyContextConfig {
+    /** Answered without an API key (health, readiness, metrics); every other route needs one when keys are set. */
+    public?: boolean;
   }
 }
 
@@ -67,9 +76,10 @@ function templateOf(router: RouterFile, routerFile: string) {
 export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}): Promise<FastifyInstance> {
   const router = await loadRouter(config.router);
   const template = templateOf(router, config.router);
-  const authenticator = config.apiKeyFile
-    ? new BearerAuthenticator(await readApiKeys(config.apiKeyFile))
-    : null;
+  const apiKeys = config.apiKeyFile
+    ? config.apiKeys.with(await readApiKeys(config.apiKeyFile))
+    : config.apiKeys;
+  const authenticator = apiKeys.count > 0 ? new BearerAuthenticator(apiKeys.reveal()) : null;
 
   let hybrid: HybridRouter | undefined;
   let large: OpenedEngine<Translator> | undefined;
@@ -125,7 +135,7 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     throw error;
   }
 
-  const app = Fastify({
+  const app: FastifyInstance = Fastify({
     logger: {
       level: config.logLevel,
       // Belt and braces: request logging is our own one line, which never includes headers.
@@ -134,8 +144,38 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
+    // Without a bound, a client that announces a body and never sends it holds its connection forever.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      headersTimeout: config.requestTimeoutMs,
+      // Node checks for expired requests only this often; a tenth of the timeout keeps the bound tight.
+      connectionsCheckingInterval: Math.min(1000, Math.max(10, Math.round(config.requestTimeoutMs / 10))),
+    },
     genReqId: () => randomUUID(),
-    return503OnClosing: true,
+    // Our own onRequest hook answers while closing, in the documented error format.
+    return503OnClosing: false,
+    clientErrorHandler: (error, socket) => handleClientError(app.log, error, socket),
+    // A path whose percent-encoding does not decode never reaches a route (or the error handler).
+    frameworkErrors: (error, _request, reply) => {
+      const answer = new ServerError(
+        "RLMT_ERR_MALFORMED_REQUEST",
+        error.code === "FST_ERR_BAD_URL" ? "the request path is not valid percent-encoding" : error.message,
+      );
+      const body = JSON.stringify(answer.toBody());
+      reply.raw.writeHead(answer.status, {
+        "content-type": "application/json; charset=utf-8",
+        "content-length": Buffer.byteLength(body),
+        connection: "close",
+      });
+      reply.raw.end(body);
+    },
+  });
+  // Node answers CONNECT with no route at all: the connection just closes.
+  app.server.on("connect", (_request: IncomingMessage, socket: Socket) => {
+    answerAndClose(
+      socket,
+      new ServerError("RLMT_ERR_MALFORMED_REQUEST", "CONNECT is not supported: this server is not a proxy"),
+    );
   });
 
   app.decorate("routelmt", {
@@ -154,12 +194,24 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     smallProbe: small.probeUrl ? new CachedProbe(small.probeUrl, config.readinessCacheMs) : null,
     largeProbe: large.probeUrl ? new CachedProbe(large.probeUrl, config.readinessCacheMs) : null,
     closing: false,
+    apiKeyCount: apiKeys.count,
   } satisfies RoutelmtServerState);
 
   registerJsonParser(app);
+  app.addHook("onRequest", async () => {
+    if (app.routelmt.closing) {
+      throw new ServerError(
+        "RLMT_ERR_SHUTTING_DOWN",
+        "the server is shutting down: retry on another replica",
+        { retryAfterSeconds: 1 },
+      );
+    }
+  });
   if (authenticator) {
+    // Decided on the route the router matched, never on the raw URL: `/%76%31/translate` and other
+    // spellings reach the same route. Deny by default: only routes marked public, not unknown paths.
     app.addHook("onRequest", async (request, reply) => {
-      if (!request.url.startsWith("/v1/")) return;
+      if (request.routeOptions.config.public === true) return;
       if (!authenticator.accepts(request.headers.authorization)) {
         reply.header("www-authenticate", 'Bearer realm="routelmt"');
         throw new ServerError(
@@ -223,9 +275,11 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     return reply.status(answer.status).send(answer.toBody());
   });
 
+  const routes = collectRoutes(app);
   registerHealthRoutes(app);
   registerTranslateRoutes(app);
   registerChatRoutes(app);
+  registerMethodNotAllowed(app, routes);
 
   app.addHook("preClose", async () => {
     app.routelmt.closing = true;
@@ -236,6 +290,53 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
   return app;
 }
 
+/** Methods fastify routes: every other one reaches the not-found handler. */
+const ROUTABLE_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] as const;
+
+/** Path → the methods registered on it, and whether it is public; filled as routes are registered. */
+type RouteTable = Map<string, { methods: Set<string>; public: boolean }>;
+
+function collectRoutes(app: FastifyInstance): RouteTable {
+  const routes: RouteTable = new Map();
+  app.addHook("onRoute", (route) => {
+    const entry = routes.get(route.url) ?? { methods: new Set<string>(), public: false };
+    for (const method of [route.method].flat()) entry.methods.add(method);
+    // fastify answers HEAD on every GET route by itself.
+    if (entry.methods.has("GET")) entry.methods.add("HEAD");
+    entry.public ||= route.config?.public === true;
+    routes.set(route.url, entry);
+  });
+  return routes;
+}
+
+/**
+ * 405 with `Allow` for a known path asked with another method (GET on /v1/translate), instead of a
+ * 404 that says the path does not exist. Registered as routes, so another spelling of the path gets
+ * the same answer, and behind the same authentication as the path's own routes.
+ */
+function registerMethodNotAllowed(app: FastifyInstance, routes: RouteTable): void {
+  for (const [url, entry] of [...routes]) {
+    const allowed = ROUTABLE_METHODS.filter((method) => entry.methods.has(method));
+    const refused = ROUTABLE_METHODS.filter((method) => !entry.methods.has(method));
+    if (refused.length === 0) continue;
+    app.route({
+      method: [...refused],
+      url,
+      config: { public: entry.public },
+      // fastify would otherwise add a HEAD route for a refused GET; HEAD is in `refused` when not allowed.
+      exposeHeadRoute: false,
+      handler: async (request, reply) => {
+        reply.header("allow", allowed.join(", "));
+        const answer = new ServerError(
+          "RLMT_ERR_METHOD_NOT_ALLOWED",
+          `${request.method} is not allowed on ${url}: use ${allowed.join(" or ")}`,
+        );
+        return reply.status(answer.status).send(answer.toBody());
+      },
+    });
+  }
+}
+
 /**
  * JSON bodies only: read as bytes (fastify's bodyLimit applies while reading, before any parsing),
  * decoded as strict UTF-8 (invalid bytes are a 400, not silently replaced), then parsed.
@@ -243,7 +344,19 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
 function registerJsonParser(app: FastifyInstance): void {
   const decoder = new TextDecoder("utf-8", { fatal: true });
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(request.headers["content-type"] ?? "")?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      done(
+        new ServerError(
+          "RLMT_ERR_UNSUPPORTED_MEDIA_TYPE",
+          `charset ${JSON.stringify(charset.slice(0, 40))} is not supported: send JSON as UTF-8`,
+          { field: "content-type" },
+        ),
+        undefined,
+      );
+      return;
+    }
     let text: string;
     try {
       text = decoder.decode(body as Buffer);

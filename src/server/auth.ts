@@ -5,7 +5,55 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { inspect } from "node:util";
 import { InputError } from "../errors/index.js";
+
+/**
+ * The environment variable holding an API key clients must present. Not `ROUTELMT_API_KEY`: that
+ * one is the key the server itself sends to `openai:` engines.
+ */
+export const SERVER_API_KEY_VARIABLE = "ROUTELMT_SERVER_API_KEY";
+
+/** One API key: any run of non-space characters (the Authorization header carries it after `Bearer `). */
+export const API_KEY_PATTERN = /^\S+$/;
+
+/**
+ * API keys as settings carry them: serialising or inspecting the holder (a logged config, an error
+ * report) shows how many there are, never the keys.
+ */
+export class ApiKeys {
+  readonly #keys: readonly string[];
+
+  constructor(keys: readonly string[] = []) {
+    this.#keys = [...keys];
+  }
+
+  get count(): number {
+    return this.#keys.length;
+  }
+
+  /** The keys themselves, for the authenticator only. */
+  reveal(): readonly string[] {
+    return this.#keys;
+  }
+
+  /** A new set with `more` added. */
+  with(more: readonly string[]): ApiKeys {
+    return new ApiKeys([...this.#keys, ...more]);
+  }
+
+  toJSON(): string {
+    return `[${this.#keys.length} API keys, redacted]`;
+  }
+
+  toString(): string {
+    return this.toJSON();
+  }
+
+  [inspect.custom](): string {
+    return this.toJSON();
+  }
+}
 
 function digest(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();

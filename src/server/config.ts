@@ -2,7 +2,7 @@
  * Settings of `routelmt serve`: one zod schema for every setting, fed from a JSON/YAML config file
  * and command-line flags (flags override the file). Config keys are the flag names without the
  * dashes (`large-timeout-ms: 5000`); unknown keys are errors. Every error names the key and where
- * it came from (`serve.yaml: budget: ...` or `--budget: ...`).
+ * it came from (`serve.yaml: budget: ...` or `--budget: ...`), never the value of an API key.
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -10,10 +10,13 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { defaultThreadsPerModel } from "../cli/options.js";
 import { InputError, UsageError } from "../errors/index.js";
+import { API_KEY_PATTERN, ApiKeys, SERVER_API_KEY_VARIABLE } from "./auth.js";
 
 const positiveInteger = z.number().int("must be an integer").positive("must be positive");
 const fraction = z.number().min(0, "must be in [0, 1]").max(1, "must be in [0, 1]");
 const nonEmpty = z.string().trim().min(1, "must not be empty");
+const API_KEY_MESSAGE = "must be one key without spaces or line breaks, or a list of such keys";
+const apiKey = z.string().regex(API_KEY_PATTERN, API_KEY_MESSAGE);
 
 /** Every setting, by its config-file key (= flag name). Defaults are stated in `docs/http-api.md`. */
 export const serverConfigSchema = z.strictObject({
@@ -29,8 +32,12 @@ export const serverConfigSchema = z.strictObject({
   port: z.number().int("must be an integer").min(0).max(65535).default(8080),
   /** Defaults to 127.0.0.1 (loopback only). */
   host: nonEmpty.default("127.0.0.1"),
-  /** File of API keys, one per line; when set, every /v1 request needs `Authorization: Bearer <key>`. */
+  /** File of API keys, one per line; with any key set, every request but /healthz, /readyz, /metrics needs one. */
   "api-key-file": nonEmpty.optional(),
+  /** API keys written in the config itself: one, or a list. Accepted beside the file's and the environment's. */
+  "api-key": z
+    .union([apiKey, z.array(apiKey).min(1, API_KEY_MESSAGE)], { error: API_KEY_MESSAGE })
+    .optional(),
   /** `routelmt` (gain threshold) or `guarded` (plus the quality/risk guards). Defaults to `routelmt`. */
   policy: z.enum(["routelmt", "guarded"]).default("routelmt"),
   /** Sliding window W (decisions) of the realized fraction and the hard cap. Defaults to 1000. */
@@ -49,6 +56,8 @@ export const serverConfigSchema = z.strictObject({
   "max-text-bytes": positiveInteger.default(16_384),
   /** Largest `texts` batch. Defaults to 64. */
   "max-batch-size": positiveInteger.default(64),
+  /** Longest time to receive a whole request, headers and body; past it 408 and the connection closes. Defaults to 30 000 ms. */
+  "request-timeout-ms": positiveInteger.default(30_000),
   /** Largest request body, checked before parsing. Defaults to 2 MiB. */
   "body-limit-bytes": positiveInteger.default(2 * 1024 * 1024),
   /** Requests per engine in flight plus waiting; beyond it the server answers 429. Defaults to 256. */
@@ -86,6 +95,8 @@ export interface ServerConfig {
   port: number;
   host: string;
   apiKeyFile: string | undefined;
+  /** Keys from the config (`api-key`) and the environment; the file's are read when the server starts. */
+  apiKeys: ApiKeys;
   policy: "routelmt" | "guarded";
   window: number;
   threads: number;
@@ -96,6 +107,7 @@ export interface ServerConfig {
   maxTextBytes: number;
   maxBatchSize: number;
   bodyLimitBytes: number;
+  requestTimeoutMs: number;
   queueSize: number;
   smallConcurrency: number;
   largeConcurrency: number;
@@ -111,7 +123,8 @@ export interface ServerConfig {
 /** The config-file keys, i.e. the flag names. */
 export const SERVER_CONFIG_KEYS = Object.keys(serverConfigSchema.shape) as (keyof ParsedConfig)[];
 
-function toServerConfig(parsed: ParsedConfig): ServerConfig {
+function toServerConfig(parsed: ParsedConfig, environmentKey: string | undefined): ServerConfig {
+  const configKeys = parsed["api-key"] === undefined ? [] : [parsed["api-key"]].flat();
   return {
     small: parsed.small,
     large: parsed.large,
@@ -120,6 +133,7 @@ function toServerConfig(parsed: ParsedConfig): ServerConfig {
     port: parsed.port,
     host: parsed.host,
     apiKeyFile: parsed["api-key-file"],
+    apiKeys: new ApiKeys(environmentKey === undefined ? configKeys : [...configKeys, environmentKey]),
     policy: parsed.policy,
     window: parsed.window,
     threads: parsed.threads ?? defaultThreadsPerModel(),
@@ -130,6 +144,7 @@ function toServerConfig(parsed: ParsedConfig): ServerConfig {
     maxTextBytes: parsed["max-text-bytes"],
     maxBatchSize: parsed["max-batch-size"],
     bodyLimitBytes: parsed["body-limit-bytes"],
+    requestTimeoutMs: parsed["request-timeout-ms"],
     queueSize: parsed["queue-size"],
     smallConcurrency: parsed["small-concurrency"],
     largeConcurrency: parsed["large-concurrency"],
@@ -159,12 +174,13 @@ export async function readConfigFile(file: string): Promise<Record<string, unkno
       { cause: error },
     );
   }
+  const json = file.toLowerCase().endsWith(".json");
   let value: unknown;
   try {
-    value = file.toLowerCase().endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+    value = json ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
     throw new InputError(
-      `not valid ${file.toLowerCase().endsWith(".json") ? "JSON" : "YAML"}: ${(error as Error).message}`,
+      `not valid ${json ? "JSON" : "YAML"}: ${parseErrorWithoutSource((error as Error).message)}`,
       { file },
       { cause: error },
     );
@@ -174,6 +190,18 @@ export async function readConfigFile(file: string): Promise<Record<string, unkno
     throw new InputError("the config must be a mapping of setting names to values", { file });
   }
   return resolveRelativePaths(value as Record<string, unknown>, path.dirname(file));
+}
+
+/**
+ * A parser's message without the excerpt of the file it quotes (the yaml package appends the lines
+ * around the error, V8 quotes the JSON text): the file may hold API keys, and errors are printed.
+ */
+export function parseErrorWithoutSource(message: string): string {
+  const firstLine = message.split("\n")[0] ?? "";
+  return firstLine
+    .replace(/,\s*(?:\.\.\.)?".*"(?:\.\.\.)?\s+is not valid JSON$/, "")
+    .replace(/^Unexpected token '.*?'/, "Unexpected token")
+    .replace(/:$/, "");
 }
 
 /** Keys whose values are local paths, resolved against the config file's folder. */
@@ -196,15 +224,37 @@ function resolveRelativePaths(values: Record<string, unknown>, folder: string): 
   return resolved;
 }
 
+/** The known key a mistyped one probably meant: `apiKeyFile` or `api_key_file` → `api-key-file`. */
+function knownKeyLike(key: string): string | undefined {
+  const dashed = key
+    .replace(/([a-z0-9])([A-Z])/g, "$1-$2")
+    .replace(/_/g, "-")
+    .toLowerCase();
+  return SERVER_CONFIG_KEYS.find((known) => known === dashed);
+}
+
+/** The server's API key from the environment, if set (an empty value counts as unset). */
+function environmentApiKey(environment: Readonly<Record<string, string | undefined>>): string | undefined {
+  const value = environment[SERVER_API_KEY_VARIABLE];
+  if (value === undefined || value === "") return undefined;
+  if (!API_KEY_PATTERN.test(value)) {
+    throw new UsageError(`${SERVER_API_KEY_VARIABLE}: must be one key without spaces or line breaks`);
+  }
+  return value;
+}
+
 /**
  * Validates settings from a config file (`fileValues`, keyed as in the file) overridden by flags
- * (`flagValues`, same keys; undefined values are ignored).
- * @throws InputError (located at the file) or UsageError (naming the flag) for the first bad key.
+ * (`flagValues`, same keys; undefined values are ignored), plus the API key of the environment
+ * (`ROUTELMT_SERVER_API_KEY`; pass `process.env`, or nothing to ignore the environment).
+ * @throws InputError (located at the file) or UsageError (naming the flag or variable) for the first
+ *   bad key. No message quotes an API key.
  */
 export function resolveServerConfig(
   fileValues: Record<string, unknown>,
   flagValues: Record<string, unknown>,
   configFile?: string,
+  environment: Readonly<Record<string, string | undefined>> = {},
 ): ServerConfig {
   const merged: Record<string, unknown> = { ...fileValues };
   const fromFlag = new Set<string>();
@@ -213,13 +263,17 @@ export function resolveServerConfig(
     merged[key] = value;
     fromFlag.add(key);
   }
+  const environmentKey = environmentApiKey(environment);
   const parsed = serverConfigSchema.safeParse(merged);
-  if (parsed.success) return toServerConfig(parsed.data);
+  if (parsed.success) return toServerConfig(parsed.data, environmentKey);
   const issue = parsed.error.issues[0]!;
   const key = issue.code === "unrecognized_keys" ? (issue.keys[0] ?? "") : String(issue.path[0] ?? "");
+  const likely = issue.code === "unrecognized_keys" ? knownKeyLike(key) : undefined;
   const message =
     issue.code === "unrecognized_keys"
-      ? `unknown setting (known: ${SERVER_CONFIG_KEYS.join(", ")})`
+      ? likely
+        ? `unknown setting (did you mean ${likely}?)`
+        : `unknown setting (known: ${SERVER_CONFIG_KEYS.join(", ")})`
       : issue.code === "invalid_type" && merged[key] === undefined
         ? "is required (set it in the config file or with the flag)"
         : issue.message;

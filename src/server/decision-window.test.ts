@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { AdmissionGate, DecisionWindow } from "./decision-window.js";
 
 describe("DecisionWindow", () => {
-  it("allows a large decision only while the window ending at it stays within the cap", () => {
-    const window = new DecisionWindow(4, 2, 3);
+  it("allows a large decision only while the budget's hard cap holds, and logs decisions", () => {
+    const window = new DecisionWindow(0.5, 4, 3);
     expect(window.realizedFraction()).toBeNull();
     window.record(true);
     expect(window.allowsLarge()).toBe(true);
@@ -11,12 +11,14 @@ describe("DecisionWindow", () => {
     expect(window.allowsLarge()).toBe(false);
     window.record(false);
     window.record(false);
-    // The next decision pushes the first large one out of the window.
+    // The window [2, 5] would hold 2 = ⌊0.5 × 4⌋, but the run [1, 5] would hold 3 > 0.5 × 5.
+    expect(window.allowsLarge()).toBe(false);
+    expect(window.realizedFraction()).toBe(0.5);
+    window.record(false);
     expect(window.allowsLarge()).toBe(true);
-    expect(window.realizedFraction()).toBe(0.5);
     window.record(true);
-    expect(window.realizedFraction()).toBe(0.5);
-    expect(window.count).toBe(5);
+    expect(window.realizedFraction()).toBe(0.25);
+    expect(window.count).toBe(6);
     // The log keeps the last 3 decisions, oldest first.
     expect(Array.from(window.log())).toEqual([0, 0, 1]);
   });

@@ -1,45 +1,45 @@
 /**
- * The server's ledger of routing decisions: the exact sliding window that enforces the hard cap over
- * every decision (single requests and batch items alike), the realized large fraction, and a bounded
- * log of recent decisions for tests and diagnostics.
+ * The server's ledger of routing decisions: the budget's hard cap over every decision (single
+ * requests and batch items alike), the realized large fraction, and a bounded log of recent
+ * decisions for tests and diagnostics.
  */
-import { SlidingWindowCap } from "../routing/sliding-window.js";
+import { BudgetCap } from "../routing/budget-cap.js";
 
-export { hardCap, maxLargeInAnyWindow } from "../routing/sliding-window.js";
+export { hardCap, maxLargeInAnyWindow, maxOverspendOfLongRuns } from "../routing/budget-cap.js";
 
-/** Exact sliding window of the last W decisions with a hard cap on large ones, plus a decision log. */
+/** The hard cap of budget p over the last W decisions (see {@link BudgetCap}), plus a decision log. */
 export class DecisionWindow {
-  private readonly slidingWindow: SlidingWindowCap;
+  private readonly budgetCap: BudgetCap;
   private readonly logEntries: Uint8Array;
   private logHead = 0;
   private logged = 0;
   private decisions = 0;
 
   /**
+   * @param budget p, in [0, 1].
    * @param window W, decisions.
-   * @param cap most large decisions in any W consecutive decisions.
    * @param logCapacity decisions kept in the log. Defaults to 100 000.
    */
-  constructor(window: number, cap: number, logCapacity = 100_000) {
-    this.slidingWindow = new SlidingWindowCap(window, cap);
+  constructor(budget: number, window: number, logCapacity = 100_000) {
+    this.budgetCap = new BudgetCap(budget, window);
     this.logEntries = new Uint8Array(logCapacity);
   }
 
   get window(): number {
-    return this.slidingWindow.window;
+    return this.budgetCap.window;
   }
 
   get cap(): number {
-    return this.slidingWindow.cap;
+    return this.budgetCap.cap;
   }
 
-  /** Whether a large decision now keeps the window ending at it within the cap. */
+  /** Whether a large decision now keeps the budget's hard cap. */
   allowsLarge(): boolean {
-    return this.slidingWindow.allowsLarge();
+    return this.budgetCap.allowsLarge();
   }
 
   record(large: boolean): void {
-    this.slidingWindow.record(large);
+    this.budgetCap.record(large);
     this.decisions++;
     if (this.logEntries.length > 0) {
       this.logEntries[this.logHead] = large ? 1 : 0;
@@ -50,7 +50,7 @@ export class DecisionWindow {
 
   /** Large fraction over the last min(decisions, W) decisions; null before the first. */
   realizedFraction(): number | null {
-    return this.slidingWindow.realizedFraction();
+    return this.budgetCap.realizedFraction();
   }
 
   /** Decisions recorded since start. */

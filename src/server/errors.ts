@@ -2,10 +2,13 @@
  * Errors the HTTP server answers with. Every error body is `{"error":{"code","message","field"}}`;
  * `field` names the offending request field (dot path, e.g. `texts.3`) or is null.
  */
+import { z } from "zod";
 import { RoutelmtError } from "../errors/index.js";
 
 /** Error codes of the HTTP API with their HTTP statuses. */
 export const SERVER_ERROR_STATUS = {
+  /** Not valid HTTP: malformed request line or header, unknown method, CONNECT, undecodable path. */
+  RLMT_ERR_MALFORMED_REQUEST: 400,
   /** The body is not JSON. */
   RLMT_ERR_MALFORMED_JSON: 400,
   /** The body is not valid UTF-8, or a string holds a lone surrogate. */
@@ -16,19 +19,36 @@ export const SERVER_ERROR_STATUS = {
   RLMT_ERR_UNAUTHORIZED: 401,
   /** No such route, or a chat completion asked for a model other than `routelmt`. */
   RLMT_ERR_NOT_FOUND: 404,
+  /** The path exists but not with this method (GET on a POST route); the `Allow` header lists the methods. */
+  RLMT_ERR_METHOD_NOT_ALLOWED: 405,
+  /** The request (headers and body) did not arrive within the request timeout; the connection is closed. */
+  RLMT_ERR_REQUEST_TIMEOUT: 408,
   /** The whole body exceeds the server's body limit (checked before parsing). */
   RLMT_ERR_BODY_TOO_LARGE: 413,
-  /** The body is not `application/json`. */
+  /** The body is not `application/json`, or not in UTF-8. */
   RLMT_ERR_UNSUPPORTED_MEDIA_TYPE: 415,
+  /** The request headers exceed Node's header size limit; the connection is closed. */
+  RLMT_ERR_HEADERS_TOO_LARGE: 431,
   /** The small engine's queue (in flight + waiting) is full; retry after `Retry-After` seconds. */
   RLMT_ERR_OVERLOADED: 429,
   /** The small engine failed: nothing can be translated without it. */
   RLMT_ERR_SMALL_ENGINE_UNAVAILABLE: 503,
+  /** The server is shutting down: a new request while it drains, or one still running at the deadline. */
+  RLMT_ERR_SHUTTING_DOWN: 503,
   /** A bug: the log line of the request has the details. */
   RLMT_ERR_INTERNAL: 500,
 } as const;
 
 export type ServerErrorCode = keyof typeof SERVER_ERROR_STATUS;
+
+/** Every error body the server sends, as docs/http-api.md describes it. */
+export const serverErrorBodySchema = z.strictObject({
+  error: z.strictObject({
+    code: z.enum(Object.keys(SERVER_ERROR_STATUS) as [ServerErrorCode, ...ServerErrorCode[]]),
+    message: z.string().min(1),
+    field: z.string().min(1).nullable(),
+  }),
+});
 
 /** An error answered to the client as JSON with the status of its code. */
 export class ServerError extends RoutelmtError {

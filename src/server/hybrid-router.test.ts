@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { EngineCallError } from "../errors/index.js";
+import { EngineCallError, InputError } from "../errors/index.js";
 import type { RouterFile, RouterHead } from "../probe/router-file.js";
+import { createRandom } from "../stats/random.js";
 import type {
   FeatureIdentity,
   Prefilled,
@@ -9,7 +10,7 @@ import type {
   TranslationRequest,
   Translator,
 } from "../translators/types.js";
-import { maxLargeInAnyWindow } from "./decision-window.js";
+import { maxLargeInAnyWindow, maxOverspendOfLongRuns } from "./decision-window.js";
 import { ServerError } from "./errors.js";
 import { guardThresholds, HybridRouter } from "./hybrid-router.js";
 
@@ -228,8 +229,107 @@ describe("HybridRouter", () => {
     }
     const log = hybrid.decisionLog();
     expect(log.length).toBe(50);
-    // Cap ⌈0.5 · 4⌉ + 1 = 3 in any 4 consecutive decisions.
-    expect(maxLargeInAnyWindow(log, 4)).toBe(3);
+    // Each batch asks for ⌊0.5 · 10⌋ = 5; the cap allows ⌊0.5 · 4⌋ = 2 in any 4 and 0.5·N in any N ≥ 4.
+    expect(maxLargeInAnyWindow(log, 4)).toBe(2);
+    expect(maxOverspendOfLongRuns(log, 0.5, 4)).toBeLessThanOrEqual(1e-9);
+  });
+
+  it("never spends more than p·N of any N ≥ W decisions, over thousands of requests at several budgets", async () => {
+    const random = createRandom(23);
+    for (const [budget, window] of [
+      [0.05, 1000],
+      [0.2, 1000],
+      [0.5, 250],
+    ] as const) {
+      const hybrid = router([], { budget, window });
+      // Gains uniform on the training range, with bursts of high gains that push against the cap.
+      const gainAt = (index: number) =>
+        Math.floor(index / 97) % 4 === 0 ? 90 + 10 * random.nextFloat() : 100 * random.nextFloat();
+      for (let start = 0; start < 3000; start += 50) {
+        await Promise.all(
+          Array.from({ length: 50 }, (_, offset) =>
+            hybrid.translate(request(`g=${gainAt(start + offset).toFixed(3)}`)),
+          ),
+        );
+      }
+      const log = hybrid.decisionLog();
+      expect(log.length).toBe(3000);
+      expect(maxOverspendOfLongRuns(log, budget, window)).toBeLessThanOrEqual(1e-9);
+      expect(maxLargeInAnyWindow(log, window)).toBeLessThanOrEqual(Math.floor(budget * window + 1e-9));
+      const realized = log.reduce((sum, value) => sum + value, 0) / log.length;
+      expect(realized).toBeLessThanOrEqual(budget);
+      // Bursts lift the threshold and the quiet stretch after one is not made up, so the realized
+      // fraction stays below p (0.045, 0.184, 0.419 here); it must not collapse.
+      expect(realized).toBeGreaterThan(0.8 * budget);
+    }
+  });
+
+  it("aborts running engine calls at the shutdown deadline: 503, no fallback, small engine still healthy", async () => {
+    const events: string[] = [];
+    /** Waits for the abort of the call's signal, as a remote engine's fetch does. */
+    const untilAborted = (signal: AbortSignal | undefined) =>
+      new Promise<never>((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
+    const large: Translator = {
+      ...memoryLarge(events),
+      translate: (_requests, options) => untilAborted(options?.signal),
+    };
+    const small = memorySmall(events);
+    const prefill = small.prefill.bind(small);
+    small.prefill = async (request, options) =>
+      request.text.startsWith("slow") ? untilAborted(options?.signal) : prefill(request, options);
+    const hybrid = router(events, { large, small, budget: 1 });
+    const routedLarge = hybrid.translate(request("g=99"));
+    const stuckInPrefill = hybrid.translate(request("slow g=1"));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(hybrid.inFlight).toBe(2);
+    hybrid.abortInFlight();
+    for (const outcome of await Promise.allSettled([routedLarge, stuckInPrefill])) {
+      expect(outcome).toMatchObject({
+        status: "rejected",
+        reason: { status: 503, code: "RLMT_ERR_SHUTTING_DOWN", retryAfterSeconds: 1 },
+      });
+    }
+    expect(events.filter((event) => event.startsWith("continue"))).toEqual([]);
+    expect(hybrid.inFlight).toBe(0);
+    expect(hybrid.snapshot().smallHealthy).toBe(true);
+    await expect(hybrid.translate(request("g=5"))).rejects.toMatchObject({ code: "RLMT_ERR_SHUTTING_DOWN" });
+  });
+
+  it("names the field of a text the small engine refuses: texts.N in a batch, the caller's field otherwise", async () => {
+    const events: string[] = [];
+    const small = memorySmall(events);
+    const prefill = small.prefill.bind(small);
+    const tooLong = () =>
+      new InputError("prompt of 300 tokens plus maxTokens 4 exceeds the context size 256");
+    small.prefill = async (request, options) => {
+      if (request.text.includes("overflow")) throw tooLong();
+      const prefilled = await prefill(request, options);
+      return request.text.includes("late")
+        ? {
+            ...prefilled,
+            continue: async () => {
+              throw tooLong();
+            },
+          }
+        : prefilled;
+    };
+    const hybrid = router(events, { small, budget: 0 });
+    await expect(
+      hybrid.translateBatch([request("a"), request("b"), request("overflow")]),
+    ).rejects.toMatchObject({
+      status: 400,
+      code: "RLMT_ERR_INVALID_REQUEST",
+      field: "texts.2",
+    });
+    await expect(hybrid.translate(request("overflow"), "messages.3.content")).rejects.toMatchObject({
+      field: "messages.3.content",
+    });
+    // Refused when decoding rather than at the prefill: the same field.
+    await expect(hybrid.translate(request("late"), "messages.1.content")).rejects.toMatchObject({
+      field: "messages.1.content",
+    });
+    await expect(hybrid.translate(request("late"))).rejects.toMatchObject({ field: "text" });
+    expect(hybrid.snapshot().smallHealthy).toBe(true);
   });
 
   it("falls back to a fresh small translation when the large engine fails", async () => {

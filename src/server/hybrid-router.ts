@@ -41,7 +41,7 @@ import type {
   TranslationRequest,
   Translator,
 } from "../translators/types.js";
-import { AdmissionGate, DecisionWindow, hardCap } from "./decision-window.js";
+import { AdmissionGate, DecisionWindow } from "./decision-window.js";
 import { ServerError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
 
@@ -175,6 +175,9 @@ export class HybridRouter {
   private readonly maxTokens: number;
   private readonly metrics: ServerMetrics | undefined;
   private lastSmallError: string | null = null;
+  /** Aborted at the shutdown deadline: every engine call still running gives up. */
+  private readonly shutdown = new AbortController();
+  private translationsInFlight = 0;
 
   constructor(options: HybridRouterOptions) {
     const gainHead = options.router.heads.gain;
@@ -207,7 +210,7 @@ export class HybridRouter {
       // The controller thresholds the score requests are ranked by, so it starts from that score's quantiles.
       trainingScores: this.riskAdjusted && guard ? guard.score_quantiles : gainHead.score_quantiles,
     });
-    this.ledger = new DecisionWindow(window, hardCap(options.budget, window));
+    this.ledger = new DecisionWindow(options.budget, window);
     this.smallGate = new AdmissionGate(options.queueSize ?? 256);
     this.largeGate = new AdmissionGate(options.queueSize ?? 256);
     this.largeTimeoutMs = options.largeTimeoutMs ?? 30_000;
@@ -215,18 +218,26 @@ export class HybridRouter {
     this.metrics = options.metrics;
   }
 
-  /** Translates one text. @throws ServerError 429 (queue full), 503 (small engine failed), 400 (input the engine refused). */
-  async translate(request: TranslationRequest): Promise<HybridTranslation> {
-    const [result] = await this.run([request], false);
+  /**
+   * Translates one text. `field` names where the text came from in the client's request, for a 400
+   * when the small engine refuses it (e.g. too long for its context). Defaults to `text`.
+   * @throws ServerError 429 (queue full), 503 (small engine failed), 400 (input the engine refused).
+   */
+  async translate(request: TranslationRequest, field = "text"): Promise<HybridTranslation> {
+    const [result] = await this.run([request], [field], false);
     return result!;
   }
 
   /**
    * Translates a batch: exactly the top ⌊p·n⌋ by predicted gain go large (fewer if the guards drop
-   * candidates or the hard cap binds); every item counts as one decision in the window.
+   * candidates or the hard cap binds); every item counts as one decision in the window. `fields`
+   * name the items in the client's request. Defaults to `texts.0`, `texts.1`, …
    */
-  async translateBatch(requests: TranslationRequest[]): Promise<HybridTranslation[]> {
-    return this.run(requests, true);
+  async translateBatch(
+    requests: TranslationRequest[],
+    fields: readonly string[] = requests.map((_, index) => `texts.${index}`),
+  ): Promise<HybridTranslation[]> {
+    return this.run(requests, fields, true);
   }
 
   snapshot(): HybridRouterSnapshot {
@@ -251,9 +262,52 @@ export class HybridRouter {
     return this.lastSmallError;
   }
 
-  private async run(requests: TranslationRequest[], batch: boolean): Promise<HybridTranslation[]> {
+  /** Requests (single or batch) being translated right now. */
+  get inFlight(): number {
+    return this.translationsInFlight;
+  }
+
+  /**
+   * Aborts every engine call in flight, now and later: their requests fail with 503
+   * RLMT_ERR_SHUTTING_DOWN instead of holding the process past the shutdown deadline. Never a
+   * fallback: a fallback translation would itself run past the deadline.
+   */
+  abortInFlight(): void {
+    this.shutdown.abort(
+      new ServerError(
+        "RLMT_ERR_SHUTTING_DOWN",
+        "the server is shutting down and its deadline passed before this translation finished: retry on another replica",
+        { retryAfterSeconds: 1 },
+      ),
+    );
+  }
+
+  /** Throws the shutdown error once the deadline aborted engine calls. */
+  private throwIfShuttingDown(): void {
+    if (this.shutdown.signal.aborted) throw this.shutdown.signal.reason;
+  }
+
+  private async run(
+    requests: TranslationRequest[],
+    fields: readonly string[],
+    batch: boolean,
+  ): Promise<HybridTranslation[]> {
+    this.translationsInFlight++;
+    try {
+      return await this.runAdmitted(requests, fields, batch);
+    } finally {
+      this.translationsInFlight--;
+    }
+  }
+
+  private async runAdmitted(
+    requests: TranslationRequest[],
+    fields: readonly string[],
+    batch: boolean,
+  ): Promise<HybridTranslation[]> {
     const started = performance.now();
     const count = requests.length;
+    this.throwIfShuttingDown();
     if (!this.smallGate.tryAcquire(count)) {
       throw new ServerError(
         "RLMT_ERR_OVERLOADED",
@@ -271,7 +325,7 @@ export class HybridRouter {
       const prefillStarted = performance.now();
       // See the module comment: a batch never holds its prefills.
       const holdsPrefills = requests.length === 1;
-      const prefills = await this.prefillAll(requests, holdsPrefills);
+      const prefills = await this.prefillAll(requests, fields, holdsPrefills);
       const prefillMs = performance.now() - prefillStarted;
 
       const decisionStarted = performance.now();
@@ -291,10 +345,11 @@ export class HybridRouter {
             await prefilled.release();
             // The request no longer needs the small engine unless it falls back.
             releaseSmall(1);
-            result = await this.callLarge(request, stages);
+            result = await this.callLarge(request, fields[index]!, stages);
           } else {
             result = await this.decodeSmall(
               holdsPrefills ? prefilled : request,
+              fields[index]!,
               stages,
               decision.fallbackReason,
             );
@@ -316,30 +371,38 @@ export class HybridRouter {
 
   /**
    * Prefills every request (releasing each at once unless `hold`); if one fails, releases the
-   * others and throws its error.
+   * others and throws its error, naming its field.
    */
-  private async prefillAll(requests: TranslationRequest[], hold: boolean): Promise<Prefilled[]> {
+  private async prefillAll(
+    requests: TranslationRequest[],
+    fields: readonly string[],
+    hold: boolean,
+  ): Promise<Prefilled[]> {
     const settled = await Promise.allSettled(
       requests.map(async (request) => {
-        const prefilled = await this.small.prefill(request);
+        const prefilled = await this.small.prefill(request, { signal: this.shutdown.signal });
         // Released before the next prefill can wait on this one's sequence (its features stay readable).
         if (!hold) await prefilled.release();
         return prefilled;
       }),
     );
-    const failure = settled.find((outcome) => outcome.status === "rejected");
-    if (failure) {
+    const failed = settled.findIndex((outcome) => outcome.status === "rejected");
+    if (failed >= 0 || this.shutdown.signal.aborted) {
       await Promise.all(
         settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value.release() : undefined)),
       );
-      throw this.smallFailure(failure.reason);
+      this.throwIfShuttingDown();
+      throw this.smallFailure((settled[failed] as PromiseRejectedResult).reason, fields[failed]!);
     }
     this.lastSmallError = null;
     return settled.map((outcome) => (outcome as PromiseFulfilledResult<Prefilled>).value);
   }
 
-  /** A small-engine error as the client sees it: its own input problem (400) or the engine down (503). */
-  private smallFailure(error: unknown): ServerError {
+  /**
+   * A small-engine error as the client sees it: its own input problem (400 on `field`, where the
+   * text came from) or the engine down (503).
+   */
+  private smallFailure(error: unknown, field: string): ServerError {
     if (error instanceof ServerError) return error;
     if (
       error instanceof RoutelmtError &&
@@ -347,11 +410,8 @@ export class HybridRouter {
     ) {
       return new ServerError(
         "RLMT_ERR_INVALID_REQUEST",
-        `the small engine refused the text: ${error.message}`,
-        {
-          field: "text",
-          cause: error,
-        },
+        `${field}: the small engine refused the text: ${error.message}`,
+        { field, cause: error },
       );
     }
     this.lastSmallError = describe(error);
@@ -467,6 +527,7 @@ export class HybridRouter {
 
   private async decodeSmall(
     source: Prefilled | TranslationRequest,
+    field: string,
     stages: StageTimings,
     fallbackReason: FallbackReason | null,
   ): Promise<Omit<HybridTranslation, "latencyMs" | "stages" | "predictedGain" | "guarded">> {
@@ -475,12 +536,14 @@ export class HybridRouter {
     try {
       translation =
         "continue" in source
-          ? await source.continue({ maxTokens: this.maxTokens })
+          ? await source.continue({ maxTokens: this.maxTokens, signal: this.shutdown.signal })
           : await this.translateSmallAfresh(source);
     } catch (error) {
       if ("release" in source) await source.release();
-      throw this.smallFailure(error);
+      throw this.smallFailure(error, field);
     }
+    // An in-process decode stops early at the abort rather than failing: its text is cut short.
+    this.throwIfShuttingDown();
     this.lastSmallError = null;
     stages.smallDecode = performance.now() - started;
     this.metrics?.observeStage("small_decode", stages.smallDecode);
@@ -491,6 +554,7 @@ export class HybridRouter {
   /** Calls the large model under the deadline; any failure falls back to a fresh small translation. */
   private async callLarge(
     request: TranslationRequest,
+    field: string,
     stages: StageTimings,
   ): Promise<Omit<HybridTranslation, "latencyMs" | "stages" | "predictedGain" | "guarded">> {
     const started = performance.now();
@@ -498,8 +562,9 @@ export class HybridRouter {
     try {
       const [translation] = await this.large.translate([request], {
         maxTokens: this.maxTokens,
-        signal: AbortSignal.timeout(this.largeTimeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(this.largeTimeoutMs), this.shutdown.signal]),
       });
+      this.throwIfShuttingDown();
       stages.largeCall = performance.now() - started;
       this.metrics?.observeStage("large_call", stages.largeCall);
       return this.outcome(translation!, "large", null);
@@ -508,6 +573,7 @@ export class HybridRouter {
     } finally {
       this.largeGate.release();
     }
+    this.throwIfShuttingDown();
     stages.largeCall = performance.now() - started;
     this.metrics?.observeStage("large_call", stages.largeCall);
     const kind = errorKind(failure);
@@ -523,7 +589,7 @@ export class HybridRouter {
       this.metrics?.observeStage("fallback_decode", stages.fallbackDecode);
       return this.outcome(translation, "small", reason);
     } catch (error) {
-      throw this.smallFailure(error);
+      throw this.smallFailure(error, field);
     } finally {
       this.smallGate.release();
     }
@@ -535,9 +601,9 @@ export class HybridRouter {
    * instead, so the same text could come out differently on the batch or fallback path).
    */
   private async translateSmallAfresh(request: TranslationRequest): Promise<Translation> {
-    const prefilled = await this.small.prefill(request);
+    const prefilled = await this.small.prefill(request, { signal: this.shutdown.signal });
     try {
-      return await prefilled.continue({ maxTokens: this.maxTokens });
+      return await prefilled.continue({ maxTokens: this.maxTokens, signal: this.shutdown.signal });
     } finally {
       await prefilled.release();
     }

@@ -8,8 +8,19 @@ export {
   type ServerConfigInput,
   serverConfigSchema,
 } from "./config.js";
-export { AdmissionGate, DecisionWindow, hardCap, maxLargeInAnyWindow } from "./decision-window.js";
-export { SERVER_ERROR_STATUS, ServerError, type ServerErrorCode } from "./errors.js";
+export {
+  AdmissionGate,
+  DecisionWindow,
+  hardCap,
+  maxLargeInAnyWindow,
+  maxOverspendOfLongRuns,
+} from "./decision-window.js";
+export {
+  SERVER_ERROR_STATUS,
+  ServerError,
+  type ServerErrorCode,
+  serverErrorBodySchema,
+} from "./errors.js";
 export {
   type FallbackReason,
   guardThresholds,
@@ -21,3 +32,4 @@ export {
   type StageTimings,
 } from "./hybrid-router.js";
 export { ServerMetrics } from "./metrics.js";
+export { closeWithDeadline, type ShutdownReport } from "./shutdown.js";

@@ -10,7 +10,10 @@ export function noteTranslations(request: FastifyRequest, results: HybridTransla
   routingFacts.set(request, results);
 }
 
-/** The x-routelmt-* headers of a translation answer (comma lists for a batch, in item order). */
+/**
+ * The x-routelmt-* headers of a translation answer (comma lists for a batch, in item order), set
+ * before the body so a streamed answer carries them too.
+ */
 export function setTranslationHeaders(
   reply: FastifyReply,
   results: HybridTranslation[],
@@ -24,6 +27,7 @@ export function setTranslationHeaders(
       .join(","),
   );
   reply.header("x-routelmt-budget", String(budget));
+  reply.header("x-routelmt-fallback", results.map((result) => result.fallbackReason ?? "none").join(","));
 }
 
 /** Rounds milliseconds for JSON and logs. */

@@ -19,6 +19,16 @@ export interface RequestLimits {
 /** A lone UTF-16 surrogate: JSON can spell one (`"\ud800"`), but no UTF-8 text contains it. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/** The value at a zod issue's path inside `value`, undefined where the path leads nowhere. */
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (typeof current !== "object" || current === null) return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
 /** Throws the first zod issue as a 400 naming its field. */
 function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown): T {
   const parsed = schema.safeParse(value);
@@ -26,13 +36,21 @@ function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown): T {
   const issue = parsed.error.issues[0]!;
   const field = issue.path.map(String).join(".");
   if (field === "") throw new ServerError("RLMT_ERR_INVALID_REQUEST", `body: ${issue.message}`);
-  const missing = issue.code === "invalid_type" && /received undefined/.test(issue.message);
+  const missing = issue.code === "invalid_type" && valueAt(value, issue.path) === undefined;
   throw invalidField(field, missing ? "is required" : issue.message);
 }
 
-/** Checks one text: a string with non-space content, well-formed Unicode, within the byte limit. */
+/** Nothing to translate: only whitespace, control characters (NUL, escapes) or invisible format characters. */
+const NOTHING_TO_TRANSLATE = /^[\s\p{Z}\p{Cc}\p{Cf}]*$/u;
+
+/** Checks one text: a string with visible content, well-formed Unicode, within the byte limit. */
 export function checkText(text: string, field: string, maxTextBytes: number): string {
-  if (text.trim() === "") throw invalidField(field, "must not be empty or whitespace only");
+  if (NOTHING_TO_TRANSLATE.test(text)) {
+    throw invalidField(
+      field,
+      "must hold some text: it is empty, or only whitespace, control or invisible characters",
+    );
+  }
   if (LONE_SURROGATE.test(text)) {
     throw new ServerError(
       "RLMT_ERR_INVALID_UTF8",
@@ -82,11 +100,14 @@ export function resolveLanguage(
   return code;
 }
 
+const aString = z.string({ error: "must be a string" });
+const languageCode = z.string({ error: 'must be a string: a language code such as "de"' });
+
 const translateBodySchema = z.object({
-  text: z.string().optional(),
-  texts: z.array(z.string()).optional(),
-  source_lang: z.string().optional(),
-  target_lang: z.string().optional(),
+  text: aString.optional(),
+  texts: z.array(aString, { error: "must be a list of strings" }).optional(),
+  source_lang: languageCode.optional(),
+  target_lang: languageCode.optional(),
 });
 
 /** A parsed `/v1/translate` body: one text or a batch. */
@@ -134,25 +155,39 @@ export function parseTranslateBody(body: unknown, limits: RequestLimits): Transl
   };
 }
 
-const contentPartSchema = z.object({ type: z.string(), text: z.string().optional() });
+const aBoolean = z.boolean({ error: "must be true or false" });
+const contentPartSchema = z.object(
+  { type: aString, text: aString.optional() },
+  { error: 'must be a content part: {"type": "text", "text": "…"}' },
+);
 const chatBodySchema = z.object({
-  model: z.string(),
+  model: aString,
   messages: z
     .array(
-      z.object({
-        role: z.string(),
-        content: z.union([z.string(), z.array(contentPartSchema)]).nullish(),
-      }),
+      z.object(
+        {
+          role: aString,
+          content: z
+            .union([z.string(), z.array(contentPartSchema)], {
+              error: "must be a string or a list of content parts",
+            })
+            .nullish(),
+        },
+        { error: 'must be a message: {"role": "user", "content": "…"}' },
+      ),
+      { error: "must be a list of messages" },
     )
     .min(1, "must hold at least one message"),
-  stream: z.boolean().nullish(),
-  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
-  metadata: z.record(z.string(), z.string()).nullish(),
+  stream: aBoolean.nullish(),
+  stream_options: z.object({ include_usage: aBoolean.nullish() }, { error: "must be an object" }).nullish(),
+  metadata: z.record(z.string(), aString, { error: "must be an object of strings" }).nullish(),
 });
 
 /** A parsed `/v1/chat/completions` body. */
 export interface ChatInput {
   request: TranslationRequest;
+  /** Where the text came from, e.g. `messages.2.content`. */
+  field: string;
   stream: boolean;
   includeUsage: boolean;
 }
@@ -202,6 +237,7 @@ export function parseChatBody(
   );
   return {
     request: { text: checkText(text, field, limits.maxTextBytes), srcLang, tgtLang },
+    field,
     stream: parsed.stream === true,
     includeUsage: parsed.stream_options?.include_usage === true,
   };

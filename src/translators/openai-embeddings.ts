@@ -10,6 +10,7 @@ import type {
   DecodeOptions,
   FeatureIdentity,
   Prefilled,
+  PrefillOptions,
   ProbedTranslator,
   Translation,
   TranslationRequest,
@@ -93,9 +94,9 @@ export class OpenAIProbedTranslator extends OpenAICompatibleTranslator implement
   }
 
   /** Reads the last-token state of the rendered prompt from the embeddings endpoint. */
-  async prefill(request: TranslationRequest): Promise<Prefilled> {
+  async prefill(request: TranslationRequest, options: PrefillOptions = {}): Promise<Prefilled> {
     const prompt = this.#renderPrompt(request);
-    const { answer } = await this.post("/embeddings", { input: prompt, embd_normalize: -1 });
+    const { answer } = await this.post("/embeddings", { input: prompt, embd_normalize: -1 }, options.signal);
     const parsed = this.parse(embeddingResponseSchema, answer, "/embeddings", POOLING_HINT);
     const embedding = parsed.data[0]!.embedding;
     if (embedding.length !== this.featureIdentity.dim) {

@@ -70,8 +70,14 @@ export interface FeatureIdentity {
   views?: { name: string; pooling: "last" | "mean"; layer: number | "final"; dim: number; offset: number }[];
 }
 
+/** Options of a prefill. */
+export interface PrefillOptions {
+  /** Abandons a prefill that waits on a remote engine; an in-process prefill runs to its end regardless. */
+  signal?: AbortSignal;
+}
+
 /** A translator whose prompt prefill also yields the router's features (the small model). */
 export interface ProbedTranslator extends Translator {
   readonly featureIdentity: FeatureIdentity;
-  prefill(request: TranslationRequest): Promise<Prefilled>;
+  prefill(request: TranslationRequest, options?: PrefillOptions): Promise<Prefilled>;
 }

@@ -26,10 +26,11 @@ export async function runCliCaptured(argv: string[]): Promise<CliRun> {
   return { code, stdout, stderr };
 }
 
-/** Starts the CLI from source in a child process (for kill/resume tests). */
-export function spawnCli(argv: string[]) {
+/** Starts the CLI from source in a child process (for kill/resume tests), with extra environment variables. */
+export function spawnCli(argv: string[], environment: Record<string, string> = {}) {
   return spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/run.ts"), ...argv], {
     cwd: repoRoot,
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...environment },
   });
 }

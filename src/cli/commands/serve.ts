@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { readConfigFile, resolveServerConfig } from "../../server/config.js";
-import { buildApp } from "../../server/index.js";
+import { buildApp, closeWithDeadline } from "../../server/index.js";
 import type { CliIo } from "../io.js";
 import { finiteNumber, positiveInteger } from "../options.js";
 
@@ -34,7 +34,7 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
   {
     key: "api-key-file",
     flag: "--api-key-file <file>",
-    help: "API keys, one per line: /v1 requests then need Authorization: Bearer <key>",
+    help: "API keys, one per line: every route but /healthz, /readyz and /metrics then needs Authorization: Bearer <key> (also: api-key in the config, ROUTELMT_SERVER_API_KEY)",
   },
   {
     key: "policy",
@@ -96,6 +96,12 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
     parse: positiveInteger("--body-limit-bytes"),
   },
   {
+    key: "request-timeout-ms",
+    flag: "--request-timeout-ms <n>",
+    help: "longest time to receive a whole request, headers and body, before a 408 (default 30000)",
+    parse: positiveInteger("--request-timeout-ms"),
+  },
+  {
     key: "queue-size",
     flag: "--queue-size <n>",
     help: "requests per engine in flight plus waiting before 429 (default 256)",
@@ -146,7 +152,7 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
   {
     key: "shutdown-timeout-ms",
     flag: "--shutdown-timeout-ms <n>",
-    help: "longest wait for in-flight requests on SIGTERM (default 30000)",
+    help: "longest wait for in-flight requests on SIGTERM; past it they are aborted (503) and the process exits (default 30000)",
     parse: positiveInteger("--shutdown-timeout-ms"),
   },
   {
@@ -188,20 +194,21 @@ export function registerServe(program: Command, io: CliIo): void {
     const configFile = typeof flags.config === "string" ? flags.config : undefined;
     const fileValues = configFile ? await readConfigFile(configFile) : {};
     const flagValues = Object.fromEntries(FLAGS.map((entry) => [entry.key, flags[camelCase(entry.key)]]));
-    const config = resolveServerConfig(fileValues, flagValues, configFile);
+    const config = resolveServerConfig(fileValues, flagValues, configFile, process.env);
     const app = await buildApp(config);
     const address = await app.listen({ port: config.port, host: config.host });
     const stopping = stopSignal();
-    io.stdout(`routelmt serve listening on ${address} (budget ${config.budget}, policy ${config.policy})\n`);
+    const keys = app.routelmt.apiKeyCount;
+    io.stdout(
+      `routelmt serve listening on ${address} (budget ${config.budget}, policy ${config.policy}, ${keys === 0 ? "no API keys: open to every client" : `API keys: ${keys}`})\n`,
+    );
     const signal = await stopping;
     io.stderr(`routelmt serve: ${signal}: finishing in-flight requests\n`);
-    // Past the deadline, open connections are cut so the process can exit.
-    const deadline = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs);
-    deadline.unref();
-    try {
-      await app.close();
-    } finally {
-      clearTimeout(deadline);
+    const report = await closeWithDeadline(app, config.shutdownTimeoutMs);
+    if (report.abortedRequests > 0) {
+      io.stderr(
+        `routelmt serve: shutdown deadline (${config.shutdownTimeoutMs} ms) passed: ${report.abortedRequests} requests answered 503\n`,
+      );
     }
     io.stderr("routelmt serve: stopped\n");
   });

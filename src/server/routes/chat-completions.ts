@@ -67,7 +67,7 @@ export function registerChatRoutes(app: FastifyInstance): void {
       },
       state.limits,
     );
-    const result = await state.hybrid.translate(input.request);
+    const result = await state.hybrid.translate(input.request, input.field);
     noteTranslations(request, [result]);
     setTranslationHeaders(reply, [result], state.config.budget);
     const id = `chatcmpl-${randomUUID()}`;

@@ -1,11 +1,14 @@
 import type { FastifyInstance } from "fastify";
 import { SERVED_MODEL } from "../request-validation.js";
 
+/** Open to every client, API keys or not: load balancers and scrapers probe these. */
+const PUBLIC = { config: { public: true } };
+
 /** `/healthz` (process up), `/readyz` (engines usable), `/metrics` (Prometheus), `/v1/models`. */
 export function registerHealthRoutes(app: FastifyInstance): void {
-  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/healthz", PUBLIC, async () => ({ status: "ok" }));
 
-  app.get("/readyz", async (_request, reply) => {
+  app.get("/readyz", PUBLIC, async (_request, reply) => {
     const state = app.routelmt;
     const [smallProbe, largeProbe] = await Promise.all([
       state.smallProbe?.check(),
@@ -31,7 +34,7 @@ export function registerHealthRoutes(app: FastifyInstance): void {
     return reply.status(ready ? 200 : 503).send({ ready, checks, budget: state.hybrid.snapshot() });
   });
 
-  app.get("/metrics", async (_request, reply) => {
+  app.get("/metrics", PUBLIC, async (_request, reply) => {
     const registry = app.routelmt.metrics.registry;
     reply.header("content-type", registry.contentType);
     return registry.metrics();
