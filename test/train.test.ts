@@ -199,7 +199,8 @@ describe("routelmt train", () => {
       seconds: outputs[0]?.learning_curve?.seconds,
     });
     expect(outputs[0]?.heads.gain?.report.cv_spearman).toBeGreaterThan(0.8);
-  });
+    // Twenty-odd MLP fits per run (CV, nested CV, learning curve): minutes on a loaded machine.
+  }, 240_000);
 
   it("refuses datasets from another small model and replay data without features", async () => {
     const mixed = await runCliCaptured([

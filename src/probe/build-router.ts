@@ -134,7 +134,16 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   // With selection the gain head is the chosen candidate; without, the one configuration is still
   // measured by nested CV, for the learning curve.
   let selection: SelectionResult | null = null;
-  if (wantsGain) {
+  const innerFolds = options.innerFolds ?? DEFAULT_INNER_FOLDS;
+  // Nested CV needs every inner validation fold to hold rows; below that, the one configuration.
+  const nestedPossible = rows >= options.folds * innerFolds;
+  const selectionNotes: string[] = [];
+  if (wantsGain && !nestedPossible) {
+    selectionNotes.push(
+      `${rows} segments are too few for ${options.folds} × ${innerFolds} nested folds: the gain head is one ${options.probe} on ${featureSelectionText(candidateBlocks)}, without selection or learning curve`,
+    );
+  }
+  if (wantsGain && nestedPossible) {
     const started = performance.now();
     selection = selectGainProbe(
       // Block offsets are positions in the full row: the selection slices what it measures.
@@ -142,7 +151,7 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
       {
         budgets,
         folds: options.folds,
-        innerFolds: options.innerFolds ?? DEFAULT_INNER_FOLDS,
+        innerFolds,
         seed: options.seed,
         severeDelta: options.riskDelta,
         probes: select ? (options.probes ?? SELECTABLE_PROBES) : [options.probe === "mlp" ? "mlp" : "ridge"],
@@ -163,7 +172,11 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   seconds.learning_curve = learningCurve?.seconds ?? 0;
 
   const headsStarted = performance.now();
-  const { heads, notes, outOfFold } = trainHeads(
+  const {
+    heads,
+    notes: headNotes,
+    outOfFold,
+  } = trainHeads(
     { matrix, gain, qSmall },
     {
       heads: options.heads,
@@ -176,6 +189,7 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
     },
   );
   seconds.heads = (performance.now() - headsStarted) / 1000;
+  const notes = [...selectionNotes, ...headNotes];
 
   const guardStarted = performance.now();
   const guard =

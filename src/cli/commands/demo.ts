@@ -209,7 +209,6 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
     io.stderr(
       `router: ${router.feature.blocks?.join("+") ?? router.feature.layer} ${gainReport?.probe ?? ""}, gain head CV Spearman ${gainReport?.cv_spearman?.toFixed(3) ?? "n/a"} on ${router.training.n} segments; guard λ ${router.guard?.lambda.toFixed(2) ?? "n/a"}\n`,
     );
-    if (router.learning_curve) io.stderr(`${router.learning_curve.reading}\n`);
 
     io.stderr("[3/4] collecting the test split\n");
     const testDirectory = path.join(flags.out, "test");
