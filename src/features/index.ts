@@ -5,6 +5,24 @@
  */
 import { UsageError } from "../errors/index.js";
 
+export {
+  ALL_FEATURE_VIEWS,
+  allFeatureViews,
+  DEFAULT_FEATURE_VIEWS,
+  type FeatureLayer,
+  type FeaturePooling,
+  type FeatureView,
+  type FeatureViewSpan,
+  featureViewName,
+  featureViewSpans,
+  featureViewsOf,
+  featureViewsText,
+  isLastFinalOnly,
+  normaliseFeatureViews,
+  sameFeatureViews,
+} from "./feature-views.js";
+export { argmax, RowPooler } from "./pooling.js";
+
 /**
  * Normalises a layer selection: comma-separated block indices (0-based) and/or `final` (the hidden
  * state after the output norm), e.g. ` 8, 16 ,FINAL` → `8,16,final`. Order is kept (it is the
