@@ -312,14 +312,12 @@ for (const modelCase of cases) {
       expect(translation?.outputTokens).toBeGreaterThan(0);
     });
 
-    it("refuses a layer other than final before loading anything", async () => {
-      await expect(
-        LlamaTranslator.create({
-          modelPath: path.join(directory, "absent.gguf"),
-          threads: 1,
-          layer: "1,final",
-        }),
-      ).rejects.toThrow(UnsupportedError);
+    it("refuses views other than last:final before loading anything", async () => {
+      for (const layer of ["1,final", "mean:final"]) {
+        await expect(
+          LlamaTranslator.create({ modelPath: path.join(directory, "absent.gguf"), threads: 1, layer }),
+        ).rejects.toThrow(UnsupportedError);
+      }
       await expect(
         LlamaTranslator.create({ modelPath: path.join(directory, "absent.gguf"), threads: 1 }),
       ).rejects.toThrow(InputError);

@@ -116,6 +116,12 @@ export function normaliseFeatureViews(selection: string): string {
   return parsed === ALL_FEATURE_VIEWS ? ALL_FEATURE_VIEWS : parsed.map((view) => view.name).join(",");
 }
 
+/**
+ * The former name of {@link normaliseFeatureViews}, from when a selection could only list layers.
+ * @deprecated use normaliseFeatureViews.
+ */
+export const normaliseLayerSelection = normaliseFeatureViews;
+
 /** Every view of a model with `layerCount` layers, in the order `all` stands for. */
 export function allFeatureViews(layerCount: number): FeatureView[] {
   const layers: FeatureLayer[] = [...Array.from({ length: layerCount }, (_, index) => index), "final"];

@@ -83,11 +83,14 @@ export function assertPromptFits(
 
 /**
  * Hands out a fixed set of items (sequences or their ids), last given back first out; when all are
- * taken, `acquire` waits and waiters are served in arrival order.
+ * taken, `acquire` waits and waiters are served in arrival order. Once closed, waiters and later
+ * `acquire` calls reject (a disposed translator must not leave callers waiting for a sequence that
+ * a held prefill may never give back).
  */
 export class WaitingPool<T> {
   private readonly idle: T[];
-  private readonly waiting: Array<(item: T) => void> = [];
+  private readonly waiting: Array<{ resolve: (item: T) => void; reject: (error: Error) => void }> = [];
+  private closedWith: Error | undefined;
 
   /** @param items the pool's items; the last one is handed out first. */
   constructor(items: readonly T[]) {
@@ -95,16 +98,23 @@ export class WaitingPool<T> {
   }
 
   acquire(): Promise<T> {
+    if (this.closedWith !== undefined) return Promise.reject(this.closedWith);
     const item = this.idle.pop();
     if (item !== undefined) return Promise.resolve(item);
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
   /** Hands `item` to the longest waiter, or back to the idle items. */
   giveBack(item: T): void {
     const next = this.waiting.shift();
-    if (next) next(item);
+    if (next) next.resolve(item);
     else this.idle.push(item);
+  }
+
+  /** Rejects every waiter and every later `acquire` with `error`. */
+  close(error: Error): void {
+    this.closedWith ??= error;
+    for (const waiter of this.waiting.splice(0)) waiter.reject(this.closedWith);
   }
 }
 

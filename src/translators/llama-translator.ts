@@ -1,7 +1,13 @@
 import path from "node:path";
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
 import { EngineCallError, RoutelmtError, UnsupportedError, UsageError } from "../errors/index.js";
-import { entropyOfProbabilities, normaliseLayerSelection } from "../features/index.js";
+import {
+  DEFAULT_FEATURE_VIEWS,
+  entropyOfProbabilities,
+  featureViewSpans,
+  featureViewsOf,
+  normaliseFeatureViews,
+} from "../features/index.js";
 import { createGuardedContext, prefillSequence } from "../features/llama-internals.js";
 import { ggufFingerprint } from "./gguf-fingerprint.js";
 import {
@@ -49,7 +55,9 @@ export interface LlamaTranslatorOptions {
   sequences?: number;
   /** Tokens per llama.cpp batch, shared by all sequences. Defaults to 512. */
   batchSize?: number;
-  /** Feature layer selection; only `final` is supported by this engine. Defaults to `final`. */
+  /**
+   * Feature views; this engine reads only `last:final` (also spelled `final`). Defaults to `last:final`.
+   */
   layer?: string;
   /** Prompt template. Defaults to `defaultPromptTemplate`. */
   template?: PromptTemplate;
@@ -102,6 +110,11 @@ class SequencePool {
     if (!sequence.disposed) await sequence.clearHistory();
     this.pool.giveBack(sequence);
   }
+
+  /** Rejects requests waiting for a sequence, and later ones, with `error`. */
+  close(error: Error): void {
+    this.pool.close(error);
+  }
 }
 
 /** What `decode` needs to know about a prompt that has been evaluated. */
@@ -153,14 +166,14 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
 
   /**
    * Loads the model and creates its one context.
-   * @throws UnsupportedError for a layer other than `final` or a model whose final hidden state
+   * @throws UnsupportedError for views other than `last:final` or a model whose final hidden state
    *   cannot be read; UsageError for bad numeric options; InputError for an unreadable model file.
    */
   static async create(options: LlamaTranslatorOptions): Promise<LlamaTranslator> {
-    const layer = normaliseLayerSelection(options.layer ?? "final");
-    if (layer !== "final") {
+    const views = normaliseFeatureViews(options.layer ?? DEFAULT_FEATURE_VIEWS);
+    if (views !== DEFAULT_FEATURE_VIEWS) {
       throw new UnsupportedError(
-        `layer "${layer}" is not supported by the node-llama-cpp engine: it can only read the final hidden state (layer "final")`,
+        `feature views "${views}" are not supported by the node-llama-cpp engine: it reads only last:final (the final hidden state at the last prompt token); the ffi engine reads every view`,
       );
     }
     assertPositiveInteger("threads", options.threads);
@@ -190,9 +203,10 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
       const identity: FeatureIdentity = {
         fingerprint,
         arch: model.architecture,
-        layer,
+        layer: views,
         dim: model.embeddingVectorSize,
         template: template.text,
+        views: featureViewSpans(featureViewsOf(views, 1), () => model.embeddingVectorSize),
       };
       return new LlamaTranslator(
         model,
@@ -299,6 +313,9 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
   /** Frees the context and the model (the process-wide llama.cpp binding stays). Idempotent. */
   async dispose(): Promise<void> {
     this.isDisposed = true;
+    this.pool.close(
+      new UsageError(`LlamaTranslator for ${this.modelId} was disposed while this request waited`),
+    );
     this.disposing ??= (async () => {
       await this.context.dispose();
       await this.model.dispose();

@@ -1,3 +1,5 @@
+import type { FeatureViewSpan } from "../features/feature-views.js";
+
 /** One text to translate. Languages are codes (ISO 639-1/639-3 or BCP-47, e.g. `en`, `deu`, `zh-Hant`). */
 export interface TranslationRequest {
   id?: string;
@@ -57,11 +59,20 @@ export interface FeatureIdentity {
   /** Hash identifying the exact model file. */
   fingerprint: string;
   arch: string;
-  /** Layer selection as given, normalised (e.g. `final`, `8`, `8,16,final`). */
+  /**
+   * The feature views, canonical and expanded (e.g. `last:final`, `last:8,mean:8`; `all` is listed
+   * view by view). Files written when selections were layer lists hold the old spelling (`final`,
+   * `8,16,final`); compare with `sameFeatureViews`, which treats both spellings alike.
+   */
   layer: string;
   dim: number;
   /** The prompt template text the features were read under. */
   template: string;
+  /**
+   * Where each view lies in the feature vector, in selection order (`offset` + `dim` per view; the
+   * dims sum to `dim`). Set by every engine; optional only for identities built by hand.
+   */
+  views?: FeatureViewSpan[];
 }
 
 /** A translator whose prompt prefill also yields the router's features (the small model). */

@@ -60,7 +60,11 @@ export function registerCollect(program: Command, io: CliIo): void {
     .option("--src-lang <code>", "source language for lines without src_lang")
     .option("--tgt-lang <code>", "target language for lines without tgt_lang")
     .option("--template <file>", "prompt template file with {src}, {tgt}, {text}")
-    .option("--layer <layers>", "feature layer: final, an index, or a comma list", "final")
+    .option(
+      "--layer <views>",
+      "feature views, a comma list of last:LAYER / mean:LAYER (LAYER an index or final; final and N alone mean last:), or all",
+      "last:final",
+    )
     .addOption(
       new Option(
         "--feature-engine <engine>",
