@@ -66,12 +66,14 @@ describe("featureViewsFor (the guard run before any model is loaded)", () => {
 });
 
 describe("resolveFeatureEngine", () => {
-  it("auto picks node-llama-cpp for last:final when batching, and the FFI engine otherwise", () => {
-    // One sequence at a time: the FFI engine reads last:final more cheaply; several: node-llama-cpp batches.
-    expect(resolveFeatureEngine("final", "auto", 1)).toBe(ffiAvailable ? "ffi" : "llama");
-    expect(resolveFeatureEngine(" LAST:FINAL ", "auto", 4)).toBe("llama");
-    expect(resolveFeatureEngine("8")).toBe("ffi");
-    expect(resolveFeatureEngine("mean:8,final")).toBe("ffi");
+  it("auto picks the FFI engine wherever it is available, node-llama-cpp elsewhere", () => {
+    expect(resolveFeatureEngine("final", "auto")).toBe(ffiAvailable ? "ffi" : "llama");
+    if (ffiAvailable) {
+      expect(resolveFeatureEngine(" FINAL ")).toBe("ffi");
+      expect(resolveFeatureEngine("mean:8,final")).toBe("ffi");
+    } else {
+      expect(() => resolveFeatureEngine("8")).toThrow(UnsupportedError);
+    }
   });
   it("honours an explicit choice, refusing llama for views other than last:final", () => {
     expect(resolveFeatureEngine("final", "ffi")).toBe("ffi");

@@ -1,4 +1,4 @@
-import { UsageError } from "../errors/index.js";
+import { UnsupportedError, UsageError } from "../errors/index.js";
 import { DEFAULT_FEATURE_VIEWS, isLastFinalOnly } from "../features/index.js";
 import type { RetryEvent } from "../util/retry.js";
 import { LlamaFfiTranslator } from "./llama-ffi-translator.js";
@@ -39,9 +39,9 @@ export interface OpenTranslatorOptions {
   /** Feature dimension of a remote probed model (required for `openai:` small models). */
   remoteDim?: number;
   /**
-   * In-process engine of a probed GGUF model: `llama` (node-llama-cpp; batches sequences, reads only
-   * `last:final`), `ffi` (libllama through koffi in a worker thread; every view, linux-x64 only), or
-   * `auto` (see {@link resolveFeatureEngine}). Defaults to `auto`.
+   * In-process engine of a probed GGUF model: `llama` (node-llama-cpp; reads only `last:final`), `ffi`
+   * (libllama through koffi in a worker thread; every view, linux-x64 only), or `auto` (see
+   * {@link resolveFeatureEngine}). Both batch concurrent requests. Defaults to `auto`.
    */
   featureEngine?: FeatureEngine;
   /** Timeouts and retries of a remote engine; ignored in-process. */
@@ -58,23 +58,21 @@ export function ffiEngineAvailable(): boolean {
 }
 
 /**
- * The engine `openProbedTranslator` uses for a GGUF model: the explicit choice, or for `auto`:
- * - views other than `last:final`: the FFI engine (node-llama-cpp cannot read them);
- * - `last:final` decoded one sequence at a time: the FFI engine where it is available — it reads the
- *   final state from the one prefill, where node-llama-cpp's embeddings context computes logits for
- *   every prompt token (+47 % on a 32k-vocabulary model);
- * - `last:final` with several sequences in parallel: node-llama-cpp, which batches them.
- * @throws UsageError when `llama` is asked for views other than `last:final`.
+ * The engine `openProbedTranslator` uses for a GGUF model: the explicit choice, or for `auto` the FFI
+ * engine wherever it is available (linux-x64) — it reads every view, reads `last:final` from the one
+ * prefill without computing logits for every prompt token as node-llama-cpp's embeddings context does,
+ * and batches concurrent requests in a worker thread — and node-llama-cpp elsewhere.
+ * @throws UsageError when `llama` is asked for views other than `last:final`; UnsupportedError when
+ *   such views are asked for where the FFI engine is not available.
  */
-export function resolveFeatureEngine(
-  layer: string,
-  choice: FeatureEngine = "auto",
-  concurrency = 1,
-): "llama" | "ffi" {
+export function resolveFeatureEngine(layer: string, choice: FeatureEngine = "auto"): "llama" | "ffi" {
   const lastFinalOnly = isLastFinalOnly(layer);
   if (choice === "auto") {
-    if (!lastFinalOnly) return "ffi";
-    return concurrency <= 1 && ffiEngineAvailable() ? "ffi" : "llama";
+    if (ffiEngineAvailable()) return "ffi";
+    if (lastFinalOnly) return "llama";
+    throw new UnsupportedError(
+      `feature views other than last:final need the ffi engine, which runs on linux-x64 only (this is ${process.platform}-${process.arch})`,
+    );
   }
   if (choice === "llama" && !lastFinalOnly) {
     throw new UsageError(
@@ -159,7 +157,7 @@ export async function openProbedTranslator(
   }
   const layer = options.layer ?? DEFAULT_FEATURE_VIEWS;
   // Decided before the model is resolved (a hf: spec may download) so a bad choice fails fast.
-  const engine = resolveFeatureEngine(layer, options.featureEngine, options.concurrency ?? 4);
+  const engine = resolveFeatureEngine(layer, options.featureEngine);
   const settings = {
     modelPath: await resolveGgufPath(spec),
     threads: options.threads,

@@ -68,7 +68,7 @@ export function registerCollect(program: Command, io: CliIo): void {
     .addOption(
       new Option(
         "--feature-engine <engine>",
-        "engine reading the small model's features: llama (node-llama-cpp, batches, final only), ffi (any layers, one sequence at a time) or auto (llama for final, else ffi)",
+        "engine reading the small model's features: llama (node-llama-cpp, last:final only), ffi (every view, linux-x64) or auto (ffi where available, else llama); both batch",
       )
         .choices(featureEngines)
         .default("auto"),
