@@ -315,7 +315,28 @@ describe("LlamaFfiTranslator on a generated llama GGUF", () => {
     }
   });
 
-  it("stops at maxTokens with finishReason length, and honours an abort before decoding", async () => {
+  it("streams text deltas that concatenate to the untrimmed text of the translation", async () => {
+    for (const request of requests) {
+      const deltas: string[] = [];
+      const [translated] = await final.translate([request], { onText: (delta) => deltas.push(delta) });
+      const fromPrefill: string[] = [];
+      const continued = await (await views.prefill(request)).continue({
+        onText: (delta) => fromPrefill.push(delta),
+      });
+      for (const [stream, translation] of [
+        [deltas, translated],
+        [fromPrefill, continued],
+      ] as const) {
+        expect(stream.join("").trim()).toBe(translation?.text);
+        expect(stream.every((delta) => delta.length > 0)).toBe(true);
+        expect(stream.join("").length).toBeGreaterThanOrEqual(translation?.text.length ?? 0);
+      }
+      expect(deltas.length).toBeGreaterThan(1);
+    }
+    await expect(final.translate(requests.slice(0, 2), { onText: () => {} })).rejects.toThrow(UsageError);
+  });
+
+  it("stops at maxTokens with finishReason length, and honours an abort before and during decoding", async () => {
     const request = requests[0] as TranslationRequest;
     const [long] = await final.translate([request]);
     expect(long?.outputTokens).toBeGreaterThan(3);
@@ -325,6 +346,15 @@ describe("LlamaFfiTranslator on a generated llama GGUF", () => {
     controller.abort();
     const [aborted] = await final.translate([request], { signal: controller.signal });
     expect(aborted).toMatchObject({ outputTokens: 0, finishReason: "abort", text: "" });
+    // This model runs on to any length: the abort, sent at the first text, lands long before 200 tokens.
+    const during = new AbortController();
+    const [stopped] = await final.translate([request], {
+      maxTokens: 200,
+      signal: during.signal,
+      onText: () => during.abort(),
+    });
+    expect(stopped?.finishReason).toBe("abort");
+    expect(stopped?.outputTokens).toBeLessThan(200);
   });
 
   it("frees a prefill that is never continued, for the next request to take", async () => {
@@ -487,14 +517,24 @@ describe(tinymtAvailable ? tinymtTitle : sharedSkipReason(tinymtTitle), () => {
     },
   );
 
-  it.skipIf(!tinymtAvailable)("translates exactly as LlamaTranslator does", async () => {
+  it.skipIf(!tinymtAvailable)("translates exactly as LlamaTranslator does, streaming included", async () => {
     const expected = await reference.translate(requests);
     for (const [index, request] of requests.entries()) {
       const [plain] = await ffi.translate([request]);
-      const continued = await (await ffi.prefill(request)).continue();
+      const deltas: string[] = [];
+      const continued = await (await ffi.prefill(request)).continue({
+        onText: (delta) => deltas.push(delta),
+      });
+      const referenceDeltas: string[] = [];
+      const [referenceStreamed] = await reference.translate([request], {
+        onText: (delta) => referenceDeltas.push(delta),
+      });
       expect(expected[index]?.text.length).toBeGreaterThan(0);
       expect(continued.text).toBe(expected[index]?.text);
       expect(plain?.text).toBe(expected[index]?.text);
+      expect(deltas.join("").trim()).toBe(continued.text);
+      expect(referenceDeltas.join("")).toBe(deltas.join(""));
+      expect(referenceStreamed?.text).toBe(continued.text);
     }
   });
 });

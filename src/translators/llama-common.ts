@@ -7,6 +7,7 @@
  */
 import type { Llama, LlamaModel, LlamaModelOptions, Token } from "node-llama-cpp";
 import { EngineCallError, InputError, RoutelmtError, UsageError } from "../errors/index.js";
+import { TextDeltaStream } from "./text-stream.js";
 import type { DecodeOptions, FinishReason, Prefilled, Translation } from "./types.js";
 
 /** @throws UsageError naming `name` unless `value` is a positive integer. */
@@ -139,8 +140,8 @@ export interface HeldPrefillParts<TokenId extends number> {
   defaultMaxTokens: number;
   /** Throws when the translator has been disposed. */
   assertUsable(): void;
-  /** Decodes greedily from the evaluated prompt. */
-  decode(maxTokens: number, signal: AbortSignal | undefined): Promise<Translation>;
+  /** Decodes greedily from the evaluated prompt (`options.maxTokens` resolved to `maxTokens`). */
+  decode(maxTokens: number, options: DecodeOptions): Promise<Translation>;
   /** Frees the held sequence; called exactly once. */
   releaseSequence(): Promise<void>;
 }
@@ -174,7 +175,7 @@ export function heldPrefill<TokenId extends number>(
       }
       state = "decoding";
       try {
-        return await parts.decode(maxTokens, options.signal);
+        return await parts.decode(maxTokens, options);
       } catch (error) {
         throw asEngineError(parts.engineName, error);
       } finally {
@@ -187,16 +188,40 @@ export function heldPrefill<TokenId extends number>(
   };
 }
 
-/** The result of a greedy decode: the detokenized output, trimmed, and what it cost. */
-export function decodedTranslation(
+/**
+ * Detokenizes a greedy decode's output, streaming it to `onText` when given: `onText` has then
+ * received exactly the returned text (see `text-stream.ts`), which `decodedTranslation` trims.
+ */
+export function outputText(
   vocabulary: LlamaModel,
+  output: readonly number[],
+  stream: TextDeltaStream | undefined,
+): string {
+  return stream?.finish(output) ?? vocabulary.detokenize(output as readonly Token[]);
+}
+
+/** A delta stream over `vocabulary` for `onText`, or undefined when nobody listens. */
+export function textStreamFor(
+  vocabulary: LlamaModel,
+  onText: ((delta: string) => void) | undefined,
+): TextDeltaStream | undefined {
+  if (onText === undefined) return undefined;
+  return new TextDeltaStream((tokens) => vocabulary.detokenize(tokens as readonly Token[]), onText);
+}
+
+/**
+ * The result of a greedy decode: its text (untrimmed, as {@link outputText} gives it) trimmed, and
+ * what it cost.
+ */
+export function decodedTranslation(
+  text: string,
   modelId: string,
   start: { promptTokens: number; startedAt: number },
   output: readonly number[],
   finishReason: FinishReason,
 ): Translation {
   return {
-    text: vocabulary.detokenize(output as readonly Token[]).trim(),
+    text: text.trim(),
     model: modelId,
     promptTokens: start.promptTokens,
     outputTokens: output.length,

@@ -32,8 +32,10 @@ import {
   decodedTranslation,
   heldPrefill,
   loadModelFile,
+  outputText,
   type PrefilledWithTokens,
   resolveMaxTokens,
+  textStreamFor,
   WaitingPool,
 } from "./llama-common.js";
 import {
@@ -43,6 +45,7 @@ import {
   promptTokenizerModel,
 } from "./llama-prompt.js";
 import { defaultPromptTemplate, type PromptTemplate } from "./prompt-template.js";
+import { assertOneStreamedRequest } from "./text-stream.js";
 import type {
   DecodeOptions,
   FeatureIdentity,
@@ -259,6 +262,7 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
   /** Plain translations (no features), decoded together with every other request in flight. */
   async translate(requests: TranslationRequest[], options: DecodeOptions = {}): Promise<Translation[]> {
     this.#assertUsable();
+    assertOneStreamedRequest(requests.length, options.onText);
     const maxTokens = resolveMaxTokens(options, this.#maxTokens);
     // Validate everything before any evaluation: a bad request must not leave others half-decoded.
     const prompts = requests.map((request) => this.#checkedPromptTokens(request, maxTokens));
@@ -268,11 +272,13 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
         const sequenceId = await this.#pool.acquire();
         try {
           this.#assertUsable();
+          const stream = textStreamFor(this.#vocabulary, options.onText);
           const result = await this.#engine.translate(sequenceId, tokens, {
             maxTokens,
             ...(options.signal ? { signal: options.signal } : {}),
+            ...(stream ? { onTokens: (fresh: readonly number[]) => stream.push(fresh) } : {}),
           });
-          return this.#translation(result, { promptTokens: tokens.length, startedAt });
+          return this.#translation(result, { promptTokens: tokens.length, startedAt }, stream);
         } catch (error) {
           throw asEngineError(error);
         } finally {
@@ -322,12 +328,14 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
       contextSize: this.contextSize,
       defaultMaxTokens: this.#maxTokens,
       assertUsable: () => this.#assertUsable(),
-      decode: async (maxTokens, signal) => {
+      decode: async (maxTokens, options) => {
+        const stream = textStreamFor(this.#vocabulary, options.onText);
         const result = await this.#engine.continueFrom(sequenceId, {
           maxTokens,
-          ...(signal ? { signal } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+          ...(stream ? { onTokens: (fresh: readonly number[]) => stream.push(fresh) } : {}),
         });
-        return this.#translation(result, start);
+        return this.#translation(result, start, stream);
       },
       releaseSequence: async () => this.#releaseSequence(sequenceId),
     });
@@ -369,7 +377,12 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
     this.#pool.giveBack(sequenceId);
   }
 
-  #translation(result: GenerationResult, start: { promptTokens: number; startedAt: number }): Translation {
-    return decodedTranslation(this.#vocabulary, this.modelId, start, result.tokens, result.finishReason);
+  #translation(
+    result: GenerationResult,
+    start: { promptTokens: number; startedAt: number },
+    stream: ReturnType<typeof textStreamFor>,
+  ): Translation {
+    const text = outputText(this.#vocabulary, result.tokens, stream);
+    return decodedTranslation(text, this.modelId, start, result.tokens, result.finishReason);
   }
 }

@@ -18,8 +18,10 @@ import {
   decodedTranslation,
   heldPrefill,
   loadModelFile,
+  outputText,
   type PrefilledWithTokens,
   resolveMaxTokens,
+  textStreamFor,
   WaitingPool,
 } from "./llama-common.js";
 import {
@@ -29,6 +31,7 @@ import {
   llamaInstance as sharedLlamaInstance,
 } from "./llama-prompt.js";
 import { defaultPromptTemplate, type PromptTemplate } from "./prompt-template.js";
+import { assertOneStreamedRequest } from "./text-stream.js";
 import type {
   DecodeOptions,
   FeatureIdentity,
@@ -237,6 +240,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
   /** Plain translations, decoded in parallel over the context's sequences. */
   async translate(requests: TranslationRequest[], options: DecodeOptions = {}): Promise<Translation[]> {
     this.assertUsable();
+    assertOneStreamedRequest(requests.length, options.onText);
     const maxTokens = resolveMaxTokens(options, this.maxTokens);
     // Validate everything before any evaluation: a bad request must not leave others half-decoded.
     const prompts = requests.map((request) => this.checkedPromptTokens(request, maxTokens));
@@ -249,7 +253,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
           return await this.decode(
             { sequence, promptTokens: tokens.length, firstToken: nextToken, startedAt },
             maxTokens,
-            options.signal,
+            options,
           );
         } catch (error) {
           throw asEngineError(error);
@@ -305,7 +309,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
       contextSize: this.contextSize,
       defaultMaxTokens: this.maxTokens,
       assertUsable: () => this.assertUsable(),
-      decode: (maxTokens, signal) => this.decode(start, maxTokens, signal),
+      decode: (maxTokens, options) => this.decode(start, maxTokens, options),
       releaseSequence: () => this.pool.release(sequence),
     });
   }
@@ -337,17 +341,22 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
     return tokens;
   }
 
-  /** Greedy decoding from an evaluated prompt until end of generation, `maxTokens` or abort. */
-  private async decode(
-    start: DecodeStart,
-    maxTokens: number,
-    signal: AbortSignal | undefined,
-  ): Promise<Translation> {
+  /**
+   * Greedy decoding from an evaluated prompt until end of generation, `maxTokens` or abort; with
+   * `onText`, text streams out token by token (see `text-stream.ts`).
+   */
+  private async decode(start: DecodeStart, maxTokens: number, options: DecodeOptions): Promise<Translation> {
+    const { signal } = options;
+    const stream = textStreamFor(this.model, options.onText);
     const output: Token[] = [];
+    const accept = (token: Token) => {
+      output.push(token);
+      stream?.push([token]);
+    };
     let finishReason: FinishReason = "stop";
     if (signal?.aborted) finishReason = "abort";
     else if (!this.eogCheck(start.firstToken)) {
-      output.push(start.firstToken);
+      accept(start.firstToken);
       finishReason = "length";
       if (output.length < maxTokens) {
         // evaluate() stops by itself at an end-of-generation token; no repeat penalty is passed.
@@ -356,12 +365,13 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
             finishReason = "abort";
             break;
           }
-          output.push(token);
+          accept(token);
           if (output.length >= maxTokens) break;
         }
       }
       if (finishReason === "length" && output.length < maxTokens) finishReason = "stop";
     }
-    return decodedTranslation(this.model, this.modelId, start, output, finishReason);
+    const text = outputText(this.model, output, stream);
+    return decodedTranslation(text, this.modelId, start, output, finishReason);
   }
 }

@@ -29,6 +29,20 @@ export interface DecodeOptions {
   /** Maximum new tokens. Defaults to 256. */
   maxTokens?: number;
   signal?: AbortSignal;
+  /**
+   * Called with the translation's text as it is decoded, in pieces (deltas). Contract:
+   * - the deltas concatenate to exactly the decoded text before trimming, and the translation's `text`
+   *   is that concatenation with leading and trailing whitespace removed (`String.prototype.trim`);
+   *   so a caller that streams deltas should trim the start of what it shows, and the end once done;
+   * - a delta never ends inside a character (a multi-byte UTF-8 character split across tokens is
+   *   held back until complete) and never contains text a later token could still change;
+   * - every delta is delivered before the translation's promise resolves; none is empty.
+   * In-process engines call it as tokens come (after each decode step, less what is held back); remote
+   * engines, which answer in one piece, call it once with the whole text. Not called when nothing was
+   * generated. It streams one translation: `translate` refuses it with more than one request.
+   * Defaults to none.
+   */
+  onText?: (delta: string) => void;
 }
 
 /** Any translation engine: in-process GGUF, OpenAI-compatible HTTP, ... */
