@@ -12,7 +12,10 @@
  *   output: logits for all of them), `all` (every view), and a control, a plain prefill on a second
  *   engine (the noise floor of the ratios);
  * - decode steps (ratio to the same steps on an engine opened without the eval callback): one
- *   sequence decoding `steps` tokens, on the engine whose callback answers "no" to every graph node.
+ *   sequence decoding `steps` tokens, on the engine whose callback answers "no" to every graph node;
+ * - batched decode steps: 1, 2, 4 and 8 sequences decoding `steps` tokens each, one llama_decode per
+ *   step for all of them; tokens per CPU second and the ratio to one sequence (what continuous batching
+ *   saves where a step is bound by reading the weights rather than by arithmetic).
  * Each variant run is paired with its baseline run on the same prompt right before or after it; the
  * reported ratio is the median over rounds and prompts of variant / baseline CPU time (process CPU
  * time: one compute thread, and steadier than wall time on a machine shared with other jobs).
@@ -127,9 +130,44 @@ function interleave(
   };
 }
 
+/** Tokens per CPU second of batched decode steps with 1, 2, 4 and 8 sequences (median over prompts). */
+function batchedSteps(engine: LlamaFfiEngine, prompts: readonly (readonly number[])[], steps: number) {
+  const perLevel: Record<string, { tokens_per_cpu_second: number; ratio_vs_1: number }> = {};
+  let single: number | undefined;
+  for (const level of [1, 2, 4, 8]) {
+    const rates: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      let tokens = Array.from({ length: level }, (_, sequenceId) => {
+        const prompt = prompts[(round + sequenceId) % prompts.length] as readonly number[];
+        return engine.prefill(sequenceId, prompt).firstToken;
+      });
+      const elapsed = cpuMilliseconds(() => {
+        for (let step = 0; step < steps; step++) {
+          const next = engine.decodeBatch(
+            tokens.map((token, sequenceId) => ({ sequenceId, tokens: [token], outputLast: true })),
+          );
+          tokens = next.map((token) => token as number);
+        }
+      });
+      for (let sequenceId = 0; sequenceId < level; sequenceId++) engine.releaseSequence(sequenceId);
+      rates.push((level * steps * 1000) / elapsed);
+    }
+    const rate = median(rates);
+    single ??= rate;
+    perLevel[String(level)] = { tokens_per_cpu_second: round3(rate), ratio_vs_1: round3(rate / single) };
+  }
+  return perLevel;
+}
+
 async function measureModel(model: BenchModel): Promise<Record<string, unknown>> {
   const open = (readsViews: boolean) =>
-    LlamaFfiEngine.open({ modelPath: model.modelPath, threads: THREADS, contextSize: 512, readsViews });
+    LlamaFfiEngine.open({
+      modelPath: model.modelPath,
+      threads: THREADS,
+      contextSize: 512,
+      sequences: 8,
+      readsViews,
+    });
   const engine = await open(true);
   const twin = await open(true);
   const withoutCallback = await open(false);
@@ -192,6 +230,7 @@ async function measureModel(model: BenchModel): Promise<Record<string, unknown>>
       rounds: model.rounds,
       decode_steps_per_run: model.steps,
       ...interleave(variants, prompts, model.rounds),
+      batched_decode_steps: batchedSteps(engine, prompts, model.steps * 4),
     };
   } finally {
     engine.dispose();
@@ -228,7 +267,7 @@ export async function run(): Promise<Record<string, unknown>> {
         modelPath: generated.path,
         prompt: (sentence) =>
           `Translate the following sentence from English into German.\nEnglish: ${sentence}\nGerman:`,
-        rounds: 4,
+        rounds: 8,
         steps: 8,
       })),
     };
