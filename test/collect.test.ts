@@ -105,7 +105,7 @@ describe("routelmt collect", () => {
       label_metric: "chrf",
       template: "{src}: {text}\n{tgt}:",
     });
-    expect(dataset.meta.small.layer).toBe("final");
+    expect(dataset.meta.small.layer).toBe("last:final");
     expect(dataset.features?.length).toBe(SEGMENTS * 64);
     expect(dataset.records.map((r) => r.id)).toEqual(Array.from({ length: SEGMENTS }, (_, i) => `s${i}`));
     for (const record of dataset.records) {

@@ -89,7 +89,7 @@ describe.skipIf(!available)(
       const router = await loadRouter(routerFile);
       expect(router.feature).toMatchObject({
         dim: 128,
-        layer: "final",
+        layer: "last:final",
         template: dataset.meta.template,
         fingerprint: dataset.meta.small.fingerprint,
       });

@@ -269,4 +269,12 @@ describe("routelmt train", () => {
       ),
     ).toThrow(/prompt template/);
   });
+
+  it("matches a router written with a layer list to the views it meant", async () => {
+    const router = await loadRouter(path.join(work, "router.json"));
+    expect(router.feature.layer).toBe("final");
+    const source = { fingerprint: "sha256:abc", dim: DIM, template: "{src}: {text}\n{tgt}:" };
+    expect(() => assertRouterMatches(router, { ...source, layer: "last:final" }, "x")).not.toThrow();
+    expect(() => assertRouterMatches(router, { ...source, layer: "mean:final" }, "x")).toThrow(/layer/);
+  });
 });

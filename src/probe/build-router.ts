@@ -1,6 +1,7 @@
 import path from "node:path";
 import { type Dataset, RECORDS_FILE } from "../dataset/index.js";
 import { InputError, UsageError } from "../errors/index.js";
+import { sameFeatureViews } from "../features/feature-views.js";
 import { VERSION } from "../version.js";
 import type { HeadName, RouterFile } from "./router-file.js";
 import { ROUTER_FORMAT } from "./router-file.js";
@@ -45,7 +46,10 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
       if (a !== b) differences.push(`${name} ${JSON.stringify(b)} vs ${JSON.stringify(a)}`);
     };
     compare("small-model fingerprint", first.meta.small.fingerprint, dataset.meta.small.fingerprint);
-    compare("layer", first.meta.small.layer, dataset.meta.small.layer);
+    // Datasets written when selections were layer lists spell the same views differently (`final`).
+    if (!sameFeatureViews(first.meta.small.layer ?? "", dataset.meta.small.layer ?? "")) {
+      compare("layer", first.meta.small.layer, dataset.meta.small.layer);
+    }
     compare("dim", first.meta.dim, dataset.meta.dim);
     compare("template", first.meta.template, dataset.meta.template);
     compare("label metric", first.meta.label_metric, dataset.meta.label_metric);
