@@ -1,45 +1,36 @@
 /**
- * What reading the small model's hidden state at the last prompt token costs on top of the prefill the
- * translation needs anyway, through the FFI engine (src/features/llama-ffi-engine.ts). Prints one JSON
- * object. Run: `npx tsx bench/feature-overhead.ts`.
+ * What reading feature views costs on top of the prefill the translation needs anyway, and what the
+ * eval callback that reads them costs every other decode, through the FFI engine
+ * (src/features/llama-ffi-engine.ts, called directly on this thread). Prints one JSON object.
+ * Run: `npx tsx bench/feature-overhead.ts`.
  *
  * Models: tinymt-small from ../shared (skipped when absent) and a generated random-weight 70 M-parameter,
  * 32k-vocabulary llama (test/helpers/tiny-llama.ts, written to a temporary folder and deleted after).
  * Per model, one run interleaves, round by round and in rotating order, over the same prompts:
- * - `prefill`: the prompt in one decode, logits of the last token only;
- * - `final_last_token_decode`: the final-norm state by decoding the last prompt token on its own with
- *   embeddings on (the engine's default);
- * - `final_embeddings_on_all`: the final state with embeddings on for the whole prompt (outputs and
- *   logits for every prompt token, as node-llama-cpp's embedding context does);
- * - `layer_input`: the input of the middle layer, recorded during the normal prefill;
- * - `layer_input_and_final`: both.
- * Layer recording stays on in an engine once asked for, so the layer variants use a second engine on
- * the same file (`prefill_while_recording` is a plain prefill there). Every variant run is paired with
- * a baseline run (`prefill`, or `translate` for `translate_with_final`) of the same prompt right before or
- * after it; the reported ratio is the median over rounds and prompts of variant / baseline CPU time
- * (process CPU time: one compute thread, and stable on a machine shared with other jobs, unlike wall
- * time). `prefill_other_engine` is a control: a plain prefill on a third engine, showing the bias of
- * comparing two engines (the layer variants run on their own engine).
- * `translate_*` add greedy decoding (up to the model's end token or `maxNewTokens`) to show the overhead
- * relative to a whole translation.
+ * - prefills (ratio to a plain prefill of the same prompt, the prompt's last token the only output):
+ *   `last:final`, `last:N` and `mean:N` (N the middle layer), `mean:final` (every prompt token an
+ *   output: logits for all of them), `all` (every view), and a control, a plain prefill on a second
+ *   engine (the noise floor of the ratios);
+ * - decode steps (ratio to the same steps on an engine opened without the eval callback): one
+ *   sequence decoding `steps` tokens, on the engine whose callback answers "no" to every graph node;
+ * - batched decode steps: 1, 2, 4 and 8 sequences decoding `steps` tokens each, one llama_decode per
+ *   step for all of them; tokens per CPU second and the ratio to one sequence (what continuous batching
+ *   saves where a step is bound by reading the weights rather than by arithmetic).
+ * Each variant run is paired with its baseline run on the same prompt right before or after it; the
+ * reported ratio is the median over rounds and prompts of variant / baseline CPU time (process CPU
+ * time: one compute thread, and steadier than wall time on a machine shared with other jobs).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
-import {
-  argmax,
-  type FeatureLayer,
-  LlamaFfiEngine,
-  type PrefillOptions,
-} from "../src/features/llama-ffi-engine.js";
+import { featureViewsOf } from "../src/features/feature-views.js";
+import { LlamaFfiEngine, type PrefillOptions } from "../src/features/llama-ffi-engine.js";
 import { hasShared, sharedPath } from "../test/helpers/shared.js";
 import { writeBenchLlamaGguf } from "../test/helpers/tiny-llama.js";
 import { runIfMain } from "./run-if-main.js";
 
 const THREADS = 1;
-/** The ratio the chosen path must stay under (brief: ≤ 1.05× of prefill alone). */
-const TARGET_RATIO = 1.05;
 
 const SENTENCES = [
   "A man is riding a bike.",
@@ -53,11 +44,11 @@ const SENTENCES = [
 ];
 
 interface BenchModel {
-  name: string;
   modelPath: string;
   prompt: (sentence: string) => string;
   rounds: number;
-  maxNewTokens: number;
+  /** Decode steps per measured generation. */
+  steps: number;
 }
 
 type Timer = (tokens: readonly number[]) => number;
@@ -86,137 +77,165 @@ function round3(value: number): number {
   return Math.round(value * 1000) / 1000;
 }
 
+interface Variant {
+  run: Timer;
+  baseline: Timer;
+  baselineName: string;
+}
+
+/** Runs every variant next to its baseline, round after round, and returns medians and ratios. */
+function interleave(
+  variants: Record<string, Variant>,
+  prompts: readonly (readonly number[])[],
+  rounds: number,
+) {
+  const names = Object.keys(variants);
+  const ratios = new Map<string, number[]>(names.map((name) => [name, []]));
+  const variantMs = new Map<string, number[]>(names.map((name) => [name, []]));
+  const baselineMs = new Map<string, number[]>();
+  // Warm-up: graph reservations, page faults of the mmapped weights, first-call JIT of the JS side.
+  for (const variant of Object.values(variants)) {
+    for (const tokens of prompts) {
+      variant.run(tokens);
+      variant.baseline(tokens);
+    }
+  }
+  for (let round = 0; round < rounds; round++) {
+    for (const [promptIndex, tokens] of prompts.entries()) {
+      for (const name of names) {
+        const variant = variants[name] as Variant;
+        const variantFirst = (round + promptIndex) % 2 === 0;
+        const first = variantFirst ? variant.run(tokens) : variant.baseline(tokens);
+        const second = variantFirst ? variant.baseline(tokens) : variant.run(tokens);
+        const [variantTime, baselineTime] = variantFirst ? [first, second] : [second, first];
+        ratios.get(name)?.push(variantTime / baselineTime);
+        variantMs.get(name)?.push(variantTime);
+        const baselines = baselineMs.get(variant.baselineName) ?? [];
+        baselines.push(baselineTime);
+        baselineMs.set(variant.baselineName, baselines);
+      }
+    }
+  }
+  const perRun = (values: number[] | undefined) => round3(median(values ?? []));
+  return {
+    median_cpu_ms: {
+      ...Object.fromEntries([...baselineMs].map(([name, values]) => [name, perRun(values)])),
+      ...Object.fromEntries(names.map((name) => [name, perRun(variantMs.get(name))])),
+    },
+    // Median over (round, prompt) of variant CPU time / adjacent baseline CPU time.
+    ratio_vs_baseline: Object.fromEntries(
+      names.map((name) => [name, round3(median(ratios.get(name) ?? []))]),
+    ),
+    baseline_of: Object.fromEntries(names.map((name) => [name, variants[name]?.baselineName])),
+  };
+}
+
+/** Tokens per CPU second of batched decode steps with 1, 2, 4 and 8 sequences (median over prompts). */
+function batchedSteps(engine: LlamaFfiEngine, prompts: readonly (readonly number[])[], steps: number) {
+  const perLevel: Record<string, { tokens_per_cpu_second: number; ratio_vs_1: number }> = {};
+  let single: number | undefined;
+  for (const level of [1, 2, 4, 8]) {
+    const rates: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      let tokens = Array.from({ length: level }, (_, sequenceId) => {
+        const prompt = prompts[(round + sequenceId) % prompts.length] as readonly number[];
+        return engine.prefill(sequenceId, prompt).firstToken;
+      });
+      const elapsed = cpuMilliseconds(() => {
+        for (let step = 0; step < steps; step++) {
+          const next = engine.decodeBatch(
+            tokens.map((token, sequenceId) => ({ sequenceId, tokens: [token], outputLast: true })),
+          );
+          tokens = next.map((token) => token as number);
+        }
+      });
+      for (let sequenceId = 0; sequenceId < level; sequenceId++) engine.releaseSequence(sequenceId);
+      rates.push((level * steps * 1000) / elapsed);
+    }
+    const rate = median(rates);
+    single ??= rate;
+    perLevel[String(level)] = { tokens_per_cpu_second: round3(rate), ratio_vs_1: round3(rate / single) };
+  }
+  return perLevel;
+}
+
 async function measureModel(model: BenchModel): Promise<Record<string, unknown>> {
-  const plain = await LlamaFfiEngine.open({ modelPath: model.modelPath, threads: THREADS, contextSize: 512 });
-  const recording = await LlamaFfiEngine.open({
-    modelPath: model.modelPath,
-    threads: THREADS,
-    contextSize: 512,
-  });
-  const twin = await LlamaFfiEngine.open({ modelPath: model.modelPath, threads: THREADS, contextSize: 512 });
+  const open = (readsViews: boolean) =>
+    LlamaFfiEngine.open({
+      modelPath: model.modelPath,
+      threads: THREADS,
+      contextSize: 512,
+      sequences: 8,
+      readsViews,
+    });
+  const engine = await open(true);
+  const twin = await open(true);
+  const withoutCallback = await open(false);
   try {
-    const middleLayer = Math.floor(plain.layerCount / 2);
-    const prompts = SENTENCES.map((sentence) => plain.tokenize(model.prompt(sentence), true));
+    const middle = Math.floor(engine.layerCount / 2);
+    const prompts = SENTENCES.map((sentence) => engine.tokenize(model.prompt(sentence), true));
 
     const timedPrefill =
-      (engine: LlamaFfiEngine, options: PrefillOptions): Timer =>
+      (target: LlamaFfiEngine, options: PrefillOptions): Timer =>
       (tokens) => {
-        const elapsed = cpuMilliseconds(() => engine.prefill(0, tokens, options));
-        engine.releaseSequence(0);
+        const elapsed = cpuMilliseconds(() => target.prefill(0, tokens, options));
+        target.releaseSequence(0);
         return elapsed;
       };
-    const timedTranslation =
-      (layers: FeatureLayer[]): Timer =>
+    // Decode steps only: the prefill is outside the timed part.
+    const timedSteps =
+      (target: LlamaFfiEngine): Timer =>
       (tokens) => {
+        let token = target.prefill(0, tokens).firstToken;
         const elapsed = cpuMilliseconds(() => {
-          const { logitsLast } = plain.prefill(0, tokens, { layers });
-          plain.decodeGreedy(0, argmax(logitsLast), model.maxNewTokens);
+          for (let step = 0; step < model.steps; step++) {
+            token = target.decodeBatch([{ sequenceId: 0, tokens: [token], outputLast: true }])[0] as number;
+          }
         });
-        plain.releaseSequence(0);
+        target.releaseSequence(0);
         return elapsed;
       };
-
-    const prefill = timedPrefill(plain, {});
-    const translate = timedTranslation([]);
-    // Each variant is timed right next to its own baseline run on the same prompt (A/B, order
-    // alternating), so both see the same load of a shared machine.
-    const variants: Record<string, { run: Timer; baseline: Timer; baselineName: string }> = {
-      final_last_token_decode: {
-        run: timedPrefill(plain, { layers: ["final"] }),
-        baseline: prefill,
-        baselineName: "prefill",
+    const prefill = timedPrefill(engine, {});
+    const viewsOf = (selection: string) => featureViewsOf(selection, engine.layerCount);
+    const variant = (selection: string): Variant => ({
+      run: timedPrefill(engine, { views: viewsOf(selection) }),
+      baseline: prefill,
+      baselineName: "prefill",
+    });
+    const variants: Record<string, Variant> = {
+      "last:final": variant("last:final"),
+      [`last:${middle}`]: variant(`last:${middle}`),
+      [`mean:${middle}`]: variant(`mean:${middle}`),
+      "mean:final": variant("mean:final"),
+      all: variant("all"),
+      prefill_other_engine: { run: timedPrefill(twin, {}), baseline: prefill, baselineName: "prefill" },
+      decode_steps_with_callback: {
+        run: timedSteps(engine),
+        baseline: timedSteps(withoutCallback),
+        baselineName: "decode_steps_without_callback",
       },
-      final_embeddings_on_all: {
-        run: timedPrefill(plain, { layers: ["final"], finalStrategy: "embeddings-on-all" }),
-        baseline: prefill,
-        baselineName: "prefill",
-      },
-      layer_input: {
-        run: timedPrefill(recording, { layers: [middleLayer] }),
-        baseline: prefill,
-        baselineName: "prefill",
-      },
-      layer_input_and_final: {
-        run: timedPrefill(recording, { layers: [middleLayer, "final"] }),
-        baseline: prefill,
-        baselineName: "prefill",
-      },
-      // Control: the same plain prefill on a second engine. The baseline engine runs twice as often and
-      // keeps its buffers in cache, which biases every other-engine ratio by about this much.
-      prefill_other_engine: {
-        run: timedPrefill(twin, {}),
-        baseline: prefill,
-        baselineName: "prefill",
-      },
-      // Recording stays on once asked for: a plain prefill on that engine afterwards.
-      prefill_while_recording: {
-        run: timedPrefill(recording, {}),
-        baseline: prefill,
-        baselineName: "prefill",
-      },
-      translate_with_final: {
-        run: timedTranslation(["final"]),
-        baseline: translate,
-        baselineName: "translate",
+      prefill_with_callback: {
+        run: prefill,
+        baseline: timedPrefill(withoutCallback, {}),
+        baselineName: "prefill_without_callback",
       },
     };
-    const names = Object.keys(variants);
-    const ratios = new Map<string, number[]>(names.map((name) => [name, []]));
-    const variantMs = new Map<string, number[]>(names.map((name) => [name, []]));
-    const baselineMs = new Map<string, number[]>([
-      ["prefill", []],
-      ["translate", []],
-    ]);
-
-    // Warm-up: graph reservations, page faults of the mmapped weights, first-call JIT of the JS side.
-    for (const name of names) {
-      for (const tokens of prompts) {
-        variants[name]?.run(tokens);
-        variants[name]?.baseline(tokens);
-      }
-    }
-
-    for (let round = 0; round < model.rounds; round++) {
-      for (const [promptIndex, tokens] of prompts.entries()) {
-        for (const name of names) {
-          const variant = variants[name] as { run: Timer; baseline: Timer; baselineName: string };
-          const variantFirst = (round + promptIndex) % 2 === 0;
-          const first = variantFirst ? variant.run(tokens) : variant.baseline(tokens);
-          const second = variantFirst ? variant.baseline(tokens) : variant.run(tokens);
-          const [variantTime, baselineTime] = variantFirst ? [first, second] : [second, first];
-          ratios.get(name)?.push(variantTime / baselineTime);
-          variantMs.get(name)?.push(variantTime);
-          baselineMs.get(variant.baselineName)?.push(baselineTime);
-        }
-      }
-    }
-
-    const perPrompt = (values: number[] | undefined) => round3(median(values ?? []));
     return {
-      architecture: plain.architecture,
-      layers: plain.layerCount,
-      embedding_size: plain.embeddingSize,
-      vocabulary_size: plain.vocabularySize,
+      architecture: engine.architecture,
+      layers: engine.layerCount,
+      embedding_size: engine.embeddingSize,
+      vocabulary_size: engine.vocabularySize,
       prompts: prompts.length,
       prompt_tokens_mean: round3(prompts.reduce((sum, tokens) => sum + tokens.length, 0) / prompts.length),
-      layer_input_index: middleLayer,
       rounds: model.rounds,
-      max_new_tokens: model.maxNewTokens,
-      median_cpu_ms_per_prompt: {
-        prefill: perPrompt(baselineMs.get("prefill")),
-        translate: perPrompt(baselineMs.get("translate")),
-        ...Object.fromEntries(names.map((name) => [name, perPrompt(variantMs.get(name))])),
-      },
-      // Median over (round, prompt) of variant CPU time / adjacent baseline CPU time.
-      ratio_vs_baseline: Object.fromEntries(
-        names.map((name) => [name, round3(median(ratios.get(name) ?? []))]),
-      ),
-      baseline_of: Object.fromEntries(names.map((name) => [name, variants[name]?.baselineName])),
+      decode_steps_per_run: model.steps,
+      ...interleave(variants, prompts, model.rounds),
+      batched_decode_steps: batchedSteps(engine, prompts, model.steps * 4),
     };
   } finally {
-    plain.dispose();
-    recording.dispose();
+    engine.dispose();
     twin.dispose();
+    withoutCallback.dispose();
   }
 }
 
@@ -228,11 +247,10 @@ export async function run(): Promise<Record<string, unknown>> {
   const tinymtParts = ["models", "tinymt-small.gguf"];
   if (hasShared(tinymtParts)) {
     results["tinymt-small"] = await measureModel({
-      name: "tinymt-small",
       modelPath: sharedPath(...tinymtParts),
       prompt: (sentence) => `English: ${sentence}\nGerman:`,
       rounds: 30,
-      maxNewTokens: 60,
+      steps: 32,
     });
   } else {
     results["tinymt-small"] = { skipped: "needs ../shared/models/tinymt-small.gguf" };
@@ -246,12 +264,11 @@ export async function run(): Promise<Record<string, unknown>> {
     results["generated-llama-70m"] = {
       generation_seconds: round3(generationSeconds),
       ...(await measureModel({
-        name: "generated-llama-70m",
         modelPath: generated.path,
         prompt: (sentence) =>
           `Translate the following sentence from English into German.\nEnglish: ${sentence}\nGerman:`,
-        rounds: 5,
-        maxNewTokens: 16,
+        rounds: 8,
+        steps: 8,
       })),
     };
   } finally {
@@ -263,8 +280,6 @@ export async function run(): Promise<Record<string, unknown>> {
     threads: THREADS,
     cpus: os.cpus().length,
     node: process.version,
-    chosen_path: "final_last_token_decode (final state); layer_input (residual stream entering a layer)",
-    target_ratio: TARGET_RATIO,
     models: results,
   };
 }

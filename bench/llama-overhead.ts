@@ -1,6 +1,6 @@
 /**
  * What reading the router's features costs on the in-process GGUF translator, and what batching
- * buys. Prints one JSON object. Run: `npx tsx bench/llama-overhead.ts`.
+ * buys on both in-process engines. Prints one JSON object. Run: `npx tsx bench/llama-overhead.ts`.
  *
  * Model and data come from `../shared` (relative to the repo root) unless overridden:
  * ROUTELMT_BENCH_MODEL (GGUF), ROUTELMT_BENCH_TEMPLATE (prompt template), ROUTELMT_BENCH_SOURCES
@@ -11,15 +11,19 @@
  * - prefill: the prompt evaluated on a plain node-llama-cpp context (greedy next token only), versus
  *   `LlamaTranslator.prefill` (features + full-vocabulary distribution on the feature context);
  * - kept request: `prefill()` + `continue()` versus `translate([request])`, one sentence at a time;
- * - batching: `translate(all)` versus one `translate([request])` after another.
+ * - batching: `translate(all)` versus one `translate([request])` after another;
+ * - batched throughput of each engine (`LlamaTranslator`, `LlamaFfiTranslator`) with 1, 2, 4 and 8
+ *   sequences: every sentence submitted at once, segments per wall second and per CPU second, the
+ *   ratios to 1 sequence of the same engine, and whether every translation equals the one-sequence one.
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ControlledEvaluateInputItem, getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { LlamaFfiTranslator } from "../src/translators/llama-ffi-translator.js";
 import { LlamaTranslator } from "../src/translators/llama-translator.js";
 import { defaultPromptTemplate, loadPromptTemplate } from "../src/translators/prompt-template.js";
-import type { TranslationRequest } from "../src/translators/types.js";
+import type { TranslationRequest, Translator } from "../src/translators/types.js";
 import { runIfMain } from "./run-if-main.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -51,6 +55,68 @@ async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T 
 function round(value: number, digits = 3): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
+}
+
+const LEVELS = [1, 2, 4, 8] as const;
+
+/** Repetitions of each throughput measurement; the median is reported. */
+const THROUGHPUT_REPEATS = 3;
+
+/** Median of a non-empty list. */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/**
+ * Segments per second of one engine with 1, 2, 4 and 8 sequences, every request submitted at once
+ * (each translator warmed up by one untimed pass; the median of {@link THROUGHPUT_REPEATS} passes),
+ * per wall second and per CPU second of the whole process (worker threads included, and steadier
+ * than wall time on a shared machine), with ratios to one sequence of the same engine.
+ */
+async function batchedThroughput(
+  open: (sequences: number) => Promise<Translator>,
+  requests: readonly TranslationRequest[],
+): Promise<Record<string, unknown>> {
+  const perLevel: Record<string, unknown> = {};
+  let baseline: { perSecond: number; perCpuSecond: number; texts: string[] } | undefined;
+  for (const level of LEVELS) {
+    const translator = await open(level);
+    try {
+      const translateAll = async () =>
+        await Promise.all(
+          requests.map(async (request) => (await translator.translate([request]))[0]?.text ?? ""),
+        );
+      await translateAll();
+      const wallMs: number[] = [];
+      const cpuMs: number[] = [];
+      let texts: string[] = [];
+      for (let repeat = 0; repeat < THROUGHPUT_REPEATS; repeat++) {
+        const cpuBefore = process.cpuUsage();
+        const pass = await timed(translateAll);
+        const cpu = process.cpuUsage(cpuBefore);
+        wallMs.push(pass.ms);
+        cpuMs.push((cpu.user + cpu.system) / 1000);
+        texts = pass.value;
+      }
+      const perSecond = (requests.length * 1000) / median(wallMs);
+      const perCpuSecond = (requests.length * 1000) / median(cpuMs);
+      baseline ??= { perSecond, perCpuSecond, texts };
+      perLevel[String(level)] = {
+        segments_per_second: round(perSecond),
+        ratio_vs_1: round(perSecond / baseline.perSecond),
+        segments_per_cpu_second: round(perCpuSecond),
+        cpu_ratio_vs_1: round(perCpuSecond / baseline.perCpuSecond),
+        outputs_identical_to_1: texts.every((text, index) => text === baseline?.texts[index]),
+      };
+    } finally {
+      await translator.dispose();
+    }
+  }
+  return perLevel;
 }
 
 export async function run(): Promise<Record<string, unknown>> {
@@ -128,6 +194,18 @@ export async function run(): Promise<Record<string, unknown>> {
     );
     const promptTokens = prompts.reduce((sum, tokens) => sum + tokens.length, 0);
 
+    const batchedThroughputs = {
+      llama: await batchedThroughput(
+        (sequences) =>
+          LlamaTranslator.create({ modelPath, threads: 1, template, sequences, readsFeatures: false }),
+        requests,
+      ),
+      ffi: await batchedThroughput(
+        (sequences) => LlamaFfiTranslator.create({ modelPath, threads: 1, template, sequences }),
+        requests,
+      ),
+    };
+
     return {
       bench: "llama-overhead",
       model: path.basename(modelPath),
@@ -149,6 +227,7 @@ export async function run(): Promise<Record<string, unknown>> {
       sequential_sentences_per_second: round((requests.length * 1000) / sequential.ms),
       batched_speedup: round(sequential.ms / batched.ms),
       batched_outputs_identical: batched.value.every((text, index) => text === sequential.value[index]),
+      batched_throughput_by_sequences: batchedThroughputs,
     };
   } finally {
     await plainContext.dispose();

@@ -105,8 +105,8 @@ describe("routelmt collect", () => {
       label_metric: "chrf",
       template: "{src}: {text}\n{tgt}:",
     });
-    expect(dataset.meta.small.layer).toBe("final");
-    // The engine reports no views today: one block named after the layer, written out in meta.json.
+    expect(dataset.meta.small.layer).toBe("last:final");
+    // The engine's views, written out as the dataset's named blocks.
     expect(dataset.meta.feature_blocks).toEqual([
       { name: "last:final", pooling: "last", layer: "final", dim: 64, offset: 0 },
     ]);

@@ -1,6 +1,7 @@
 /**
- * The FFI engine over node-llama-cpp's libllama: its states against a plain-TypeScript forward pass
- * (generated random-weight model, always runs) and against node-llama-cpp itself (tinymt-small from
+ * The FFI engine over node-llama-cpp's libllama, called directly (no worker): its views against a
+ * plain-TypeScript forward pass (generated random-weight model, always runs), its batched decoding
+ * against one-sequence decoding, and its states against node-llama-cpp itself (tinymt-small from
  * ../shared, skipped when absent).
  */
 import { readFileSync } from "node:fs";
@@ -17,9 +18,12 @@ import {
 } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputError, UnsupportedError, UsageError } from "../src/errors/index.js";
-import { argmax, LlamaFfiEngine, validateFeatureLayers } from "../src/features/llama-ffi-engine.js";
+import { type FeatureView, featureViewsOf } from "../src/features/feature-views.js";
+import { LlamaFfiEngine } from "../src/features/llama-ffi-engine.js";
+import { argmax } from "../src/features/pooling.js";
+import { assertViewsSupported } from "../src/features/view-architectures.js";
 import { readGguf } from "./helpers/gguf-reader.js";
-import { referenceForward } from "./helpers/reference-llama.js";
+import { meanRows, referenceForward } from "./helpers/reference-llama.js";
 import { hasShared, sharedPath, sharedSkipReason } from "./helpers/shared.js";
 import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
 import { cosine, maxAbsDifference } from "./helpers/vector-compare.js";
@@ -42,28 +46,18 @@ beforeAll(async () => {
   llama = await getLlama({ gpu: false, logLevel: LlamaLogLevel.error });
 });
 
-describe("argmax", () => {
-  it("returns the index of the largest value, the first on ties", () => {
-    expect(argmax([0.5, 2, -1, 2])).toBe(1);
-    expect(argmax(new Float32Array([-3, -2, -2.5]))).toBe(1);
-    expect(() => argmax([])).toThrow(UsageError);
-  });
-});
+const views = (selection: string, layerCount = 3): FeatureView[] => featureViewsOf(selection, layerCount);
 
-describe("validateFeatureLayers", () => {
-  const llamaModel = { layerCount: 4, architecture: "llama" };
-  it("accepts final and layer indices 0…n-1 of an allow-listed architecture", () => {
-    expect(() => validateFeatureLayers(["final", 0, 3], llamaModel)).not.toThrow();
+describe("assertViewsSupported", () => {
+  it("accepts every view of a checked architecture", () => {
+    expect(() => assertViewsSupported(views("all"), "gemma3", "m.gguf")).not.toThrow();
   });
-  it("refuses indices outside 0…n-1 and non-integers", () => {
-    expect(() => validateFeatureLayers([4], llamaModel)).toThrow(UsageError);
-    expect(() => validateFeatureLayers([-1], llamaModel)).toThrow(UsageError);
-    expect(() => validateFeatureLayers([1.5], llamaModel)).toThrow(UsageError);
-  });
-  it("refuses layer inputs for architectures that do not record them, but allows final", () => {
-    const qwen2 = { layerCount: 4, architecture: "qwen2" };
-    expect(() => validateFeatureLayers([1], qwen2)).toThrow(UnsupportedError);
-    expect(() => validateFeatureLayers(["final"], qwen2)).not.toThrow();
+  it("allows only last:final elsewhere, naming the architecture", () => {
+    expect(() => assertViewsSupported(views("final"), "minicpm", "m.gguf")).not.toThrow();
+    expect(() => assertViewsSupported(views("mean:final"), "minicpm", "m.gguf")).toThrow(UnsupportedError);
+    expect(() => assertViewsSupported(views("1,final"), "minicpm", "m.gguf")).toThrow(
+      /last:1 cannot be read from m\.gguf: architecture "minicpm"/,
+    );
   });
 });
 
@@ -76,7 +70,13 @@ describe("LlamaFfiEngine on a generated llama GGUF, against the reference forwar
     directory = await mkdtemp(path.join(os.tmpdir(), "routelmt-llama-ffi-"));
     modelPath = path.join(directory, "tiny.gguf");
     writeTinyLlamaGguf(modelPath, { nLayer: 3 });
-    engine = await LlamaFfiEngine.open({ modelPath, threads: 1, contextSize: 64, sequences: 2 });
+    engine = await LlamaFfiEngine.open({
+      modelPath,
+      threads: 1,
+      contextSize: 64,
+      sequences: 4,
+      batchSize: 16,
+    });
   });
   afterAll(async () => {
     engine?.dispose();
@@ -88,57 +88,80 @@ describe("LlamaFfiEngine on a generated llama GGUF, against the reference forwar
     expect(engine.layerCount).toBe(3);
     expect(engine.embeddingSize).toBe(64);
     expect(engine.vocabularySize).toBe(512);
+    expect(engine.batchCapacity).toBe(16);
   });
 
-  it("returns every layer input, the final state and the logits of the last prompt token", () => {
+  it("reads every view, last and mean, as the reference forward pass computes it", () => {
     const tokens = [1, 40, 77, 300, 12, 5, 511, 260];
-    const { features, logitsLast } = engine.prefill(0, tokens, { layers: [0, 1, 2, "final"] });
+    const all = views("all");
+    const { features, logits, firstToken, entropy } = engine.prefill(0, tokens, {
+      views: all,
+      entropy: true,
+      keepLogits: true,
+    });
     engine.releaseSequence(0);
     const reference = referenceForward(readGguf(modelPath), tokens, { simulateF16Attention: true });
-    expect(features).toHaveLength(4);
-    // Layer 0 is a row copy of the token embedding: exact.
+    const expected = new Map<string, Float32Array>([
+      ["last:final", reference.hiddenFinal],
+      ["mean:final", meanRows(reference.hiddenFinalAll)],
+    ]);
+    for (let layer = 0; layer < 3; layer++) {
+      expected.set(`last:${layer}`, reference.layerInputs[layer] as Float32Array);
+      expected.set(`mean:${layer}`, meanRows(reference.layerInputsAll[layer] as Float32Array[]));
+    }
+    expect(features).toHaveLength(all.length);
+    all.forEach((view, index) => {
+      const mine = features[index] as Float32Array;
+      const theirs = expected.get(view.name) as Float32Array;
+      expect(mine, view.name).toHaveLength(64);
+      expect(cosine(mine, theirs), view.name).toBeGreaterThan(0.9999);
+      expect(maxAbsDifference(mine, theirs), view.name).toBeLessThan(2e-3);
+    });
+    // Layer 0 at the last token is that token's embedding row: exact.
     expect(Array.from(features[0] as Float32Array)).toEqual(
       Array.from(reference.layerInputs[0] as Float32Array),
     );
-    for (const layer of [1, 2]) {
-      const mine = features[layer] as Float32Array;
-      const theirs = reference.layerInputs[layer] as Float32Array;
-      expect(mine).toHaveLength(64);
-      expect(cosine(mine, theirs)).toBeGreaterThan(0.9999);
-      expect(maxAbsDifference(mine, theirs)).toBeLessThan(2e-3);
-    }
-    expect(cosine(features[3] as Float32Array, reference.hiddenFinal)).toBeGreaterThan(0.9999);
-    expect(cosine(logitsLast, reference.logitsLast)).toBeGreaterThan(0.9999);
-    expect(argmax(logitsLast)).toBe(argmax(reference.logitsLast));
+    expect(cosine(logits as Float32Array, reference.logitsLast)).toBeGreaterThan(0.9999);
+    expect(firstToken).toBe(argmax(reference.logitsLast));
+    expect(entropy).toBeGreaterThan(0);
   });
 
-  it("gives the same layer inputs and logits whether or not the final state is read", () => {
-    const tokens = [1, 9, 99, 199, 299, 399];
-    const withFinal = engine.prefill(0, tokens, { layers: [1, "final"] });
-    const withoutFinal = engine.prefill(1, tokens, { layers: [1] });
-    engine.releaseSequence(0);
-    engine.releaseSequence(1);
-    const allOutputs = engine.prefill(0, tokens, {
-      layers: [1, "final"],
-      finalStrategy: "embeddings-on-all",
+  it("reads the same views whatever else is read, and in chunks when the prompt outgrows the batch", () => {
+    const tokens = Array.from({ length: 37 }, (_, index) => 3 + ((index * 29) % 500));
+    tokens[0] = 1;
+    const alone = engine.prefill(0, tokens, { views: views("mean:1"), keepLogits: true });
+    const together = engine.prefill(1, tokens, {
+      views: views("last:2,mean:1,mean:final"),
+      keepLogits: true,
     });
     engine.releaseSequence(0);
+    engine.releaseSequence(1);
+    // 37 tokens in batches of 16: three decodes, pooled across them.
+    expect(maxAbsDifference(alone.features[0] as Float32Array, together.features[1] as Float32Array)).toBe(0);
+    const reference = referenceForward(readGguf(modelPath), tokens, { simulateF16Attention: true });
     expect(
-      maxAbsDifference(withFinal.features[1] as Float32Array, allOutputs.features[1] as Float32Array),
-    ).toBeLessThan(1e-4);
-    expect(
-      maxAbsDifference(withFinal.features[0] as Float32Array, allOutputs.features[0] as Float32Array),
-    ).toBeLessThan(1e-5);
-    expect(
-      maxAbsDifference(withFinal.features[0] as Float32Array, withoutFinal.features[0] as Float32Array),
-    ).toBeLessThan(1e-5);
-    expect(maxAbsDifference(withFinal.logitsLast, withoutFinal.logitsLast)).toBeLessThan(1e-4);
+      cosine(together.features[1] as Float32Array, meanRows(reference.layerInputsAll[1] as Float32Array[])),
+    ).toBeGreaterThan(0.9999);
+    expect(cosine(together.features[2] as Float32Array, meanRows(reference.hiddenFinalAll))).toBeGreaterThan(
+      0.9999,
+    );
+    expect(together.firstToken).toBe(alone.firstToken);
+    expect(maxAbsDifference(alone.logits as Float32Array, together.logits as Float32Array)).toBeLessThan(
+      1e-4,
+    );
   });
 
   it("continues greedily from the prefilled cache exactly as a from-scratch reference would", () => {
     const prompt = [1, 30, 31, 32];
-    const { logitsLast } = engine.prefill(0, prompt);
-    const generated = engine.decodeGreedy(0, argmax(logitsLast), 4);
+    const { firstToken } = engine.prefill(0, prompt);
+    const generated = [firstToken];
+    for (let step = 0; step < 4; step++) {
+      generated.push(
+        engine.decodeBatch([
+          { sequenceId: 0, tokens: [generated.at(-1) as number], outputLast: true },
+        ])[0] as number,
+      );
+    }
     engine.releaseSequence(0);
     const model = readGguf(modelPath);
     const expected: number[] = [];
@@ -148,22 +171,71 @@ describe("LlamaFfiEngine on a generated llama GGUF, against the reference forwar
       expected.push(next);
       context = [...context, next];
     }
-    expect(generated.length).toBeGreaterThan(0);
     expect(generated).toEqual(expected);
   });
 
+  it("decodes a batch of several sequences with exactly the tokens of one-sequence decoding", () => {
+    const prompts = [
+      [1, 40, 41, 42],
+      [1, 300, 12],
+      [1, 5, 6, 7],
+      [1, 260, 261, 262, 263],
+    ];
+    const alone = prompts.map((prompt) => {
+      const tokens = [engine.prefill(0, prompt).firstToken];
+      for (let step = 0; step < 10; step++) {
+        tokens.push(
+          engine.decodeBatch([
+            { sequenceId: 0, tokens: [tokens.at(-1) as number], outputLast: true },
+          ])[0] as number,
+        );
+      }
+      engine.releaseSequence(0);
+      return tokens;
+    });
+    // Prompts evaluated together in one batch, then every sequence's steps batched.
+    const firsts = engine.decodeBatch(
+      prompts.map((tokens, sequenceId) => ({ sequenceId, tokens, outputLast: true })),
+    );
+    const together = firsts.map((token) => [token as number]);
+    for (let step = 0; step < 10; step++) {
+      const next = engine.decodeBatch(
+        together.map((tokens, sequenceId) => ({
+          sequenceId,
+          tokens: [tokens.at(-1) as number],
+          outputLast: true,
+        })),
+      );
+      next.forEach((token, sequenceId) => {
+        together[sequenceId]?.push(token as number);
+      });
+    }
+    for (let sequenceId = 0; sequenceId < 4; sequenceId++) engine.releaseSequence(sequenceId);
+    expect(together).toEqual(alone);
+  });
+
   it("refuses bad requests before calling into llama.cpp and stays usable", () => {
-    expect(() => engine.prefill(0, [1, 2], { layers: [3] })).toThrow(UsageError);
-    expect(() => engine.prefill(0, [1, 2], { layers: [-1] })).toThrow(UsageError);
+    expect(() => engine.prefill(0, [1, 2], { views: views("3", 4) })).toThrow(UsageError);
     expect(() => engine.prefill(0, [])).toThrow(InputError);
     expect(() => engine.prefill(0, new Array(65).fill(5))).toThrow(InputError);
     expect(() => engine.prefill(0, [1, 512])).toThrow(InputError);
-    expect(() => engine.prefill(2, [1, 2])).toThrow(UsageError);
-    expect(() => engine.decodeGreedy(0, 5, 3)).toThrow(UsageError);
+    expect(() => engine.prefill(4, [1, 2])).toThrow(UsageError);
     engine.prefill(0, [1, 2]);
     expect(() => engine.prefill(0, [1, 2])).toThrow(UsageError);
+    expect(() =>
+      engine.decodeBatch([
+        { sequenceId: 1, tokens: [1], outputLast: true },
+        { sequenceId: 1, tokens: [2], outputLast: true },
+      ]),
+    ).toThrow(UsageError);
+    expect(() =>
+      engine.decodeBatch([{ sequenceId: 1, tokens: new Array(17).fill(5), outputLast: true }]),
+    ).toThrow(UsageError);
+    expect(() =>
+      engine.decodeBatch([{ sequenceId: 0, tokens: new Array(63).fill(5), outputLast: true }]),
+    ).toThrow(InputError);
     engine.releaseSequence(0);
-    const { features } = engine.prefill(0, [1, 2, 3], { layers: [2] });
+    const { features } = engine.prefill(0, [1, 2, 3], { views: views("2") });
     engine.releaseSequence(0);
     expect(features[0]).toHaveLength(64);
   });
@@ -176,14 +248,6 @@ describe("LlamaFfiEngine on a generated llama GGUF, against the reference forwar
     shortLived.dispose();
     shortLived.dispose();
     expect(() => shortLived.tokenize("a", true)).toThrow(UsageError);
-  });
-
-  it("fills a sequence up to its context size and stops generating there", () => {
-    const { logitsLast } = engine.prefill(0, new Array(60).fill(7));
-    const generated = engine.decodeGreedy(0, argmax(logitsLast), 100);
-    engine.releaseSequence(0);
-    // 60 prompt tokens + 4 decoded = 64 positions; the 5th generated token is returned but not decoded.
-    expect(generated).toHaveLength(5);
   });
 });
 
@@ -236,7 +300,7 @@ describe(hasTinymt ? tinymtTitle : sharedSkipReason(tinymtTitle), () => {
       for (const sentence of sentences.slice(0, 3)) {
         const { vector } = await embeddingContext.getEmbeddingFor(promptOf(sentence));
         const { features } = engine.prefill(0, engine.tokenize(promptOf(sentence), true), {
-          layers: ["final"],
+          views: views("final", 2),
         });
         engine.releaseSequence(0);
         expect(features[0]).toHaveLength(128);
@@ -257,10 +321,14 @@ describe(hasTinymt ? tinymtTitle : sharedSkipReason(tinymtTitle), () => {
           repeatPenalty: false,
           maxTokens: 60,
         });
-        const { logitsLast } = engine.prefill(0, engine.tokenize(promptOf(sentence), true), {
-          layers: [1, "final"],
+        const { firstToken } = engine.prefill(0, engine.tokenize(promptOf(sentence), true), {
+          views: views("1,final,mean:0", 2),
         });
-        const generated = engine.decodeGreedy(0, argmax(logitsLast), 60);
+        const generated: number[] = [];
+        for (let token = firstToken; !engine.isEndOfGeneration(token) && generated.length < 60; ) {
+          generated.push(token);
+          token = engine.decodeBatch([{ sequenceId: 0, tokens: [token], outputLast: true }])[0] as number;
+        }
         engine.releaseSequence(0);
         expect(engine.detokenize(generated).trim()).toBe(expected.trim());
         expect(expected.trim().length).toBeGreaterThan(0);
@@ -274,7 +342,7 @@ describe(hasTinymt ? tinymtTitle : sharedSkipReason(tinymtTitle), () => {
     "reads layer 0 as the last prompt token's embedding row and distinct later layers",
     async () => {
       const tokens = engine.tokenize(promptOf(sentences[0] as string), true);
-      const { features } = engine.prefill(0, tokens, { layers: [0, 1, "final"] });
+      const { features } = engine.prefill(0, tokens, { views: views("0,1,final", 2) });
       engine.releaseSequence(0);
 
       const info = await readGgufFileInfo(sharedPath(...tinymtParts), { logWarnings: false });
@@ -307,8 +375,8 @@ describe(hasTinymt ? tinymtTitle : sharedSkipReason(tinymtTitle), () => {
   );
 
   it.skipIf(!hasTinymt)("refuses a layer out of range without crashing", () => {
-    expect(() => engine.prefill(0, [1, 2, 3], { layers: [2] })).toThrow(UsageError);
-    expect(() => engine.prefill(0, [1, 2, 3], { layers: [0] })).not.toThrow();
+    expect(() => engine.prefill(0, [1, 2, 3], { views: views("2", 3) })).toThrow(UsageError);
+    expect(() => engine.prefill(0, [1, 2, 3], { views: views("0", 2) })).not.toThrow();
     engine.releaseSequence(0);
   });
 });

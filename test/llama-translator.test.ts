@@ -208,6 +208,26 @@ for (const modelCase of cases) {
       }
     });
 
+    it("streams text deltas that concatenate to the untrimmed translation", async () => {
+      for (const request of requests) {
+        const [plain] = await translator.translate([request]);
+        const deltas: string[] = [];
+        const [streamed] = await translator.translate([request], { onText: (delta) => deltas.push(delta) });
+        const kept: string[] = [];
+        const continued = await (await translator.prefill(request)).continue({
+          onText: (delta) => kept.push(delta),
+        });
+        expect(streamed?.text).toBe(plain?.text);
+        expect(deltas.join("").trim()).toBe(plain?.text);
+        expect(kept.join("")).toBe(deltas.join(""));
+        expect(continued.text).toBe(plain?.text);
+        expect(deltas.every((delta) => delta.length > 0 && !delta.includes("\uFFFD"))).toBe(true);
+      }
+      await expect(translator.translate(requests.slice(0, 2), { onText: () => {} })).rejects.toThrow(
+        UsageError,
+      );
+    });
+
     it("batch translation equals one-at-a-time translation exactly", async () => {
       // Three sequences share the batches; each output row must be read by its own sequence.
       const batched = await translator.translate(requests);
@@ -312,14 +332,12 @@ for (const modelCase of cases) {
       expect(translation?.outputTokens).toBeGreaterThan(0);
     });
 
-    it("refuses a layer other than final before loading anything", async () => {
-      await expect(
-        LlamaTranslator.create({
-          modelPath: path.join(directory, "absent.gguf"),
-          threads: 1,
-          layer: "1,final",
-        }),
-      ).rejects.toThrow(UnsupportedError);
+    it("refuses views other than last:final before loading anything", async () => {
+      for (const layer of ["1,final", "mean:final"]) {
+        await expect(
+          LlamaTranslator.create({ modelPath: path.join(directory, "absent.gguf"), threads: 1, layer }),
+        ).rejects.toThrow(UnsupportedError);
+      }
       await expect(
         LlamaTranslator.create({ modelPath: path.join(directory, "absent.gguf"), threads: 1 }),
       ).rejects.toThrow(InputError);

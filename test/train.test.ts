@@ -414,4 +414,28 @@ describe("routelmt train", () => {
       ),
     ).toThrow(/prompt template/);
   });
+
+  it("matches a router written with a layer list to the views it meant", async () => {
+    const current = JSON.parse(await readFile(path.join(work, "router.json"), "utf8"));
+    const { blocks, ...feature } = current.feature;
+    const file = path.join(work, "layer-list-router.json");
+    await writeFile(file, JSON.stringify({ ...current, feature: { ...feature, layer: "final" } }));
+    const router = await loadRouter(file);
+    expect(router.feature.layer).toBe("final");
+    const source = { fingerprint: "sha256:abc", dim: DIM, template: "{src}: {text}\n{tgt}:" };
+    expect(() => assertRouterMatches(router, { ...source, layer: "last:final" }, "x")).not.toThrow();
+    const view = {
+      name: "last:final",
+      pooling: "last" as const,
+      layer: "final" as const,
+      dim: DIM,
+      offset: 0,
+    };
+    expect(() =>
+      assertRouterMatches(router, { ...source, layer: "last:final", views: [view] }, "x"),
+    ).not.toThrow();
+    expect(() => assertRouterMatches(router, { ...source, layer: "mean:final" }, "x")).toThrow(
+      /feature blocks/,
+    );
+  });
 });

@@ -10,9 +10,10 @@
  * whole width, since the widths of its parts were not recorded).
  */
 import { InputError, UsageError } from "../errors/index.js";
+import type { FeaturePooling, FeatureViewSpan } from "../features/feature-views.js";
 
-/** How a block pools the prompt's token states. */
-export type FeaturePooling = "last" | "mean";
+/** How a block pools the prompt's token states (`last` token or `mean` over the prompt). */
+export type { FeaturePooling } from "../features/feature-views.js";
 
 /** One block of a feature row. */
 export interface FeatureBlock {
@@ -30,14 +31,8 @@ export interface FeatureBlock {
   offset: number;
 }
 
-/** What an engine reports about one view of its feature vector (the shape of `FeatureIdentity.views`). */
-export interface FeatureViewSpan {
-  name: string;
-  pooling: FeaturePooling;
-  layer: number | "final";
-  dim: number;
-  offset: number;
-}
+/** What an engine reports about one view of its feature vector (`FeatureIdentity.views`). */
+export type { FeatureViewSpan } from "../features/feature-views.js";
 
 /** The block a router reads when nothing else is known: the paper's state. */
 export const DEFAULT_FEATURE_BLOCK = "last:final";

@@ -1,26 +1,11 @@
 import type { BatchItem, Token } from "node-llama-cpp";
 import { describe, expect, it } from "vitest";
-import { UsageError } from "../errors/index.js";
-import { entropyOfLogits, entropyOfProbabilities, normaliseLayerSelection } from "./index.js";
+import { entropyOfLogits, entropyOfProbabilities } from "./index.js";
 import {
   featureEvaluationPriority,
   featureLastStrategy,
   plainEvaluationPriority,
 } from "./llama-internals.js";
-
-describe("normaliseLayerSelection", () => {
-  it("normalises case, spaces and leading zeros, keeping order", () => {
-    expect(normaliseLayerSelection(" 8, 016 ,FINAL")).toBe("8,16,final");
-    expect(normaliseLayerSelection("final")).toBe("final");
-  });
-  it("reads a router's last-token block names as the layers they are", () => {
-    expect(normaliseLayerSelection("last:8,LAST:final")).toBe("8,final");
-    expect(() => normaliseLayerSelection("mean:8")).toThrow(UsageError);
-  });
-  it.each(["", "last", "8,,9", "-1", "1.5", "8,8"])("rejects %j", (selection) => {
-    expect(() => normaliseLayerSelection(selection)).toThrow(UsageError);
-  });
-});
 
 describe("entropy", () => {
   it("is log(n) for a uniform distribution and 0 for a point mass", () => {

@@ -1,39 +1,27 @@
 /**
- * Router features read from the small translator: layer selections and the next-token entropy.
+ * Router features read from the small translator: feature views (see `feature-views.ts`), their pooling
+ * and the next-token entropy.
  * Engine-specific reading lives in `llama-internals.ts` (node-llama-cpp) and `llama-ffi*.ts`.
  * @module
  */
-import { UsageError } from "../errors/index.js";
-
-/**
- * Normalises a layer selection: comma-separated block indices (0-based) and/or `final` (the hidden
- * state after the output norm), e.g. ` 8, 16 ,FINAL` → `8,16,final`. Order is kept (it is the
- * concatenation order of the feature vector); duplicates are refused.
- * @throws UsageError for an empty selection, a malformed entry or a duplicate.
- */
-export function normaliseLayerSelection(selection: string): string {
-  // `last:N` is a router's name for the layer-N state at the last token, what `N` reads.
-  const entries = selection.split(",").map((entry) =>
-    entry
-      .trim()
-      .toLowerCase()
-      .replace(/^last:/, ""),
-  );
-  const normalised: string[] = [];
-  for (const entry of entries) {
-    let value: string;
-    if (entry === "final") value = "final";
-    else if (/^\d+$/.test(entry)) value = String(Number(entry));
-    else
-      throw new UsageError(
-        `invalid layer ${JSON.stringify(entry)} in ${JSON.stringify(selection)}: use block indices and/or "final"`,
-      );
-    if (normalised.includes(value))
-      throw new UsageError(`layer ${value} appears twice in ${JSON.stringify(selection)}`);
-    normalised.push(value);
-  }
-  return normalised.join(",");
-}
+export {
+  ALL_FEATURE_VIEWS,
+  allFeatureViews,
+  DEFAULT_FEATURE_VIEWS,
+  type FeatureLayer,
+  type FeaturePooling,
+  type FeatureView,
+  type FeatureViewSpan,
+  featureViewName,
+  featureViewSpans,
+  featureViewsOf,
+  featureViewsText,
+  isLastFinalOnly,
+  normaliseFeatureViews,
+  normaliseLayerSelection,
+  sameFeatureViews,
+} from "./feature-views.js";
+export { argmax, RowPooler } from "./pooling.js";
 
 /**
  * Shannon entropy in nats of a probability distribution given as probabilities (zeros contribute

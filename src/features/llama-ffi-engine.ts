@@ -1,33 +1,45 @@
 /**
- * A minimal llama.cpp engine over node-llama-cpp's own libllama (through `llama-ffi.ts`) that reads the
- * hidden state at the last prompt token — any layer's input, or the final-norm output — during the
- * prefill the translation needs anyway, then continues greedy decoding from the same KV cache.
+ * A minimal llama.cpp engine over node-llama-cpp's own libllama (through `llama-ffi.ts`): it evaluates
+ * prompts, reads feature views (see `feature-views.ts`) during a prompt's own prefill, and decodes
+ * batches holding several sequences, each output read by its explicit batch index.
  *
- * Why not node-llama-cpp: it does not expose its `llama_context`, and its embedding context outputs
- * every prompt token, which computes logits for all of them (about +80 % prefill time on a 32k vocabulary).
- * Here the prompt minus its last token is decoded with no outputs, and embeddings are switched on only
- * for the one-token decode of the last prompt token.
+ * **How views are read.** The context is created with llama.cpp's eval callback (`cb_eval`), which ggml
+ * calls for every node of every compute graph, on the thread running `llama_decode`. The graph builders
+ * name the tensors a view needs: the residual stream leaving layer i is `l_out-i` (so the input of layer
+ * N ≥ 1 is `l_out-(N−1)`), the input of layer 0 is the architecture's embedding output (`embd`, or
+ * `inp_scaled` for Gemma, which scales it first), and the final norm's output is `result_norm`. When a
+ * decode reads views, the callback answers "wanted" for those names and copies their rows as soon as
+ * they are computed; otherwise it answers "no" at once, which is all a plain decode costs.
  *
- * Every method runs synchronously on the calling thread (it blocks the event loop for the duration of
- * the decode) and one engine must not be used from two places at once.
+ * Two facts shape the prefill. (1) llama.cpp drops every non-output row before the last layer
+ * (`inp_out_ids`), so `result_norm` holds output rows only: `last:final` reads the last prompt token's
+ * row (an output anyway: its logits give the first generated token), and `mean:final` makes every
+ * prompt token an output — which also computes logits for all of them (a vocabulary-sized matrix
+ * product per prompt token). Layer views (`l_out-N` below the last layer, `embd`) hold every row.
+ * (2) The callback sees a ubatch's rows in ubatch order, which is the batch's order only when the batch
+ * holds one sequence. So a view-reading prefill gets `llama_decode` calls of its own, its prompt split
+ * into chunks of at most one ubatch; plain prompts and decode steps of several sequences share batches
+ * ({@link LlamaFfiEngine.decodeBatch}).
+ *
+ * Every method runs synchronously on the calling thread; the engine lives in a worker thread (see
+ * `llama-ffi-worker.ts`) so decoding never blocks the event loop of the process that serves requests.
  *
  * @internal
  */
 
-import { EngineCallError, InputError, UnsupportedError, UsageError } from "../errors/index.js";
-import { type LlamaBatch, type LlamaFfi, loadLlamaFfi, type NativePointer } from "./llama-ffi.js";
-
-/** A layer whose state to read: a layer index `i` means the residual stream entering layer `i`
- * (0 = token embeddings); `"final"` means the final RMSNorm output (what an embedding context returns). */
-export type FeatureLayer = number | "final";
-
-/**
- * Architectures (GGUF `general.architecture`) whose llama.cpp graph builder records every layer's input
- * (`res->t_layer_inp[il] = inpL` at the top of the layer loop; checked in the bundled llama.cpp source,
- * `src/models/{llama,qwen3,qwen3moe}.cpp`). Asking another architecture for a layer input makes llama.cpp
- * abort the whole process, so the engine refuses before calling into C.
- */
-export const LAYER_INPUT_ARCHITECTURES: ReadonlySet<string> = new Set(["llama", "qwen3", "qwen3moe"]);
+import { EngineCallError, InputError, UsageError } from "../errors/index.js";
+import type { FeatureView } from "./feature-views.js";
+import { entropyOfLogits } from "./index.js";
+import {
+  GGML_TYPE_F32,
+  type LlamaBatch,
+  type LlamaFfi,
+  loadLlamaFfi,
+  type NativePointer,
+  type TensorAddress,
+} from "./llama-ffi.js";
+import { argmax, RowPooler } from "./pooling.js";
+import { assertViewsSupported, VIEW_ARCHITECTURES } from "./view-architectures.js";
 
 /** Options of {@link LlamaFfiEngine.open}. */
 export interface LlamaFfiEngineOptions {
@@ -39,72 +51,148 @@ export interface LlamaFfiEngineOptions {
   contextSize?: number;
   /** Number of sequences that can hold state at once (ids `0 … sequences-1`). Default 1. */
   sequences?: number;
+  /**
+   * Tokens per `llama_decode` call (also the ubatch size, so a single-sequence decode is one graph).
+   * Default: min(contextSize, 512), and at least `sequences` (a decode step of every sequence).
+   */
+  batchSize?: number;
   /** Folder holding libllama; default: node-llama-cpp's prebuilt linux-x64 binaries. */
   libraryDir?: string;
+  /**
+   * Whether to install the eval callback that reads views. Without it a decode calls no JS per graph
+   * node, and `prefill` reads only `last:final` through the embeddings output. Default true.
+   */
+  readsViews?: boolean;
 }
 
 /** Options of {@link LlamaFfiEngine.prefill}. */
 export interface PrefillOptions {
-  /** States to read at the last prompt token, in this order. Default: none. */
-  layers?: readonly FeatureLayer[];
-  /**
-   * How the `"final"` state is obtained. `"last-token-decode"` (default): the prompt minus its last
-   * token is decoded without outputs, then the last token alone with embeddings on.
-   * `"embeddings-on-all"`: one decode with embeddings on, which makes llama.cpp output (and compute
-   * logits for) every prompt token — what node-llama-cpp's embedding context does; kept to measure it.
-   */
-  finalStrategy?: "last-token-decode" | "embeddings-on-all";
+  /** Views to read, in this order. Default: none (a plain prompt evaluation). */
+  views?: readonly FeatureView[];
+  /** Whether to compute the next-token entropy at the last prompt token. Default false. */
+  entropy?: boolean;
+  /** Whether to return a copy of the last prompt token's logits (for tests). Default false. */
+  keepLogits?: boolean;
 }
 
 /** What {@link LlamaFfiEngine.prefill} returns. */
 export interface PrefillResult {
-  /** One vector per requested layer, in request order (copies, safe to keep). */
+  /** One vector per requested view, in request order (copies, safe to keep). */
   features: Float32Array[];
-  /** Logits at the last prompt token (length = vocabulary size). */
-  logitsLast: Float32Array;
+  /** The greedy next token after the prompt. */
+  firstToken: number;
+  /** Entropy (nats) of the next-token distribution, or null when not asked for. */
+  entropy: number | null;
+  /** Logits at the last prompt token, when `keepLogits`. */
+  logits?: Float32Array;
+}
+
+/** One sequence's tokens in a shared batch. */
+export interface BatchEntry {
+  sequenceId: number;
+  /** Tokens continuing the sequence from its current position. */
+  tokens: readonly number[];
+  /** Whether the last token is an output (its greedy next token is returned). */
+  outputLast: boolean;
 }
 
 const ENGINE_NAME = "llama-ffi";
 /** llama.cpp's LLAMA_POOLING_TYPE_NONE: per-token embeddings. */
 const POOLING_NONE = 0;
-/** llama.cpp's LLAMA_FLASH_ATTN_TYPE_DISABLED, which is also what node-llama-cpp uses by default. */
+/** llama.cpp's LLAMA_FLASH_ATTN_TYPE_AUTO (on where the backend has it, as on CPU) and _DISABLED. */
+const FLASH_ATTENTION_AUTO = -1;
 const FLASH_ATTENTION_DISABLED = 0;
-/** Largest physical batch; larger prompts are split into ubatches by llama.cpp itself. */
-const MAX_UBATCH = 512;
+/** Architectures node-llama-cpp 3.21.1 runs without flash attention (`GgufInsights`). */
+const NO_FLASH_ATTENTION_ARCHITECTURES: ReadonlySet<string> = new Set(["gemma2"]);
+/** Largest batch chosen by default; longer prompts are decoded in several calls. */
+const DEFAULT_MAX_BATCH = 512;
 
-/** Index of the largest value (the first one on ties), i.e. the greedy choice. */
-export function argmax(values: ArrayLike<number>): number {
-  if (values.length === 0) throw new UsageError("argmax of an empty array");
-  let best = 0;
-  let bestValue = values[0] as number;
-  for (let i = 1; i < values.length; i++) {
-    const value = values[i] as number;
-    if (value > bestValue) {
-      bestValue = value;
-      best = i;
-    }
-  }
-  return best;
+/** Where one wanted tensor's rows go during a view-reading decode. */
+interface TensorRead {
+  width: number;
+  expectedRows: number;
+  poolers: RowPooler[];
+  seen: number;
 }
 
-/** Checks requested layers against the model before any C call; throws on the first bad one. */
-export function validateFeatureLayers(
-  layers: readonly FeatureLayer[],
-  model: { layerCount: number; architecture: string },
-): void {
-  for (const layer of layers) {
-    if (layer === "final") continue;
-    if (!Number.isInteger(layer) || layer < 0 || layer >= model.layerCount) {
-      throw new UsageError(
-        `layer ${String(layer)} is out of range: this model has layers 0…${model.layerCount - 1} (or "final")`,
-      );
+/**
+ * The eval callback's state. Between view-reading decodes it holds nothing and the callback answers
+ * "no" without looking at the tensor, so a plain decode pays one call per graph node and no more.
+ * Errors are kept and rethrown after the decode: a JS exception in a koffi callback returns false to
+ * C, which on a computed node would silently stop the graph half-way.
+ */
+class ViewCapture {
+  #reads: Map<string, TensorRead> | undefined;
+  #failure: Error | undefined;
+  #scratch = new Float32Array(0);
+  readonly #ffi: LlamaFfi;
+
+  constructor(ffi: LlamaFfi) {
+    this.#ffi = ffi;
+  }
+
+  readonly onEval = (tensor: TensorAddress, ask: boolean): boolean => {
+    const reads = this.#reads;
+    if (reads === undefined) return false;
+    try {
+      const read = reads.get(this.#ffi.tensorName(tensor));
+      if (ask || read === undefined) return read !== undefined;
+      this.#copyRows(tensor, read);
+    } catch (error) {
+      this.#failure ??= error as Error;
     }
-    if (!LAYER_INPUT_ARCHITECTURES.has(model.architecture)) {
-      throw new UnsupportedError(
-        `layer-input features are not recorded by llama.cpp for architecture "${model.architecture}" ` +
-          `(supported: ${[...LAYER_INPUT_ARCHITECTURES].join(", ")}); use "final"`,
-      );
+    return true;
+  };
+
+  /** Starts capturing the named tensors for the next decode. */
+  begin(reads: Map<string, TensorRead>): void {
+    this.#reads = reads;
+    this.#failure = undefined;
+  }
+
+  /**
+   * Stops capturing and checks that each wanted tensor was computed exactly once with the expected rows.
+   * @throws EngineCallError otherwise (a graph that does not name its tensors as expected).
+   */
+  end(): void {
+    const reads = this.#reads;
+    this.#reads = undefined;
+    if (this.#failure !== undefined) {
+      throw new EngineCallError(ENGINE_NAME, `reading a feature view failed: ${this.#failure.message}`, {
+        isRetryable: false,
+        cause: this.#failure,
+      });
     }
+    for (const [name, read] of reads ?? []) {
+      if (read.seen !== 1) {
+        throw new EngineCallError(
+          ENGINE_NAME,
+          `the compute graph had ${read.seen} tensors named ${name}, expected one`,
+          { isRetryable: false },
+        );
+      }
+    }
+  }
+
+  /** Drops a capture whose decode failed. */
+  abandon(): void {
+    this.#reads = undefined;
+  }
+
+  #copyRows(tensor: TensorAddress, read: TensorRead): void {
+    const name = this.#ffi.tensorName(tensor);
+    const { type, ne } = this.#ffi.tensorShape(tensor);
+    if (type !== GGML_TYPE_F32 || !this.#ffi.tensorIsContiguous(tensor) || ne[2] !== 1 || ne[3] !== 1) {
+      throw new Error(`${name} is not a contiguous 2-D float32 tensor (type ${type}, sizes ${ne.join("×")})`);
+    }
+    if (ne[0] !== read.width || ne[1] !== read.expectedRows) {
+      throw new Error(`${name} is ${ne[0]}×${ne[1]}, expected ${read.width}×${read.expectedRows}`);
+    }
+    const count = ne[0] * ne[1];
+    if (this.#scratch.length < count) this.#scratch = new Float32Array(count);
+    this.#ffi.copyTensorData(tensor, this.#scratch, 0, count * Float32Array.BYTES_PER_ELEMENT);
+    for (const pooler of read.poolers) pooler.add(this.#scratch, ne[1]);
+    read.seen += 1;
   }
 }
 
@@ -114,9 +202,9 @@ export class LlamaFfiEngine {
   readonly architecture: string;
   /** Transformer layers. */
   readonly layerCount: number;
-  /** Width of the residual stream (layer-input features). */
+  /** Width of the residual stream (layer views). */
   readonly embeddingSize: number;
-  /** Width of the final-norm output (the `"final"` feature). */
+  /** Width of the final-norm output (final views). */
   readonly outputEmbeddingSize: number;
   /** Vocabulary size (logits length). */
   readonly vocabularySize: number;
@@ -124,6 +212,8 @@ export class LlamaFfiEngine {
   readonly contextSize: number;
   /** Number of sequence ids. */
   readonly sequences: number;
+  /** Tokens per llama_decode call. */
+  readonly batchCapacity: number;
   /** Beginning-of-sequence token id. */
   readonly bosToken: number;
 
@@ -132,58 +222,65 @@ export class LlamaFfiEngine {
   readonly #context: NativePointer;
   readonly #vocab: NativePointer;
   readonly #memory: NativePointer;
+  readonly #capture: ViewCapture;
+  /** The registered eval callback, or null when views are not read. */
+  readonly #callback: NativePointer | null;
   readonly #batch: LlamaBatch;
-  readonly #batchCapacity: number;
   readonly #batchTokens: Int32Array;
   readonly #batchPositions: Int32Array;
-  readonly #batchSeqIdCounts: Int32Array;
   readonly #batchSeqIds: Int32Array[];
   readonly #batchOutputs: Int8Array;
   /** Next free position of each sequence that holds state. */
   readonly #positions = new Map<number, number>();
-  /** Layer inputs llama.cpp currently records; switching one re-reserves the compute graph, so
-   * layers stay on once asked for (recording a layer costs one row copy per token). */
-  readonly #recordedLayers = new Set<number>();
   #disposed = false;
 
   private constructor(
     ffi: LlamaFfi,
-    handles: { model: NativePointer; context: NativePointer; contextSize: number; sequences: number },
+    handles: {
+      model: NativePointer;
+      architecture: string;
+      context: NativePointer;
+      capture: ViewCapture;
+      callback: NativePointer | null;
+      contextSize: number;
+      sequences: number;
+    },
   ) {
     this.#ffi = ffi;
     this.#model = handles.model;
     this.#context = handles.context;
+    this.#capture = handles.capture;
+    this.#callback = handles.callback;
     this.contextSize = handles.contextSize;
     this.sequences = handles.sequences;
     this.#vocab = ffi.modelGetVocab(handles.model);
     this.#memory = ffi.getMemory(handles.context);
-    this.architecture = readMetadataString(ffi, handles.model, "general.architecture") ?? "";
+    this.architecture = handles.architecture;
     this.layerCount = ffi.modelNLayer(handles.model);
     this.embeddingSize = ffi.modelNEmbd(handles.model);
     this.outputEmbeddingSize = ffi.modelNEmbdOut(handles.model);
     this.vocabularySize = ffi.vocabNTokens(this.#vocab);
     this.bosToken = ffi.vocabBos(this.#vocab);
 
-    this.#batchCapacity = ffi.nBatch(handles.context);
-    this.#batch = ffi.batchInit(this.#batchCapacity, 0, 1);
+    this.batchCapacity = ffi.nBatch(handles.context);
+    this.#batch = ffi.batchInit(this.batchCapacity, 0, 1);
     const { token, pos, n_seq_id, seq_id, logits } = this.#batch;
     if (!token || !pos || !n_seq_id || !seq_id || !logits) {
       throw new EngineCallError(ENGINE_NAME, "llama_batch_init returned an incomplete batch", {
         isRetryable: false,
       });
     }
-    this.#batchTokens = ffi.int32View(token, this.#batchCapacity);
-    this.#batchPositions = ffi.int32View(pos, this.#batchCapacity);
-    this.#batchSeqIdCounts = ffi.int32View(n_seq_id, this.#batchCapacity);
-    this.#batchOutputs = ffi.int8View(logits, this.#batchCapacity);
+    this.#batchTokens = ffi.int32View(token, this.batchCapacity);
+    this.#batchPositions = ffi.int32View(pos, this.batchCapacity);
+    this.#batchOutputs = ffi.int8View(logits, this.batchCapacity);
     this.#batchSeqIds = ffi
-      .readPointers(seq_id, this.#batchCapacity)
+      .readPointers(seq_id, this.batchCapacity)
       .map((pointer) => ffi.int32View(pointer, 1));
-    this.#batchSeqIdCounts.fill(1);
+    ffi.int32View(n_seq_id, this.batchCapacity).fill(1);
   }
 
   /**
-   * Loads the model and creates its context (CPU only).
+   * Loads the model and creates its context (CPU only, one KV stream per sequence).
    * @throws UnsupportedError when the platform or binaries are not the pinned ones.
    * @throws InputError when the model cannot be loaded.
    */
@@ -191,12 +288,17 @@ export class LlamaFfiEngine {
     const threads = options.threads ?? 1;
     const contextSize = options.contextSize ?? 512;
     const sequences = options.sequences ?? 1;
+    const batchSize = options.batchSize ?? Math.max(sequences, Math.min(contextSize, DEFAULT_MAX_BATCH));
     for (const [name, value] of [
       ["threads", threads],
       ["contextSize", contextSize],
       ["sequences", sequences],
+      ["batchSize", batchSize],
     ] as const) {
       if (!Number.isInteger(value) || value < 1) throw new UsageError(`${name} must be a positive integer`);
+    }
+    if (batchSize < sequences) {
+      throw new UsageError(`batchSize ${batchSize} cannot hold a decode step of ${sequences} sequences`);
     }
 
     const ffi = await loadLlamaFfi(options.libraryDir);
@@ -204,27 +306,45 @@ export class LlamaFfiEngine {
     const model = ffi.modelLoadFromFile(options.modelPath, { ...ffi.modelDefaultParams(), n_gpu_layers: 0 });
     if (!model) throw new InputError("llama.cpp could not load this model", { file: options.modelPath });
 
+    const architecture = readMetadataString(ffi, model, "general.architecture") ?? "";
+    const capture = new ViewCapture(ffi);
+    const callback = options.readsViews === false ? null : ffi.registerEvalCallback(capture.onEval);
     const context = ffi.initFromModel(model, {
       ...ffi.contextDefaultParams(),
       // llama.cpp splits n_ctx evenly between sequences.
       n_ctx: contextSize * sequences,
-      // A whole prompt fits one llama_decode call.
-      n_batch: contextSize,
-      n_ubatch: Math.min(contextSize, MAX_UBATCH),
+      n_batch: batchSize,
+      n_ubatch: batchSize,
       n_seq_max: sequences,
       n_threads: threads,
       n_threads_batch: threads,
       embeddings: false,
       pooling_type: POOLING_NONE,
-      flash_attn_type: FLASH_ATTENTION_DISABLED,
+      // Attention as node-llama-cpp computes it, so that both engines give the same states and tokens.
+      flash_attn_type: NO_FLASH_ATTENTION_ARCHITECTURES.has(architecture)
+        ? FLASH_ATTENTION_DISABLED
+        : FLASH_ATTENTION_AUTO,
       swa_full: false,
+      // One KV stream per sequence: a sequence's cell layout, hence its numerics, do not depend on the others.
+      kv_unified: false,
       no_perf: true,
+      cb_eval: callback,
+      cb_eval_user_data: null,
     });
     if (!context) {
+      if (callback) ffi.unregisterCallback(callback);
       ffi.modelFree(model);
       throw new EngineCallError(ENGINE_NAME, "llama_init_from_model failed", { isRetryable: false });
     }
-    return new LlamaFfiEngine(ffi, { model, context, contextSize, sequences });
+    return new LlamaFfiEngine(ffi, {
+      model,
+      architecture,
+      context,
+      capture,
+      callback,
+      contextSize,
+      sequences,
+    });
   }
 
   /** Tokenizes `text` literally (special-token text is not parsed), with BOS in front when `addBos`. */
@@ -257,127 +377,135 @@ export class LlamaFfiEngine {
     return text.subarray(0, length).toString("utf8");
   }
 
+  /** Whether `token` ends generation (EOS, EOT, …). */
+  isEndOfGeneration(token: number): boolean {
+    return this.#ffi.vocabIsEog(this.#vocab, token);
+  }
+
+  /** Next free position of a sequence (0 when it holds nothing). */
+  positionOf(sequenceId: number): number {
+    return this.#positions.get(sequenceId) ?? 0;
+  }
+
   /**
-   * Evaluates a whole prompt on an empty sequence and reads the requested states at its last token.
-   * With `"final"` requested the last token gets its own one-token decode with embeddings on; everything
-   * else rides on the normal prefill.
+   * Evaluates a whole prompt on an empty sequence in `llama_decode` calls of its own and reads the
+   * requested views; the sequence keeps its KV cache, so decoding continues without a second prefill.
    * @throws UsageError for a bad sequence id, a sequence that already holds state, or a layer out of range.
-   * @throws UnsupportedError for layer inputs on an architecture outside {@link LAYER_INPUT_ARCHITECTURES}.
+   * @throws UnsupportedError for views the architecture cannot give ({@link assertViewsSupported}).
    * @throws InputError for an empty prompt, one longer than the context, or unknown token ids.
    */
   prefill(sequenceId: number, tokens: readonly number[], options: PrefillOptions = {}): PrefillResult {
     this.#assertOpen();
     this.#assertSequenceId(sequenceId);
-    const layers = options.layers ?? [];
-    validateFeatureLayers(layers, this);
-    if (tokens.length === 0) throw new InputError("cannot prefill an empty token list");
+    const views = options.views ?? [];
+    for (const view of views) {
+      if (
+        view.layer !== "final" &&
+        (!Number.isInteger(view.layer) || view.layer < 0 || view.layer >= this.layerCount)
+      ) {
+        throw new UsageError(
+          `layer ${String(view.layer)} is out of range: this model has layers 0…${this.layerCount - 1} (or "final")`,
+        );
+      }
+    }
+    assertViewsSupported(views, this.architecture, "this model");
+    if (this.#callback === null && views.some((view) => view.name !== "last:final")) {
+      throw new UsageError("this engine was opened without readsViews: it reads only last:final");
+    }
+    this.#assertTokens(tokens);
     if (tokens.length > this.contextSize) {
       throw new InputError(
         `prompt has ${tokens.length} tokens; the context holds ${this.contextSize} per sequence`,
       );
     }
-    for (const token of tokens) {
-      if (!Number.isInteger(token) || token < 0 || token >= this.vocabularySize) {
-        throw new InputError(`token id ${token} is outside the vocabulary (0…${this.vocabularySize - 1})`);
-      }
-    }
     if (this.#positions.has(sequenceId)) {
       throw new UsageError(`sequence ${sequenceId} already holds state; release it first`);
     }
 
-    for (const layer of layers) {
-      if (layer !== "final" && !this.#recordedLayers.has(layer)) {
-        this.#ffi.setEmbeddingsLayerInp(this.#context, layer, true);
-        this.#recordedLayers.add(layer);
-      }
-    }
-
-    const wantsFinal = layers.includes("final");
-    const splitLastToken =
-      wantsFinal && (options.finalStrategy ?? "last-token-decode") === "last-token-decode";
-    // Tokens decoded without any output: everything except the last token when the final state is
-    // wanted (embeddings on would output every token of the decode), otherwise nothing is held back.
-    const lastChunkStart = splitLastToken ? tokens.length - 1 : 0;
     this.#positions.set(sequenceId, 0);
-    let lastRow = 0;
     try {
-      let start = 0;
-      while (start < lastChunkStart) {
-        const end = Math.min(lastChunkStart, start + this.#batchCapacity);
-        this.#decodeChunk(sequenceId, tokens, start, end, "none");
-        start = end;
+      const graphViews = VIEW_ARCHITECTURES.has(this.architecture) && this.#callback !== null;
+      const { features, lastRow } =
+        views.length === 0 || graphViews
+          ? this.#prefillReadingGraph(sequenceId, tokens, views)
+          : this.#prefillReadingEmbeddings(sequenceId, tokens);
+      const logits = this.#ffi.getLogitsIth(this.#context, lastRow);
+      if (!logits) {
+        throw new EngineCallError(ENGINE_NAME, "llama.cpp returned no logits for the last prompt token", {
+          isRetryable: false,
+        });
       }
-      // The last llama_decode call holds the last prompt token as its last row.
-      while (start < tokens.length) {
-        const end = Math.min(tokens.length, start + this.#batchCapacity);
-        const isLast = end === tokens.length;
-        if (isLast && wantsFinal) this.#ffi.setEmbeddings(this.#context, true);
-        try {
-          // llama.cpp outputs every token while embeddings are on; asking for that avoids its warning.
-          this.#decodeChunk(sequenceId, tokens, start, end, !isLast ? "none" : wantsFinal ? "all" : "last");
-        } finally {
-          if (isLast && wantsFinal) this.#ffi.setEmbeddings(this.#context, false);
-        }
-        lastRow = end - start - 1;
-        start = end;
-      }
+      // Straight over llama.cpp's buffer: no copy of the vocabulary-sized row.
+      const row = this.#ffi.float32View(logits, this.vocabularySize);
+      return {
+        features,
+        firstToken: argmax(row),
+        entropy: options.entropy ? entropyOfLogits(row) : null,
+        ...(options.keepLogits ? { logits: row.slice() } : {}),
+      };
     } catch (error) {
       this.releaseSequence(sequenceId);
       throw error;
     }
-
-    const features = layers.map((layer) => {
-      if (layer === "final") {
-        return this.#readFloats(
-          this.#ffi.getEmbeddingsIth(this.#context, -1),
-          this.outputEmbeddingSize,
-          0,
-          "embeddings",
-        );
-      }
-      const rows = this.#ffi.getEmbeddingsLayerInp(this.#context, layer);
-      return this.#readFloats(rows, this.embeddingSize, lastRow * this.embeddingSize, `layer ${layer} input`);
-    });
-    const logitsLast = this.#readFloats(
-      this.#ffi.getLogitsIth(this.#context, -1),
-      this.vocabularySize,
-      0,
-      "logits",
-    );
-    return { features, logitsLast };
   }
 
   /**
-   * Greedy continuation of a prefilled sequence. `firstToken` (normally the argmax of the prefill's
-   * `logitsLast`) is the first generated token. Stops before an end-of-generation token, after
-   * `maxTokens` tokens, or when the sequence's context is full. Returns the generated tokens without
-   * the end-of-generation token.
+   * Decodes one batch holding several sequences' tokens (prompt chunks and decode steps) in one
+   * `llama_decode`, and returns, for each entry with `outputLast`, the greedy next token, read by its
+   * explicit batch index on this thread. Entries of other lengths and sequences share the batch; llama.cpp
+   * splits it into per-sequence ubatches (`kv_unified` false), so each sequence's numerics are those it
+   * would have alone.
+   * @returns per entry, the next token, or undefined for entries without output.
+   * @throws UsageError for a malformed batch; EngineCallError when llama_decode fails (the sequences of
+   *   the batch are then in an unknown state: release them).
    */
-  decodeGreedy(sequenceId: number, firstToken: number, maxTokens: number): number[] {
+  decodeBatch(entries: readonly BatchEntry[]): (number | undefined)[] {
     this.#assertOpen();
-    this.#assertSequenceId(sequenceId);
-    if (!Number.isInteger(maxTokens) || maxTokens < 0)
-      throw new UsageError("maxTokens must be a non-negative integer");
-    let position = this.#positions.get(sequenceId);
-    if (position === undefined || position === 0) {
-      throw new UsageError(`sequence ${sequenceId} holds no prompt; call prefill first`);
+    const seen = new Set<number>();
+    let total = 0;
+    for (const entry of entries) {
+      this.#assertSequenceId(entry.sequenceId);
+      if (seen.has(entry.sequenceId))
+        throw new UsageError(`sequence ${entry.sequenceId} appears twice in a batch`);
+      seen.add(entry.sequenceId);
+      if (entry.tokens.length === 0)
+        throw new UsageError(`sequence ${entry.sequenceId} has no tokens in the batch`);
+      this.#assertTokens(entry.tokens);
+      if (this.positionOf(entry.sequenceId) + entry.tokens.length > this.contextSize) {
+        throw new InputError(
+          `sequence ${entry.sequenceId} would exceed its ${this.contextSize} context cells`,
+        );
+      }
+      total += entry.tokens.length;
     }
-    const generated: number[] = [];
-    let token = firstToken;
-    while (generated.length < maxTokens && !this.#ffi.vocabIsEog(this.#vocab, token)) {
-      generated.push(token);
-      if (generated.length === maxTokens || position >= this.contextSize) break;
-      this.#decodeChunk(sequenceId, [token], 0, 1, "last");
-      position += 1;
-      const logits = this.#ffi.getLogitsIth(this.#context, -1);
-      if (!logits)
-        throw new EngineCallError(ENGINE_NAME, "llama_get_logits_ith returned no logits", {
+    if (total === 0) throw new UsageError("an empty batch");
+    if (total > this.batchCapacity) {
+      throw new UsageError(`a batch of ${total} tokens exceeds the batch capacity ${this.batchCapacity}`);
+    }
+    const outputRows: (number | undefined)[] = [];
+    let row = 0;
+    for (const entry of entries) {
+      const position = this.positionOf(entry.sequenceId);
+      for (let index = 0; index < entry.tokens.length; index++) {
+        this.#batchTokens[row] = entry.tokens[index] as number;
+        this.#batchPositions[row] = position + index;
+        (this.#batchSeqIds[row] as Int32Array)[0] = entry.sequenceId;
+        this.#batchOutputs[row] = entry.outputLast && index === entry.tokens.length - 1 ? 1 : 0;
+        row += 1;
+      }
+      outputRows.push(entry.outputLast ? row - 1 : undefined);
+    }
+    this.#decode(row, entries);
+    return outputRows.map((outputRow) => {
+      if (outputRow === undefined) return undefined;
+      const logits = this.#ffi.getLogitsIth(this.#context, outputRow);
+      if (!logits) {
+        throw new EngineCallError(ENGINE_NAME, `llama.cpp returned no logits for batch row ${outputRow}`, {
           isRetryable: false,
         });
-      // Argmax straight over llama.cpp's buffer: no copy of the vocabulary-sized row.
-      token = argmax(this.#ffi.float32View(logits, this.vocabularySize));
-    }
-    return generated;
+      }
+      return argmax(this.#ffi.float32View(logits, this.vocabularySize));
+    });
   }
 
   /** Frees a sequence's KV cache so its id can be prefilled again. Releasing an empty id is a no-op. */
@@ -388,46 +516,136 @@ export class LlamaFfiEngine {
     this.#positions.delete(sequenceId);
   }
 
-  /** Frees the context, the model and the batch. Safe to call twice. */
+  /** Frees the context, the model, the batch and the callback. Safe to call twice. */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#ffi.batchFree(this.#batch);
     this.#ffi.free(this.#context);
     this.#ffi.modelFree(this.#model);
+    if (this.#callback) this.#ffi.unregisterCallback(this.#callback);
   }
 
-  #decodeChunk(
+  /**
+   * The prompt in chunks of at most one ubatch, each a decode of its own, while the eval callback pools
+   * the views' tensors. Outputs: the last prompt token, or every token when a `mean:final` view needs
+   * the final norm of each.
+   */
+  #prefillReadingGraph(
     sequenceId: number,
     tokens: readonly number[],
-    start: number,
-    end: number,
-    outputs: "none" | "last" | "all",
-  ): void {
-    const position = this.#positions.get(sequenceId) ?? 0;
-    const count = end - start;
-    for (let row = 0; row < count; row++) {
-      this.#batchTokens[row] = tokens[start + row] as number;
+    views: readonly FeatureView[],
+  ): { features: Float32Array[]; lastRow: number } {
+    const layerZeroInput = VIEW_ARCHITECTURES.get(this.architecture)?.layerZeroInput ?? "embd";
+    const tensorOf = (view: FeatureView): string =>
+      view.layer === "final" ? "result_norm" : view.layer === 0 ? layerZeroInput : `l_out-${view.layer - 1}`;
+    const poolers = views.map(
+      (view) =>
+        new RowPooler(view.pooling, view.layer === "final" ? this.outputEmbeddingSize : this.embeddingSize),
+    );
+    const outputsEveryToken = views.some((view) => view.pooling === "mean" && view.layer === "final");
+    let lastRow = 0;
+    for (let start = 0; start < tokens.length; start += this.batchCapacity) {
+      const end = Math.min(tokens.length, start + this.batchCapacity);
+      const isLastChunk = end === tokens.length;
+      const count = end - start;
+      const finalRows = outputsEveryToken ? count : isLastChunk ? 1 : 0;
+      const reads = new Map<string, TensorRead>();
+      views.forEach((view, index) => {
+        const name = tensorOf(view);
+        const expectedRows = view.layer === "final" ? finalRows : count;
+        if (expectedRows === 0) return;
+        const read = reads.get(name) ?? {
+          width: poolers[index]?.width ?? 0,
+          expectedRows,
+          poolers: [],
+          seen: 0,
+        };
+        read.poolers.push(poolers[index] as RowPooler);
+        reads.set(name, read);
+      });
+      const position = this.positionOf(sequenceId);
+      for (let row = 0; row < count; row++) {
+        this.#batchTokens[row] = tokens[start + row] as number;
+        this.#batchPositions[row] = position + row;
+        (this.#batchSeqIds[row] as Int32Array)[0] = sequenceId;
+        this.#batchOutputs[row] = outputsEveryToken || (isLastChunk && row === count - 1) ? 1 : 0;
+      }
+      if (reads.size > 0) this.#capture.begin(reads);
+      try {
+        this.#decode(count, [{ sequenceId, tokens: tokens.slice(start, end), outputLast: isLastChunk }]);
+      } catch (error) {
+        this.#capture.abandon();
+        throw error;
+      }
+      if (reads.size > 0) this.#capture.end();
+      lastRow = count - 1;
+    }
+    return { features: poolers.map((pooler) => pooler.result()), lastRow };
+  }
+
+  /**
+   * `last:final` of an architecture whose graph is not in {@link VIEW_ARCHITECTURES}: the prompt minus
+   * its last token without outputs, then the last token alone with embeddings on (llama.cpp then
+   * copies its final-norm state, whatever the graph calls it).
+   */
+  #prefillReadingEmbeddings(
+    sequenceId: number,
+    tokens: readonly number[],
+  ): { features: Float32Array[]; lastRow: number } {
+    const lastIndex = tokens.length - 1;
+    for (let start = 0; start < lastIndex; start += this.batchCapacity) {
+      const chunk = tokens.slice(start, Math.min(lastIndex, start + this.batchCapacity));
+      this.#fillSingleSequence(sequenceId, chunk, false);
+      this.#decode(chunk.length, [{ sequenceId, tokens: chunk, outputLast: false }]);
+    }
+    const last = [tokens[lastIndex] as number];
+    this.#fillSingleSequence(sequenceId, last, true);
+    this.#ffi.setEmbeddings(this.#context, true);
+    try {
+      this.#decode(1, [{ sequenceId, tokens: last, outputLast: true }]);
+    } finally {
+      this.#ffi.setEmbeddings(this.#context, false);
+    }
+    const embedding = this.#ffi.getEmbeddingsIth(this.#context, 0);
+    if (!embedding) {
+      throw new EngineCallError(ENGINE_NAME, "llama.cpp returned no embeddings", { isRetryable: false });
+    }
+    return { features: [this.#ffi.readFloats(embedding, this.outputEmbeddingSize)], lastRow: 0 };
+  }
+
+  #fillSingleSequence(sequenceId: number, tokens: readonly number[], outputLast: boolean): void {
+    const position = this.positionOf(sequenceId);
+    for (let row = 0; row < tokens.length; row++) {
+      this.#batchTokens[row] = tokens[row] as number;
       this.#batchPositions[row] = position + row;
       (this.#batchSeqIds[row] as Int32Array)[0] = sequenceId;
-      this.#batchOutputs[row] = outputs === "all" ? 1 : 0;
+      this.#batchOutputs[row] = outputLast && row === tokens.length - 1 ? 1 : 0;
     }
-    if (outputs === "last") this.#batchOutputs[count - 1] = 1;
-    this.#batch.n_tokens = count;
+  }
+
+  /** Runs llama_decode on the first `rowCount` batch rows and advances the entries' positions. */
+  #decode(rowCount: number, entries: readonly BatchEntry[]): void {
+    this.#batch.n_tokens = rowCount;
     const status = this.#ffi.decode(this.#context, this.#batch);
     if (status !== 0) {
-      // 1 = no KV slot (retry once others are released); 2 = aborted; negative = invalid input or fatal.
+      // 1 = no KV slot; 2 = aborted; negative = invalid input or fatal.
       throw new EngineCallError(ENGINE_NAME, `llama_decode returned ${status}`, {
         isRetryable: status === 1,
       });
     }
-    this.#positions.set(sequenceId, position + count);
+    for (const entry of entries) {
+      this.#positions.set(entry.sequenceId, this.positionOf(entry.sequenceId) + entry.tokens.length);
+    }
   }
 
-  #readFloats(pointer: NativePointer | null, count: number, offset: number, what: string): Float32Array {
-    if (!pointer)
-      throw new EngineCallError(ENGINE_NAME, `llama.cpp returned no ${what}`, { isRetryable: false });
-    return this.#ffi.readFloats(pointer, count, offset);
+  #assertTokens(tokens: readonly number[]): void {
+    if (tokens.length === 0) throw new InputError("cannot evaluate an empty token list");
+    for (const token of tokens) {
+      if (!Number.isInteger(token) || token < 0 || token >= this.vocabularySize) {
+        throw new InputError(`token id ${token} is outside the vocabulary (0…${this.vocabularySize - 1})`);
+      }
+    }
   }
 
   #assertOpen(): void {

@@ -1,11 +1,13 @@
 /**
- * Raw FFI bindings (koffi) to the libllama that node-llama-cpp 3.21.1 ships, for reading hidden states
- * node-llama-cpp does not expose. This is the only file that declares C signatures or struct layouts.
+ * Raw FFI bindings (koffi) to the libllama and ggml that node-llama-cpp 3.21.1 ships, for reading hidden
+ * states node-llama-cpp does not expose. This is the only file that declares C signatures or struct
+ * layouts.
  *
  * The layouts below were taken from the llama.cpp source bundled with node-llama-cpp 3.21.1
- * (`node-llama-cpp/llama/gitRelease.bundle`, tag `v0.4.0`, `include/llama.h` and `src/llama-ext.h`)
+ * (`node-llama-cpp/llama/gitRelease.bundle`, tag `v0.4.0`, `include/llama.h` and `ggml/include/ggml.h`)
  * and checked against the shipped binary: `llama_context_default_params` writes exactly 160 bytes and
- * `llama_model_default_params` 80 bytes, which `loadLlamaFfi` re-checks through `koffi.sizeof`. Another
+ * `llama_model_default_params` 80 bytes, and `ggml_tensor_overhead()` (a `struct ggml_tensor` plus
+ * ggml's 32-byte object header) is 368, which `loadLlamaFfi` re-checks through `koffi.sizeof`. Another
  * llama.cpp build may change them, so loading refuses any package version other than the pinned one.
  *
  * @internal
@@ -18,8 +20,35 @@ import { UnsupportedError } from "../errors/index.js";
 /** node-llama-cpp binary package version whose struct layouts are declared here. */
 export const PINNED_BINARY_VERSION = "3.21.1";
 
-/** An opaque C pointer as koffi hands it out (never dereferenced in JS except through `readFloats`). */
+/** An opaque C pointer as koffi hands it out (never dereferenced in JS except through the readers below). */
 export type NativePointer = object;
+
+/**
+ * A `struct ggml_tensor *` as the eval callback receives it: the address as a number. koffi passes an
+ * integer several times faster than a pointer object, and the callback runs for every graph node of
+ * every decode.
+ */
+export type TensorAddress = number;
+
+/**
+ * llama.cpp's eval callback (`cb_eval`), called on the decoding thread for every node of the compute
+ * graph: first with `ask` true (return whether this node's data is wanted), then, for a wanted node,
+ * with `ask` false once its data is computed (return false to stop the computation).
+ */
+export type EvalCallback = (tensor: TensorAddress, ask: boolean) => boolean;
+
+/** What of a `struct ggml_tensor` the engine reads. */
+export interface TensorShape {
+  /** `enum ggml_type` (0 = F32). */
+  type: number;
+  /** Elements per dimension, `ne[0]` fastest. */
+  ne: [number, number, number, number];
+  /** Byte strides per dimension. */
+  nb: [number, number, number, number];
+}
+
+/** `enum ggml_type` value of 32-bit floats. */
+export const GGML_TYPE_F32 = 0;
 
 /** `struct llama_batch` as koffi decodes it: pointer members are opaque. */
 export interface LlamaBatch {
@@ -42,6 +71,8 @@ export interface LlamaContextParams {
   n_threads_batch: number;
   embeddings: boolean;
   no_perf: boolean;
+  /** A callback from {@link LlamaFfi.registerEvalCallback}, or null. */
+  cb_eval: NativePointer | null;
   [member: string]: unknown;
 }
 
@@ -97,8 +128,6 @@ export interface LlamaFfi {
   getLogitsIth(context: NativePointer, index: number): NativePointer | null;
   getEmbeddingsIth(context: NativePointer, index: number): NativePointer | null;
   setEmbeddings(context: NativePointer, enabled: boolean): void;
-  setEmbeddingsLayerInp(context: NativePointer, layer: number, enabled: boolean): void;
-  getEmbeddingsLayerInp(context: NativePointer, layer: number): NativePointer | null;
   getMemory(context: NativePointer): NativePointer;
   memorySeqRm(memory: NativePointer, sequenceId: number, fromPosition: number, toPosition: number): boolean;
   memorySeqPosMax(memory: NativePointer, sequenceId: number): number;
@@ -113,6 +142,21 @@ export interface LlamaFfi {
   int8View(pointer: NativePointer, count: number): Int8Array;
   /** Reads `count` pointers stored at `pointer` (an array of pointers). */
   readPointers(pointer: NativePointer, count: number): NativePointer[];
+  /**
+   * Makes `callback` callable from C (for `cb_eval`). It must be called only on the thread that
+   * registered it, inside a C call made from that thread (llama_decode runs the callback synchronously).
+   */
+  registerEvalCallback(callback: EvalCallback): NativePointer;
+  /** Frees a registration slot (koffi has a limited number). */
+  unregisterCallback(handle: NativePointer): void;
+  /** `ggml_get_name`: the name llama.cpp's graph builder gave a tensor (e.g. `l_out-3`). */
+  tensorName(tensor: TensorAddress): string;
+  /** Type, sizes and strides of a tensor, checked against `ggml_nelements` / `ggml_nrows`. */
+  tensorShape(tensor: TensorAddress): TensorShape;
+  /** `ggml_is_contiguous`. */
+  tensorIsContiguous(tensor: TensorAddress): boolean;
+  /** `ggml_backend_tensor_get`: copies `byteCount` bytes from `byteOffset` of the tensor's data into `target`. */
+  copyTensorData(tensor: TensorAddress, target: Float32Array, byteOffset: number, byteCount: number): void;
 }
 
 // `enum` members are `int` on every ABI llama.cpp supports; C function pointers are plain pointers here.
@@ -186,16 +230,38 @@ const batchType = koffi.struct("routelmt_llama_batch", {
   logits: "void *",
 });
 
-/** Sizes measured from the header compiled against the shipped binary (x86-64 Linux). */
-const EXPECTED_SIZES = { modelParams: 80, contextParams: 160, batch: 56 } as const;
+// `struct ggml_tensor` with GGML_MAX_DIMS 4, GGML_MAX_OP_PARAMS 64, GGML_MAX_SRC 10, GGML_MAX_NAME 64.
+const tensorType = koffi.struct("routelmt_ggml_tensor", {
+  type: "int",
+  buffer: "void *",
+  ne: koffi.array("int64_t", 4),
+  nb: koffi.array("size_t", 4),
+  op: "int",
+  op_params: koffi.array("int32_t", 16),
+  flags: "int32_t",
+  src: koffi.array("void *", 10),
+  view_src: "void *",
+  view_offs: "size_t",
+  data: "void *",
+  name: koffi.array("char", 64),
+  extra: "void *",
+  padding: koffi.array("char", 8),
+});
 
-// Itanium-mangled names: these two are declared in llama-ext.h without `extern "C"`.
-const SET_LAYER_INPUT_SYMBOL = "_Z30llama_set_embeddings_layer_inpP13llama_contextjb";
-const GET_LAYER_INPUT_SYMBOL = "_Z30llama_get_embeddings_layer_inpP13llama_contextj";
+const evalCallbackType = koffi.proto(
+  "bool routelmt_ggml_eval_callback(uintptr_t tensor, bool ask, uintptr_t user_data)",
+);
+
+/** Sizes measured from the header compiled against the shipped binary (x86-64 Linux). */
+const EXPECTED_SIZES = { modelParams: 80, contextParams: 160, batch: 56, tensor: 336 } as const;
+/** `sizeof(struct ggml_object)`, which `ggml_tensor_overhead()` adds to the tensor's size. */
+const GGML_OBJECT_SIZE = 32;
 
 /** Shared-library file names inside the node-llama-cpp binaries folder. */
 const LIBGGML_FILE = "libggml.v0.4.0.so";
+const LIBGGML_BASE_FILE = "libggml-base.so";
 const LIBLLAMA_FILE = "libllama.v0.4.0.so";
+const LIBC_FILE = "libc.so.6";
 
 let loaded: Promise<LlamaFfi> | undefined;
 
@@ -243,6 +309,7 @@ function bind(libraryDir: string): LlamaFfi {
     modelParams: koffi.sizeof(modelParamsType),
     contextParams: koffi.sizeof(contextParamsType),
     batch: koffi.sizeof(batchType),
+    tensor: koffi.sizeof(tensorType),
   };
   for (const key of Object.keys(EXPECTED_SIZES) as (keyof typeof EXPECTED_SIZES)[]) {
     if (sizes[key] !== EXPECTED_SIZES[key]) {
@@ -251,7 +318,33 @@ function bind(libraryDir: string): LlamaFfi {
   }
 
   const ggml = koffi.load(path.join(libraryDir, LIBGGML_FILE));
+  const ggmlBase = koffi.load(path.join(libraryDir, LIBGGML_BASE_FILE));
   const llama = koffi.load(path.join(libraryDir, LIBLLAMA_FILE));
+
+  const tensorOverhead = Number(ggmlBase.func("ggml_tensor_overhead", "size_t", [])());
+  if (tensorOverhead !== EXPECTED_SIZES.tensor + GGML_OBJECT_SIZE) {
+    throw new UnsupportedError(
+      `llama FFI: ggml_tensor_overhead() is ${tensorOverhead}, expected ${EXPECTED_SIZES.tensor + GGML_OBJECT_SIZE}`,
+    );
+  }
+  // Tensors are passed by address (see TensorAddress): `uintptr_t` has a pointer's size and registers.
+  const ggmlGetName = ggmlBase.func("ggml_get_name", "str", ["uintptr_t"]);
+  const ggmlNelements = ggmlBase.func("ggml_nelements", "int64_t", ["uintptr_t"]);
+  const ggmlNrows = ggmlBase.func("ggml_nrows", "int64_t", ["uintptr_t"]);
+  const ggmlIsContiguous = ggmlBase.func("ggml_is_contiguous", "bool", ["uintptr_t"]);
+  const ggmlBackendTensorGet = ggmlBase.func("ggml_backend_tensor_get", "void", [
+    "uintptr_t",
+    "void *",
+    "size_t",
+    "size_t",
+  ]);
+  // A tensor's fields are read from a copy of the struct: koffi decodes pointer objects, not addresses.
+  const memcpyFromAddress = koffi.load(LIBC_FILE).func("memcpy", "void *", ["void *", "uintptr_t", "size_t"]);
+  const tensorBytes = Buffer.alloc(EXPECTED_SIZES.tensor);
+  const tensorFields = new DataView(tensorBytes.buffer, tensorBytes.byteOffset, tensorBytes.length);
+  const neOffset = koffi.offsetof(tensorType, "ne");
+  const nbOffset = koffi.offsetof(tensorType, "nb");
+  const typeOffset = koffi.offsetof(tensorType, "type");
 
   const ggmlBackendDevCount = ggml.func("ggml_backend_dev_count", "size_t", []);
   const ggmlBackendLoadAllFromPath = ggml.func("ggml_backend_load_all_from_path", "void", ["str"]);
@@ -311,8 +404,6 @@ function bind(libraryDir: string): LlamaFfi {
     getLogitsIth: fn("llama_get_logits_ith", "void *", ["void *", "int32_t"]),
     getEmbeddingsIth: fn("llama_get_embeddings_ith", "void *", ["void *", "int32_t"]),
     setEmbeddings: fn("llama_set_embeddings", "void", ["void *", "bool"]),
-    setEmbeddingsLayerInp: fn(SET_LAYER_INPUT_SYMBOL, "void", ["void *", "uint32_t", "bool"]),
-    getEmbeddingsLayerInp: fn(GET_LAYER_INPUT_SYMBOL, "void *", ["void *", "uint32_t"]),
     getMemory: fn("llama_get_memory", "void *", ["void *"]),
     memorySeqRm: fn("llama_memory_seq_rm", "bool", ["void *", "int32_t", "int32_t", "int32_t"]),
     memorySeqPosMax: fn("llama_memory_seq_pos_max", "int32_t", ["void *", "int32_t"]),
@@ -332,6 +423,40 @@ function bind(libraryDir: string): LlamaFfi {
     },
     readPointers(pointer, count) {
       return koffi.decode(pointer, "void *", count) as NativePointer[];
+    },
+    registerEvalCallback(callback) {
+      return koffi.register(callback, koffi.pointer(evalCallbackType)) as NativePointer;
+    },
+    unregisterCallback(handle) {
+      koffi.unregister(handle as ReturnType<typeof koffi.register>);
+    },
+    tensorName(tensor) {
+      return ggmlGetName(tensor) as string;
+    },
+    tensorShape(tensor) {
+      memcpyFromAddress(tensorBytes, tensor, tensorBytes.length);
+      const dimensions = [0, 1, 2, 3];
+      const ne = dimensions.map((index) => Number(tensorFields.getBigInt64(neOffset + 8 * index, true)));
+      const nb = dimensions.map((index) => Number(tensorFields.getBigUint64(nbOffset + 8 * index, true)));
+      const type = tensorFields.getInt32(typeOffset, true);
+      // A wrong layout would show here first: the decoded sizes must agree with ggml's own accessors.
+      const elements = ne.reduce((product, size) => product * size, 1);
+      const rows = elements / (ne[0] || 1);
+      if (elements !== Number(ggmlNelements(tensor)) || rows !== Number(ggmlNrows(tensor))) {
+        throw new UnsupportedError(
+          `llama FFI: decoded tensor sizes [${ne.join(", ")}] disagree with ggml_nelements/ggml_nrows`,
+        );
+      }
+      return { type, ne: ne as TensorShape["ne"], nb: nb as TensorShape["nb"] };
+    },
+    tensorIsContiguous(tensor) {
+      return ggmlIsContiguous(tensor) as boolean;
+    },
+    copyTensorData(tensor, target, byteOffset, byteCount) {
+      if (byteCount > target.byteLength) {
+        throw new RangeError(`cannot copy ${byteCount} bytes into ${target.byteLength}`);
+      }
+      ggmlBackendTensorGet(tensor, target, byteOffset, byteCount);
     },
   };
 }

@@ -59,6 +59,17 @@ describe("WaitingPool", () => {
     pool.giveBack(0);
     expect(await pool.acquire()).toBe(0);
   });
+
+  it("rejects waiters and later acquires once closed", async () => {
+    const pool = new WaitingPool([0]);
+    expect(await pool.acquire()).toBe(0);
+    const waiting = pool.acquire();
+    pool.close(new UsageError("disposed"));
+    await expect(waiting).rejects.toThrow("disposed");
+    await expect(pool.acquire()).rejects.toThrow(UsageError);
+    pool.giveBack(0);
+    await expect(pool.acquire()).rejects.toThrow("disposed");
+  });
 });
 
 describe("heldPrefill", () => {

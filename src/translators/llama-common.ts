@@ -7,6 +7,7 @@
  */
 import type { Llama, LlamaModel, LlamaModelOptions, Token } from "node-llama-cpp";
 import { EngineCallError, InputError, RoutelmtError, UsageError } from "../errors/index.js";
+import { TextDeltaStream } from "./text-stream.js";
 import type { DecodeOptions, FinishReason, Prefilled, Translation } from "./types.js";
 
 /** @throws UsageError naming `name` unless `value` is a positive integer. */
@@ -83,11 +84,14 @@ export function assertPromptFits(
 
 /**
  * Hands out a fixed set of items (sequences or their ids), last given back first out; when all are
- * taken, `acquire` waits and waiters are served in arrival order.
+ * taken, `acquire` waits and waiters are served in arrival order. Once closed, waiters and later
+ * `acquire` calls reject (a disposed translator must not leave callers waiting for a sequence that
+ * a held prefill may never give back).
  */
 export class WaitingPool<T> {
   private readonly idle: T[];
-  private readonly waiting: Array<(item: T) => void> = [];
+  private readonly waiting: Array<{ resolve: (item: T) => void; reject: (error: Error) => void }> = [];
+  private closedWith: Error | undefined;
 
   /** @param items the pool's items; the last one is handed out first. */
   constructor(items: readonly T[]) {
@@ -95,16 +99,23 @@ export class WaitingPool<T> {
   }
 
   acquire(): Promise<T> {
+    if (this.closedWith !== undefined) return Promise.reject(this.closedWith);
     const item = this.idle.pop();
     if (item !== undefined) return Promise.resolve(item);
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
   /** Hands `item` to the longest waiter, or back to the idle items. */
   giveBack(item: T): void {
     const next = this.waiting.shift();
-    if (next) next(item);
+    if (next) next.resolve(item);
     else this.idle.push(item);
+  }
+
+  /** Rejects every waiter and every later `acquire` with `error`. */
+  close(error: Error): void {
+    this.closedWith ??= error;
+    for (const waiter of this.waiting.splice(0)) waiter.reject(this.closedWith);
   }
 }
 
@@ -129,8 +140,8 @@ export interface HeldPrefillParts<TokenId extends number> {
   defaultMaxTokens: number;
   /** Throws when the translator has been disposed. */
   assertUsable(): void;
-  /** Decodes greedily from the evaluated prompt. */
-  decode(maxTokens: number, signal: AbortSignal | undefined): Promise<Translation>;
+  /** Decodes greedily from the evaluated prompt (`options.maxTokens` resolved to `maxTokens`). */
+  decode(maxTokens: number, options: DecodeOptions): Promise<Translation>;
   /** Frees the held sequence; called exactly once. */
   releaseSequence(): Promise<void>;
 }
@@ -164,7 +175,7 @@ export function heldPrefill<TokenId extends number>(
       }
       state = "decoding";
       try {
-        return await parts.decode(maxTokens, options.signal);
+        return await parts.decode(maxTokens, options);
       } catch (error) {
         throw asEngineError(parts.engineName, error);
       } finally {
@@ -177,16 +188,40 @@ export function heldPrefill<TokenId extends number>(
   };
 }
 
-/** The result of a greedy decode: the detokenized output, trimmed, and what it cost. */
-export function decodedTranslation(
+/**
+ * Detokenizes a greedy decode's output, streaming it to `onText` when given: `onText` has then
+ * received exactly the returned text (see `text-stream.ts`), which `decodedTranslation` trims.
+ */
+export function outputText(
   vocabulary: LlamaModel,
+  output: readonly number[],
+  stream: TextDeltaStream | undefined,
+): string {
+  return stream?.finish(output) ?? vocabulary.detokenize(output as readonly Token[]);
+}
+
+/** A delta stream over `vocabulary` for `onText`, or undefined when nobody listens. */
+export function textStreamFor(
+  vocabulary: LlamaModel,
+  onText: ((delta: string) => void) | undefined,
+): TextDeltaStream | undefined {
+  if (onText === undefined) return undefined;
+  return new TextDeltaStream((tokens) => vocabulary.detokenize(tokens as readonly Token[]), onText);
+}
+
+/**
+ * The result of a greedy decode: its text (untrimmed, as {@link outputText} gives it) trimmed, and
+ * what it cost.
+ */
+export function decodedTranslation(
+  text: string,
   modelId: string,
   start: { promptTokens: number; startedAt: number },
   output: readonly number[],
   finishReason: FinishReason,
 ): Translation {
   return {
-    text: vocabulary.detokenize(output as readonly Token[]).trim(),
+    text: text.trim(),
     model: modelId,
     promptTokens: start.promptTokens,
     outputTokens: output.length,

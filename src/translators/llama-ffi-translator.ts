@@ -1,28 +1,28 @@
 /**
- * The small translator on the FFI llama engine (`src/features/llama-ffi-engine.ts`): the router can
- * read any layer's input at the last prompt token, the final-norm state, or several of them
- * concatenated, from the one prefill the translation needs anyway; decoding then continues greedily
- * from the same KV cache.
+ * The small translator on the FFI llama engine: the router reads any feature views (see
+ * `src/features/feature-views.ts`) from the one prefill the translation needs anyway; decoding then
+ * continues greedily from the same KV cache.
  *
- * Engine calls are synchronous: each blocks the event loop while llama.cpp runs. They go through a
- * FIFO queue that waits for a turn of the event loop (`setImmediate`) before each call, and long
- * generations are decoded in slices of a few tokens, each its own queued call. So a server keeps
- * answering between slices, and concurrent generations take turns slice by slice instead of one
- * finishing before the next starts. The price is one event-loop turn per slice (microseconds) and
- * no batching: concurrent requests are decoded one call at a time, so throughput is that of one
- * sequence. A prompt's prefill is still one uninterrupted call, as long as the prompt's evaluation.
+ * The engine runs in a worker thread of its own (`src/features/llama-ffi-worker-engine.ts`), so this
+ * thread's event loop never waits on a decode. There, continuous batching decodes every request in
+ * flight together — one llama_decode per step holding the next token of each generating sequence and
+ * pending prompt tokens — with the results of decoding each alone; a view-reading prefill gets decodes
+ * of its own. Prompts are tokenized here, exactly as `LlamaTranslator` does, and outputs detokenized here.
  * @module
  */
 import path from "node:path";
 import type { LlamaModel } from "node-llama-cpp";
-import { EngineCallError, InputError, UnsupportedError, UsageError } from "../errors/index.js";
-import { entropyOfLogits, normaliseLayerSelection } from "../features/index.js";
+import { EngineCallError, InputError, UsageError } from "../errors/index.js";
 import {
-  argmax,
-  type FeatureLayer,
-  LAYER_INPUT_ARCHITECTURES,
-  LlamaFfiEngine,
-} from "../features/llama-ffi-engine.js";
+  DEFAULT_FEATURE_VIEWS,
+  type FeatureView,
+  type FeatureViewSpan,
+  featureViewSpans,
+  featureViewsOf,
+  featureViewsText,
+} from "../features/index.js";
+import { type GenerationResult, LlamaFfiWorkerEngine } from "../features/llama-ffi-worker-engine.js";
+import { assertViewsSupported } from "../features/view-architectures.js";
 import { ggufFingerprint, readGgufHeader } from "./gguf-fingerprint.js";
 import {
   asEngineError as asEngineErrorOf,
@@ -32,8 +32,10 @@ import {
   decodedTranslation,
   heldPrefill,
   loadModelFile,
+  outputText,
   type PrefilledWithTokens,
   resolveMaxTokens,
+  textStreamFor,
   WaitingPool,
 } from "./llama-common.js";
 import {
@@ -43,10 +45,10 @@ import {
   promptTokenizerModel,
 } from "./llama-prompt.js";
 import { defaultPromptTemplate, type PromptTemplate } from "./prompt-template.js";
+import { assertOneStreamedRequest } from "./text-stream.js";
 import type {
   DecodeOptions,
   FeatureIdentity,
-  FinishReason,
   ProbedTranslator,
   Translation,
   TranslationRequest,
@@ -65,12 +67,16 @@ export interface LlamaFfiTranslatorOptions {
    * min(1024, the model's training context).
    */
   contextSize?: number;
-  /** Prefills held (or requests in flight) at once; each owns a sequence of the one context. Defaults to 4. */
-  sequences?: number;
   /**
-   * Layer selection: `final` (the final-norm state), a layer index `i` (the residual stream entering
-   * layer `i`; 0 = token embeddings), or a comma list such as `8,16,final` whose states are
-   * concatenated in the listed order. Defaults to `final`.
+   * Sequences of the one context: requests decoded together, and prefills held at once. Defaults to 4.
+   */
+  sequences?: number;
+  /** Tokens per llama_decode call. Defaults to min(contextSize, 512), at least `sequences`. */
+  batchSize?: number;
+  /**
+   * Feature views (see `feature-views.ts`): e.g. `last:final` (the final-norm state at the last
+   * prompt token), `mean:8`, a comma list read in that order, the older `final` / `8` / `8,16,final`,
+   * or `all`. Defaults to `last:final`.
    */
   layer?: string;
   /** Prompt template. Defaults to `defaultPromptTemplate`. */
@@ -79,18 +85,13 @@ export interface LlamaFfiTranslatorOptions {
   maxTokens?: number;
   /** Whether `prefill` computes the next-token entropy (else `entropy` is null). Defaults to true. */
   entropy?: boolean;
-  /**
-   * Tokens decoded per engine call before the event loop gets a turn. Smaller keeps a server more
-   * responsive during long generations; larger saves the (small) per-call overhead. Defaults to 4.
-   */
-  decodeSliceTokens?: number;
 }
 
 /** A prefill as `LlamaFfiTranslator` returns it: also exposes the exact prompt token ids (the same as `LlamaTranslator` evaluates). */
 export type LlamaFfiPrefilled = PrefilledWithTokens<number>;
 
-/** What of a model's GGUF header the layer guard needs. */
-export interface LayerGuardModel {
+/** What of a model's GGUF header the view guard needs. */
+export interface ViewGuardModel {
   /** GGUF `general.architecture`. */
   architecture: string;
   /** `<arch>.block_count`. */
@@ -100,60 +101,15 @@ export interface LayerGuardModel {
 }
 
 /**
- * Parses a normalised layer selection into the engine's layer list and checks it against the model,
- * before any model is loaded (llama.cpp aborts the process when asked for a layer input its graph
- * does not record).
- * @throws UsageError for an index outside 0…layerCount−1 (the message names the layer count);
- *   UnsupportedError for a layer index on an architecture outside `LAYER_INPUT_ARCHITECTURES`.
+ * Parses a selection into the model's views and checks them against the model, before any model is
+ * loaded (llama.cpp aborts the process on some misuse, so nothing unsupported may reach it).
+ * @throws UsageError for a malformed selection or a layer index outside 0…layerCount−1 (the message
+ *   names the layer count); UnsupportedError for views the architecture cannot give.
  */
-export function featureLayersFor(selection: string, model: LayerGuardModel): FeatureLayer[] {
-  const layers: FeatureLayer[] = normaliseLayerSelection(selection)
-    .split(",")
-    .map((entry) => (entry === "final" ? "final" : Number(entry)));
-  for (const layer of layers) {
-    if (layer === "final") continue;
-    if (layer >= model.layerCount) {
-      throw new UsageError(
-        `layer ${layer} is out of range: ${model.modelId} has ${model.layerCount} layers (indices 0…${model.layerCount - 1}, or "final")`,
-      );
-    }
-    if (!LAYER_INPUT_ARCHITECTURES.has(model.architecture)) {
-      throw new UnsupportedError(
-        `layer ${layer} cannot be read from ${model.modelId}: llama.cpp does not record layer inputs for architecture "${model.architecture}" ` +
-          `(only ${[...LAYER_INPUT_ARCHITECTURES].join(", ")}); layer "final" works for every architecture`,
-      );
-    }
-  }
-  return layers;
-}
-
-/** Concatenates vectors in order into one. */
-export function concatenateFeatures(parts: readonly Float32Array[]): Float32Array {
-  const joined = new Float32Array(parts.reduce((total, part) => total + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    joined.set(part, offset);
-    offset += part.length;
-  }
-  return joined;
-}
-
-/**
- * Runs synchronous work one job at a time in the order asked, each after a turn of the event loop
- * (so timers and I/O run between jobs). A failed job rejects its own promise only.
- * @internal
- */
-export class SerialQueue {
-  #tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(work: () => T): Promise<T> {
-    const result = this.#tail.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(work);
-    this.#tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    return result;
-  }
+export function featureViewsFor(selection: string, model: ViewGuardModel): FeatureView[] {
+  const views = featureViewsOf(selection, model.layerCount, model.modelId);
+  assertViewsSupported(views, model.architecture, model.modelId);
+  return views;
 }
 
 /** Wraps anything unexpected as an EngineCallError; our own errors pass through. */
@@ -169,89 +125,74 @@ function headerNumber(metadata: Map<string, unknown>, key: string): number | und
   return undefined;
 }
 
-/** What `decode` needs to know about an evaluated prompt. */
-interface DecodeStart {
-  sequenceId: number;
-  promptTokens: number;
-  firstToken: number;
-  startedAt: number;
-}
-
 /**
- * The small translator on the FFI llama engine: one prefill yields the selected layers' states at
- * the last prompt token (concatenated) and the next-token entropy, then greedy decoding (no repeat
- * penalty) continues from that KV cache. Prompts are tokenized exactly as `LlamaTranslator` does.
+ * The small translator on the FFI llama engine: one prefill yields the selected views (concatenated,
+ * see `featureIdentity.views`) and the next-token entropy, then greedy decoding (no repeat penalty)
+ * continues from that KV cache. Prompts are tokenized exactly as `LlamaTranslator` does.
  *
  * At most `sequences` prefills are held or requests in flight; a prefill holds its sequence until
- * `continue()` ends or `release()` is called. See the module comment for how engine calls are
- * scheduled.
+ * `continue()` ends or `release()` is called.
  */
 export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
   readonly engine = engineName;
   readonly modelId: string;
-  readonly featureIdentity: FeatureIdentity;
+  readonly featureIdentity: FeatureIdentity & { views: FeatureViewSpan[] };
   /** Token cells per sequence. */
   readonly contextSize: number;
-  readonly #engine: LlamaFfiEngine;
+  readonly #engine: LlamaFfiWorkerEngine;
   /** node-llama-cpp's vocabulary-only load of the same file: the prompt tokenizer and detokenizer. */
   readonly #vocabulary: LlamaModel;
   readonly #promptTokenizer: PromptTokenizerModel;
-  readonly #layers: FeatureLayer[];
+  readonly #views: FeatureView[];
   readonly #template: PromptTemplate;
   readonly #maxTokens: number;
   readonly #readEntropy: boolean;
-  readonly #sliceTokens: number;
-  readonly #queue = new SerialQueue();
   /** Sequence ids `0…sequences−1`, handed out lowest first. */
   readonly #pool: WaitingPool<number>;
   #isDisposed = false;
   #disposing: Promise<void> | undefined;
 
   private constructor(parts: {
-    engine: LlamaFfiEngine;
+    engine: LlamaFfiWorkerEngine;
     vocabulary: LlamaModel;
     modelId: string;
-    layers: FeatureLayer[];
+    views: FeatureView[];
     template: PromptTemplate;
     maxTokens: number;
     readEntropy: boolean;
-    sliceTokens: number;
-    featureIdentity: FeatureIdentity;
+    featureIdentity: FeatureIdentity & { views: FeatureViewSpan[] };
   }) {
     this.#engine = parts.engine;
     this.#vocabulary = parts.vocabulary;
     this.modelId = parts.modelId;
     this.#promptTokenizer = promptTokenizerModel(parts.vocabulary, parts.modelId);
-    this.#layers = parts.layers;
+    this.#views = parts.views;
     this.#template = parts.template;
     this.#maxTokens = parts.maxTokens;
     this.#readEntropy = parts.readEntropy;
-    this.#sliceTokens = parts.sliceTokens;
     this.featureIdentity = parts.featureIdentity;
-    this.contextSize = parts.engine.contextSize;
-    const size = parts.engine.sequences;
+    this.contextSize = parts.engine.info.contextSize;
+    const size = parts.engine.info.sequences;
     this.#pool = new WaitingPool(Array.from({ length: size }, (_, index) => size - 1 - index));
   }
 
   /**
-   * Checks the options and the layer selection against the GGUF header, then loads the model.
-   * @throws UsageError for bad numeric options or a layer index out of range; UnsupportedError for a
-   *   layer index on an architecture whose layer inputs llama.cpp does not record; InputError for an
-   *   unreadable model file.
+   * Checks the options and the views against the GGUF header, then loads the model in a worker.
+   * @throws UsageError for bad numeric options or a layer index out of range; UnsupportedError for
+   *   views the architecture cannot give; InputError for an unreadable model file.
    */
   static async create(options: LlamaFfiTranslatorOptions): Promise<LlamaFfiTranslator> {
     assertPositiveInteger("threads", options.threads);
     const sequences = options.sequences ?? 4;
     const maxTokens = options.maxTokens ?? 256;
-    const sliceTokens = options.decodeSliceTokens ?? 4;
     assertPositiveInteger("sequences", sequences);
     assertPositiveInteger("maxTokens", maxTokens);
-    assertPositiveInteger("decodeSliceTokens", sliceTokens);
     if (options.contextSize !== undefined) assertPositiveInteger("contextSize", options.contextSize);
+    if (options.batchSize !== undefined) assertPositiveInteger("batchSize", options.batchSize);
     const template = options.template ?? defaultPromptTemplate;
     const modelId = path.basename(options.modelPath);
 
-    // The header alone decides whether the selection can be read: nothing is loaded before that.
+    // The header alone decides whether the views can be read: nothing is loaded before that.
     const header = await readGgufHeader(options.modelPath);
     const architectureValue = header.metadata.get("general.architecture");
     const architecture = typeof architectureValue === "string" ? architectureValue : "";
@@ -259,8 +200,11 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
     if (layerCount === undefined) {
       throw new InputError(`GGUF header has no ${architecture}.block_count`, { file: options.modelPath });
     }
-    const normalisedLayer = normaliseLayerSelection(options.layer ?? "final");
-    const layers = featureLayersFor(normalisedLayer, { architecture, layerCount, modelId });
+    const views = featureViewsFor(options.layer ?? DEFAULT_FEATURE_VIEWS, {
+      architecture,
+      layerCount,
+      modelId,
+    });
     const trainContext = headerNumber(header.metadata, `${architecture}.context_length`) ?? 1024;
     const contextSize = options.contextSize ?? Math.min(1024, trainContext);
     assertRoomForPrompt(maxTokens, contextSize);
@@ -270,37 +214,37 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
     // does, and loading its binding first routes libllama's logs through its logger.
     const llama = await llamaInstance(engineName);
     const vocabulary = await loadModelFile(llama, { modelPath: options.modelPath, vocabOnly: true });
-    let engine: LlamaFfiEngine;
+    let engine: LlamaFfiWorkerEngine;
     try {
-      engine = await LlamaFfiEngine.open({
+      engine = await LlamaFfiWorkerEngine.open({
         modelPath: options.modelPath,
         threads: options.threads,
         contextSize,
         sequences,
+        ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       });
     } catch (error) {
       await vocabulary.dispose();
       throw asEngineError(error);
     }
-    const dim = layers.reduce<number>(
-      (total, layer) => total + (layer === "final" ? engine.outputEmbeddingSize : engine.embeddingSize),
-      0,
+    const spans = featureViewSpans(views, (view) =>
+      view.layer === "final" ? engine.info.outputEmbeddingSize : engine.info.embeddingSize,
     );
     return new LlamaFfiTranslator({
       engine,
       vocabulary,
       modelId,
-      layers,
+      views,
       template,
       maxTokens,
       readEntropy: options.entropy ?? true,
-      sliceTokens,
       featureIdentity: {
         fingerprint,
         arch: architecture,
-        layer: normalisedLayer,
-        dim,
+        layer: featureViewsText(views),
+        dim: spans.reduce((total, span) => total + span.dim, 0),
         template: template.text,
+        views: spans,
       },
     });
   }
@@ -315,13 +259,10 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
     return promptTokenIds(this.#promptTokenizer, this.#template, request);
   }
 
-  /**
-   * Plain translations (no features). Requests take turns on the engine; see the module comment.
-   * The prompt is evaluated in one decode, whereas a feature prefill reading `final` decodes its last
-   * token on its own; logits then differ only by float rounding (under 1e-4 in the engine's tests).
-   */
+  /** Plain translations (no features), decoded together with every other request in flight. */
   async translate(requests: TranslationRequest[], options: DecodeOptions = {}): Promise<Translation[]> {
     this.#assertUsable();
+    assertOneStreamedRequest(requests.length, options.onText);
     const maxTokens = resolveMaxTokens(options, this.#maxTokens);
     // Validate everything before any evaluation: a bad request must not leave others half-decoded.
     const prompts = requests.map((request) => this.#checkedPromptTokens(request, maxTokens));
@@ -330,24 +271,27 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
         const startedAt = performance.now();
         const sequenceId = await this.#pool.acquire();
         try {
-          const { logitsLast } = await this.#queue.run(() => this.#engine.prefill(sequenceId, tokens));
-          return await this.#decode(
-            { sequenceId, promptTokens: tokens.length, firstToken: argmax(logitsLast), startedAt },
+          this.#assertUsable();
+          const stream = textStreamFor(this.#vocabulary, options.onText);
+          const result = await this.#engine.translate(sequenceId, tokens, {
             maxTokens,
-            options.signal,
-          );
+            ...(options.signal ? { signal: options.signal } : {}),
+            ...(stream ? { onTokens: (fresh: readonly number[]) => stream.push(fresh) } : {}),
+          });
+          return this.#translation(result, { promptTokens: tokens.length, startedAt }, stream);
         } catch (error) {
           throw asEngineError(error);
         } finally {
-          await this.#releaseSequence(sequenceId);
+          this.#releaseSequence(sequenceId);
         }
       }),
     );
   }
 
   /**
-   * Evaluates the prompt once and returns the selected layers' states (concatenated in selection
-   * order) and the next-token entropy; `continue()` decodes from that evaluation, `release()` drops it.
+   * Evaluates the prompt once and returns the views (concatenated in selection order, see
+   * `featureIdentity.views`) and the next-token entropy; `continue()` decodes from that evaluation,
+   * `release()` drops it.
    */
   async prefill(request: TranslationRequest): Promise<LlamaFfiPrefilled> {
     this.#assertUsable();
@@ -355,13 +299,15 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
     const startedAt = performance.now();
     const sequenceId = await this.#pool.acquire();
     let features: Float32Array;
-    let logitsLast: Float32Array;
+    let entropy: number | null;
     try {
-      const result = await this.#queue.run(() =>
-        this.#engine.prefill(sequenceId, tokens, { layers: this.#layers }),
-      );
-      features = concatenateFeatures(result.features);
-      logitsLast = result.logitsLast;
+      this.#assertUsable();
+      const result = await this.#engine.prefill(sequenceId, tokens, {
+        views: this.#views,
+        entropy: this.#readEntropy,
+      });
+      features = result.features;
+      entropy = result.entropy;
       if (features.length !== this.featureIdentity.dim) {
         throw new EngineCallError(
           engineName,
@@ -370,34 +316,42 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
         );
       }
     } catch (error) {
-      await this.#releaseSequence(sequenceId);
+      this.#releaseSequence(sequenceId);
       throw asEngineError(error);
     }
-    const entropy = this.#readEntropy ? entropyOfLogits(logitsLast) : Number.NaN;
-    const start: DecodeStart = {
-      sequenceId,
-      promptTokens: tokens.length,
-      firstToken: argmax(logitsLast),
-      startedAt,
-    };
+    const start = { promptTokens: tokens.length, startedAt };
     return heldPrefill({
       engineName,
       tokens,
       features,
-      entropy,
+      entropy: entropy ?? Number.NaN,
       contextSize: this.contextSize,
       defaultMaxTokens: this.#maxTokens,
       assertUsable: () => this.#assertUsable(),
-      decode: (maxTokens, signal) => this.#decode(start, maxTokens, signal),
-      releaseSequence: () => this.#releaseSequence(sequenceId),
+      decode: async (maxTokens, options) => {
+        const stream = textStreamFor(this.#vocabulary, options.onText);
+        const result = await this.#engine.continueFrom(sequenceId, {
+          maxTokens,
+          ...(options.signal ? { signal: options.signal } : {}),
+          ...(stream ? { onTokens: (fresh: readonly number[]) => stream.push(fresh) } : {}),
+        });
+        return this.#translation(result, start, stream);
+      },
+      releaseSequence: async () => this.#releaseSequence(sequenceId),
     });
   }
 
-  /** Frees the engine and the tokenizer after engine calls already queued. Idempotent. */
+  /**
+   * Fails requests in flight and those waiting for a sequence (UsageError), then frees the engine and
+   * the tokenizer. Idempotent.
+   */
   async dispose(): Promise<void> {
     this.#isDisposed = true;
+    this.#pool.close(
+      new UsageError(`LlamaFfiTranslator for ${this.modelId} was disposed while this request waited`),
+    );
     this.#disposing ??= (async () => {
-      await this.#queue.run(() => this.#engine.dispose());
+      await this.#engine.dispose();
       await this.#vocabulary.dispose();
     })();
     await this.#disposing;
@@ -417,54 +371,18 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
     return tokens;
   }
 
-  /** Clears the sequence's KV cells (unless the engine is gone) and hands the id to the next waiter. */
-  async #releaseSequence(sequenceId: number): Promise<void> {
-    try {
-      await this.#queue.run(() => {
-        if (!this.#isDisposed) this.#engine.releaseSequence(sequenceId);
-      });
-    } finally {
-      this.#pool.giveBack(sequenceId);
-    }
+  /** Clears the sequence's KV cells (the worker takes it before any later request) and hands the id on. */
+  #releaseSequence(sequenceId: number): void {
+    this.#engine.release(sequenceId);
+    this.#pool.giveBack(sequenceId);
   }
 
-  /**
-   * Greedy decoding from an evaluated prompt until end of generation, `maxTokens` or abort, in
-   * slices of `decodeSliceTokens` tokens. The engine returns a slice's last token without decoding
-   * it, so each later slice starts by decoding that token (and drops it from its result).
-   */
-  async #decode(
-    start: DecodeStart,
-    maxTokens: number,
-    signal: AbortSignal | undefined,
-  ): Promise<Translation> {
-    const output: number[] = [];
-    let finishReason: FinishReason = "stop";
-    let pending = start.firstToken;
-    let isFirstSlice = true;
-    for (;;) {
-      if (signal?.aborted) {
-        finishReason = "abort";
-        break;
-      }
-      const wanted = Math.min(this.#sliceTokens, maxTokens - output.length);
-      const carried = isFirstSlice ? 0 : 1;
-      const slice = await this.#queue.run(() => {
-        this.#assertUsable();
-        return this.#engine.decodeGreedy(start.sequenceId, pending, wanted + carried);
-      });
-      isFirstSlice = false;
-      const fresh = slice.slice(carried);
-      output.push(...fresh);
-      // Fewer tokens than asked: the next one ended the generation (the prompt-length guard keeps
-      // the context from filling before maxTokens).
-      if (fresh.length < wanted) break;
-      if (output.length >= maxTokens) {
-        finishReason = "length";
-        break;
-      }
-      pending = output[output.length - 1] as number;
-    }
-    return decodedTranslation(this.#vocabulary, this.modelId, start, output, finishReason);
+  #translation(
+    result: GenerationResult,
+    start: { promptTokens: number; startedAt: number },
+    stream: ReturnType<typeof textStreamFor>,
+  ): Translation {
+    const text = outputText(this.#vocabulary, result.tokens, stream);
+    return decodedTranslation(text, this.modelId, start, result.tokens, result.finishReason);
   }
 }

@@ -1,7 +1,13 @@
 import path from "node:path";
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
 import { EngineCallError, RoutelmtError, UnsupportedError, UsageError } from "../errors/index.js";
-import { entropyOfProbabilities, normaliseLayerSelection } from "../features/index.js";
+import {
+  DEFAULT_FEATURE_VIEWS,
+  entropyOfProbabilities,
+  featureViewSpans,
+  featureViewsOf,
+  normaliseFeatureViews,
+} from "../features/index.js";
 import { createGuardedContext, prefillSequence } from "../features/llama-internals.js";
 import { ggufFingerprint } from "./gguf-fingerprint.js";
 import {
@@ -12,8 +18,10 @@ import {
   decodedTranslation,
   heldPrefill,
   loadModelFile,
+  outputText,
   type PrefilledWithTokens,
   resolveMaxTokens,
+  textStreamFor,
   WaitingPool,
 } from "./llama-common.js";
 import {
@@ -23,6 +31,7 @@ import {
   llamaInstance as sharedLlamaInstance,
 } from "./llama-prompt.js";
 import { defaultPromptTemplate, type PromptTemplate } from "./prompt-template.js";
+import { assertOneStreamedRequest } from "./text-stream.js";
 import type {
   DecodeOptions,
   FeatureIdentity,
@@ -49,7 +58,9 @@ export interface LlamaTranslatorOptions {
   sequences?: number;
   /** Tokens per llama.cpp batch, shared by all sequences. Defaults to 512. */
   batchSize?: number;
-  /** Feature layer selection; only `final` is supported by this engine. Defaults to `final`. */
+  /**
+   * Feature views; this engine reads only `last:final` (also spelled `final`). Defaults to `last:final`.
+   */
   layer?: string;
   /** Prompt template. Defaults to `defaultPromptTemplate`. */
   template?: PromptTemplate;
@@ -102,6 +113,11 @@ class SequencePool {
     if (!sequence.disposed) await sequence.clearHistory();
     this.pool.giveBack(sequence);
   }
+
+  /** Rejects requests waiting for a sequence, and later ones, with `error`. */
+  close(error: Error): void {
+    this.pool.close(error);
+  }
 }
 
 /** What `decode` needs to know about a prompt that has been evaluated. */
@@ -153,14 +169,14 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
 
   /**
    * Loads the model and creates its one context.
-   * @throws UnsupportedError for a layer other than `final` or a model whose final hidden state
+   * @throws UnsupportedError for views other than `last:final` or a model whose final hidden state
    *   cannot be read; UsageError for bad numeric options; InputError for an unreadable model file.
    */
   static async create(options: LlamaTranslatorOptions): Promise<LlamaTranslator> {
-    const layer = normaliseLayerSelection(options.layer ?? "final");
-    if (layer !== "final") {
+    const views = normaliseFeatureViews(options.layer ?? DEFAULT_FEATURE_VIEWS);
+    if (views !== DEFAULT_FEATURE_VIEWS) {
       throw new UnsupportedError(
-        `layer "${layer}" is not supported by the node-llama-cpp engine: it can only read the final hidden state (layer "final")`,
+        `feature views "${views}" are not supported by the node-llama-cpp engine: it reads only last:final (the final hidden state at the last prompt token); the ffi engine reads every view`,
       );
     }
     assertPositiveInteger("threads", options.threads);
@@ -190,9 +206,10 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
       const identity: FeatureIdentity = {
         fingerprint,
         arch: model.architecture,
-        layer,
+        layer: views,
         dim: model.embeddingVectorSize,
         template: template.text,
+        views: featureViewSpans(featureViewsOf(views, 1), () => model.embeddingVectorSize),
       };
       return new LlamaTranslator(
         model,
@@ -223,6 +240,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
   /** Plain translations, decoded in parallel over the context's sequences. */
   async translate(requests: TranslationRequest[], options: DecodeOptions = {}): Promise<Translation[]> {
     this.assertUsable();
+    assertOneStreamedRequest(requests.length, options.onText);
     const maxTokens = resolveMaxTokens(options, this.maxTokens);
     // Validate everything before any evaluation: a bad request must not leave others half-decoded.
     const prompts = requests.map((request) => this.checkedPromptTokens(request, maxTokens));
@@ -235,7 +253,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
           return await this.decode(
             { sequence, promptTokens: tokens.length, firstToken: nextToken, startedAt },
             maxTokens,
-            options.signal,
+            options,
           );
         } catch (error) {
           throw asEngineError(error);
@@ -291,7 +309,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
       contextSize: this.contextSize,
       defaultMaxTokens: this.maxTokens,
       assertUsable: () => this.assertUsable(),
-      decode: (maxTokens, signal) => this.decode(start, maxTokens, signal),
+      decode: (maxTokens, options) => this.decode(start, maxTokens, options),
       releaseSequence: () => this.pool.release(sequence),
     });
   }
@@ -299,6 +317,9 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
   /** Frees the context and the model (the process-wide llama.cpp binding stays). Idempotent. */
   async dispose(): Promise<void> {
     this.isDisposed = true;
+    this.pool.close(
+      new UsageError(`LlamaTranslator for ${this.modelId} was disposed while this request waited`),
+    );
     this.disposing ??= (async () => {
       await this.context.dispose();
       await this.model.dispose();
@@ -320,17 +341,22 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
     return tokens;
   }
 
-  /** Greedy decoding from an evaluated prompt until end of generation, `maxTokens` or abort. */
-  private async decode(
-    start: DecodeStart,
-    maxTokens: number,
-    signal: AbortSignal | undefined,
-  ): Promise<Translation> {
+  /**
+   * Greedy decoding from an evaluated prompt until end of generation, `maxTokens` or abort; with
+   * `onText`, text streams out token by token (see `text-stream.ts`).
+   */
+  private async decode(start: DecodeStart, maxTokens: number, options: DecodeOptions): Promise<Translation> {
+    const { signal } = options;
+    const stream = textStreamFor(this.model, options.onText);
     const output: Token[] = [];
+    const accept = (token: Token) => {
+      output.push(token);
+      stream?.push([token]);
+    };
     let finishReason: FinishReason = "stop";
     if (signal?.aborted) finishReason = "abort";
     else if (!this.eogCheck(start.firstToken)) {
-      output.push(start.firstToken);
+      accept(start.firstToken);
       finishReason = "length";
       if (output.length < maxTokens) {
         // evaluate() stops by itself at an end-of-generation token; no repeat penalty is passed.
@@ -339,12 +365,13 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
             finishReason = "abort";
             break;
           }
-          output.push(token);
+          accept(token);
           if (output.length >= maxTokens) break;
         }
       }
       if (finishReason === "length" && output.length < maxTokens) finishReason = "stop";
     }
-    return decodedTranslation(this.model, this.modelId, start, output, finishReason);
+    const text = outputText(this.model, output, stream);
+    return decodedTranslation(text, this.modelId, start, output, finishReason);
   }
 }

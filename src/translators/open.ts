@@ -1,5 +1,5 @@
-import { UsageError } from "../errors/index.js";
-import { normaliseLayerSelection } from "../features/index.js";
+import { UnsupportedError, UsageError } from "../errors/index.js";
+import { DEFAULT_FEATURE_VIEWS, isLastFinalOnly } from "../features/index.js";
 import type { RetryEvent } from "../util/retry.js";
 import { LlamaFfiTranslator } from "./llama-ffi-translator.js";
 import { LlamaTranslator } from "./llama-translator.js";
@@ -29,16 +29,19 @@ export interface OpenTranslatorOptions {
   /** Requests decoded in parallel (llama sequences, or HTTP requests in flight). Defaults to 4. */
   concurrency?: number;
   maxTokens?: number;
-  /** Feature layer selection for a probed model. Defaults to `final`. */
+  /**
+   * Feature views of a probed model (see `feature-views.ts`; the older layer lists such as `final` or
+   * `8,final` still work). Defaults to `last:final`.
+   */
   layer?: string;
   /** Context size per sequence for an in-process model. */
   contextSize?: number;
   /** Feature dimension of a remote probed model (required for `openai:` small models). */
   remoteDim?: number;
   /**
-   * In-process engine of a probed GGUF model: `llama` (node-llama-cpp; batches sequences, reads only
-   * `final`), `ffi` (libllama through koffi; any layer selection, one call at a time), or `auto`
-   * (see {@link resolveFeatureEngine}). Defaults to `auto`.
+   * In-process engine of a probed GGUF model: `llama` (node-llama-cpp; reads only `last:final`), `ffi`
+   * (libllama through koffi in a worker thread; every view, linux-x64 only), or `auto` (see
+   * {@link resolveFeatureEngine}). Both batch concurrent requests. Defaults to `auto`.
    */
   featureEngine?: FeatureEngine;
   /** Timeouts and retries of a remote engine; ignored in-process. */
@@ -55,27 +58,25 @@ export function ffiEngineAvailable(): boolean {
 }
 
 /**
- * The engine `openProbedTranslator` uses for a GGUF model: the explicit choice, or for `auto`:
- * - a layer other than `final`: the FFI engine (node-llama-cpp cannot read it);
- * - `final` decoded one sequence at a time: the FFI engine where it is available — it reads the
- *   final state by decoding the last prompt token with embeddings on (+8 % prefill on a 32k-vocabulary
- *   model), where node-llama-cpp's embeddings context computes logits for every prompt token (+47 %);
- * - `final` with several sequences in parallel: node-llama-cpp, which batches them.
- * @throws UsageError when `llama` is asked for a selection other than `final`.
+ * The engine `openProbedTranslator` uses for a GGUF model: the explicit choice, or for `auto` the FFI
+ * engine wherever it is available (linux-x64) — it reads every view, reads `last:final` from the one
+ * prefill without computing logits for every prompt token as node-llama-cpp's embeddings context does,
+ * and batches concurrent requests in a worker thread — and node-llama-cpp elsewhere.
+ * @throws UsageError when `llama` is asked for views other than `last:final`; UnsupportedError when
+ *   such views are asked for where the FFI engine is not available.
  */
-export function resolveFeatureEngine(
-  layer: string,
-  choice: FeatureEngine = "auto",
-  concurrency = 1,
-): "llama" | "ffi" {
-  const normalised = normaliseLayerSelection(layer);
+export function resolveFeatureEngine(layer: string, choice: FeatureEngine = "auto"): "llama" | "ffi" {
+  const lastFinalOnly = isLastFinalOnly(layer);
   if (choice === "auto") {
-    if (normalised !== "final") return "ffi";
-    return concurrency <= 1 && ffiEngineAvailable() ? "ffi" : "llama";
+    if (ffiEngineAvailable()) return "ffi";
+    if (lastFinalOnly) return "llama";
+    throw new UnsupportedError(
+      `feature views other than last:final need the ffi engine, which runs on linux-x64 only (this is ${process.platform}-${process.arch})`,
+    );
   }
-  if (choice === "llama" && normalised !== "final") {
+  if (choice === "llama" && !lastFinalOnly) {
     throw new UsageError(
-      `feature engine "llama" reads only layer "final", not "${normalised}": use feature engine "ffi" or "auto"`,
+      `feature engine "llama" reads only last:final (layer "final"), not "${layer}": use feature engine "ffi" or "auto"`,
     );
   }
   return choice;
@@ -146,7 +147,7 @@ export async function openProbedTranslator(
       concurrency: options.concurrency,
       maxTokens: options.maxTokens,
       dim: options.remoteDim,
-      layer: options.layer ?? "final",
+      layer: options.layer ?? DEFAULT_FEATURE_VIEWS,
       template: template.text,
       renderPrompt: (request) => renderPrompt(template, request),
       promptBuilder: promptBuilderFor(template),
@@ -154,9 +155,9 @@ export async function openProbedTranslator(
       ...options.remote,
     });
   }
-  const layer = options.layer ?? "final";
+  const layer = options.layer ?? DEFAULT_FEATURE_VIEWS;
   // Decided before the model is resolved (a hf: spec may download) so a bad choice fails fast.
-  const engine = resolveFeatureEngine(layer, options.featureEngine, options.concurrency ?? 4);
+  const engine = resolveFeatureEngine(layer, options.featureEngine);
   const settings = {
     modelPath: await resolveGgufPath(spec),
     threads: options.threads,

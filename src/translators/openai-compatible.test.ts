@@ -87,6 +87,14 @@ describe("OpenAICompatibleTranslator", () => {
     });
   });
 
+  it("hands the whole answer to onText at once, one request per call", async () => {
+    const translator = makeTranslator();
+    const deltas: string[] = [];
+    const [translation] = await translator.translate([request], { onText: (delta) => deltas.push(delta) });
+    expect(deltas).toEqual([translation?.text]);
+    await expect(translator.translate([request, request], { onText: () => {} })).rejects.toThrow(UsageError);
+  });
+
   it("uses the caller's prompt builder and max tokens, reporting length stops", async () => {
     const translator = makeTranslator({
       promptBuilder: (r) => ({

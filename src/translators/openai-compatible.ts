@@ -4,6 +4,7 @@ import { postJson } from "../util/http.js";
 import { type RetryEvent, withRetries } from "../util/retry.js";
 import { Semaphore } from "../util/semaphore.js";
 import { mapOpenAIFinishReason } from "./map-openai-finish-reason.js";
+import { assertOneStreamedRequest } from "./text-stream.js";
 import type { DecodeOptions, Translation, TranslationRequest, Translator } from "./types.js";
 
 /** One chat message as the OpenAI chat completions API takes it. */
@@ -154,6 +155,7 @@ export class OpenAICompatibleTranslator implements Translator {
    */
   async translate(requests: TranslationRequest[], options: DecodeOptions = {}): Promise<Translation[]> {
     const batch = new AbortController();
+    assertOneStreamedRequest(requests.length, options.onText);
     const signal = options.signal ? AbortSignal.any([options.signal, batch.signal]) : batch.signal;
     return Promise.all(
       requests.map((request) =>
@@ -183,6 +185,7 @@ export class OpenAICompatibleTranslator implements Translator {
         { isRetryable: false },
       );
     }
+    if (content.length > 0) options.onText?.(content);
     return {
       text: content.trim(),
       model: parsed.model ?? this.modelId,
@@ -211,6 +214,7 @@ export class OpenAICompatibleTranslator implements Translator {
         isRetryable: false,
       });
     }
+    if (choice.text.length > 0) options.onText?.(choice.text);
     return {
       text: choice.text.trim(),
       model: parsed.model ?? this.modelId,

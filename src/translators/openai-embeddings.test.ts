@@ -4,7 +4,7 @@ import {
   fakeEmbedding,
   startFakeOpenAIServer,
 } from "../../test/helpers/fake-openai-server.js";
-import { EngineCallError, UsageError } from "../errors/index.js";
+import { EngineCallError, UnsupportedError, UsageError } from "../errors/index.js";
 import { DEFAULT_INSTRUCTION_TEMPLATE } from "./openai-compatible.js";
 import { OpenAIProbedTranslator } from "./openai-embeddings.js";
 
@@ -29,10 +29,15 @@ describe("OpenAIProbedTranslator", () => {
     expect(translator.featureIdentity).toEqual({
       fingerprint: `remote:${server.url}#small`,
       arch: "remote",
-      layer: "final",
+      layer: "last:final",
       dim: 6,
       template: DEFAULT_INSTRUCTION_TEMPLATE,
+      views: [{ name: "last:final", pooling: "last", layer: "final", dim: 6, offset: 0 }],
     });
+    expect(
+      new OpenAIProbedTranslator("small", { baseURL: server.url, dim: 6, layer: "final" }).featureIdentity
+        .layer,
+    ).toBe("last:final");
     const custom = new OpenAIProbedTranslator("small", {
       baseURL: server.url,
       dim: 6,
@@ -45,6 +50,14 @@ describe("OpenAIProbedTranslator", () => {
       arch: "qwen2",
       template: "{srcLang}>{tgtLang}: {text}",
     });
+  });
+
+  it("refuses views other than last:final: the server pools only the last token's final state", () => {
+    for (const layer of ["mean:final", "8", "last:8,final"]) {
+      expect(() => new OpenAIProbedTranslator("small", { baseURL: server.url, dim: 6, layer })).toThrow(
+        UnsupportedError,
+      );
+    }
   });
 
   it("reads features from the embeddings endpoint, then decodes through chat completions", async () => {

@@ -1,5 +1,11 @@
 import { z } from "zod";
-import { EngineCallError, UsageError } from "../errors/index.js";
+import { EngineCallError, UnsupportedError, UsageError } from "../errors/index.js";
+import {
+  DEFAULT_FEATURE_VIEWS,
+  featureViewSpans,
+  featureViewsOf,
+  normaliseFeatureViews,
+} from "../features/index.js";
 import {
   DEFAULT_INSTRUCTION_TEMPLATE,
   type OpenAICompatibleOptions,
@@ -23,7 +29,10 @@ export interface OpenAIProbedTranslatorOptions extends OpenAICompatibleOptions {
   fingerprint?: string;
   /** Model architecture, e.g. `qwen2`. Defaults to `remote` (unknown). */
   arch?: string;
-  /** Which layer the server pools. Defaults to `final` (last-token pooling reads the final, normed state). */
+  /**
+   * Feature views: only `last:final` (also spelled `final`), the state a server's last-token pooling
+   * gives. Defaults to `last:final`.
+   */
   layer?: string;
   /**
    * The prompt template text the features are read under, with `{srcLang}`, `{tgtLang}`, `{text}`.
@@ -82,14 +91,21 @@ export class OpenAIProbedTranslator extends OpenAICompatibleTranslator implement
     if (!Number.isInteger(options.dim) || options.dim < 1) {
       throw new UsageError(`dim must be a positive integer, got ${options.dim}`);
     }
+    const views = normaliseFeatureViews(options.layer ?? DEFAULT_FEATURE_VIEWS);
+    if (views !== DEFAULT_FEATURE_VIEWS) {
+      throw new UnsupportedError(
+        `feature views "${views}" cannot be read from a remote small model (${modelId}): its embeddings endpoint pools only the last token's final state (last:final); use an in-process GGUF model for other views`,
+      );
+    }
     this.#renderPrompt = renderPrompt;
     this.#decodeEndpoint = options.decodeEndpoint ?? "chat";
     this.featureIdentity = {
       fingerprint: options.fingerprint ?? `remote:${this.baseURL}#${modelId}`,
       arch: options.arch ?? "remote",
-      layer: options.layer ?? "final",
+      layer: views,
       dim: options.dim,
       template,
+      views: featureViewSpans(featureViewsOf(views, 1), () => options.dim),
     };
   }
 

@@ -1,3 +1,5 @@
+import type { FeatureViewSpan } from "../features/feature-views.js";
+
 /** One text to translate. Languages are codes (ISO 639-1/639-3 or BCP-47, e.g. `en`, `deu`, `zh-Hant`). */
 export interface TranslationRequest {
   id?: string;
@@ -27,6 +29,20 @@ export interface DecodeOptions {
   /** Maximum new tokens. Defaults to 256. */
   maxTokens?: number;
   signal?: AbortSignal;
+  /**
+   * Called with the translation's text as it is decoded, in pieces (deltas). Contract:
+   * - the deltas concatenate to exactly the decoded text before trimming, and the translation's `text`
+   *   is that concatenation with leading and trailing whitespace removed (`String.prototype.trim`);
+   *   so a caller that streams deltas should trim the start of what it shows, and the end once done;
+   * - a delta never ends inside a character (a multi-byte UTF-8 character split across tokens is
+   *   held back until complete) and never contains text a later token could still change;
+   * - every delta is delivered before the translation's promise resolves; none is empty.
+   * In-process engines call it as tokens come (after each decode step, less what is held back); remote
+   * engines, which answer in one piece, call it once with the whole text. Not called when nothing was
+   * generated. It streams one translation: `translate` refuses it with more than one request.
+   * Defaults to none.
+   */
+  onText?: (delta: string) => void;
 }
 
 /** Any translation engine: in-process GGUF, OpenAI-compatible HTTP, ... */
@@ -57,17 +73,20 @@ export interface FeatureIdentity {
   /** Hash identifying the exact model file. */
   fingerprint: string;
   arch: string;
-  /** Layer selection as given, normalised (e.g. `final`, `8`, `8,16,final`). */
+  /**
+   * The feature views, canonical and expanded (e.g. `last:final`, `last:8,mean:8`; `all` is listed
+   * view by view). Files written when selections were layer lists hold the old spelling (`final`,
+   * `8,16,final`); compare with `sameFeatureViews`, which treats both spellings alike.
+   */
   layer: string;
   dim: number;
   /** The prompt template text the features were read under. */
   template: string;
   /**
-   * Where each view (`pooling:layer`, e.g. `last:final`, `mean:8`) lies in the feature vector, in
-   * selection order; the dims sum to `dim`. Engines that do not report it give one view named after
-   * `layer`.
+   * Where each view lies in the feature vector, in selection order (`offset` + `dim` per view; the
+   * dims sum to `dim`). Set by every engine; optional only for identities built by hand.
    */
-  views?: { name: string; pooling: "last" | "mean"; layer: number | "final"; dim: number; offset: number }[];
+  views?: FeatureViewSpan[];
 }
 
 /** Options of a prefill. */

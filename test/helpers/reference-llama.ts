@@ -21,7 +21,7 @@ export interface ReferenceForwardOptions {
   simulateF16Attention?: boolean;
 }
 
-/** What {@link referenceForward} returns, all at the last token. */
+/** What {@link referenceForward} returns: states at the last token, and at every token for pooling. */
 export interface ReferenceForwardResult {
   /** The final hidden state after `output_norm` (what llama.cpp returns as the embedding), length nEmbd. */
   hiddenFinal: Float32Array;
@@ -29,6 +29,19 @@ export interface ReferenceForwardResult {
   layerInputs: Float32Array[];
   /** Next-token logits, length vocab. */
   logitsLast: Float32Array;
+  /** `hiddenFinal` at every prompt position, in order. */
+  hiddenFinalAll: Float32Array[];
+  /** `layerInputs` at every prompt position: `layerInputsAll[layer][position]`. */
+  layerInputsAll: Float32Array[][];
+}
+
+/** The element-wise mean of equally long rows (float64 sums, float32 result), e.g. a mean-pooled view. */
+export function meanRows(rows: readonly ArrayLike<number>[]): Float32Array {
+  const first = rows[0];
+  if (first === undefined) throw new RangeError("meanRows needs at least one row");
+  const sums = new Float64Array(first.length);
+  for (const row of rows) for (let i = 0; i < sums.length; i++) sums[i]! += row[i]!;
+  return Float32Array.from(sums, (sum) => sum / rows.length);
 }
 
 /** x / sqrt(mean(x²) + eps) ⊙ weight: ggml_rms_norm followed by the norm weight. */
@@ -190,7 +203,8 @@ function attention(
 
 /**
  * Runs the whole prompt `tokenIds` (include BOS yourself if the engine adds it) through the model and
- * returns the last token's final hidden state, per-layer inputs and logits.
+ * returns the last token's final hidden state, per-layer inputs and logits, and the states at every
+ * position (for mean pooling).
  */
 export function referenceForward(
   model: ParsedGguf,
@@ -206,10 +220,10 @@ export function referenceForward(
       throw new RangeError(`token id ${id} outside 0..${vocab - 1}`);
     return Float64Array.from(embedding.subarray(id * nEmbd, (id + 1) * nEmbd));
   });
-  const layerInputs: Float32Array[] = [];
+  const layerInputsAll: Float32Array[][] = [];
   for (let layerIndex = 0; layerIndex < nLayer; layerIndex++) {
     const layer = `blk.${layerIndex}`;
-    layerInputs.push(Float32Array.from(hidden[hidden.length - 1]!));
+    layerInputsAll.push(hidden.map((row) => Float32Array.from(row)));
     const attentionNorm = tensorData(model, `${layer}.attn_norm.weight`).data;
     const mixed = attention(
       hidden.map((x) => rmsNorm(x, attentionNorm, rmsEps)),
@@ -234,9 +248,17 @@ export function referenceForward(
       return afterAttention.map((value, i) => value + ffnOut[i]!);
     });
   }
-  const final = rmsNorm(hidden[hidden.length - 1]!, tensorData(model, "output_norm.weight").data, rmsEps);
+  const outputNorm = tensorData(model, "output_norm.weight").data;
+  const hiddenFinalAll = hidden.map((row) => Float32Array.from(rmsNorm(row, outputNorm, rmsEps)));
+  const final = hiddenFinalAll[hiddenFinalAll.length - 1]!;
   const logits = matVec(tensorData(model, "output.weight").data, nEmbd, vocab, final);
-  return { hiddenFinal: Float32Array.from(final), layerInputs, logitsLast: Float32Array.from(logits) };
+  return {
+    hiddenFinal: final,
+    layerInputs: layerInputsAll.map((rows) => rows[rows.length - 1]!),
+    logitsLast: Float32Array.from(logits),
+    hiddenFinalAll,
+    layerInputsAll,
+  };
 }
 
 /** Index of the largest value (the first one on ties). */

@@ -14,6 +14,7 @@ import {
   minimumVocabularySize,
   mulberry32,
   TINY_LLAMA_DEFAULTS,
+  type TinyArchitecture,
   TOKEN_TYPE,
   type Vocabulary,
   writeTinyLlamaGguf,
@@ -194,6 +195,59 @@ describe("writeTinyLlamaGguf", () => {
       expect(row(id).every((value) => value === 0)).toBe(true);
     expect(row(2).some((value) => value !== 0)).toBe(true); // </s> can end generation
     expect(row(300).some((value) => value !== 0)).toBe(true);
+  });
+
+  it("writes each architecture's own tensors and metadata keys", () => {
+    const tensorsOf = (architecture: TinyArchitecture) => {
+      const parsed = readGguf(
+        writeTinyLlamaGguf(path.join(directory, `${architecture}.gguf`), { architecture }).path,
+      );
+      expect(parsed.metadata.get("general.architecture")).toBe(architecture);
+      expect(parsed.metadata.get(`${architecture}.block_count`)).toBe(2);
+      return parsed;
+    };
+    const names = (architecture: TinyArchitecture) => [...tensorsOf(architecture).tensors.keys()];
+    const layerZero = (architecture: TinyArchitecture) =>
+      names(architecture)
+        .filter((name) => name.startsWith("blk.0."))
+        .map((name) => name.slice(6));
+    expect(layerZero("mistral3")).toEqual(layerZero("llama"));
+    expect(layerZero("qwen2")).toEqual([
+      ...layerZero("llama").slice(0, 4),
+      "attn_q.bias",
+      "attn_k.bias",
+      "attn_v.bias",
+      ...layerZero("llama").slice(4),
+    ]);
+    expect(layerZero("qwen3")).toContain("attn_q_norm.weight");
+    expect(layerZero("phi3")).toEqual([
+      "attn_norm.weight",
+      "attn_qkv.weight",
+      "attn_output.weight",
+      "ffn_norm.weight",
+      "ffn_up.weight",
+      "ffn_down.weight",
+    ]);
+    const phi3 = tensorsOf("phi3");
+    // Q (64) + K and V (32 each) fused; gate and up fused (2 × 128).
+    expect(phi3.tensors.get("blk.0.attn_qkv.weight")?.dimensions).toEqual([64, 128]);
+    expect(phi3.tensors.get("blk.0.ffn_up.weight")?.dimensions).toEqual([64, 256]);
+    for (const gemma of ["gemma2", "gemma3"] as const) {
+      expect(layerZero(gemma)).toContain("post_attention_norm.weight");
+      expect(layerZero(gemma)).toContain("post_ffw_norm.weight");
+      expect(tensorsOf(gemma).metadata.get(`${gemma}.attention.sliding_window`)).toBe(16);
+    }
+    const moe = tensorsOf("qwen3moe");
+    expect(moe.metadata.get("qwen3moe.expert_count")).toBe(4);
+    expect(moe.metadata.get("qwen3moe.expert_used_count")).toBe(2);
+    // Four experts of half the FFN width each, and a router from the residual stream to them.
+    expect(moe.tensors.get("blk.0.ffn_gate_exps.weight")?.dimensions).toEqual([64, 64, 4]);
+    expect(moe.tensors.get("blk.0.ffn_down_exps.weight")?.dimensions).toEqual([64, 64, 4]);
+    expect(moe.tensors.get("blk.0.ffn_gate_inp.weight")?.dimensions).toEqual([64, 4]);
+    expect(layerZero("qwen3moe")).not.toContain("ffn_gate.weight");
+    expect(names("gemma2")).not.toContain("output.weight");
+    expect(names("gemma3")).toContain("output.weight");
+    expect(layerZero("gemma3")).toContain("attn_k_norm.weight");
   });
 
   it("refuses shapes llama.cpp cannot run", () => {

@@ -1,8 +1,11 @@
 /**
- * Random-weight GGUF `llama` models for tests and benchmarks: deterministic (seeded), no download.
- * The graph is the standard one llama.cpp builds for `general.architecture = llama`: token embedding,
- * per layer RMSNorm → Q/K/V (rope NORMAL) → causal attention → output projection, RMSNorm → SwiGLU FFN,
- * then a final RMSNorm and an untied output matrix.
+ * Random-weight GGUF models for tests and benchmarks: deterministic (seeded), no download.
+ * By default the graph is the standard one llama.cpp builds for `general.architecture = llama`: token
+ * embedding, per layer RMSNorm → Q/K/V (rope NORMAL) → causal attention → output projection, RMSNorm →
+ * SwiGLU FFN, then a final RMSNorm and an untied output matrix. Other architectures (`architecture`
+ * option) get the tensors and metadata llama.cpp's loader requires for them (checked against the
+ * bundled `src/models/<arch>.cpp`, see {@link TINY_ARCHITECTURES}); the reference forward pass models
+ * `llama` only.
  */
 import {
   type GgufMetadataValue,
@@ -12,8 +15,41 @@ import {
   writeGguf,
 } from "./gguf-writer.js";
 
+/**
+ * Architectures the generator writes, with what each adds to or changes from `llama`:
+ * - `mistral3`: the llama tensors under `mistral3.*` keys (Mistral Small 3.1, Ministral 3);
+ * - `qwen2`: biases on Q, K and V;
+ * - `qwen3`: RMS norms of each query and key head (`attn_q_norm`, `attn_k_norm`);
+ * - `gemma2`: norms after attention and after the FFN (`post_attention_norm`, `post_ffw_norm`), GELU
+ *   FFN, embeddings scaled by √dim, output tied to the embeddings, sliding-window attention on every
+ *   other layer;
+ * - `gemma3`: gemma2's layout plus query/key head norms, an untied output and a sliding window;
+ * - `phi3`: fused QKV (`attn_qkv`) and fused gate/up (`ffn_up` of twice the FFN width);
+ * - `qwen3moe`: qwen3's attention and a mixture-of-experts FFN ({@link TINY_EXPERTS} experts of half
+ *   the FFN width, two used per token, chosen by a router matrix `ffn_gate_inp`).
+ */
+export const TINY_ARCHITECTURES = [
+  "llama",
+  "mistral3",
+  "qwen2",
+  "qwen3",
+  "qwen3moe",
+  "gemma2",
+  "gemma3",
+  "phi3",
+] as const;
+export type TinyArchitecture = (typeof TINY_ARCHITECTURES)[number];
+
+/** Experts of a generated mixture-of-experts model, and how many each token uses. */
+export const TINY_EXPERTS = { count: 4, used: 2 } as const;
+
+/** Sliding window of the generated Gemma models: shorter than a long test prompt, so the mask matters. */
+const TINY_SLIDING_WINDOW = 16;
+
 /** Shape and seed of a generated model. */
 export interface TinyLlamaOptions {
+  /** `general.architecture`; see {@link TINY_ARCHITECTURES}. */
+  architecture: TinyArchitecture;
   /** PRNG seed; the same options always give byte-identical files. */
   seed: number;
   nLayer: number;
@@ -41,6 +77,7 @@ export interface TinyLlamaOptions {
  * parameters, a 0.57 MB file.
  */
 export const TINY_LLAMA_DEFAULTS: Readonly<TinyLlamaOptions> = {
+  architecture: "llama",
   seed: 1234,
   nLayer: 2,
   nEmbd: 64,
@@ -62,6 +99,7 @@ export const TINY_LLAMA_DEFAULTS: Readonly<TinyLlamaOptions> = {
  * 8 × 4.59 M per layer), a 139 MB file.
  */
 export const BENCH_LLAMA_OPTIONS: Readonly<TinyLlamaOptions> = {
+  architecture: "llama",
   seed: 4321,
   nLayer: 8,
   nEmbd: 512,
@@ -264,35 +302,84 @@ interface TensorPlan {
  * and `</s>` can still end it.
  */
 function tensorPlan(options: TinyLlamaOptions, vocabulary: Vocabulary): TensorPlan[] {
-  const { nEmbd, nFf, nHead, nHeadKv, nLayer, vocab } = options;
+  const { architecture, nEmbd, nFf, nHead, nHeadKv, nLayer, vocab } = options;
   const headDim = nEmbd / nHead;
   const kvDim = headDim * nHeadKv;
+  const isGemma = architecture === "gemma2" || architecture === "gemma3";
   const matrix = (name: string, input: number, output: number, gain = 1): TensorPlan => ({
     name,
     dimensions: [input, output],
     mean: 0,
     std: gain / Math.sqrt(input),
   });
-  const norm = (name: string): TensorPlan => ({ name, dimensions: [nEmbd], mean: 1, std: 0.1 });
-  const plan: TensorPlan[] = [{ name: "token_embd.weight", dimensions: [nEmbd, vocab], mean: 0, std: 1 }];
+  const norm = (name: string, size = nEmbd): TensorPlan => ({ name, dimensions: [size], mean: 1, std: 0.1 });
+  const bias = (name: string, size: number): TensorPlan => ({ name, dimensions: [size], mean: 0, std: 0.1 });
+  // Gemma scales embeddings by √dim before the first layer: smaller draws keep the same unit-size states.
+  const embeddingStd = isGemma ? 1 / Math.sqrt(nEmbd) : 1;
+  const plan: TensorPlan[] = [
+    { name: "token_embd.weight", dimensions: [nEmbd, vocab], mean: 0, std: embeddingStd },
+  ];
   for (let layer = 0; layer < nLayer; layer++) {
     const prefix = `blk.${layer}`;
-    plan.push(
-      norm(`${prefix}.attn_norm.weight`),
-      matrix(`${prefix}.attn_q.weight`, nEmbd, nEmbd),
-      matrix(`${prefix}.attn_k.weight`, nEmbd, kvDim),
-      matrix(`${prefix}.attn_v.weight`, nEmbd, kvDim),
-      matrix(`${prefix}.attn_output.weight`, nEmbd, nEmbd),
-      norm(`${prefix}.ffn_norm.weight`),
-      matrix(`${prefix}.ffn_gate.weight`, nEmbd, nFf),
-      matrix(`${prefix}.ffn_up.weight`, nEmbd, nFf),
-      matrix(`${prefix}.ffn_down.weight`, nFf, nEmbd),
-    );
+    plan.push(norm(`${prefix}.attn_norm.weight`));
+    if (architecture === "phi3") {
+      plan.push(matrix(`${prefix}.attn_qkv.weight`, nEmbd, nEmbd + 2 * kvDim));
+    } else {
+      plan.push(
+        matrix(`${prefix}.attn_q.weight`, nEmbd, nEmbd),
+        matrix(`${prefix}.attn_k.weight`, nEmbd, kvDim),
+        matrix(`${prefix}.attn_v.weight`, nEmbd, kvDim),
+      );
+    }
+    if (architecture === "qwen2") {
+      plan.push(
+        bias(`${prefix}.attn_q.bias`, nEmbd),
+        bias(`${prefix}.attn_k.bias`, kvDim),
+        bias(`${prefix}.attn_v.bias`, kvDim),
+      );
+    }
+    if (architecture === "qwen3" || architecture === "qwen3moe" || architecture === "gemma3") {
+      plan.push(norm(`${prefix}.attn_q_norm.weight`, headDim), norm(`${prefix}.attn_k_norm.weight`, headDim));
+    }
+    plan.push(matrix(`${prefix}.attn_output.weight`, nEmbd, nEmbd));
+    if (isGemma) plan.push(norm(`${prefix}.post_attention_norm.weight`));
+    plan.push(norm(`${prefix}.ffn_norm.weight`));
+    if (architecture === "phi3") {
+      plan.push(
+        matrix(`${prefix}.ffn_up.weight`, nEmbd, 2 * nFf),
+        matrix(`${prefix}.ffn_down.weight`, nFf, nEmbd),
+      );
+    } else if (architecture === "qwen3moe") {
+      const expertFf = nFf / 2;
+      const experts = (name: string, input: number, output: number): TensorPlan => ({
+        name,
+        dimensions: [input, output, TINY_EXPERTS.count],
+        mean: 0,
+        std: 1 / Math.sqrt(input),
+      });
+      plan.push(
+        matrix(`${prefix}.ffn_gate_inp.weight`, nEmbd, TINY_EXPERTS.count),
+        experts(`${prefix}.ffn_gate_exps.weight`, nEmbd, expertFf),
+        experts(`${prefix}.ffn_down_exps.weight`, expertFf, nEmbd),
+        experts(`${prefix}.ffn_up_exps.weight`, nEmbd, expertFf),
+      );
+    } else {
+      plan.push(
+        matrix(`${prefix}.ffn_gate.weight`, nEmbd, nFf),
+        matrix(`${prefix}.ffn_up.weight`, nEmbd, nFf),
+        matrix(`${prefix}.ffn_down.weight`, nFf, nEmbd),
+      );
+    }
+    if (isGemma) plan.push(norm(`${prefix}.post_ffw_norm.weight`));
   }
-  const zeroRows = vocabulary.tokenTypes.flatMap((type, id) =>
-    type === TOKEN_TYPE.unknown || type === TOKEN_TYPE.byte || id === SPECIAL_TOKEN_IDS.bos ? [id] : [],
-  );
-  plan.push(norm("output_norm.weight"), { ...matrix("output.weight", nEmbd, vocab, 2), zeroRows });
+  plan.push(norm("output_norm.weight"));
+  // gemma2 always ties its output to the embeddings (llama.cpp has no output tensor for it).
+  if (architecture !== "gemma2") {
+    const zeroRows = vocabulary.tokenTypes.flatMap((type, id) =>
+      type === TOKEN_TYPE.unknown || type === TOKEN_TYPE.byte || id === SPECIAL_TOKEN_IDS.bos ? [id] : [],
+    );
+    plan.push({ ...matrix("output.weight", nEmbd, vocab, 2), zeroRows });
+  }
   return plan;
 }
 
@@ -309,24 +396,34 @@ function validate(options: TinyLlamaOptions): void {
     throw new RangeError("the head dimension must be even (rope pairs)");
 }
 
-/** The GGUF metadata llama.cpp needs for a llama model with this shape and vocabulary. */
-function llamaMetadata(options: TinyLlamaOptions, vocabulary: Vocabulary): Map<string, GgufMetadataValue> {
+/** The GGUF metadata llama.cpp needs for a model of this architecture, shape and vocabulary. */
+function modelMetadata(options: TinyLlamaOptions, vocabulary: Vocabulary): Map<string, GgufMetadataValue> {
+  const arch = options.architecture;
+  const isGemma = arch === "gemma2" || arch === "gemma3";
   return new Map<string, GgufMetadataValue>([
-    ["general.architecture", gguf.str("llama")],
+    ["general.architecture", gguf.str(arch)],
     ["general.name", gguf.str(options.name)],
     ["general.alignment", gguf.u32(32)],
     // llama_ftype: 0 = ALL_F32, 1 = MOSTLY_F16.
     ["general.file_type", gguf.u32(options.matrixType === "F16" ? 1 : 0)],
-    ["llama.vocab_size", gguf.u32(options.vocab)],
-    ["llama.context_length", gguf.u32(options.contextLength)],
-    ["llama.embedding_length", gguf.u32(options.nEmbd)],
-    ["llama.block_count", gguf.u32(options.nLayer)],
-    ["llama.feed_forward_length", gguf.u32(options.nFf)],
-    ["llama.attention.head_count", gguf.u32(options.nHead)],
-    ["llama.attention.head_count_kv", gguf.u32(options.nHeadKv)],
-    ["llama.rope.dimension_count", gguf.u32(options.nEmbd / options.nHead)],
-    ["llama.attention.layer_norm_rms_epsilon", gguf.f32(options.rmsEps)],
-    ["llama.rope.freq_base", gguf.f32(options.ropeFreqBase)],
+    [`${arch}.vocab_size`, gguf.u32(options.vocab)],
+    [`${arch}.context_length`, gguf.u32(options.contextLength)],
+    [`${arch}.embedding_length`, gguf.u32(options.nEmbd)],
+    [`${arch}.block_count`, gguf.u32(options.nLayer)],
+    [`${arch}.feed_forward_length`, gguf.u32(options.nFf)],
+    [`${arch}.attention.head_count`, gguf.u32(options.nHead)],
+    [`${arch}.attention.head_count_kv`, gguf.u32(options.nHeadKv)],
+    [`${arch}.rope.dimension_count`, gguf.u32(options.nEmbd / options.nHead)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, gguf.f32(options.rmsEps)],
+    [`${arch}.rope.freq_base`, gguf.f32(options.ropeFreqBase)],
+    ...(isGemma ? [[`${arch}.attention.sliding_window`, gguf.u32(TINY_SLIDING_WINDOW)] as const] : []),
+    ...(arch === "qwen3moe"
+      ? ([
+          [`${arch}.expert_count`, gguf.u32(TINY_EXPERTS.count)],
+          [`${arch}.expert_used_count`, gguf.u32(TINY_EXPERTS.used)],
+          [`${arch}.expert_feed_forward_length`, gguf.u32(options.nFf / 2)],
+        ] as const)
+      : []),
     ["tokenizer.ggml.model", gguf.str("llama")],
     ["tokenizer.ggml.tokens", gguf.strings(vocabulary.tokens)],
     ["tokenizer.ggml.scores", gguf.f32s(vocabulary.scores)],
@@ -364,8 +461,8 @@ export interface GeneratedLlama extends GgufWriteSummary {
 }
 
 /**
- * Writes a random-weight `llama` GGUF. Options default to {@link TINY_LLAMA_DEFAULTS}; the file is a
- * pure function of the options (seeded PRNG per tensor).
+ * Writes a random-weight GGUF (a `llama` unless `architecture` says otherwise). Options default to
+ * {@link TINY_LLAMA_DEFAULTS}; the file is a pure function of the options (seeded PRNG per tensor).
  */
 export function writeTinyLlamaGguf(
   filePath: string,
@@ -377,10 +474,10 @@ export function writeTinyLlamaGguf(
   const tensors: GgufTensor[] = tensorPlan(resolved, vocabulary).map((plan, index) => ({
     name: plan.name,
     dimensions: plan.dimensions,
-    type: plan.dimensions.length === 2 ? resolved.matrixType : "F32",
+    type: plan.dimensions.length >= 2 ? resolved.matrixType : "F32",
     data: () => tensorValues(resolved.seed, index, plan),
   }));
-  const summary = writeGguf(filePath, llamaMetadata(resolved, vocabulary), tensors);
+  const summary = writeGguf(filePath, modelMetadata(resolved, vocabulary), tensors);
   return { ...summary, path: filePath, options: resolved, vocabulary };
 }
 

@@ -64,11 +64,15 @@ export function registerCollect(program: Command, io: CliIo): void {
     .option("--src-lang <code>", "source language for lines without src_lang")
     .option("--tgt-lang <code>", "target language for lines without tgt_lang")
     .option("--template <file>", "prompt template file with {src}, {tgt}, {text}")
-    .option("--layer <layers>", "feature layer: final, an index, or a comma list", "final")
+    .option(
+      "--layer <views>",
+      "feature views, a comma list of last:LAYER / mean:LAYER (LAYER an index or final; final and N alone mean last:), or all",
+      "last:final",
+    )
     .addOption(
       new Option(
         "--feature-engine <engine>",
-        "engine reading the small model's features: llama (node-llama-cpp, batches, final only), ffi (any layers, one sequence at a time) or auto (llama for final, else ffi)",
+        "engine reading the small model's features: llama (node-llama-cpp, last:final only), ffi (every view, linux-x64) or auto (ffi where available, else llama); both batch",
       )
         .choices(featureEngines)
         .default("auto"),

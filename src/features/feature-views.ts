@@ -1,0 +1,196 @@
+/**
+ * Feature views: which hidden states of the small model the router reads, all from the one prompt
+ * prefill. A view is a pooling over the prompt's tokens and a layer:
+ *
+ * - layer `N` (0 ≤ N < layer count) is the residual stream entering layer N (0 = the token embeddings,
+ *   after any scaling the architecture applies before its first layer); `final` is the output of the
+ *   final norm (what llama.cpp returns as a token's embedding);
+ * - pooling `last` takes the state at the last prompt token, `mean` the mean over every prompt token
+ *   (the BOS and chat-template tokens included).
+ *
+ * A selection is a comma list kept in order (it is the concatenation order of the feature vector).
+ * Each entry is `pooling:layer` (`last:final`, `mean:8`, …) or one of the older forms that mean `last`:
+ * `final` → `last:final`, `8` → `last:8`. `all` (alone) stands for every view of the model: `last:0` …
+ * `last:L−1`, `last:final`, then `mean:0` … `mean:L−1`, `mean:final` — for exploring which one predicts
+ * gain; it expands once the model's layer count is known.
+ * @module
+ */
+import { UsageError } from "../errors/index.js";
+
+/** How a view pools over the prompt's tokens. */
+export type FeaturePooling = "last" | "mean";
+/** A layer index (the residual stream entering that layer) or `final` (the final-norm output). */
+export type FeatureLayer = number | "final";
+
+/** One view of a selection. */
+export interface FeatureView {
+  /** Canonical name, `pooling:layer` (e.g. `last:final`, `mean:8`). */
+  readonly name: string;
+  readonly pooling: FeaturePooling;
+  readonly layer: FeatureLayer;
+}
+
+/** Where one view lies in the concatenated feature vector. */
+export interface FeatureViewSpan extends FeatureView {
+  /** Values of this view. */
+  readonly dim: number;
+  /** Index of its first value in the feature vector. */
+  readonly offset: number;
+}
+
+/** The shorthand for every view of a model. */
+export const ALL_FEATURE_VIEWS = "all";
+
+/** The selection read when none is given: the paper's state. */
+export const DEFAULT_FEATURE_VIEWS = "last:final";
+
+/** The canonical name of a view. */
+export function featureViewName(pooling: FeaturePooling, layer: FeatureLayer): string {
+  return `${pooling}:${layer}`;
+}
+
+function invalidEntry(entry: string, selection: string): UsageError {
+  return new UsageError(
+    `invalid feature view ${JSON.stringify(entry)} in ${JSON.stringify(selection)}: ` +
+      'use last:LAYER or mean:LAYER with LAYER a layer index or "final" (a bare index or "final" means last:), or "all"',
+  );
+}
+
+function parseLayer(text: string): FeatureLayer | undefined {
+  if (text === "final") return "final";
+  if (/^\d+$/.test(text)) return Number(text);
+  return undefined;
+}
+
+function parseEntry(entry: string, selection: string): FeatureView {
+  const [first, second, ...rest] = entry.split(":");
+  if (rest.length > 0 || first === undefined) throw invalidEntry(entry, selection);
+  let pooling: FeaturePooling = "last";
+  let layerText = first;
+  if (second !== undefined) {
+    if (first !== "last" && first !== "mean") throw invalidEntry(entry, selection);
+    pooling = first;
+    layerText = second;
+  }
+  const layer = parseLayer(layerText);
+  if (layer === undefined) throw invalidEntry(entry, selection);
+  return { name: featureViewName(pooling, layer), pooling, layer };
+}
+
+function splitSelection(selection: string): string[] {
+  return selection.split(",").map((entry) => entry.trim().toLowerCase());
+}
+
+/**
+ * Parses a selection without expanding `all`: the views in order, or `"all"`.
+ * @throws UsageError for an empty or malformed entry, a duplicate (after normalisation, so `final`
+ *   and `last:final` are the same view), or `all` next to other entries.
+ */
+function parseSelection(selection: string): FeatureView[] | typeof ALL_FEATURE_VIEWS {
+  const entries = splitSelection(selection);
+  if (entries.includes(ALL_FEATURE_VIEWS)) {
+    if (entries.length > 1) {
+      throw new UsageError(`"all" stands for every view and cannot be combined with others in ${selection}`);
+    }
+    return ALL_FEATURE_VIEWS;
+  }
+  const views: FeatureView[] = [];
+  for (const entry of entries) {
+    const view = parseEntry(entry, selection);
+    if (views.some((seen) => seen.name === view.name)) {
+      throw new UsageError(`feature view ${view.name} appears twice in ${JSON.stringify(selection)}`);
+    }
+    views.push(view);
+  }
+  return views;
+}
+
+/**
+ * The canonical text of a selection: views as `pooling:layer`, comma-separated, in the given order;
+ * `all` stays `all` (it expands only against a model, see {@link featureViewsOf}).
+ * E.g. ` 8, 016 ,FINAL` → `last:8,last:16,last:final`.
+ * @throws UsageError as {@link featureViewsOf} does for malformed selections.
+ */
+export function normaliseFeatureViews(selection: string): string {
+  const parsed = parseSelection(selection);
+  return parsed === ALL_FEATURE_VIEWS ? ALL_FEATURE_VIEWS : parsed.map((view) => view.name).join(",");
+}
+
+/**
+ * The former name of {@link normaliseFeatureViews}, from when a selection could only list layers.
+ * @deprecated use normaliseFeatureViews.
+ */
+export const normaliseLayerSelection = normaliseFeatureViews;
+
+/** Every view of a model with `layerCount` layers, in the order `all` stands for. */
+export function allFeatureViews(layerCount: number): FeatureView[] {
+  const layers: FeatureLayer[] = [...Array.from({ length: layerCount }, (_, index) => index), "final"];
+  return (["last", "mean"] as const).flatMap((pooling) =>
+    layers.map((layer) => ({ name: featureViewName(pooling, layer), pooling, layer })),
+  );
+}
+
+/**
+ * The views of a selection for a model with `layerCount` layers, `all` expanded.
+ * @param describeModel names the model in the out-of-range message (e.g. its file name).
+ * @throws UsageError for a malformed selection or a layer index outside 0…layerCount−1.
+ */
+export function featureViewsOf(
+  selection: string,
+  layerCount: number,
+  describeModel = "the model",
+): FeatureView[] {
+  const parsed = parseSelection(selection);
+  if (parsed === ALL_FEATURE_VIEWS) return allFeatureViews(layerCount);
+  for (const view of parsed) {
+    if (view.layer !== "final" && view.layer >= layerCount) {
+      throw new UsageError(
+        `layer ${view.layer} is out of range: ${describeModel} has ${layerCount} layers (indices 0…${layerCount - 1}, or "final")`,
+      );
+    }
+  }
+  return parsed;
+}
+
+/** Canonical text of a list of views (what a feature identity records). */
+export function featureViewsText(views: readonly FeatureView[]): string {
+  return views.map((view) => view.name).join(",");
+}
+
+/**
+ * Whether two selections name the same views in the same order, whatever their spelling: a router or
+ * dataset written when selections were layer lists (`final`, `8,final`) matches the views it meant
+ * (`last:final`, `last:8,last:final`). Selections that do not parse are compared as text.
+ */
+export function sameFeatureViews(left: string, right: string): boolean {
+  const canonical = (selection: string): string => {
+    try {
+      return normaliseFeatureViews(selection);
+    } catch {
+      return selection;
+    }
+  };
+  return canonical(left) === canonical(right);
+}
+
+/** Whether a selection is exactly `last:final` (in any spelling): the one view every engine can read. */
+export function isLastFinalOnly(selection: string): boolean {
+  return normaliseFeatureViews(selection) === DEFAULT_FEATURE_VIEWS;
+}
+
+/**
+ * The spans of `views` in the concatenated vector, given each view's width.
+ * @param dimOf the number of values a view yields (layer states and final states may differ).
+ */
+export function featureViewSpans(
+  views: readonly FeatureView[],
+  dimOf: (view: FeatureView) => number,
+): FeatureViewSpan[] {
+  let offset = 0;
+  return views.map((view) => {
+    const dim = dimOf(view);
+    const span = { ...view, dim, offset };
+    offset += dim;
+    return span;
+  });
+}

@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { UsageError } from "../errors/index.js";
+import { argmax, RowPooler } from "./pooling.js";
+
+describe("RowPooler", () => {
+  it("keeps the last row of the last chunk for last pooling", () => {
+    const pooler = new RowPooler("last", 2);
+    pooler.add([1, 2, 3, 4], 2);
+    pooler.add([5, 6, 7, 8, 9, 10], 3);
+    expect(Array.from(pooler.result())).toEqual([9, 10]);
+    expect(pooler.rows).toBe(5);
+  });
+  it("averages every row across chunks for mean pooling", () => {
+    // Rows (1,2), (3,4) then (5,6): mean (3, 4).
+    const pooler = new RowPooler("mean", 2);
+    pooler.add(new Float32Array([1, 2, 3, 4]), 2);
+    pooler.add(new Float32Array([5, 6]), 1);
+    expect(Array.from(pooler.result())).toEqual([3, 4]);
+  });
+  it("sums in float64: a large offset does not swallow small rows", () => {
+    // float32 cannot hold 2^24 + 1, but the float64 sum (2^24 + 1 + 1) / 2 = 2^23 + 1 is exact.
+    const pooler = new RowPooler("mean", 1);
+    pooler.add([2 ** 24 + 1], 1);
+    pooler.add([1], 1);
+    expect(pooler.result()[0]).toBe(2 ** 23 + 1);
+  });
+  it("ignores empty chunks, refuses short data and an empty result", () => {
+    const pooler = new RowPooler("mean", 3);
+    pooler.add([], 0);
+    expect(() => pooler.result()).toThrow(UsageError);
+    expect(() => pooler.add([1, 2], 1)).toThrow(UsageError);
+    expect(() => new RowPooler("last", 0)).toThrow(UsageError);
+  });
+});
+
+describe("argmax", () => {
+  it("returns the index of the largest value, the first on ties", () => {
+    expect(argmax([0.5, 2, -1, 2])).toBe(1);
+    expect(argmax(new Float32Array([-3, -2, -2.5]))).toBe(1);
+    expect(argmax([Number.NEGATIVE_INFINITY, -1e30])).toBe(1);
+    expect(() => argmax([])).toThrow(UsageError);
+  });
+});

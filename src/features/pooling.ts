@@ -1,0 +1,79 @@
+/**
+ * The numerics the FFI engine runs on llama.cpp's buffers: pooling a view's rows over a prompt that may
+ * arrive in several chunks, the greedy choice and the next-token entropy.
+ * @module
+ */
+import { UsageError } from "../errors/index.js";
+import type { FeaturePooling } from "./feature-views.js";
+
+/**
+ * Pools rows of `width` values that arrive chunk by chunk, in token order: `last` keeps the last row
+ * seen, `mean` their mean (summed in float64, so long prompts lose no precision before the final
+ * rounding to float32).
+ */
+export class RowPooler {
+  readonly pooling: FeaturePooling;
+  readonly width: number;
+  #rows = 0;
+  readonly #sum: Float64Array;
+  readonly #last: Float32Array;
+
+  constructor(pooling: FeaturePooling, width: number) {
+    if (!Number.isInteger(width) || width < 1)
+      throw new UsageError(`row width must be positive, got ${width}`);
+    this.pooling = pooling;
+    this.width = width;
+    this.#sum = new Float64Array(pooling === "mean" ? width : 0);
+    this.#last = new Float32Array(width);
+  }
+
+  /** Rows pooled so far. */
+  get rows(): number {
+    return this.#rows;
+  }
+
+  /**
+   * Adds `rowCount` consecutive rows stored row-major in `values` (row r at `r·width`).
+   * @throws UsageError when `values` holds fewer than `rowCount · width` values.
+   */
+  add(values: ArrayLike<number>, rowCount: number): void {
+    if (values.length < rowCount * this.width) {
+      throw new UsageError(`${values.length} values cannot hold ${rowCount} rows of ${this.width}`);
+    }
+    if (rowCount === 0) return;
+    if (this.pooling === "mean") {
+      for (let row = 0; row < rowCount; row++) {
+        const base = row * this.width;
+        for (let column = 0; column < this.width; column++) this.#sum[column]! += values[base + column]!;
+      }
+    }
+    const lastBase = (rowCount - 1) * this.width;
+    for (let column = 0; column < this.width; column++) this.#last[column] = values[lastBase + column]!;
+    this.#rows += rowCount;
+  }
+
+  /**
+   * The pooled vector (a fresh array).
+   * @throws UsageError when no row was added.
+   */
+  result(): Float32Array {
+    if (this.#rows === 0) throw new UsageError("no rows were pooled");
+    if (this.pooling === "last") return this.#last.slice();
+    return Float32Array.from(this.#sum, (total) => total / this.#rows);
+  }
+}
+
+/** Index of the largest value, the first one on ties: the greedy choice. */
+export function argmax(values: ArrayLike<number>): number {
+  if (values.length === 0) throw new UsageError("argmax of an empty array");
+  let best = 0;
+  let bestValue = values[0] as number;
+  for (let index = 1; index < values.length; index++) {
+    const value = values[index] as number;
+    if (value > bestValue) {
+      bestValue = value;
+      best = index;
+    }
+  }
+  return best;
+}
