@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 const benchmarks: Record<string, () => Promise<{ run: () => Promise<Record<string, unknown>> }>> = {
   "chrf-throughput": () => import("./chrf-throughput.js"),
   "probe-training": () => import("./probe-training.js"),
+  "probe-selection": () => import("./probe-selection.js"),
   "llama-overhead": () => import("./llama-overhead.js"),
   "feature-overhead": () => import("./feature-overhead.js"),
   "collect-throughput": () => import("./collect-throughput.js"),

@@ -106,6 +106,10 @@ describe("routelmt collect", () => {
       template: "{src}: {text}\n{tgt}:",
     });
     expect(dataset.meta.small.layer).toBe("last:final");
+    // The engine's views, written out as the dataset's named blocks.
+    expect(dataset.meta.feature_blocks).toEqual([
+      { name: "last:final", pooling: "last", layer: "final", dim: 64, offset: 0 },
+    ]);
     expect(dataset.features?.length).toBe(SEGMENTS * 64);
     expect(dataset.records.map((r) => r.id)).toEqual(Array.from({ length: SEGMENTS }, (_, i) => `s${i}`));
     for (const record of dataset.records) {

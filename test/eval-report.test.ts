@@ -22,8 +22,10 @@ import {
   formatNumber,
   formatPercent,
   plainReading,
+  routerReading,
   writeReport,
 } from "../src/eval/report/index.js";
+import type { RouterFindings } from "../src/eval/router-findings.js";
 import { type EvalSummary, runEval } from "../src/eval/run-eval.js";
 import { createRandom, normal } from "../src/stats/random.js";
 
@@ -284,6 +286,83 @@ describe("plain-language reading", () => {
       );
     }
   });
+});
+
+/** A summary with a guarded policy and the router's findings; `helps` makes λ = 8 cut severe losses. */
+function withFindings(helps: boolean): EvalSummary {
+  const summary = evaluation(1, 31);
+  summary.policies.guarded = { ...summary.policies.routelmt! };
+  const findings: RouterFindings = {
+    blocks: ["mean:1", "last:final"],
+    selection: {
+      rule: "rule",
+      candidates: 7,
+      chosen: { blocks: ["mean:1", "last:final"], probe: "ridge", score: 12.5, score_se: 0.5 },
+      default: { score: 11, score_se: 0.6 },
+      versus_default: { diff: 1.5, se: 0.4 },
+      budgets: [0.1, 0.3],
+      seconds: 3,
+    },
+    learning_curve: {
+      verdict: "rising",
+      reading: "More labels would likely help: test.",
+      points: [
+        { share: 0.25, rows: 100, mean_delta: 9, lo: 8, hi: 10 },
+        { share: 0.5, rows: 200, mean_delta: 10, lo: 9, hi: 11 },
+        { share: 1, rows: 400, mean_delta: 12, lo: 11, hi: 13 },
+      ],
+    },
+    guard: {
+      chosen_lambda: 0,
+      tolerance: 0.05,
+      risk_delta: 10,
+      budgets: [0.1, 0.3],
+      points: [
+        { lambda: 0, mean_delta: [10, 8], severe_loss: [0.04, 0.05] },
+        { lambda: 8, mean_delta: [9.8, 7.9], severe_loss: helps ? [0.02, 0.03] : [0.05, 0.03] },
+      ],
+      cross_validated: [],
+    },
+  };
+  summary.router = findings;
+  return summary;
+}
+
+describe("what the report says about the router", () => {
+  it("names the feature view, the learning-curve verdict and the guard's effect", () => {
+    const reading = routerReading(withFindings(false)).join("\n");
+    expect(reading).toContain(
+      "Feature view: the router reads mean:1 + last:final with a ridge probe, chosen in training among 7 candidates by nested cross-validation",
+    );
+    expect(reading).toContain("a paired difference of +1.50 ± 0.400");
+    expect(reading).toContain(
+      "More labels would likely help: test. Cross-validated mean MeanDelta by training size: 25 % of the labels (100 rows): 9.00 [8.00, 10.00]; 50 %",
+    );
+    expect(reading).toMatch(/λ = 0: in training no affordable λ cut .* so guarded ranks exactly as RouteLMT/);
+    expect(reading).toContain("On this data no λ of the grid cuts severe losses at every reported budget");
+    expect(plainReading(withFindings(false)).join("\n")).toContain("Feature view:");
+  });
+
+  it("says so when some λ would have cut severe losses on this data", () => {
+    expect(routerReading(withFindings(true)).join("\n")).toContain(
+      "On this data 1 λ of the grid (from 8.00) cut severe losses at every reported budget within that MeanDelta tolerance",
+    );
+  });
+
+  it("draws the guard's trade-off and the learning curve into the report", async () => {
+    const folder = await mkdtemp(path.join(tmpdir(), "routelmt-guard-report-"));
+    const files = await writeReport(withFindings(true), folder);
+    const svg = await readFile(files.guardSvg!, "utf8");
+    expect(svg).toContain("Guard trade-off");
+    expect((await readFile(files.guardPng!)).subarray(1, 4).toString()).toBe("PNG");
+    const html = await readFile(files.html, "utf8");
+    expect(html).toContain('<section id="router">');
+    expect(html).toContain('<table id="learning-curve">');
+    expect(html).toContain("Guard trade-off");
+    expect(await readFile(files.markdown, "utf8")).toContain(
+      "![Severe losses vs MeanDelta over λ](guard.png)",
+    );
+  }, 60_000);
 });
 
 describe("formatting and fonts", () => {

@@ -7,9 +7,11 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { loadDataset } from "../src/dataset/index.js";
+import { datasetFeatures, loadDataset } from "../src/dataset/index.js";
+import { pairedBootstrapMeanDelta } from "../src/eval/bootstrap.js";
+import { evalSegmentsFromDataset } from "../src/eval/policies.js";
 import { sentenceChrf } from "../src/metrics/chrf.js";
-import { loadRouter, predictHeads } from "../src/probe/router-file.js";
+import { loadRouter, predictHeads, routerBlocks } from "../src/probe/router-file.js";
 import { runCliCaptured } from "./helpers/cli.js";
 import { collectArguments } from "./helpers/fixture-pair.js";
 import { hasShared, sharedPath, sharedSkipReason } from "./helpers/shared.js";
@@ -34,6 +36,8 @@ const GAP_TEST = 500;
 const gapAvailable = available && hasShared(["models", "tinymt-small-gap.gguf"]);
 
 let work: string;
+/** The gap-pair demo's output folder, once its test has run. */
+let gapOut: string | undefined;
 let trainInput: string;
 let testInput: string;
 
@@ -90,6 +94,7 @@ describe.skipIf(!available)(
       expect(router.feature).toMatchObject({
         dim: 128,
         layer: "last:final",
+        blocks: ["last:final"],
         template: dataset.meta.template,
         fingerprint: dataset.meta.small.fingerprint,
       });
@@ -180,6 +185,7 @@ describe.skipIf(!available)(
           out,
         ]);
         expect(run.code).toBe(0);
+        gapOut = out;
         const summary = JSON.parse(await readFile(path.join(out, "report", "summary.json"), "utf8"));
         const at = (policy: string) =>
           summary.policies[policy].curve.find(
@@ -192,6 +198,98 @@ describe.skipIf(!available)(
         expect(at("routelmt")).toBeGreaterThan(at("random"));
       },
       600_000,
+    );
+
+    it.skipIf(!gapAvailable)(
+      "on the gap pair, the chosen probe is not worse than the default held out, and the guard keeps its word",
+      async () => {
+        if (gapOut === undefined) throw new Error("needs the gap-pair demo of the test before");
+        const router = await loadRouter(path.join(gapOut, "router.json"));
+        const selection = router.selection!;
+        expect(selection.candidates[selection.default!]).toMatchObject({
+          blocks: ["last:final"],
+          probe: "ridge",
+        });
+
+        // The default today trains: one ridge on last:final, its penalty by CV mean squared error.
+        const defaultFile = path.join(work, "gap-default.json");
+        const trained = await runCliCaptured([
+          "train",
+          ...[
+            "--data",
+            path.join(gapOut, "train"),
+            "--out",
+            defaultFile,
+            "--select",
+            "off",
+            "--heads",
+            "gain",
+          ],
+        ]);
+        expect(trained.code).toBe(0);
+        const fallback = await loadRouter(defaultFile);
+        const test = await loadDataset(path.join(gapOut, "test"));
+        const scoresOf = (file: typeof router) => {
+          const matrix = datasetFeatures(test, routerBlocks(file));
+          return Array.from(predictHeads(file, matrix.features, matrix.rows).gain!);
+        };
+        const outcomes = evalSegmentsFromDataset(test.meta, test.records).outcomes;
+        // Honest about noise: the selection is chosen on training folds, so on a held-out split it
+        // can land either side of the default; what must not happen is a significant loss.
+        for (const budget of [0.1, 0.2, 0.3, 0.5]) {
+          const interval = pairedBootstrapMeanDelta({
+            scoresA: scoresOf(router),
+            scoresB: scoresOf(fallback),
+            outcomes,
+            budget,
+            resamples: 1000,
+            seed: 3,
+          });
+          console.info(
+            `gap pair, p = ${budget}: chosen ${selection.candidates[selection.chosen]!.blocks.join("+")} ${selection.candidates[selection.chosen]!.probe} − default MeanDelta ${interval.diff.toFixed(2)} [${interval.lo.toFixed(2)}, ${interval.hi.toFixed(2)}]`,
+          );
+          expect(interval.hi, `p = ${budget}`).toBeGreaterThanOrEqual(0);
+        }
+
+        // The guard's training contract: λ = 0, or a λ that kept cross-validated MeanDelta within the
+        // tolerance at every budget and cut cross-validated severe losses by more than their noise.
+        const guard = router.guard!;
+        const base = guard.grid[0]!;
+        const used = guard.grid.find((point) => point.lambda === guard.lambda)!;
+        used.mean_delta.forEach((value, budget) => {
+          expect(value).toBeGreaterThanOrEqual(base.mean_delta[budget]! * (1 - guard.tolerance) - 1e-9);
+        });
+        if (guard.lambda > 0) expect(guard.best_cut!.diff).toBeGreaterThan(guard.best_cut!.se);
+
+        // Held out, the report must say what the guard does on this data.
+        const summary = JSON.parse(await readFile(path.join(gapOut, "report", "summary.json"), "utf8"));
+        const row = (policy: string, budget: number) =>
+          summary.policies[policy].curve.find(
+            (point: { budget: number }) => Math.abs(point.budget - budget) < 1e-9,
+          );
+        for (const budget of [0.1, 0.2, 0.3, 0.5]) {
+          console.info(
+            `gap pair, p = ${budget}: severe loss guarded ${row("guarded", budget).severe_loss} routelmt ${row("routelmt", budget).severe_loss} random ${row("random", budget).severe_loss}; MeanDelta guarded ${row("guarded", budget).mean_delta.toFixed(2)} routelmt ${row("routelmt", budget).mean_delta.toFixed(2)}`,
+          );
+        }
+        const tradeoff = summary.router.guard;
+        const helps = tradeoff.points
+          .slice(1)
+          .some((point: { severe_loss: number[]; mean_delta: number[] }) =>
+            tradeoff.budgets.every(
+              (_: number, column: number) =>
+                point.severe_loss[column]! < tradeoff.points[0].severe_loss[column] &&
+                point.mean_delta[column]! >= tradeoff.points[0].mean_delta[column] * (1 - tradeoff.tolerance),
+            ),
+          );
+        const report = await readFile(path.join(gapOut, "report", "report.md"), "utf8");
+        expect(report).toContain(
+          helps
+            ? "cut severe losses at every reported budget within that MeanDelta tolerance"
+            : "no λ of the grid cuts severe losses",
+        );
+      },
+      300_000,
     );
   },
 );

@@ -3,8 +3,20 @@ import { mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from "node:fs/p
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type DatasetMeta, type DatasetRecord, DatasetWriter, loadDataset } from "../src/dataset/index.js";
-import { assertRouterMatches, loadRouter, predictHeads } from "../src/probe/router-file.js";
+import {
+  type DatasetMeta,
+  type DatasetRecord,
+  DatasetWriter,
+  datasetFeatures,
+  loadDataset,
+} from "../src/dataset/index.js";
+import {
+  assertRouterMatches,
+  loadRouter,
+  predictHeads,
+  routerBlocks,
+  routerFeatureSelection,
+} from "../src/probe/router-file.js";
 import { createRandom, normal, spearman } from "../src/stats/index.js";
 import { runCliCaptured } from "./helpers/cli.js";
 
@@ -20,10 +32,21 @@ async function writeSyntheticDataset(
     fingerprint = "sha256:abc",
     withFeatures = true,
     tgtLang = "de",
-  }: { n: number; seed: number; fingerprint?: string; withFeatures?: boolean; tgtLang?: string },
+    blocks = false,
+  }: {
+    n: number;
+    seed: number;
+    fingerprint?: string;
+    withFeatures?: boolean;
+    tgtLang?: string;
+    /** Two named blocks, `last:final` (columns 0–7) and `mean:1` (8–15), the gain in `mean:1` only. */
+    blocks?: boolean;
+  },
 ): Promise<void> {
   const random = createRandom(seed);
-  const gainWeights = Array.from({ length: DIM }, (_, i) => (i < 4 ? 3 - i : 0));
+  const gainWeights = Array.from({ length: DIM }, (_, i) =>
+    blocks ? (i >= 8 && i < 12 ? 3 - (i - 8) : 0) : i < 4 ? 3 - i : 0,
+  );
   const qualityWeights = Array.from({ length: DIM }, (_, i) => (i >= 4 && i < 8 ? 2 : 0));
   const records: DatasetRecord[] = [];
   const features = new Float32Array(n * DIM);
@@ -69,6 +92,14 @@ async function writeSyntheticDataset(
     created: new Date(0).toISOString(),
     routelmt_version: "test",
     source: { kind: "collect", input: "synthetic", decoding: {} },
+    ...(blocks
+      ? {
+          feature_blocks: [
+            { name: "last:final", pooling: "last" as const, layer: "final", dim: 8, offset: 0 },
+            { name: "mean:1", pooling: "mean" as const, layer: 1, dim: 8, offset: 8 },
+          ],
+        }
+      : {}),
   };
   const { writer } = await DatasetWriter.open(directory, { synthetic: seed }, withFeatures ? DIM : null);
   await writer.append(records, withFeatures ? features : null);
@@ -86,6 +117,8 @@ beforeAll(async () => {
     fingerprint: "sha256:other",
   });
   await writeSyntheticDataset(path.join(work, "replay"), { n: 100, seed: 5, withFeatures: false });
+  await writeSyntheticDataset(path.join(work, "blocks"), { n: 400, seed: 8, blocks: true });
+  await writeSyntheticDataset(path.join(work, "blocks-test"), { n: 300, seed: 9, blocks: true });
 });
 
 describe("routelmt train", () => {
@@ -105,9 +138,20 @@ describe("routelmt train", () => {
     expect(run.stderr).not.toMatch(/error/);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/trained on 600 segments/);
+    expect(run.stdout).toMatch(/^chosen \(\*\): last:final, /m);
+    expect(run.stdout).toMatch(/^(More labels|The folds cannot tell)/m);
     const router = await loadRouter(out);
     expect(router.training.n).toBe(600);
-    expect(router.feature).toMatchObject({ fingerprint: "sha256:abc", layer: "final", dim: DIM });
+    // A dataset from before blocks reads as one block named after its layer.
+    expect(router.feature).toMatchObject({
+      fingerprint: "sha256:abc",
+      layer: "last:final",
+      blocks: ["last:final"],
+      dim: DIM,
+    });
+    expect(router.selection?.candidates.length).toBeGreaterThanOrEqual(3);
+    expect(router.learning_curve?.points.map((point) => point.share)).toEqual([0.25, 0.5, 1]);
+    expect(router.guard?.score_quantiles).toHaveLength(101);
     expect(router.heads.gain?.report.cv_spearman).toBeGreaterThan(0.9);
     expect(router.heads.quality?.report.cv_spearman).toBeGreaterThan(0.9);
     expect(router.heads.risk?.delta).toBe(2);
@@ -138,6 +182,8 @@ describe("routelmt train", () => {
         out,
         "--probe",
         "mlp",
+        "--select",
+        "off",
         "--heads",
         "gain",
         "--seed",
@@ -146,9 +192,15 @@ describe("routelmt train", () => {
       expect(run.code).toBe(0);
       outputs.push(await loadRouter(out));
     }
+    expect(outputs[0]?.heads.gain?.model.kind).toBe("mlp");
     expect(outputs[0]?.heads.gain?.model).toEqual(outputs[1]?.heads.gain?.model);
+    expect(outputs[0]?.learning_curve).toEqual({
+      ...outputs[1]?.learning_curve,
+      seconds: outputs[0]?.learning_curve?.seconds,
+    });
     expect(outputs[0]?.heads.gain?.report.cv_spearman).toBeGreaterThan(0.8);
-  });
+    // Twenty-odd MLP fits per run (CV, nested CV, learning curve): minutes on a loaded machine.
+  }, 240_000);
 
   it("refuses datasets from another small model and replay data without features", async () => {
     const mixed = await runCliCaptured([
@@ -252,6 +304,99 @@ describe("routelmt train", () => {
     ]);
   });
 
+  it("chooses the feature block that carries the gain, and eval reads exactly that block", async () => {
+    const out = path.join(work, "blocks.json");
+    const run = await runCliCaptured([
+      "train",
+      ...["--data", path.join(work, "blocks"), "--out", out, "--probes", "ridge,ridge-rank"],
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^chosen \(\*\): mean:1, /m);
+    const router = await loadRouter(out);
+    expect(router.feature).toMatchObject({ layer: "mean:1", blocks: ["mean:1"], dim: 8 });
+    expect(routerFeatureSelection(router)).toBe("mean:1");
+    const chosen = router.selection!.candidates[router.selection!.chosen]!;
+    const noise = router.selection!.candidates.find((candidate) => candidate.blocks.join() === "last:final")!;
+    expect(chosen.score).toBeGreaterThan(noise.score);
+
+    const report = path.join(work, "blocks-report");
+    const evaluated = await runCliCaptured([
+      "eval",
+      ...["--data", path.join(work, "blocks-test"), "--router", out, "--out", report],
+    ]);
+    expect(evaluated.code).toBe(0);
+    const summary = JSON.parse(await readFile(path.join(report, "summary.json"), "utf8"));
+    // The gain lives in mean:1 only: scoring any other columns would rank at random.
+    expect(summary.policies.routelmt.spearman).toBeGreaterThan(0.9);
+    expect(summary.router.blocks).toEqual(["mean:1"]);
+    expect(summary.router.selection.chosen.blocks).toEqual(["mean:1"]);
+  });
+
+  it("restricts the selection to --blocks", async () => {
+    const out = path.join(work, "restricted.json");
+    const run = await runCliCaptured([
+      "train",
+      ...["--data", path.join(work, "blocks"), "--out", out, "--blocks", "mean:1", "--probes", "ridge"],
+    ]);
+    expect(run.code).toBe(0);
+    const router = await loadRouter(out);
+    expect(router.feature.blocks).toEqual(["mean:1"]);
+    const candidates = router.selection!.candidates;
+    expect(candidates.every((candidate) => candidate.blocks.join() === "mean:1")).toBe(true);
+    // Columns 8–15 carry the gain; any other columns would rank at random, in CV and held out.
+    expect(candidates[0]!.spearman).toBeGreaterThan(0.9);
+    const test = await loadDataset(path.join(work, "blocks-test"));
+    const scores = predictHeads(router, datasetFeatures(test, ["mean:1"]).features, test.records.length);
+    const gains = test.records.map((record) => record.gain as number);
+    expect(spearman(scores.gain as Float64Array, gains)).toBeGreaterThan(0.9);
+    const wrong = await runCliCaptured([
+      "train",
+      ...["--data", path.join(work, "blocks"), "--out", out, "--blocks", "mean:7"],
+    ]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/no feature block mean:7/);
+  });
+
+  it("keeps one ridge on every block with --select off", async () => {
+    const out = path.join(work, "off.json");
+    const run = await runCliCaptured([
+      "train",
+      ...["--data", path.join(work, "blocks"), "--out", out, "--select", "off"],
+    ]);
+    expect(run.code).toBe(0);
+    const router = await loadRouter(out);
+    expect(router.feature).toMatchObject({
+      layer: "last:final,mean:1",
+      blocks: ["last:final", "mean:1"],
+      dim: DIM,
+    });
+    expect(router.selection).toBeUndefined();
+    expect(router.heads.gain?.report.probe).toBe("ridge");
+    expect(router.learning_curve?.verdict).toMatch(/rising|flat|uncertain/);
+  });
+
+  it("loads a router from before blocks as one block named after its layer", async () => {
+    const current = JSON.parse(await readFile(path.join(work, "router.json"), "utf8"));
+    const { blocks, ...feature } = current.feature;
+    const old = { ...current, feature: { ...feature, layer: "final" } };
+    delete old.selection;
+    delete old.learning_curve;
+    delete old.guard;
+    const file = path.join(work, "old-router.json");
+    await writeFile(file, JSON.stringify(old));
+    const router = await loadRouter(file);
+    expect(routerBlocks(router)).toEqual(["last:final"]);
+    expect(routerFeatureSelection(router)).toBe("last:final");
+    const test = await loadDataset(path.join(work, "test"));
+    expect(
+      assertRouterMatches(
+        router,
+        { fingerprint: "sha256:abc", template: test.meta.template, dim: DIM, blocks: test.blocks },
+        "test",
+      ),
+    ).toEqual(test.blocks);
+  });
+
   it("rejects a router used with a different model, layer or template", async () => {
     const router = await loadRouter(path.join(work, "router.json"));
     expect(() =>
@@ -260,7 +405,7 @@ describe("routelmt train", () => {
         { fingerprint: "sha256:abc", layer: "8", dim: DIM, template: "{src}: {text}\n{tgt}:" },
         "the small model",
       ),
-    ).toThrow(/does not match the small model: layer: router "final", the small model "8"/);
+    ).toThrow(/does not match the small model: feature blocks: router last:final, the small model last:8/);
     expect(() =>
       assertRouterMatches(
         router,
@@ -271,10 +416,26 @@ describe("routelmt train", () => {
   });
 
   it("matches a router written with a layer list to the views it meant", async () => {
-    const router = await loadRouter(path.join(work, "router.json"));
+    const current = JSON.parse(await readFile(path.join(work, "router.json"), "utf8"));
+    const { blocks, ...feature } = current.feature;
+    const file = path.join(work, "layer-list-router.json");
+    await writeFile(file, JSON.stringify({ ...current, feature: { ...feature, layer: "final" } }));
+    const router = await loadRouter(file);
     expect(router.feature.layer).toBe("final");
     const source = { fingerprint: "sha256:abc", dim: DIM, template: "{src}: {text}\n{tgt}:" };
     expect(() => assertRouterMatches(router, { ...source, layer: "last:final" }, "x")).not.toThrow();
-    expect(() => assertRouterMatches(router, { ...source, layer: "mean:final" }, "x")).toThrow(/layer/);
+    const view = {
+      name: "last:final",
+      pooling: "last" as const,
+      layer: "final" as const,
+      dim: DIM,
+      offset: 0,
+    };
+    expect(() =>
+      assertRouterMatches(router, { ...source, layer: "last:final", views: [view] }, "x"),
+    ).not.toThrow();
+    expect(() => assertRouterMatches(router, { ...source, layer: "mean:final" }, "x")).toThrow(
+      /feature blocks/,
+    );
   });
 });

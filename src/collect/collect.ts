@@ -4,6 +4,7 @@ import {
   type DatasetMeta,
   type DatasetRecord,
   DatasetWriter,
+  featureBlocksOf,
   loadDataset,
   type SkippedTooLong,
   type SystemScores,
@@ -99,6 +100,8 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
     ...(skipped.length > 0 ? { skipped_too_long: skipped.map(({ id, line }) => ({ id, line })) } : {}),
   };
   const dim = small.featureIdentity.dim;
+  // Checked before any work: a feature vector whose views do not tile it could not be read back.
+  const featureBlocks = featureBlocksOf(small.featureIdentity);
   const { writer, done, complete } = await DatasetWriter.open(options.out, identity, dim);
   let fresh = 0;
   try {
@@ -117,6 +120,7 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
       const meta: DatasetMeta = {
         n: segments.length,
         dim,
+        feature_blocks: featureBlocks,
         label_metric: metric.name,
         label_higher_is_better: metric.higherIsBetter,
         metric_signatures: metricSignatures,

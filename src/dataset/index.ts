@@ -1,4 +1,25 @@
+export {
+  blockParts,
+  canonicalViewName,
+  canonicalViewNames,
+  checkFeatureBlocks,
+  DEFAULT_FEATURE_BLOCK,
+  type FeatureBlock,
+  type FeaturePooling,
+  type FeatureViewSpan,
+  featureBlocksOf,
+  featureSelectionText,
+  legacyFeatureBlocks,
+  resolveFeatureBlocks,
+  sliceFeatureBlocks,
+} from "./feature-blocks.js";
 export { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
-export { type Dataset, littleEndianBytesToFloat32, loadDataset } from "./reader.js";
+export {
+  type Dataset,
+  type DatasetFeatureMatrix,
+  datasetFeatures,
+  littleEndianBytesToFloat32,
+  loadDataset,
+} from "./reader.js";
 export type * from "./types.js";
 export { DatasetWriter, float32ToLittleEndianBytes, type OpenedDatasetWriter } from "./writer.js";

@@ -5,6 +5,13 @@ import { z } from "zod";
 import { InputError, UsageError } from "../errors/index.js";
 import { readJsonl } from "../util/jsonl.js";
 import { UniqueIds } from "../util/unique-ids.js";
+import {
+  checkFeatureBlocks,
+  type FeatureBlock,
+  legacyFeatureBlocks,
+  resolveFeatureBlocks,
+  sliceFeatureBlocks,
+} from "./feature-blocks.js";
 import { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
 import type { DatasetMeta, DatasetRecord } from "./types.js";
 
@@ -14,6 +21,36 @@ export interface Dataset {
   meta: DatasetMeta;
   records: DatasetRecord[];
   features: Float32Array | null;
+  /** The named blocks of a feature row, in order (empty without features). */
+  blocks: FeatureBlock[];
+}
+
+/** Feature rows of a dataset restricted to some of its blocks (the shape probes train on). */
+export interface DatasetFeatureMatrix {
+  features: Float32Array;
+  rows: number;
+  dim: number;
+  /** The blocks the columns hold, in order. */
+  blocks: FeatureBlock[];
+}
+
+/**
+ * The dataset's features restricted to the named blocks, concatenated in the order given (every
+ * block, in stored order, when `names` is omitted).
+ * @throws UsageError when the dataset has no features or lacks a block.
+ */
+export function datasetFeatures(dataset: Dataset, names?: readonly string[]): DatasetFeatureMatrix {
+  if (dataset.features === null || dataset.meta.dim === null) {
+    throw new UsageError(`${dataset.directory} has no features (replay data)`);
+  }
+  const blocks =
+    names === undefined
+      ? dataset.blocks
+      : resolveFeatureBlocks(dataset.blocks, names, `the features of ${dataset.directory}`);
+  return {
+    ...sliceFeatureBlocks(dataset.features, dataset.meta.n, dataset.meta.dim, blocks),
+    blocks,
+  };
 }
 
 const nullableNumber = z.number().nullable();
@@ -35,10 +72,19 @@ const recordSchema = z.object({
   entropy: nullableNumber,
 });
 
+const featureBlockSchema = z.object({
+  name: z.string(),
+  pooling: z.enum(["last", "mean"]),
+  layer: z.union([z.number().int().nonnegative(), z.string()]),
+  dim: z.number().int().positive(),
+  offset: z.number().int().nonnegative(),
+});
+
 const metaSchema = z
   .object({
     n: z.number().int().nonnegative(),
     dim: z.number().int().positive().nullable(),
+    feature_blocks: z.array(featureBlockSchema).optional(),
     label_metric: z.string(),
     label_higher_is_better: z.boolean(),
     metric_signatures: z.record(z.string(), z.string()),
@@ -79,6 +125,7 @@ export async function loadDataset(directory: string): Promise<Dataset> {
     throw new InputError(`not a dataset meta file: ${formatIssue(parsedMeta.error)}`, { file: metaPath });
   }
   const meta = parsedMeta.data as unknown as DatasetMeta;
+  const blocks = blocksOf(meta, metaPath);
 
   const recordsPath = path.join(directory, RECORDS_FILE);
   const records: DatasetRecord[] = [];
@@ -108,7 +155,32 @@ export async function loadDataset(directory: string): Promise<Dataset> {
       );
     }
   }
-  return { directory, meta, records, features };
+  return { directory, meta, records, features, blocks };
+}
+
+/** The blocks meta.json lists, checked against its dim, or the one block of an older dataset. */
+function blocksOf(meta: DatasetMeta, metaPath: string): FeatureBlock[] {
+  if (meta.dim === null) {
+    if (meta.feature_blocks !== undefined && meta.feature_blocks.length > 0)
+      throw new InputError("feature_blocks listed but dim is null (no features)", { file: metaPath });
+    return [];
+  }
+  if (meta.feature_blocks === undefined) {
+    try {
+      return legacyFeatureBlocks(meta.small.layer, meta.dim);
+    } catch (error) {
+      throw new InputError(`small.layer: ${(error as Error).message}`, { file: metaPath }, { cause: error });
+    }
+  }
+  try {
+    checkFeatureBlocks(meta.feature_blocks, meta.dim, { file: metaPath });
+  } catch (error) {
+    // View names that do not parse are reported as the file's problem, not the user's flags.
+    if (error instanceof UsageError)
+      throw new InputError(error.message, { file: metaPath }, { cause: error });
+    throw error;
+  }
+  return meta.feature_blocks;
 }
 
 export function littleEndianBytesToFloat32(bytes: Uint8Array): Float32Array {

@@ -1,3 +1,5 @@
+import type { FeatureBlock } from "./feature-blocks.js";
+
 /** Scores of both systems under one metric. */
 export interface SystemScores {
   small: number | null;
@@ -46,6 +48,12 @@ export interface DatasetMeta {
   n: number;
   /** Feature dimension, or null when the dataset has no `features.f32` (replay data). */
   dim: number | null;
+  /**
+   * The named blocks a feature row concatenates, in order (their dims sum to `dim`). Absent in
+   * replay data and in datasets written before blocks were recorded (read as one block named after
+   * `small.layer`).
+   */
+  feature_blocks?: FeatureBlock[];
   label_metric: string;
   /** Whether the label metric's raw scores are better when higher (gain is oriented either way). */
   label_higher_is_better: boolean;

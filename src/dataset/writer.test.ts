@@ -2,8 +2,8 @@ import { appendFile, mkdtemp, readFile, stat, writeFile } from "node:fs/promises
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { FEATURES_FILE, RECORDS_FILE } from "./files.js";
-import { littleEndianBytesToFloat32, loadDataset } from "./reader.js";
+import { FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
+import { datasetFeatures, littleEndianBytesToFloat32, loadDataset } from "./reader.js";
 import type { DatasetMeta, DatasetRecord } from "./types.js";
 import { DatasetWriter } from "./writer.js";
 
@@ -138,6 +138,57 @@ describe("loadDataset", () => {
     await (await DatasetWriter.open(dir, identity, 2)).writer.close();
     await expect(loadDataset(dir)).rejects.toThrow(/unfinished collection/);
     await expect(loadDataset(await freshDir())).rejects.toThrow(/not a routelmt dataset/);
+  });
+
+  it("reads the named blocks meta.json lists, and any of them as a feature matrix", async () => {
+    const dir = await freshDir();
+    const { writer } = await DatasetWriter.open(dir, identity, 3);
+    // Rows: [last:final (2 values) | mean:1 (1 value)].
+    await writer.append([record("a", 1), record("b", 2)], new Float32Array([1, 2, 3, 4, 5, 6]));
+    await writer.finish({
+      ...meta(2, 3),
+      feature_blocks: [
+        { name: "last:final", pooling: "last", layer: "final", dim: 2, offset: 0 },
+        { name: "mean:1", pooling: "mean", layer: 1, dim: 1, offset: 2 },
+      ],
+    });
+    const dataset = await loadDataset(dir);
+    expect(dataset.blocks.map((block) => block.name)).toEqual(["last:final", "mean:1"]);
+    const mean = datasetFeatures(dataset, ["mean:1"]);
+    expect({ rows: mean.rows, dim: mean.dim, values: Array.from(mean.features) }).toEqual({
+      rows: 2,
+      dim: 1,
+      values: [3, 6],
+    });
+    expect(Array.from(datasetFeatures(dataset, ["mean:1", "final"]).features)).toEqual([3, 1, 2, 6, 4, 5]);
+    expect(datasetFeatures(dataset).features).toBe(dataset.features);
+    expect(() => datasetFeatures(dataset, ["last:1"])).toThrow(/no feature block last:1/);
+  });
+
+  it("reads a dataset from before blocks as one block named after its layer", async () => {
+    const dir = await freshDir();
+    const { writer } = await DatasetWriter.open(dir, identity, 2);
+    await writer.append([record("a", 1)], new Float32Array([1, 2]));
+    const old = meta(1, 2);
+    await writer.finish({ ...old, small: { ...old.small, layer: "8,final" } });
+    const dataset = await loadDataset(dir);
+    expect(dataset.blocks).toEqual([
+      { name: "last:8,last:final", pooling: "last", layer: "8,final", dim: 2, offset: 0 },
+    ]);
+    expect(datasetFeatures(dataset, ["last:8", "last:final"]).dim).toBe(2);
+  });
+
+  it("refuses blocks that do not tile the feature row", async () => {
+    const dir = await freshDir();
+    const { writer } = await DatasetWriter.open(dir, identity, 2);
+    await writer.append([record("a", 1)], new Float32Array([1, 2]));
+    await writer.finish({
+      ...meta(1, 2),
+      feature_blocks: [{ name: "last:final", pooling: "last", layer: "final", dim: 1, offset: 0 }],
+    });
+    await expect(loadDataset(dir)).rejects.toThrow(
+      new RegExp(`${META_FILE}: feature blocks cover 1 values but the feature dim is 2`),
+    );
   });
 
   it("decodes little-endian floats", () => {

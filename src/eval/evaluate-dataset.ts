@@ -1,5 +1,5 @@
 import path from "node:path";
-import { loadDataset } from "../dataset/index.js";
+import { loadDataset, sliceFeatureBlocks } from "../dataset/index.js";
 import { UsageError } from "../errors/index.js";
 import { defaultSevereDelta } from "../metrics/severe-delta.js";
 import { assertRouterMatches, type HeadScores, loadRouter, predictHeads } from "../probe/router-file.js";
@@ -12,7 +12,8 @@ import {
   readExternalScores,
 } from "./policies.js";
 import { budgetTableText, formatBudget, formatNumber, writeReport } from "./report/index.js";
-import { type EvalSummary, runEval, seedFromEnvironment } from "./run-eval.js";
+import { routerFindings } from "./router-findings.js";
+import { type EvalSummary, REPORTED_BUDGETS, runEval, seedFromEnvironment } from "./run-eval.js";
 
 /** What `routelmt eval` (and the demo) evaluates. */
 export interface EvaluateDatasetOptions {
@@ -72,14 +73,9 @@ export async function evaluateDataset(options: EvaluateDatasetOptions): Promise<
         `${options.data} has no features (replay data), so the router cannot score it; evaluate it without --router, or collect the data with the router's small model`,
       );
     }
-    assertRouterMatches(
+    const blocks = assertRouterMatches(
       router,
-      {
-        fingerprint: meta.small.fingerprint,
-        layer: meta.small.layer,
-        dim: meta.dim,
-        template: meta.template,
-      },
+      { fingerprint: meta.small.fingerprint, template: meta.template, dim: meta.dim, blocks: dataset.blocks },
       `the dataset ${options.data}`,
     );
     if (router.label_metric !== meta.label_metric) {
@@ -87,7 +83,9 @@ export async function evaluateDataset(options: EvaluateDatasetOptions): Promise<
         `the router was trained on ${router.label_metric} but the dataset's label metric is ${meta.label_metric}`,
       );
     }
-    const allHeads = predictHeads(router, dataset.features, meta.n);
+    // Exactly the router's blocks, in its order: the dataset may hold more views than it reads.
+    const features = sliceFeatureBlocks(dataset.features, meta.n, meta.dim, blocks);
+    const allHeads = predictHeads(router, features.features, meta.n);
     heads = {};
     for (const [name, scores] of Object.entries(allHeads) as [keyof HeadScores, Float64Array][]) {
       heads[name] = Float64Array.from(segments.rows, (row) => scores[row]!);
@@ -116,14 +114,18 @@ export async function evaluateDataset(options: EvaluateDatasetOptions): Promise<
   for (const text of notes) note(text);
   if (policySet.policies.length === 0) throw new UsageError("no policy left to evaluate");
 
+  const severeDelta = options.severeDelta ?? defaultSevereDelta(meta.label_metric);
   const summary = runEval(segments, policySet.policies, {
     budgets: options.budgets,
-    severeDelta: options.severeDelta ?? defaultSevereDelta(meta.label_metric),
+    severeDelta,
     seed,
     labelMetric: meta.label_metric,
     skipped: policySet.skipped,
     notes,
   });
+  if (router) {
+    summary.router = routerFindings(router, heads, segments, REPORTED_BUDGETS, severeDelta);
+  }
   const files = await writeReport(summary, options.out ?? path.join(options.data, "eval"));
   return { summary, files };
 }

@@ -280,6 +280,34 @@ describe("router policies", () => {
     ).toThrow(UsageError);
   });
 
+  it("guarded ranks by the router's risk-adjusted score, gain − λ·risk, and streams from its quantiles", () => {
+    // λ = 0.5: a 0.9, b 0.8 − 0.35 = 0.45, c 0.7, d 0.6, e 0.5 → order a c d e b.
+    const guard = {
+      method: "risk-adjusted" as const,
+      rule: "test",
+      lambda: 0.5,
+      tolerance: 0.05,
+      severe_delta: 10,
+      budgets: [0.4],
+      grid: [],
+      score_quantiles: PERCENT_QUANTILES.map((value) => value / 100),
+    };
+    const guardedRouter = { ...fullRouter, guard };
+    const set = buildPolicies(["guarded"], inputs({ router: guardedRouter, heads: { gain, quality, risk } }));
+    const guarded = only(set, "guarded");
+    expect(Array.from(guarded.realizations[0]!.scores!)).toEqual([0.9, 0.8 - 0.35, 0.7, 0.6, 0.5]);
+    expect(routedIds(guarded, 0.4)).toEqual(["a", "c"]);
+    expect(routedIds(guarded, 0.8)).toEqual(["a", "c", "d", "e"]);
+    expect(guarded.streamingStartScores).toEqual(guard.score_quantiles);
+    expect(guarded.description).toMatch(/λ = 0.5/);
+    // Explicit veto thresholds still ask for the veto guard.
+    const vetoes = buildPolicies(
+      ["guarded"],
+      inputs({ router: guardedRouter, heads: { gain, quality, risk }, guardRisk: 0.5 }),
+    );
+    expect(only(vetoes, "guarded").realizations[0]!.scores).toBeNull();
+  });
+
   it("guarded needs a quality or risk head", () => {
     const set = buildPolicies(
       ["guarded"],

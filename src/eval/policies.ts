@@ -10,7 +10,7 @@
  */
 import type { DatasetMeta, DatasetRecord } from "../dataset/types.js";
 import { InputError, UsageError } from "../errors/index.js";
-import type { HeadScores, RouterFile } from "../probe/router-file.js";
+import { guardedScore, type HeadScores, type RouterFile } from "../probe/router-file.js";
 import { maskFromOrder, routedCount, routingOrder } from "../routing/batch-allocation.js";
 import { allocateGuarded, type GuardSignals, type GuardThresholds } from "../routing/guard.js";
 import { quantile, sortScores } from "../stats/quantiles.js";
@@ -315,7 +315,6 @@ export function buildPolicies(requested: readonly string[], inputs: PolicyInputs
     router === null ? "no --router given" : heads === null ? "the dataset has no features" : null;
   const gainHead = router?.heads.gain;
   const qualityHead = router?.heads.quality;
-  const riskHead = router?.heads.risk;
   const gainScores = routerAbsence === null ? heads?.gain : undefined;
 
   for (const name of requested) {
@@ -363,43 +362,16 @@ export function buildPolicies(requested: readonly string[], inputs: PolicyInputs
           skip(name, "the router has no gain head to rank candidates");
           break;
         }
-        const thresholds: GuardThresholds = {};
-        const parts: string[] = [];
-        if (qualityHead && heads?.quality) {
-          thresholds.qualityPrediction =
-            inputs.guardQuality !== undefined
-              ? orientation * inputs.guardQuality
-              : levelOf(
-                  qualityHead.score_quantiles.map((value) => orientation * value),
-                  DEFAULT_GUARD_LEVEL,
-                );
-          parts.push(
-            `predicted quality ${orientation === 1 ? "≥" : "≤"} ${formatThreshold(orientation * thresholds.qualityPrediction)}${inputs.guardQuality === undefined ? " (90th percentile of the quality head's training scores)" : ""}`,
-          );
-        } else if (inputs.guardQuality !== undefined) {
-          notes.push("--guard-quality ignored: the router has no quality head");
-        }
-        if (riskHead && heads?.risk) {
-          thresholds.riskProbability = inputs.guardRisk ?? DEFAULT_GUARD_RISK;
-          parts.push(`risk probability ≥ ${formatThreshold(thresholds.riskProbability)}`);
-        } else if (inputs.guardRisk !== undefined) {
-          notes.push("--guard-risk ignored: the router has no risk head");
-        }
-        if (parts.length === 0) {
-          skip(name, "the router has neither a quality nor a risk head to guard with");
+        const vetoAsked = inputs.guardQuality !== undefined || inputs.guardRisk !== undefined;
+        const riskAdjusted =
+          router?.guard && heads?.risk && !vetoAsked ? riskAdjustedPolicy(router, heads, ids) : null;
+        if (riskAdjusted) {
+          policies.push(riskAdjusted);
           break;
         }
-        const signals: GuardSignals[] = Array.from({ length: count }, (_, index) => ({
-          qualityPrediction: heads?.quality ? orientation * heads.quality[index]! : null,
-          riskProbability: heads?.risk ? heads.risk[index]! : null,
-        }));
-        policies.push({
-          name,
-          family: "router",
-          description: `Guarded RouteLMT: gain-head candidates, dropping those with ${parts.join(" or ")}, refilled from the next candidates.`,
-          realizations: [guardedRealization(gainScores, ids, signals, thresholds)],
-          cost: null,
-        });
+        const policy = vetoGuardPolicy(inputs, notes);
+        if (typeof policy === "string") skip(name, policy);
+        else policies.push(policy);
         break;
       }
       case "guarded-qe": {
@@ -507,6 +479,75 @@ export function buildPolicies(requested: readonly string[], inputs: PolicyInputs
     }
   }
   return { policies, skipped, notes };
+}
+
+/**
+ * guarded, as trained: one ranking by the risk-adjusted score gain − λ·P(gain < −δ) with the λ
+ * train chose (so the streaming controller starts from that score's training quantiles).
+ */
+function riskAdjustedPolicy(
+  router: RouterFile,
+  heads: HeadScores,
+  ids: readonly string[],
+): EvalPolicy | null {
+  const guard = router.guard;
+  if (!guard || !heads.gain || !heads.risk) return null;
+  const scores = Float64Array.from(heads.gain, (_, row) => guardedScore(router, heads, row)!);
+  return {
+    name: "guarded",
+    family: "router",
+    description: `Guarded RouteLMT: predicted gain − λ · predicted P(gain < −${formatThreshold(guard.severe_delta)}), λ = ${formatThreshold(guard.lambda)} (chosen in training: the largest that kept cross-validated MeanDelta within ${formatThreshold(100 * guard.tolerance)} % of the unguarded router at every budget), highest first.`,
+    realizations: [rankingRealization(scores, ids)],
+    streamingStartScores: guard.score_quantiles,
+    cost: null,
+  };
+}
+
+/**
+ * guarded with vetoes (routers trained without a risk-adjusted guard, or `--guard-quality` /
+ * `--guard-risk` given): gain-head candidates, dropping those the quality head predicts are
+ * already good or the risk head flags, refilled from the next candidates. Returns the skip reason
+ * when the router has neither head.
+ */
+function vetoGuardPolicy(inputs: PolicyInputs, notes: string[]): EvalPolicy | string {
+  const { segments, router, heads } = inputs;
+  const orientation = segments.orientation;
+  const qualityHead = router?.heads.quality;
+  const riskHead = router?.heads.risk;
+  const thresholds: GuardThresholds = {};
+  const parts: string[] = [];
+  if (qualityHead && heads?.quality) {
+    thresholds.qualityPrediction =
+      inputs.guardQuality !== undefined
+        ? orientation * inputs.guardQuality
+        : levelOf(
+            qualityHead.score_quantiles.map((value) => orientation * value),
+            DEFAULT_GUARD_LEVEL,
+          );
+    parts.push(
+      `predicted quality ${orientation === 1 ? "≥" : "≤"} ${formatThreshold(orientation * thresholds.qualityPrediction)}${inputs.guardQuality === undefined ? " (90th percentile of the quality head's training scores)" : ""}`,
+    );
+  } else if (inputs.guardQuality !== undefined) {
+    notes.push("--guard-quality ignored: the router has no quality head");
+  }
+  if (riskHead && heads?.risk) {
+    thresholds.riskProbability = inputs.guardRisk ?? DEFAULT_GUARD_RISK;
+    parts.push(`risk probability ≥ ${formatThreshold(thresholds.riskProbability)}`);
+  } else if (inputs.guardRisk !== undefined) {
+    notes.push("--guard-risk ignored: the router has no risk head");
+  }
+  if (parts.length === 0) return "the router has neither a quality nor a risk head to guard with";
+  const signals: GuardSignals[] = Array.from({ length: segments.outcomes.ids.length }, (_, index) => ({
+    qualityPrediction: heads?.quality ? orientation * heads.quality[index]! : null,
+    riskProbability: heads?.risk ? heads.risk[index]! : null,
+  }));
+  return {
+    name: "guarded",
+    family: "router",
+    description: `Guarded RouteLMT (vetoes): gain-head candidates, dropping those with ${parts.join(" or ")}, refilled from the next candidates.`,
+    realizations: [guardedRealization(heads!.gain!, segments.outcomes.ids, signals, thresholds)],
+    cost: null,
+  };
 }
 
 /**

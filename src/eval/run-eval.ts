@@ -13,6 +13,7 @@ import { pairedBootstrapMeanDelta } from "./bootstrap.js";
 import { apgr, auc, cpt, DEFAULT_BUDGET_GRID, type QualityBudgetCurve } from "./curves.js";
 import { gainsOf, measureRouting, type RoutingMeasures } from "./measures.js";
 import type { EvalPolicy, EvalSegments, PolicyFamily, SkippedPolicy } from "./policies.js";
+import type { RouterFindings } from "./router-findings.js";
 import { runStreaming } from "./streaming.js";
 
 /** Budgets the report's tables and the bootstrap look at, when they are in the grid. */
@@ -131,6 +132,8 @@ export interface EvalSummary {
   unlabelled: number;
   skipped: SkippedPolicy[];
   notes: string[];
+  /** How the router was trained (blocks, selection, learning curve) and its guard's held-out trade-off; absent without a router. */
+  router?: RouterFindings;
 }
 
 /** Parses `--budgets 0,0.1,0.3`: fractions in [0, 1], sorted and deduplicated. */

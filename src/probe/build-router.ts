@@ -1,19 +1,53 @@
 import path from "node:path";
-import { type Dataset, RECORDS_FILE } from "../dataset/index.js";
+import {
+  type Dataset,
+  type FeatureBlock,
+  featureSelectionText,
+  RECORDS_FILE,
+  resolveFeatureBlocks,
+  sliceFeatureBlocks,
+} from "../dataset/index.js";
 import { InputError, UsageError } from "../errors/index.js";
-import { sameFeatureViews } from "../features/feature-views.js";
 import { VERSION } from "../version.js";
+import { kFoldAssignment } from "./cross-validation.js";
+import { chooseGuardLambda, DEFAULT_GUARD_TOLERANCE } from "./guard-choice.js";
+import { measureLearningCurve } from "./learning-curve.js";
+import {
+  DEFAULT_INNER_FOLDS,
+  DEFAULT_SELECTION_BUDGETS,
+  SELECTABLE_PROBES,
+  type SelectableProbe,
+  type SelectionResult,
+  selectGainProbe,
+} from "./probe-selection.js";
 import type { HeadName, RouterFile } from "./router-file.js";
 import { ROUTER_FORMAT } from "./router-file.js";
 import { type ProbeKind, trainHeads } from "./train-router.js";
 
 export interface BuildRouterOptions {
   heads: readonly HeadName[];
+  /** Probe of the heads not chosen by selection (quality, risk; gain too with `select: false`). */
   probe: ProbeKind;
+  /** Outer folds of the selection, folds of every head's CV. */
   folds: number;
   seed: number;
+  /** δ of the risk label g < −δ, also the severe loss the selection and the guard report. */
   riskDelta: number;
+  /** Choose the gain head's feature blocks and probe kind by nested CV. Defaults to true. */
+  select?: boolean;
+  /** Probe kinds the selection compares. Defaults to ridge, ridge-rank and mlp. */
+  probes?: readonly SelectableProbe[];
+  /** Budgets of MeanDelta@p for the selection, the learning curve and the guard. Defaults to 0.1, 0.2, 0.3, 0.5. */
+  budgets?: readonly number[];
+  /** Inner folds of the selection. Defaults to 3. */
+  innerFolds?: number;
+  /** MeanDelta share the guard may cost. Defaults to 0.05. */
+  guardTolerance?: number;
+  /** Feature blocks to consider (with selection) or to read (without); defaults to every block of the data. */
+  blocks?: readonly string[];
   onHead?: (message: string) => void;
+  /** Called with a line per candidate the selection measures. */
+  onProgress?: (message: string) => void;
 }
 
 export interface BuiltRouter {
@@ -21,6 +55,8 @@ export interface BuiltRouter {
   notes: string[];
   /** Segments left out because their gain is unknown. */
   skipped: number;
+  /** Wall time of each stage, in seconds. */
+  seconds: { selection: number; learning_curve: number; heads: number; guard: number };
 }
 
 /**
@@ -46,10 +82,11 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
       if (a !== b) differences.push(`${name} ${JSON.stringify(b)} vs ${JSON.stringify(a)}`);
     };
     compare("small-model fingerprint", first.meta.small.fingerprint, dataset.meta.small.fingerprint);
-    // Datasets written when selections were layer lists spell the same views differently (`final`).
-    if (!sameFeatureViews(first.meta.small.layer ?? "", dataset.meta.small.layer ?? "")) {
-      compare("layer", first.meta.small.layer, dataset.meta.small.layer);
-    }
+    compare(
+      "feature blocks",
+      first.blocks.map((block) => `${block.name}×${block.dim}`).join(","),
+      dataset.blocks.map((block) => `${block.name}×${block.dim}`).join(","),
+    );
     compare("dim", first.meta.dim, dataset.meta.dim);
     compare("template", first.meta.template, dataset.meta.template);
     compare("label metric", first.meta.label_metric, dataset.meta.label_metric);
@@ -86,17 +123,93 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
     });
   }
 
-  const { heads, notes } = trainHeads(
-    { matrix: { features, dim, rows }, gain, qSmall },
+  const candidateBlocks = options.blocks
+    ? resolveFeatureBlocks(first.blocks, options.blocks, `the features of ${first.directory}`)
+    : first.blocks;
+  const budgets = options.budgets ?? DEFAULT_SELECTION_BUDGETS;
+  const select = options.select ?? true;
+  const wantsGain = options.heads.includes("gain");
+  const seconds = { selection: 0, learning_curve: 0, heads: 0, guard: 0 };
+
+  // With selection the gain head is the chosen candidate; without, the one configuration is still
+  // measured by nested CV, for the learning curve.
+  let selection: SelectionResult | null = null;
+  const innerFolds = options.innerFolds ?? DEFAULT_INNER_FOLDS;
+  // Nested CV needs every inner validation fold to hold rows; below that, the one configuration.
+  const nestedPossible = rows >= options.folds * innerFolds;
+  const selectionNotes: string[] = [];
+  if (wantsGain && !nestedPossible) {
+    selectionNotes.push(
+      `${rows} segments are too few for ${options.folds} × ${innerFolds} nested folds: the gain head is one ${options.probe} on ${featureSelectionText(candidateBlocks)}, without selection or learning curve`,
+    );
+  }
+  if (wantsGain && nestedPossible) {
+    const started = performance.now();
+    selection = selectGainProbe(
+      // Block offsets are positions in the full row: the selection slices what it measures.
+      { features, rows, dim, blocks: candidateBlocks, gains: gain },
+      {
+        budgets,
+        folds: options.folds,
+        innerFolds,
+        seed: options.seed,
+        severeDelta: options.riskDelta,
+        probes: select ? (options.probes ?? SELECTABLE_PROBES) : [options.probe === "mlp" ? "mlp" : "ridge"],
+        mode: select ? "search" : "fixed",
+        onProgress: options.onProgress,
+      },
+    );
+    seconds.selection = (performance.now() - started) / 1000;
+  }
+  const chosenBlocks: FeatureBlock[] = select && selection ? selection.head.blocks : candidateBlocks;
+  const matrix = sliceFeatureBlocks(features, rows, dim, chosenBlocks);
+  const learningCurve = selection
+    ? measureLearningCurve(selection.measureOnShare, {
+        budgets,
+        trainingRows: Math.ceil((rows * (options.folds - 1)) / options.folds),
+      })
+    : null;
+  seconds.learning_curve = learningCurve?.seconds ?? 0;
+
+  const headsStarted = performance.now();
+  const {
+    heads,
+    notes: headNotes,
+    outOfFold,
+  } = trainHeads(
+    { matrix, gain, qSmall },
     {
       heads: options.heads,
       probe: options.probe,
       folds: options.folds,
       seed: options.seed,
       riskDelta: options.riskDelta,
+      gainHead: select && selection ? selection.head : undefined,
       onHead: options.onHead,
     },
   );
+  seconds.heads = (performance.now() - headsStarted) / 1000;
+  const notes = [...selectionNotes, ...headNotes];
+
+  const guardStarted = performance.now();
+  const guard =
+    outOfFold.gain && outOfFold.risk
+      ? chooseGuardLambda({
+          gains: gain,
+          gainScores: outOfFold.gain,
+          riskScores: outOfFold.risk,
+          folds:
+            selection && select ? selection.folds.outer : kFoldAssignment(rows, options.folds, options.seed),
+          budgets,
+          tolerance: options.guardTolerance ?? DEFAULT_GUARD_TOLERANCE,
+          severeDelta: options.riskDelta,
+        })
+      : null;
+  if (wantsGain && !guard)
+    notes.push(
+      "no risk-adjusted guard: it needs the gain and risk heads (the guarded policy falls back to vetoes)",
+    );
+  seconds.guard = (performance.now() - guardStarted) / 1000;
   const pairs = new Map<string, [string | null, string | null]>();
   for (const dataset of datasets) {
     for (const record of dataset.records)
@@ -112,10 +225,11 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
     feature: {
       fingerprint: first.meta.small.fingerprint as string,
       arch: first.meta.small.arch,
-      layer: first.meta.small.layer ?? "final",
-      dim,
+      layer: featureSelectionText(chosenBlocks),
+      dim: matrix.dim,
       template: first.meta.template,
       spec: first.meta.small.spec,
+      blocks: chosenBlocks.flatMap((block) => block.name.split(",")),
     },
     src_lang: first.meta.src_lang ?? first.records[0]?.src_lang ?? null,
     tgt_lang: first.meta.tgt_lang ?? first.records[0]?.tgt_lang ?? null,
@@ -127,8 +241,11 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
       folds: options.folds,
     },
     heads,
+    ...(select && selection ? { selection: selection.report } : {}),
+    ...(learningCurve ? { learning_curve: learningCurve } : {}),
+    ...(guard ? { guard } : {}),
   };
-  return { router, notes, skipped };
+  return { router, notes, skipped, seconds };
 }
 
 /**

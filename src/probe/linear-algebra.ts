@@ -113,6 +113,43 @@ export function accumulateMoments(
   }
 }
 
+/**
+ * Adds the kernel of rows `rowIndices` over feature columns [from, to) to the upper triangle of
+ * `kernel` (rowIndices.length² entries): K[a][b] += Σ_c z_a,c · z_b,c with z = (x − shift) / scale.
+ *
+ * The dual of {@link accumulateMoments}: the same blocked panel product with the roles of rows and
+ * columns swapped (256 feature columns at a time are transposed into a panel whose "columns" are the
+ * rows), so a kernel over d features costs what a Gram over d rows does. Kernels over disjoint
+ * column ranges add up, which lets a feature set's kernel be built block by block.
+ */
+export function accumulateKernel(
+  kernel: Float64Array,
+  features: Float32Array,
+  dim: number,
+  rowIndices: ArrayLike<number>,
+  columns: { from: number; to: number },
+  shift: ArrayLike<number>,
+  scale: ArrayLike<number>,
+): void {
+  const count = rowIndices.length;
+  const paddedCount = Math.ceil(count / 4) * 4;
+  // Padded positions are never written, so they stay zero and add nothing.
+  const panel = new Float64Array(paddedCount * PANEL_ROWS);
+  const inverseScale = new Float64Array(PANEL_ROWS);
+  for (let start = columns.from; start < columns.to; start += PANEL_ROWS) {
+    const width = Math.min(PANEL_ROWS, columns.to - start);
+    for (let offset = 0; offset < width; offset++) inverseScale[offset] = 1 / scale[start + offset]!;
+    for (let position = 0; position < count; position++) {
+      const base = rowIndices[position]! * dim + start;
+      const target = position * PANEL_ROWS;
+      for (let offset = 0; offset < width; offset++) {
+        panel[target + offset] = (features[base + offset]! - shift[start + offset]!) * inverseScale[offset]!;
+      }
+    }
+    accumulatePanelGram(panel, width, count, paddedCount, kernel);
+  }
+}
+
 function accumulatePanelGram(
   panel: Float64Array,
   panelRows: number,

@@ -46,18 +46,25 @@ export interface RidgeSystem {
 /**
  * Normal equations from moments accumulated with `shift` / `targetShift`: centring by the
  * training mean turns Σ(x−s)(x−s)ᵀ into the centred Gram G − n·μμᵀ, then both sides are scaled by
- * the training stds. Shifting by a global mean first keeps that subtraction free of cancellation.
+ * the training stds (or by `fixedStd`, when the scaling is set for several training sets at once).
+ * Shifting by a global mean first keeps that subtraction free of cancellation.
  */
-export function ridgeSystem(moments: Moments, shift: Float64Array, targetShift: number): RidgeSystem {
+export function ridgeSystem(
+  moments: Moments,
+  shift: Float64Array,
+  targetShift: number,
+  fixedStd?: Float64Array,
+): RidgeSystem {
   const { dim, count } = moments;
   if (count < 1) throw new UsageError("ridge needs at least one training row");
   const shiftedMean = new Float64Array(dim);
   for (let column = 0; column < dim; column++) shiftedMean[column] = moments.featureSum[column]! / count;
   const shiftedTargetMean = moments.targetSum / count;
   const mean = new Float64Array(dim);
-  const std = new Float64Array(dim);
+  const std = fixedStd ? Float64Array.from(fixedStd) : new Float64Array(dim);
   for (let column = 0; column < dim; column++) {
     mean[column] = shift[column]! + shiftedMean[column]!;
+    if (fixedStd) continue;
     const centredSquares = moments.gram[column * dim + column]! - count * shiftedMean[column]! ** 2;
     std[column] = safeScale(Math.sqrt(Math.max(0, centredSquares) / count), mean[column]!);
   }
@@ -77,7 +84,7 @@ export function ridgeSystem(moments: Moments, shift: Float64Array, targetShift: 
 }
 
 /** Column means of the given rows (a shift for {@link accumulateMoments}) and the target mean. */
-function globalShift(matrix: FeatureMatrix, targets: ArrayLike<number>, rows: ArrayLike<number>) {
+export function globalShift(matrix: FeatureMatrix, targets: ArrayLike<number>, rows: ArrayLike<number>) {
   const { features, dim } = matrix;
   const shift = new Float64Array(dim);
   let targetShift = 0;
@@ -92,7 +99,11 @@ function globalShift(matrix: FeatureMatrix, targets: ArrayLike<number>, rows: Ar
   return { shift, targetShift: targetShift / count };
 }
 
-function modelFromSystem(system: RidgeSystem, weights: Float64Array, lambda: number): RidgeProbeModel {
+export function modelFromSystem(
+  system: Pick<RidgeSystem, "dim" | "mean" | "std" | "intercept">,
+  weights: Float64Array,
+  lambda: number,
+): RidgeProbeModel {
   return {
     format: PROBE_MODEL_FORMAT,
     kind: "ridge",

@@ -4,9 +4,19 @@
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
+import {
+  canonicalViewNames,
+  type FeatureBlock,
+  type FeatureViewSpan,
+  featureBlocksOf,
+  featureSelectionText,
+  resolveFeatureBlocks,
+} from "../dataset/feature-blocks.js";
 import { InputError, UsageError } from "../errors/index.js";
-import { sameFeatureViews } from "../features/feature-views.js";
+import { type GuardReport, riskAdjustedScore } from "./guard-choice.js";
+import type { LearningCurveReport } from "./learning-curve.js";
 import { type ProbeModel, predictRows, probeModelSchema } from "./probe-model.js";
+import type { SelectionReport } from "./probe-selection.js";
 
 export const ROUTER_FORMAT = 1;
 
@@ -18,7 +28,8 @@ export const HEAD_NAMES: readonly HeadName[] = ["gain", "quality", "risk"];
 export interface HeadReport {
   /** Target the head was fit to: `gain`, `q_small`, or `gain < -delta` (risk). */
   target: string;
-  probe: "ridge" | "mlp" | "logistic";
+  /** `ridge-rank`: ridge on normal scores of the target, mapped back to its units. */
+  probe: "ridge" | "ridge-rank" | "mlp" | "logistic";
   folds: number;
   n: number;
   /** Spearman / Pearson of out-of-fold predictions with the head's own target. */
@@ -52,15 +63,21 @@ export interface RouterFile {
   label_metric: string;
   label_signature: string | null;
   label_higher_is_better: boolean;
-  /** What the features are: a router refuses any other small model, layer, dimension or template. */
+  /** What the features are: a router refuses any other small model, feature blocks, dimension or template. */
   feature: {
     fingerprint: string;
     arch: string | null;
+    /** The feature selection, comma-joined block names (the layer selection in routers without `blocks`). */
     layer: string;
     dim: number;
     template: string | null;
     /** The model spec the training data was collected with (informational). */
     spec: string | null;
+    /**
+     * The feature blocks the heads read, in order (`last:final`, `mean:8`, …); their widths sum to
+     * `dim`. Absent in routers from before blocks: one block named after `layer`.
+     */
+    blocks?: string[];
   };
   /** Default language pair (the first training dataset's), and every pair seen in training. */
   src_lang: string | null;
@@ -68,13 +85,19 @@ export interface RouterFile {
   language_pairs: [string | null, string | null][];
   training: { n: number; datasets: string[]; seed: number; folds: number };
   heads: Partial<Record<HeadName, RouterHead>>;
+  /** How the gain head's blocks and probe were chosen: the candidates' cross-validated table. */
+  selection?: SelectionReport;
+  /** The gain head's cross-validated MeanDelta on 25/50/100 % of the data, and whether it still rises. */
+  learning_curve?: LearningCurveReport;
+  /** The risk-adjusted score of the `guarded` policy and its cross-validated trade-off. */
+  guard?: GuardReport;
 }
 
 const finite = z.number().refine(Number.isFinite, "must be finite");
 const headReportSchema = z
   .object({
     target: z.string(),
-    probe: z.enum(["ridge", "mlp", "logistic"]),
+    probe: z.enum(["ridge", "ridge-rank", "mlp", "logistic"]),
     folds: z.number().int(),
     n: z.number().int(),
     cv_spearman: finite.nullable(),
@@ -107,6 +130,7 @@ const routerSchema = z
       dim: z.number().int().positive(),
       template: z.string().nullable(),
       spec: z.string().nullable(),
+      blocks: z.array(z.string()).nonempty().optional(),
     }),
     src_lang: z.string().nullable(),
     tgt_lang: z.string().nullable(),
@@ -122,6 +146,27 @@ const routerSchema = z
       quality: headSchema.optional(),
       risk: headSchema.optional(),
     }),
+    // Reports are kept for people and the eval report; only the guard's numbers are used to route.
+    selection: z.object({}).passthrough().optional(),
+    learning_curve: z.object({}).passthrough().optional(),
+    guard: z
+      .object({
+        method: z.literal("risk-adjusted"),
+        lambda: finite.min(0),
+        tolerance: finite,
+        severe_delta: finite,
+        budgets: z.array(finite),
+        grid: z.array(
+          z.object({
+            lambda: finite,
+            mean_delta: z.array(finite.nullable()),
+            severe_loss: z.array(finite.nullable()),
+          }),
+        ),
+        score_quantiles: z.array(finite).length(101),
+      })
+      .passthrough()
+      .optional(),
   })
   .superRefine((router, context) => {
     for (const name of HEAD_NAMES) {
@@ -175,34 +220,72 @@ export function parseRouter(text: string, file = "router"): RouterFile {
   return parsed.data as RouterFile;
 }
 
-/** What the features at hand are (from a dataset's meta or a live small model). */
-export interface FeatureSource {
-  fingerprint: string | null;
-  layer: string | null;
-  dim: number | null;
-  template: string | null;
+/** The feature blocks a router reads, in order (one named after its layer for routers from before blocks). */
+export function routerBlocks(router: RouterFile): string[] {
+  return router.feature.blocks ?? canonicalViewNames(router.feature.layer);
 }
 
 /**
- * Refuses features that are not the ones the router was trained on: another model file, another
- * layer, another dimension or another prompt template would make its scores meaningless.
+ * The feature selection to open the small model with so that it yields exactly the router's
+ * blocks, in order: their names, comma-joined (`last:final`, `last:8,mean:8`).
  */
-export function assertRouterMatches(router: RouterFile, source: FeatureSource, what: string): void {
+export function routerFeatureSelection(router: RouterFile): string {
+  return featureSelectionText(routerBlocks(router));
+}
+
+/**
+ * What the features at hand are: a dataset (its blocks) or a live small model (its feature
+ * identity: views, or one block named after its layer selection).
+ */
+export interface FeatureSource {
+  fingerprint: string | null;
+  template: string | null;
+  dim: number | null;
+  layer?: string | null;
+  blocks?: readonly FeatureBlock[];
+  views?: readonly FeatureViewSpan[];
+}
+
+/**
+ * Refuses features that are not the ones the router was trained on — another model file, prompt
+ * template, feature blocks or width would make its scores meaningless — and returns the blocks of
+ * the source that make up the router's feature vector, in the router's order.
+ */
+export function assertRouterMatches(router: RouterFile, source: FeatureSource, what: string): FeatureBlock[] {
   const mismatches: string[] = [];
   const expect = (name: string, trained: unknown, actual: unknown) => {
     if (trained !== actual)
       mismatches.push(`${name}: router ${JSON.stringify(trained)}, ${what} ${JSON.stringify(actual)}`);
   };
   expect("small-model fingerprint", router.feature.fingerprint, source.fingerprint);
-  // Files written when selections were layer lists spell the same views differently (`final`).
-  if (!sameFeatureViews(router.feature.layer, source.layer ?? "")) {
-    expect("layer", router.feature.layer, source.layer);
-  }
-  expect("feature dim", router.feature.dim, source.dim);
   expect("prompt template", router.feature.template, source.template);
+  let resolved: FeatureBlock[] = [];
+  const available =
+    source.blocks ??
+    (source.dim === null
+      ? []
+      : featureBlocksOf({
+          layer: source.layer ?? "final",
+          dim: source.dim,
+          views: source.views ? [...source.views] : undefined,
+        }));
+  try {
+    resolved = resolveFeatureBlocks(available, routerBlocks(router), what);
+    expect(
+      "feature dim",
+      router.feature.dim,
+      resolved.reduce((sum, block) => sum + block.dim, 0),
+    );
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    mismatches.push(
+      `feature blocks: router ${routerFeatureSelection(router)}, ${what} ${available.map((block) => block.name).join(" | ") || "none"}`,
+    );
+  }
   if (mismatches.length > 0) {
     throw new UsageError(`the router does not match ${what}: ${mismatches.join("; ")}`);
   }
+  return resolved;
 }
 
 /** Scores of every head the router has, for `rows` feature rows. */
@@ -215,4 +298,16 @@ export function predictHeads(router: RouterFile, features: Float32Array, rows: n
     if (head) scores[name] = predictRows(head.model, features, rows);
   }
   return scores;
+}
+
+/**
+ * The `guarded` policy's score of row `row`: the gain head's prediction minus the router's λ times
+ * the risk head's probability; null when the router has no risk-adjusted guard (or a head is missing).
+ */
+export function guardedScore(router: RouterFile, scores: HeadScores, row: number): number | null {
+  const guard = router.guard;
+  const gain = scores.gain?.[row];
+  const risk = scores.risk?.[row];
+  if (!guard || gain === undefined || risk === undefined) return null;
+  return riskAdjustedScore(gain, risk, guard.lambda);
 }

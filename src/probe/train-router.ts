@@ -19,7 +19,9 @@ import type { FeatureMatrix } from "./matrix.js";
 import { fitMlp } from "./mlp.js";
 import type { ProbeModel } from "./probe-model.js";
 import { predictRows } from "./probe-model.js";
+import type { SelectedGainHead } from "./probe-selection.js";
 import { crossValidateRidge } from "./ridge.js";
+import { crossValidateRidgeDual, pickRows, preferredRidgeForm } from "./ridge-solver.js";
 import type { HeadName, HeadReport, RouterHead } from "./router-file.js";
 
 /** Probe family for the regression heads; the risk head uses logistic regression or a binary MLP. */
@@ -38,8 +40,17 @@ export interface TrainHeadsOptions {
   seed?: number;
   /** δ of the risk label g < −δ. */
   riskDelta: number;
+  /** A gain head already fitted and cross-validated (by the selection); used instead of fitting one. */
+  gainHead?: SelectedGainHead;
   /** Called with a line of progress per head. */
   onHead?: (message: string) => void;
+}
+
+/** Fitted heads, notes, and each head's out-of-fold scores (for the guard's choice). */
+export interface TrainedHeads {
+  heads: Partial<Record<HeadName, RouterHead>>;
+  notes: string[];
+  outOfFold: Partial<Record<HeadName, Float64Array>>;
 }
 
 /** What fitting one head gives before it is packed into a router. */
@@ -52,10 +63,7 @@ interface HeadFit {
 const QUANTILE_LEVELS = Float64Array.from({ length: 101 }, (_, index) => index / 100);
 
 /** Trains the requested heads. A risk head with no positive (or no negative) example is skipped with a note. */
-export function trainHeads(
-  data: HeadTrainingData,
-  options: TrainHeadsOptions,
-): { heads: Partial<Record<HeadName, RouterHead>>; notes: string[] } {
+export function trainHeads(data: HeadTrainingData, options: TrainHeadsOptions): TrainedHeads {
   const folds = options.folds ?? DEFAULT_FOLDS;
   const seed = options.seed ?? 0;
   const { matrix, gain, qSmall } = data;
@@ -63,6 +71,7 @@ export function trainHeads(
     throw new UsageError(`${matrix.rows} training segments are too few for ${folds}-fold cross-validation`);
   }
   const heads: Partial<Record<HeadName, RouterHead>> = {};
+  const outOfFold: Partial<Record<HeadName, Float64Array>> = {};
   const notes: string[] = [];
   for (const name of options.heads) {
     const started = performance.now();
@@ -94,18 +103,24 @@ export function trainHeads(
         score_quantiles: quantilesOf(fit.outOfFold),
         delta: options.riskDelta,
       };
+      outOfFold.risk = fit.outOfFold;
     } else {
       const target = name === "gain" ? gain : qSmall;
-      const fit = fitRegressionHead(options.probe, matrix, target, folds, seed);
+      const selected = name === "gain" ? options.gainHead : undefined;
+      const fit: HeadFit = selected
+        ? { model: selected.model, outOfFold: selected.outOfFold, lambda: selected.lambda }
+        : fitRegressionHead(options.probe, matrix, target, folds, seed);
+      const probe = selected?.probe ?? options.probe;
       heads[name] = {
         model: fit.model,
-        report: reportOf(options.probe, name === "gain" ? "gain" : "q_small", fit, target, gain, folds),
+        report: reportOf(probe, name === "gain" ? "gain" : "q_small", fit, target, gain, folds),
         score_quantiles: quantilesOf(fit.outOfFold),
       };
+      outOfFold[name] = fit.outOfFold;
     }
     options.onHead?.(`${name} head fitted in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
-  return { heads, notes };
+  return { heads, notes, outOfFold };
 }
 
 function reportOf(
@@ -145,7 +160,11 @@ function fitRegressionHead(
   seed: number,
 ): HeadFit {
   if (kind === "ridge") {
-    const cv = crossValidateRidge(matrix, targets, { folds, seed });
+    // Wider than the training folds: a d × d Gram would not fit, the kernel does (same estimator).
+    const cv =
+      preferredRidgeForm(matrix.dim, Math.ceil((matrix.rows * (folds - 1)) / folds)) === "dual"
+        ? crossValidateRidgeDual(matrix, targets, { folds, seed })
+        : crossValidateRidge(matrix, targets, { folds, seed });
     return { model: cv.model, outOfFold: cv.outOfFold, lambda: cv.lambda };
   }
   const assignment = kFoldAssignment(matrix.rows, folds, seed);
@@ -180,22 +199,14 @@ function crossValidateMlp(
   for (let fold = 0; fold < folds; fold++) {
     const training = foldRows(assignment, fold, false);
     const validation = foldRows(assignment, fold, true);
-    const fit = fitMlp(subMatrix(matrix, training), pick(targets, training), { output, seed: seed + fold });
-    const predictions = predictRows(fit.model, subMatrix(matrix, validation).features, validation.length);
+    const fit = fitMlp(pickRows(matrix, training), pick(targets, training), { output, seed: seed + fold });
+    const predictions = predictRows(fit.model, pickRows(matrix, validation).features, validation.length);
     validation.forEach((row, position) => {
       outOfFold[row] = predictions[position] as number;
     });
   }
   const final = fitMlp(matrix, targets, { output, seed });
   return { model: final.model, outOfFold, lambda: null };
-}
-
-function subMatrix(matrix: FeatureMatrix, rows: Int32Array): FeatureMatrix {
-  const features = new Float32Array(rows.length * matrix.dim);
-  rows.forEach((row, position) => {
-    features.set(matrix.features.subarray(row * matrix.dim, (row + 1) * matrix.dim), position * matrix.dim);
-  });
-  return { features, dim: matrix.dim, rows: rows.length };
 }
 
 function pick(values: Float64Array, rows: Int32Array): Float64Array {

@@ -9,7 +9,12 @@ import type { Socket } from "node:net";
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
 import type { DestinationStream } from "pino";
 import { UsageError } from "../errors/index.js";
-import { assertRouterMatches, loadRouter, type RouterFile } from "../probe/router-file.js";
+import {
+  assertRouterMatches,
+  loadRouter,
+  type RouterFile,
+  routerFeatureSelection,
+} from "../probe/router-file.js";
 import { parsePromptTemplate } from "../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../translators/types.js";
 import { BearerAuthenticator, readApiKeys } from "./auth.js";
@@ -99,7 +104,8 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     largeRetries: config.largeRetries,
     smallRetries: config.smallRetries,
     maxTokens: config.maxTokens,
-    layer: router.feature.layer,
+    // Exactly the router's feature blocks, in its order.
+    layer: routerFeatureSelection(router),
     smallDim: config.smallDim,
     onRetry: (engine: "small" | "large") => metrics.retries.inc({ engine }),
   };

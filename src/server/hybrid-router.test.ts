@@ -186,6 +186,41 @@ describe("HybridRouter", () => {
     expect(guarded.filter((item) => item.guarded).map((item) => item.predictedGain)).toEqual([99, 98]);
   });
 
+  it("with a risk-adjusted guard ranks and thresholds gain − λ·risk, starting from its quantiles", async () => {
+    const events: string[] = [];
+    const percent = Array.from({ length: 101 }, (_, index) => index);
+    // λ = 100: a request with risk σ(3) ≈ 0.95 loses 95 points; the guarded score's quantiles are 0..100 shifted by −50.
+    const guard = {
+      method: "risk-adjusted" as const,
+      rule: "test",
+      lambda: 100,
+      tolerance: 0.05,
+      severe_delta: 10,
+      budgets: [0.3],
+      grid: [],
+      score_quantiles: percent.map((value) => value - 50),
+    };
+    const guardedRouter = { ...testRouter(), guard };
+    const hybrid = router(events, { policy: "guarded", router: guardedRouter });
+    expect(hybrid.thresholds).toEqual({});
+    // Starts at the 70th percentile of the guarded score: 20.
+    expect(hybrid.snapshot().threshold).toBe(20);
+    // Gain 95 and no risk (σ(−5) ≈ 0.0067): 95 − 0.67 passes; gain 95 at risk σ(3): 95 − 95.3 does not.
+    expect(await hybrid.translate(request("g=95"))).toMatchObject({ model: "large", guarded: false });
+    expect(await hybrid.translate(request("g=95 r=3"))).toMatchObject({ model: "small", guarded: true });
+    // A batch routes the top ⌊0.3 · 10⌋ by the guarded score; the risky one the gain alone would route is guarded.
+    const texts = [50, 99, 10, 98, 97, 20, 96, 30, 40, 60].map((gain) =>
+      gain === 99 ? "g=99 r=3" : `g=${gain}`,
+    );
+    const batch = await router(events, { policy: "guarded", router: guardedRouter }).translateBatch(
+      texts.map(request),
+    );
+    expect(batch.filter((item) => item.model === "large").map((item) => item.predictedGain)).toEqual([
+      98, 97, 96,
+    ]);
+    expect(batch.filter((item) => item.guarded).map((item) => item.predictedGain)).toEqual([99]);
+  });
+
   it("never lets batches break the hard cap", async () => {
     const events: string[] = [];
     const hybrid = router(events, { budget: 0.5, window: 4 });

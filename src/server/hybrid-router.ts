@@ -24,7 +24,7 @@
  */
 import { EngineCallError, EngineTimeoutError, RoutelmtError } from "../errors/index.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
-import { predictHeads } from "../probe/router-file.js";
+import { guardedScore, predictHeads } from "../probe/router-file.js";
 import {
   allocateGuarded,
   BudgetController,
@@ -163,6 +163,8 @@ export class HybridRouter {
   private readonly smallName: string;
   private readonly largeName: string;
   private readonly router: RouterFile;
+  /** `guarded` with a router that carries a risk-adjusted guard: rank by gain − λ·risk instead of vetoing. */
+  private readonly riskAdjusted: boolean;
   /** Tracks the gain threshold on single requests (its own cap only ever blocks more, never less). */
   private readonly controller: BudgetController;
   /** The authority for the hard cap and the realized fraction, over every decision. */
@@ -184,13 +186,13 @@ export class HybridRouter {
     }
     this.budget = options.budget;
     this.policy = options.policy ?? "routelmt";
-    this.thresholds = guardThresholds(
-      options.router,
-      this.policy,
-      options.guardQualityQuantile,
-      options.guardRisk,
-    );
-    if (this.policy === "guarded" && Object.keys(this.thresholds).length === 0) {
+    const guard = options.router.guard;
+    this.riskAdjusted =
+      this.policy === "guarded" && guard !== undefined && options.router.heads.risk !== undefined;
+    this.thresholds = this.riskAdjusted
+      ? {}
+      : guardThresholds(options.router, this.policy, options.guardQualityQuantile, options.guardRisk);
+    if (this.policy === "guarded" && !this.riskAdjusted && Object.keys(this.thresholds).length === 0) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
         "policy guarded needs a quality or risk head in the router: retrain it with --heads gain,quality,risk",
@@ -205,7 +207,8 @@ export class HybridRouter {
     this.controller = new BudgetController({
       budget: options.budget,
       window,
-      trainingScores: gainHead.score_quantiles,
+      // The controller thresholds the score requests are ranked by, so it starts from that score's quantiles.
+      trainingScores: this.riskAdjusted && guard ? guard.score_quantiles : gainHead.score_quantiles,
     });
     this.ledger = new DecisionWindow(options.budget, window);
     this.smallGate = new AdmissionGate(options.queueSize ?? 256);
@@ -429,6 +432,12 @@ export class HybridRouter {
     return predictHeads(this.router, features, prefills.length);
   }
 
+  /** The score requests are ranked and thresholded by: the gain, or the risk-adjusted gain. */
+  private rankScore(scores: HeadScores, row: number): number {
+    const gain = scores.gain![row]!;
+    return this.riskAdjusted ? (guardedScore(this.router, scores, row) ?? gain) : gain;
+  }
+
   private signals(scores: HeadScores, row: number): GuardSignals {
     return { qualityPrediction: scores.quality?.[row] ?? null, riskProbability: scores.risk?.[row] ?? null };
   }
@@ -437,9 +446,12 @@ export class HybridRouter {
   private decideOne(prefilled: Prefilled): Decision {
     const scores = this.scores([prefilled]);
     const gain = scores.gain![0]!;
-    const verdict = this.controller.decide(gain);
+    const verdict = this.controller.decide(this.rankScore(scores, 0));
     let large = verdict.target === "large";
-    let guarded = false;
+    // Risk-adjusted: kept small by the risk term alone, its gain would have passed the threshold.
+    let guarded =
+      this.riskAdjusted && verdict.reason === "score-below-threshold" && gain >= verdict.threshold;
+    if (guarded) this.metrics?.guarded.inc();
     let fallbackReason: FallbackReason | null = null;
     if (verdict.target === "small" && verdict.reason === "budget-cap") this.metrics?.capBlocked.inc();
     if (large && firedGuard(this.signals(scores, 0), this.thresholds) !== null) {
@@ -469,7 +481,14 @@ export class HybridRouter {
     const scores = this.scores(prefills);
     const gains = Array.from(scores.gain!);
     const ids = gains.map((_, index) => String(index).padStart(8, "0"));
-    const order = routingOrder(gains, ids);
+    const order = routingOrder(
+      gains.map((_, row) => this.rankScore(scores, row)),
+      ids,
+    );
+    // Risk-adjusted: a text the gain alone would have routed but the risk term kept small is guarded.
+    const byGain = this.riskAdjusted
+      ? new Set(routingOrder(gains, ids).slice(0, routedCount(this.budget, count)))
+      : null;
     const signals = gains.map((_, row) => this.signals(scores, row));
     const allocation = allocateGuarded(order, signals, this.thresholds, this.budget);
     // Candidates the allocation looked at: everything up to the last one it routed (all when it ran short).
@@ -486,9 +505,10 @@ export class HybridRouter {
       let large = allocation.routed[index]!;
       const guarded =
         !large &&
-        rank < visited &&
-        routedCount(this.budget, count) > 0 &&
-        firedGuard(signals[index]!, this.thresholds) !== null;
+        (byGain?.has(index) ??
+          (rank < visited &&
+            routedCount(this.budget, count) > 0 &&
+            firedGuard(signals[index]!, this.thresholds) !== null));
       if (guarded) this.metrics?.guarded.inc();
       let fallbackReason: FallbackReason | null = null;
       if (large && !this.ledger.allowsLarge()) {

@@ -1,5 +1,6 @@
 /** Shared statistics: the lowest layer of routelmt, importing nothing else from `src`. */
 export { averageRanks, pearson, spearman } from "./correlation.js";
+export { normalQuantile, studentT975 } from "./normal.js";
 export {
   assertSorted,
   countAbove,

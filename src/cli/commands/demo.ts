@@ -192,7 +192,9 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
     const trainDirectory = path.join(flags.out, "train");
     await collectSplit("collect train", train, trainFile, trainDirectory);
 
-    io.stderr("[2/4] training the router (ridge probes, 5-fold CV)\n");
+    io.stderr(
+      "[2/4] training the router (gain probe chosen by nested 5-fold CV, then quality, risk and the guard)\n",
+    );
     const { router, notes } = buildRouter([await loadDataset(trainDirectory)], {
       heads: ["gain", "quality", "risk"],
       probe: "ridge",
@@ -205,7 +207,7 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
     await writeFileAtomic(routerFile, `${JSON.stringify(router)}\n`);
     const gainReport = router.heads.gain?.report;
     io.stderr(
-      `router: gain head CV Spearman ${gainReport?.cv_spearman?.toFixed(3) ?? "n/a"} on ${router.training.n} segments\n`,
+      `router: ${router.feature.blocks?.join("+") ?? router.feature.layer} ${gainReport?.probe ?? ""}, gain head CV Spearman ${gainReport?.cv_spearman?.toFixed(3) ?? "n/a"} on ${router.training.n} segments; guard λ ${router.guard?.lambda.toFixed(2) ?? "n/a"}\n`,
     );
 
     io.stderr("[3/4] collecting the test split\n");

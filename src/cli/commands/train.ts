@@ -2,8 +2,15 @@ import type { Command } from "commander";
 import { type Dataset, loadDataset } from "../../dataset/index.js";
 import { UsageError } from "../../errors/index.js";
 import { defaultSevereDelta } from "../../metrics/severe-delta.js";
-import { buildRouter } from "../../probe/build-router.js";
-import { HEAD_NAMES, type HeadName } from "../../probe/router-file.js";
+import { type BuiltRouter, buildRouter } from "../../probe/build-router.js";
+import { DEFAULT_GUARD_TOLERANCE } from "../../probe/guard-choice.js";
+import {
+  DEFAULT_INNER_FOLDS,
+  DEFAULT_SELECTION_BUDGETS,
+  SELECTABLE_PROBES,
+  type SelectableProbe,
+} from "../../probe/probe-selection.js";
+import { HEAD_NAMES, type HeadName, type RouterFile } from "../../probe/router-file.js";
 import type { ProbeKind } from "../../probe/train-router.js";
 import { AtomicFileWriter } from "../../util/atomic-file.js";
 import type { CliIo } from "../io.js";
@@ -17,12 +24,20 @@ interface TrainFlags {
   folds: number;
   seed: number;
   riskDelta?: number;
+  select: string;
+  probes: string;
+  budgets: string;
+  innerFolds: number;
+  blocks?: string;
+  guardTolerance: number;
 }
 
 export function registerTrain(program: Command, io: CliIo): void {
   program
     .command("train")
-    .description("Fit the router's probes (gain, quality, risk) on collected datasets and write ROUTER.json")
+    .description(
+      "Choose the gain probe's feature blocks and kind by nested CV, fit the router's probes (gain, quality, risk) and the guard, and write ROUTER.json",
+    )
     .requiredOption(
       "--data <dir>",
       "dataset directory from collect (repeatable)",
@@ -31,8 +46,45 @@ export function registerTrain(program: Command, io: CliIo): void {
     )
     .requiredOption("--out <file>", "router file to write")
     .option("--heads <list>", "heads to fit: gain, quality, risk", "gain,quality,risk")
-    .option("--probe <kind>", "ridge (closed form, λ by CV) or mlp (one hidden layer)", "ridge")
-    .option("--folds <k>", "cross-validation folds", positiveInteger("--folds"), 5)
+    .option(
+      "--select <on|off>",
+      "on: choose the gain head's feature blocks and probe kind by nested CV; off: one ridge (or --probe) on every block, as before",
+      "on",
+    )
+    .option(
+      "--probes <list>",
+      "probe kinds the selection compares: ridge, ridge-rank (ridge on normal scores of the gain), mlp",
+      SELECTABLE_PROBES.join(","),
+    )
+    .option(
+      "--budgets <list>",
+      "budgets p of MeanDelta@p that the selection, the learning curve and the guard judge by",
+      DEFAULT_SELECTION_BUDGETS.join(","),
+    )
+    .option("--blocks <list>", "feature blocks to consider (default: every block of the data)")
+    .option(
+      "--probe <kind>",
+      "ridge or mlp: the quality and risk heads (and the gain head with --select off)",
+      "ridge",
+    )
+    .option(
+      "--folds <k>",
+      "cross-validation folds (the outer folds of the selection)",
+      positiveInteger("--folds"),
+      5,
+    )
+    .option(
+      "--inner-folds <k>",
+      "inner folds of the selection (they choose the ridge penalty)",
+      positiveInteger("--inner-folds"),
+      DEFAULT_INNER_FOLDS,
+    )
+    .option(
+      "--guard-tolerance <x>",
+      "share of MeanDelta the guard may cost at any budget (chooses its λ)",
+      finiteNumber("--guard-tolerance"),
+      DEFAULT_GUARD_TOLERANCE,
+    )
     .option(
       "--seed <n>",
       "seed of folds and MLP initialisation",
@@ -47,21 +99,40 @@ export function registerTrain(program: Command, io: CliIo): void {
     .action(async (flags: TrainFlags) => {
       const heads = parseHeads(flags.heads);
       const probe = parseProbe(flags.probe);
+      const select = parseSwitch(flags.select, "--select");
+      const probes = parseProbes(flags.probes);
+      const budgets = parseSelectionBudgets(flags.budgets);
+      if (flags.innerFolds < 2) throw new UsageError("--inner-folds must be at least 2");
+      if (!(flags.guardTolerance >= 0 && flags.guardTolerance < 1))
+        throw new UsageError(`--guard-tolerance must be in [0, 1), got ${flags.guardTolerance}`);
+      const blocks = flags.blocks
+        ?.split(",")
+        .map((name) => name.trim())
+        .filter(Boolean);
       const datasets = [];
       for (const directory of flags.data) datasets.push(await loadDataset(directory));
       // Opened before training, so an unusable --out fails at once; replaces --out only when complete.
       const output = await AtomicFileWriter.open(flags.out);
       try {
-        await trainAndWrite(datasets, { heads, probe }, flags, output, io);
+        await trainAndWrite(datasets, { heads, probe, select, probes, budgets, blocks }, flags, output, io);
       } finally {
         await output.discard();
       }
     });
 }
 
+interface TrainChoices {
+  heads: HeadName[];
+  probe: ProbeKind;
+  select: boolean;
+  probes: SelectableProbe[];
+  budgets: number[];
+  blocks: string[] | undefined;
+}
+
 async function trainAndWrite(
   datasets: Dataset[],
-  { heads, probe }: { heads: HeadName[]; probe: ProbeKind },
+  choices: TrainChoices,
   flags: TrainFlags,
   output: AtomicFileWriter,
   io: CliIo,
@@ -69,39 +140,153 @@ async function trainAndWrite(
   const labelMetric = datasets[0]?.meta.label_metric ?? "chrf";
   const riskDelta = flags.riskDelta ?? defaultSevereDelta(labelMetric);
   const started = performance.now();
-  const { router, notes, skipped } = buildRouter(datasets, {
-    heads,
-    probe,
+  const built = buildRouter(datasets, {
+    heads: choices.heads,
+    probe: choices.probe,
     folds: flags.folds,
     seed: flags.seed,
     riskDelta,
+    select: choices.select,
+    probes: choices.probes,
+    budgets: choices.budgets,
+    innerFolds: flags.innerFolds,
+    guardTolerance: flags.guardTolerance,
+    blocks: choices.blocks,
     onHead: (message) => io.stderr(`${message}\n`),
+    onProgress: (message) => io.stderr(`candidate ${message}\n`),
   });
+  const { router, notes } = built;
   for (const note of notes) io.stderr(`note: ${note}\n`);
   await output.write(`${JSON.stringify(router)}\n`);
   await output.commit();
-  const format = (value: number | null | undefined) =>
-    value === null || value === undefined ? "n/a" : value.toFixed(3);
+  const totalSeconds = (performance.now() - started) / 1000;
+  io.stdout(
+    `${trainingSummary(built, flags, choices.probe, totalSeconds).join("\n")}\nrouter written to ${flags.out}\n`,
+  );
+}
+
+function format(value: number | null | undefined, digits = 3): string {
+  return value === null || value === undefined || !Number.isFinite(value) ? "n/a" : value.toFixed(digits);
+}
+
+function percent(value: number | null | undefined): string {
+  return value === null || value === undefined || !Number.isFinite(value)
+    ? "n/a"
+    : `${(100 * value).toFixed(1)}%`;
+}
+
+/** The selection table: one line per candidate, the chosen one and the default marked. */
+export function selectionTable(router: RouterFile): string[] {
+  const selection = router.selection;
+  if (!selection) return [];
+  const budgets = selection.budgets.map((budget) => `MD@${budget}`.padStart(8)).join(" ");
   const lines = [
-    `trained on ${router.training.n} segments (${skipped} without a label skipped), ${flags.folds}-fold CV, label ${router.label_metric}, probe ${probe}, ${((performance.now() - started) / 1000).toFixed(1)} s`,
-    "head     target            cv_spearman  cv_pearson  spearman_vs_gain  cv_mse      lambda",
+    `selection (${selection.folds} outer × ${selection.inner_folds} inner folds, ${selection.seconds.toFixed(1)} s): ${selection.rule}`,
+    `   ${"blocks".padEnd(34)} ${"probe".padEnd(10)} ${"dim".padStart(6)} ${"form".padEnd(6)} ${budgets}  ${"mean ± se".padStart(13)}  spearman  ${"lambda".padStart(7)}  ${"time".padStart(6)}`,
   ];
+  selection.candidates.forEach((candidate, index) => {
+    const mark = index === selection.chosen ? "*" : index === selection.default ? "d" : " ";
+    const stage = candidate.stage === "screen" ? " (screen)" : "";
+    lines.push(
+      `${mark}  ${(candidate.blocks.join("+") + stage).padEnd(34)} ${candidate.probe.padEnd(10)} ${String(candidate.dim).padStart(6)} ${(candidate.form ?? "-").padEnd(6)} ${candidate.mean_delta.map((value) => format(value, 2).padStart(8)).join(" ")}  ${`${format(candidate.score, 2)} ± ${format(candidate.score_se, 2)}`.padStart(13)}  ${format(candidate.spearman).padStart(8)}  ${(candidate.lambda === null ? "-" : candidate.lambda.toExponential(0)).padStart(7)}  ${`${candidate.seconds.toFixed(1)}s`.padStart(6)}`,
+    );
+  });
+  const chosen = selection.candidates[selection.chosen]!;
+  const versus = selection.versus_default;
+  lines.push(
+    `chosen (*): ${chosen.blocks.join("+")}, ${chosen.probe}${versus ? `; vs the default last:final ridge (d): ${versus.diff >= 0 ? "+" : ""}${format(versus.diff, 2)} ± ${format(versus.se, 2)} mean MeanDelta` : ""}`,
+  );
+  return lines;
+}
+
+function trainingSummary(
+  built: BuiltRouter,
+  flags: TrainFlags,
+  probe: ProbeKind,
+  totalSeconds: number,
+): string[] {
+  const { router, skipped, seconds } = built;
+  const lines = [
+    `trained on ${router.training.n} segments (${skipped} without a label skipped), ${flags.folds}-fold CV, label ${router.label_metric}, feature blocks ${router.feature.blocks?.join(",") ?? router.feature.layer} (dim ${router.feature.dim}), ${totalSeconds.toFixed(1)} s (selection ${seconds.selection.toFixed(1)} s, learning curve ${seconds.learning_curve.toFixed(1)} s, heads ${seconds.heads.toFixed(1)} s, guard ${seconds.guard.toFixed(1)} s)`,
+    ...selectionTable(router),
+  ];
+  const curve = router.learning_curve;
+  if (curve) {
+    lines.push(
+      `learning curve (mean MeanDelta over the budgets, 95 % CI over folds): ${curve.points
+        .map(
+          (point) =>
+            `${(100 * point.share).toFixed(0)}% (${point.rows} rows) ${format(point.mean_delta, 2)} [${format(point.lo, 2)}, ${format(point.hi, 2)}]`,
+        )
+        .join("; ")}`,
+      curve.reading,
+    );
+  }
+  const guard = router.guard;
+  if (guard) {
+    const base = guard.grid[0]!;
+    const chosen = guard.grid.find((point) => point.lambda === guard.lambda) ?? base;
+    lines.push(
+      `guard: rank by gain − λ·P(gain < −${guard.severe_delta}), λ = ${format(guard.lambda, 2)}${guard.lambda === 0 ? " (no affordable λ cut the cross-validated severe losses beyond fold noise: guarded ranks as routelmt)" : ` (fewest severe losses within ${percent(guard.tolerance)} of unguarded MeanDelta at every budget)`}${guard.best_cut ? `; best affordable cut ${percent(guard.best_cut.diff)} ± ${percent(guard.best_cut.se)} of the severe-loss rate` : ""}; CV at ${guard.budgets.join("/")}: MeanDelta ${chosen.mean_delta.map((value) => format(value, 2)).join("/")} vs ${base.mean_delta.map((value) => format(value, 2)).join("/")} unguarded, severe loss ${chosen.severe_loss.map(percent).join("/")} vs ${base.severe_loss.map(percent).join("/")}`,
+    );
+  }
+  lines.push(
+    "head     target            probe       cv_spearman  cv_pearson  spearman_vs_gain  cv_mse      lambda",
+  );
   for (const name of HEAD_NAMES) {
     const head = router.heads[name];
     if (!head) continue;
     const r = head.report;
     lines.push(
-      `${name.padEnd(8)} ${r.target.padEnd(17)} ${format(r.cv_spearman).padStart(11)}  ${format(r.cv_pearson).padStart(10)}  ${format(r.cv_spearman_gain).padStart(16)}  ${format(r.cv_mse).padStart(10)}  ${r.lambda === null ? "n/a" : r.lambda.toExponential(1)}${r.cv_auc !== undefined ? `  auc ${format(r.cv_auc)}` : ""}`,
+      `${name.padEnd(8)} ${r.target.padEnd(17)} ${r.probe.padEnd(10)} ${format(r.cv_spearman).padStart(11)}  ${format(r.cv_pearson).padStart(10)}  ${format(r.cv_spearman_gain).padStart(16)}  ${format(r.cv_mse).padStart(10)}  ${r.lambda === null ? "n/a" : r.lambda.toExponential(1)}${r.cv_auc !== undefined ? `  auc ${format(r.cv_auc)}` : ""}`,
     );
   }
-  lines.push(`router written to ${flags.out}`);
-  io.stdout(`${lines.join("\n")}\n`);
+  if (!router.selection && router.heads.gain) lines.push(`gain head: ${probe} on every block (--select off)`);
+  return lines;
 }
 
 function parseProbe(text: string): ProbeKind {
   if (text !== "ridge" && text !== "mlp")
     throw new UsageError(`--probe must be ridge or mlp, got ${JSON.stringify(text)}`);
   return text;
+}
+
+function parseSwitch(text: string, flag: string): boolean {
+  if (text === "on") return true;
+  if (text === "off") return false;
+  throw new UsageError(`${flag} must be on or off, got ${JSON.stringify(text)}`);
+}
+
+function parseProbes(text: string): SelectableProbe[] {
+  const probes = text
+    .split(",")
+    .map((probe) => probe.trim())
+    .filter(Boolean);
+  if (probes.length === 0)
+    throw new UsageError(`--probes needs at least one of ${SELECTABLE_PROBES.join(", ")}`);
+  for (const probe of probes) {
+    if (!SELECTABLE_PROBES.includes(probe as SelectableProbe))
+      throw new UsageError(
+        `unknown probe ${JSON.stringify(probe)} in --probes (expected ${SELECTABLE_PROBES.join(", ")})`,
+      );
+  }
+  return [...new Set(probes)] as SelectableProbe[];
+}
+
+/** Budgets in (0, 1], sorted and deduplicated: a budget of 0 routes nothing and has no MeanDelta. */
+function parseSelectionBudgets(text: string): number[] {
+  const budgets = text
+    .split(",")
+    .map((part) => part.trim())
+    .filter(Boolean)
+    .map((part) => {
+      const value = Number(part);
+      if (!(Number.isFinite(value) && value > 0 && value <= 1))
+        throw new UsageError(`--budgets: ${JSON.stringify(part)} is not a fraction in (0, 1]`);
+      return value;
+    });
+  if (budgets.length === 0) throw new UsageError("--budgets lists no budget");
+  return [...new Set(budgets)].sort((a, b) => a - b);
 }
 
 function parseHeads(text: string): HeadName[] {

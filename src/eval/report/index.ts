@@ -1,18 +1,23 @@
-/** Writes the evaluation report directory: summary.json, curves.csv, pareto.svg/png, report.html, report.md. */
+/**
+ * Writes the evaluation report directory: summary.json, curves.csv, pareto.svg/png, guard.svg/png
+ * (with a router that carries a guard), report.html, report.md.
+ */
 import path from "node:path";
 import { writeFileAtomic } from "../../util/atomic-file.js";
 import { makeDirectory } from "../../util/make-directory.js";
 import type { EvalSummary } from "../run-eval.js";
 import { curvesCsv } from "./curves-csv.js";
-import { findChartFonts, renderParetoSvg, renderPng } from "./pareto-chart.js";
+import { guardTradeoffSpec } from "./guard-chart.js";
+import { findChartFonts, renderParetoSvg, renderPng, renderSpecSvg } from "./pareto-chart.js";
 import { reportHtml } from "./report-html.js";
 import { reportMarkdown } from "./report-markdown.js";
 
 export { BUDGET_TABLE_HEADERS, budgetTableRows, budgetTableText, entryAt } from "./budget-table.js";
 export { CURVES_CSV_COLUMNS, csvField, curvesCsv } from "./curves-csv.js";
 export { escapeHtml, escapeMarkdown, formatBudget, formatNumber, formatPercent } from "./format.js";
-export { findChartFonts, paretoSpec, renderParetoSvg, renderPng } from "./pareto-chart.js";
-export { intervalVerdict, plainReading } from "./reading.js";
+export { guardTradeoffSpec } from "./guard-chart.js";
+export { findChartFonts, paretoSpec, renderParetoSvg, renderPng, renderSpecSvg } from "./pareto-chart.js";
+export { intervalVerdict, plainReading, routerReading } from "./reading.js";
 export { reportHtml } from "./report-html.js";
 export { reportMarkdown } from "./report-markdown.js";
 
@@ -24,6 +29,9 @@ export interface ReportFiles {
   png: string;
   html: string;
   markdown: string;
+  /** The guard's trade-off plot, when the router carries a guard. */
+  guardSvg?: string;
+  guardPng?: string;
 }
 
 /**
@@ -42,11 +50,19 @@ export async function writeReport(summary: EvalSummary, directory: string): Prom
     markdown: path.join(directory, "report.md"),
   };
   const svg = await renderParetoSvg(summary);
+  const guardSpec = guardTradeoffSpec(summary);
+  const guardSvg = guardSpec ? await renderSpecSvg(guardSpec) : null;
   await writeFileAtomic(files.summary, `${JSON.stringify(summary, null, 2)}\n`);
   await writeFileAtomic(files.curves, curvesCsv(summary));
   await writeFileAtomic(files.svg, svg);
   await writeFileAtomic(files.png, renderPng(svg, fontFiles));
-  await writeFileAtomic(files.html, reportHtml(summary, svg));
+  if (guardSvg !== null) {
+    files.guardSvg = path.join(directory, "guard.svg");
+    files.guardPng = path.join(directory, "guard.png");
+    await writeFileAtomic(files.guardSvg, guardSvg);
+    await writeFileAtomic(files.guardPng, renderPng(guardSvg, fontFiles));
+  }
+  await writeFileAtomic(files.html, reportHtml(summary, svg, guardSvg));
   await writeFileAtomic(files.markdown, reportMarkdown(summary));
   return files;
 }

@@ -42,6 +42,14 @@ const PALETTE = [
 
 const FAMILY_ORDER = ["router", "baseline", "oracle"];
 
+/** Fonts, title and axis styling every chart of the report shares. */
+export const CHART_CONFIG = {
+  font: CHART_FONT_FAMILY,
+  title: { fontSize: 16, subtitleFontSize: 12, subtitleColor: "#444", anchor: "start" as const },
+  axis: { titleFontSize: 13, labelFontSize: 11, titlePadding: 10 },
+  legend: { titleFontSize: 12, labelFontSize: 11, labelLimit: 280, symbolStrokeWidth: 2.5 },
+};
+
 /** The Vega-Lite spec of the plot. */
 export function paretoSpec(summary: EvalSummary): TopLevelSpec {
   const names = Object.keys(summary.policies);
@@ -73,12 +81,7 @@ export function paretoSpec(summary: EvalSummary): TopLevelSpec {
       text: "Hybrid quality vs budget",
       subtitle: `${summary.label_metric}, N = ${summary.n} segments, batch allocation`,
     },
-    config: {
-      font: CHART_FONT_FAMILY,
-      title: { fontSize: 16, subtitleFontSize: 12, subtitleColor: "#444", anchor: "start" },
-      axis: { titleFontSize: 13, labelFontSize: 11, titlePadding: 10 },
-      legend: { titleFontSize: 12, labelFontSize: 11, labelLimit: 280, symbolStrokeWidth: 2.5 },
-    },
+    config: CHART_CONFIG,
     layer: [
       {
         data: { values: references },
@@ -148,8 +151,12 @@ export function paretoSpec(summary: EvalSummary): TopLevelSpec {
 
 /** The plot as a standalone SVG document (headless Vega, renderer "none"). */
 export async function renderParetoSvg(summary: EvalSummary): Promise<string> {
-  const vegaSpec = compile(paretoSpec(summary)).spec;
-  const view = new View(parse(vegaSpec), { renderer: "none" });
+  return renderSpecSvg(paretoSpec(summary));
+}
+
+/** Any Vega-Lite spec as a standalone SVG document (headless Vega, renderer "none"). */
+export async function renderSpecSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new View(parse(compile(spec).spec), { renderer: "none" });
   try {
     return await view.toSVG();
   } finally {

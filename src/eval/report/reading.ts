@@ -137,7 +137,7 @@ export function plainReading(summary: EvalSummary): string[] {
   }
 
   const guarded = summary.policies.guarded;
-  if (guarded && streamingBudget !== undefined) {
+  if (guarded && streamingBudget !== undefined && !summary.router?.guard) {
     const entry = entryAt(guarded.curve, streamingBudget);
     if (entry) {
       paragraphs.push(
@@ -145,6 +145,7 @@ export function plainReading(summary: EvalSummary): string[] {
       );
     }
   }
+  paragraphs.push(...routerReading(summary));
 
   const qe = summary.policies["guarded-qe"];
   if (qe) {
@@ -156,4 +157,84 @@ export function plainReading(summary: EvalSummary): string[] {
     paragraphs.push(`Cost of guarded-qe: ${qe.cost ?? ""}${figures}`);
   }
   return paragraphs;
+}
+
+function signed(value: number): string {
+  return `${value >= 0 ? "+" : "−"}${formatNumber(Math.abs(value))}`;
+}
+
+/** What the router reads and why, whether more labels would help, and what its guard does here. */
+export function routerReading(summary: EvalSummary): string[] {
+  const findings = summary.router;
+  if (!findings) return [];
+  const paragraphs: string[] = [];
+  const blocks = findings.blocks.join(" + ");
+  const selection = findings.selection;
+  if (selection) {
+    const versus = selection.versus_default;
+    const comparison =
+      versus && selection.default
+        ? ` against ${formatNumber(selection.default.score)} ± ${formatNumber(selection.default.score_se)} for the default (last:final, ridge), a paired difference of ${signed(versus.diff)} ± ${formatNumber(versus.se)}`
+        : "";
+    paragraphs.push(
+      `Feature view: the router reads ${blocks} with a ${selection.chosen.probe} probe, chosen in training among ${selection.candidates} candidates by nested cross-validation: mean MeanDelta over the budgets ${selection.budgets.map(formatBudget).join(", ")} of ${formatNumber(selection.chosen.score)} ± ${formatNumber(selection.chosen.score_se)} on the training data${comparison}. A simpler candidate wins when within one standard error of the best.`,
+    );
+  } else {
+    paragraphs.push(`Feature view: the router reads ${blocks} (trained without selection).`);
+  }
+  const curve = findings.learning_curve;
+  if (curve) {
+    const points = curve.points
+      .map(
+        (point) =>
+          `${formatBudget(point.share)} of the labels (${point.rows} rows): ${formatNumber(point.mean_delta)} [${formatNumber(point.lo)}, ${formatNumber(point.hi)}]`,
+      )
+      .join("; ");
+    paragraphs.push(`${curve.reading} Cross-validated mean MeanDelta by training size: ${points}.`);
+  }
+  const guard = findings.guard;
+  const routelmt = summary.policies.routelmt;
+  const random = summary.policies.random;
+  const guarded = summary.policies.guarded;
+  if (guard && routelmt && guarded) {
+    const budget = guard.budgets.find((value) => Math.abs(value - 0.3) < 1e-9) ?? guard.budgets[0];
+    const at = (policy: PolicySummary | undefined) =>
+      budget === undefined || !policy ? undefined : entryAt(policy.curve, budget);
+    const mine = at(guarded);
+    const plain = at(routelmt);
+    const chance = at(random);
+    const kept = mine?.mean_delta != null && plain?.mean_delta ? mine.mean_delta / plain.mean_delta : null;
+    const how =
+      guard.chosen_lambda === 0
+        ? "λ = 0: in training no affordable λ cut the cross-validated severe losses by more than fold noise, so guarded ranks exactly as RouteLMT"
+        : `λ = ${formatNumber(guard.chosen_lambda)}, the affordable λ (within ${formatPercent(guard.tolerance)} of RouteLMT's cross-validated MeanDelta at every budget) that cut cross-validated severe losses most`;
+    paragraphs.push(
+      `Guard: guarded ranks by predicted gain − λ · predicted P(gain < −${formatNumber(guard.risk_delta)}), ${how}. On this data at ${budget === undefined ? "–" : formatBudget(budget)} it routes ${formatPercent(mine?.severe_loss ?? null)} severe losses vs ${formatPercent(plain?.severe_loss ?? null)} for RouteLMT and ${formatPercent(chance?.severe_loss ?? null)} for random, keeping ${formatPercent(kept)} of RouteLMT's MeanDelta.`,
+    );
+    paragraphs.push(guardVerdict(guard));
+  }
+  return paragraphs;
+}
+
+/**
+ * Whether any λ of the grid would have guarded on this data: a lower severe-loss rate than λ = 0 at
+ * every reported budget while keeping MeanDelta within the training tolerance.
+ */
+function guardVerdict(guard: NonNullable<NonNullable<EvalSummary["router"]>["guard"]>): string {
+  const base = guard.points[0];
+  if (!base) return "";
+  const helps = guard.points.slice(1).filter((point) =>
+    guard.budgets.every((_, column) => {
+      const severe = point.severe_loss[column];
+      const baseSevere = base.severe_loss[column];
+      const delta = point.mean_delta[column];
+      const baseDelta = base.mean_delta[column];
+      if (severe == null || baseSevere == null || delta == null || baseDelta == null) return false;
+      return severe < baseSevere && delta >= baseDelta - guard.tolerance * Math.abs(baseDelta);
+    }),
+  );
+  if (helps.length === 0) {
+    return `On this data no λ of the grid cuts severe losses at every reported budget within that MeanDelta tolerance (see the trade-off plot): the risk head does not find the segments the large model will ruin, so no weighting of it can guard.`;
+  }
+  return `On this data ${helps.length} λ of the grid (from ${formatNumber(helps[0]!.lambda)}) cut severe losses at every reported budget within that MeanDelta tolerance (see the trade-off plot).`;
 }

@@ -140,8 +140,43 @@ function policyList(summary: EvalSummary): string {
   return `<dl>\n${items}\n</dl>\n${noteList}`;
 }
 
-/** The whole page. `svg` is the plot as rendered by Vega (its text is already escaped by Vega). */
-export function reportHtml(summary: EvalSummary, svg: string): string {
+/** The guard's trade-off figure and the learning curve table, when the router has them. */
+function routerSection(summary: EvalSummary, guardSvg: string | null): string {
+  const findings = summary.router;
+  if (!findings) return "";
+  const parts: string[] = ['<section id="router">', "<h2>Router: feature view, labels, guard</h2>"];
+  parts.push(`<p>Feature blocks read: ${escapeHtml(findings.blocks.join(", "))}.</p>`);
+  const curve = findings.learning_curve;
+  if (curve) {
+    parts.push(
+      `<h3>Learning curve (cross-validated, training data)</h3>\n${table(
+        ["Share of labels", "Training rows", "Mean MeanDelta", "95 % CI over folds"],
+        curve.points.map((point) => ({
+          cells: [
+            formatBudget(point.share),
+            String(point.rows),
+            formatNumber(point.mean_delta),
+            `[${formatNumber(point.lo)}, ${formatNumber(point.hi)}]`,
+          ].map(escapeHtml),
+        })),
+        "learning-curve",
+      )}\n<p>${escapeHtml(curve.reading)}</p>`,
+    );
+  }
+  if (guardSvg !== null) {
+    parts.push(
+      `<h3>Guard trade-off</h3>\n<figure>\n${guardSvg}\n<figcaption>Severe-loss rate against MeanDelta on this data as λ grows from 0 (square: RouteLMT) over the router's grid, one line per budget; ring: the λ the router routes with; cross: random.</figcaption>\n</figure>`,
+    );
+  }
+  parts.push("</section>");
+  return parts.join("\n");
+}
+
+/**
+ * The whole page. `svg` is the quality–budget plot, `guardSvg` the guard's trade-off plot (or null),
+ * both as rendered by Vega (their text is already escaped by Vega).
+ */
+export function reportHtml(summary: EvalSummary, svg: string, guardSvg: string | null = null): string {
   const metric = escapeHtml(summary.label_metric);
   const meta = [
     `N = ${summary.n} segments${summary.unlabelled > 0 ? ` (${summary.unlabelled} without a label left out)` : ""}`,
@@ -180,6 +215,7 @@ ${svg}
 <figcaption>Mean hybrid quality (${metric}) when the ⌊p·N⌋ segments a policy ranks first go to the large model. Dashed grey lines: small only and large only. Solid: router policies; dashed: baselines; dotted: oracles (they read the labels).</figcaption>
 </figure>
 </section>
+${routerSection(summary, guardSvg)}
 <section id="tables">
 <h2>At the reported budgets</h2>
 <p>Quality: mean hybrid quality. MeanDelta: mean true gain of the routed segments. HitRate: share of them among the true top-⌊p·N⌋ by gain. Severe loss: share of them with gain &lt; −${escapeHtml(formatNumber(summary.severe_delta))}. Realized: share routed in batch; streaming: one request at a time through the budget controller (none for guarded policies, which are allocations rather than scores).</p>

@@ -78,6 +78,8 @@ export function reportMarkdown(summary: EvalSummary): string {
       "",
     );
   }
+  if (summary.router?.guard && summary.router.guard.points.length > 0)
+    parts.push("## Guard trade-off", "", "![Severe losses vs MeanDelta over λ](guard.png)", "");
   parts.push(
     "## Budget-free measures",
     "",

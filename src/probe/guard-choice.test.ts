@@ -1,0 +1,98 @@
+import { describe, expect, it } from "vitest";
+import { chooseGuardLambda, guardLambdaGrid, riskAdjustedScore } from "./guard-choice.js";
+
+/**
+ * Ten segments, one fold. A: high predicted gain but a likely severe loss; B–E: good; the rest
+ * ordinary. Budgets 20 % (2 routed) and 40 % (4 routed), δ = 10.
+ *   λ = 0: A B | C D → MeanDelta 9 and 63/4 = 15.75, severe 1/2 and 1/4.
+ *   λ = 3: B (9) A (7.3) | D (7) C (6.5) → the same sets: 9 and 15.75.
+ *   λ = 5: B (9) D (7) | E (6) A (5.5) → 27.5 and (30 + 25 + 1 − 12) / 4 = 11: loses 30 % at 40 %.
+ *   λ = 20: B D | E, then the ordinary ones → 27.5 and 56/4 = 14, severe 0.
+ */
+const gainScores = [10, 9, 8, 7, 6, 1, 1, 0.5, 0.5, 0];
+const riskScores = [0.9, 0, 0.5, 0, 0, 0, 0, 0, 0, 0];
+const gains = [-12, 30, 20, 25, 1, 0, 0, 0, 0, 0];
+const base = {
+  gains,
+  gainScores,
+  riskScores,
+  folds: new Int32Array(10),
+  budgets: [0.2, 0.4],
+  severeDelta: 10,
+  lambdas: [0, 3, 5, 20],
+};
+
+describe("chooseGuardLambda", () => {
+  it("measures the trade-off over the grid, fold-averaged", () => {
+    const report = chooseGuardLambda({ ...base, tolerance: 0.05 });
+    expect(report.grid.map((point) => point.mean_delta)).toEqual([
+      [9, 15.75],
+      [9, 15.75],
+      [27.5, 11],
+      [27.5, 14],
+    ]);
+    expect(report.grid.map((point) => point.severe_loss)).toEqual([
+      [0.5, 0.25],
+      [0.5, 0.25],
+      [0, 0.25],
+      [0, 0],
+    ]);
+  });
+
+  it("keeps λ = 0 when the affordable λ cut no severe loss", () => {
+    // At 5 % only λ = 3 is affordable (λ = 5 loses 30 % at 40 %), and it routes the same sets.
+    expect(chooseGuardLambda({ ...base, tolerance: 0.05 }).lambda).toBe(0);
+    expect(chooseGuardLambda({ ...base, tolerance: 0 }).lambda).toBe(0);
+  });
+
+  it("takes the affordable λ with the fewest severe losses", () => {
+    // At 35 %: 11 and 14 ≥ 0.65 · 15.75 = 10.24, so λ = 5 and 20 are affordable; 20 routes none.
+    const report = chooseGuardLambda({ ...base, tolerance: 0.35 });
+    expect(report.lambda).toBe(20);
+    expect(report.score_quantiles).toHaveLength(101);
+    expect(report.score_quantiles[100]).toBe(
+      Math.max(...gainScores.map((g, row) => riskAdjustedScore(g, riskScores[row]!, 20))),
+    );
+  });
+
+  it("refuses a cut within fold noise", () => {
+    // A second fold where the risk head flags a good candidate: at λ = 20 its severe-loss rate rises
+    // from 1/8 to 1/4. Cuts over the folds: 0.375 and −0.125 — mean 0.125, standard error 0.25.
+    const second = {
+      gains: [30, 20, 10, -15, -20, 0, 0, 0, 0, 0],
+      gainScores: [10, 9, 8, 7, 6, 1, 1, 0.5, 0.5, 0],
+      riskScores: [0.9, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    };
+    const twoFolds = {
+      ...base,
+      gains: [...gains, ...second.gains],
+      gainScores: [...gainScores, ...second.gainScores],
+      riskScores: [...riskScores, ...second.riskScores],
+      folds: Int32Array.from({ length: 20 }, (_, row) => (row < 10 ? 0 : 1)),
+      tolerance: 0.9,
+    };
+    const report = chooseGuardLambda(twoFolds);
+    expect(report.grid[3]!.severe_loss).toEqual([0, 0.25]);
+    expect(report.lambda).toBe(0);
+    expect(report.best_cut!.lambda).toBe(20);
+    expect(report.best_cut!.diff).toBeCloseTo(0.125, 12);
+    expect(report.best_cut!.se).toBeCloseTo(0.25, 12);
+  });
+
+  it("refuses a grid that does not start at 0 and a tolerance outside [0, 1)", () => {
+    expect(() => chooseGuardLambda({ ...base, lambdas: [1, 2], tolerance: 0.05 })).toThrow(/start at 0/);
+    expect(() => chooseGuardLambda({ ...base, tolerance: 1 })).toThrow(/tolerance/);
+  });
+});
+
+describe("guardLambdaGrid", () => {
+  it("scales the grid by sd(gain) / sd(risk), and is [0] without risk spread", () => {
+    const grid = guardLambdaGrid([0, 2, 4, 6], [0, 0.5, 0, 0.5]);
+    // sd(gain) = √5, sd(risk) = 0.25: unit 4√5; multiples 0, 1/8 … 32.
+    expect(grid[0]).toBe(0);
+    expect(grid).toHaveLength(18);
+    expect(grid[7]).toBeCloseTo(4 * Math.sqrt(5), 12);
+    expect(grid[17]).toBeCloseTo(32 * 4 * Math.sqrt(5), 9);
+    expect(guardLambdaGrid([1, 2, 3], [0.2, 0.2, 0.2])).toEqual([0]);
+  });
+});

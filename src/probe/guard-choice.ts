@@ -1,0 +1,204 @@
+/**
+ * The guard as one score: rank by the risk-adjusted gain E[g] − λ·P(g < −δ), the gain head's
+ * prediction minus λ times the risk head's probability of a severe loss. λ = 0 is RouteLMT; a
+ * larger λ pushes segments the large model might ruin down the ranking. One number per segment, so
+ * batch allocation ranks by it and a streaming budget controller thresholds it like any score.
+ *
+ * λ is chosen on out-of-fold predictions. The guard may cost at most `tolerance` (a share, 5 % by
+ * default) of the cross-validated MeanDelta@p of λ = 0 at every budget; within that, the λ that cuts
+ * the cross-validated severe-loss rate most is taken, if it cuts it by more than fold noise (one
+ * standard error of the paired per-fold difference) — else λ = 0. A risk head without skill thus
+ * leaves the ranking alone rather than reshuffling it at a cost.
+ */
+import { UsageError } from "../errors/index.js";
+import { quantiles, sortScores } from "../stats/quantiles.js";
+import { topMeasures } from "./routing-measures.js";
+
+/** MeanDelta share the guard may cost, by default. */
+export const DEFAULT_GUARD_TOLERANCE = 0.05;
+
+/** Multiples of the natural scale sd(ĝ) / sd(P̂) that make up the λ grid (0, then 2^(k/2), k = −6…10). */
+const GRID_MULTIPLES: readonly number[] = [
+  0,
+  ...Array.from({ length: 17 }, (_, index) => 2 ** ((index - 6) / 2)),
+];
+
+export const GUARD_RULE =
+  "rank by predicted gain − λ · predicted P(gain < −δ); among the λ before the first that costs more than the tolerance of λ = 0's cross-validated MeanDelta@p at some budget, the one with the lowest cross-validated severe-loss rate, if its cut exceeds one standard error of the paired per-fold difference; else λ = 0";
+
+/** The trade-off at one λ. */
+export interface GuardPoint {
+  lambda: number;
+  /** Per budget, mean over folds. */
+  mean_delta: number[];
+  severe_loss: number[];
+}
+
+/** What ROUTER.json keeps about the guard. */
+export interface GuardReport {
+  method: "risk-adjusted";
+  rule: string;
+  /** The chosen λ, in gain units per unit of probability. */
+  lambda: number;
+  tolerance: number;
+  /** δ of the risk head's label g < −δ (also the severe loss measured here). */
+  severe_delta: number;
+  budgets: number[];
+  /** The cross-validated trade-off over the grid, λ ascending. */
+  grid: GuardPoint[];
+  /** The best affordable λ's cut of the severe-loss rate (mean over budgets), whether taken or not; null if none cut it. */
+  best_cut?: GuardCut | null;
+  /** 101 quantiles of the out-of-fold risk-adjusted scores at the chosen λ: a streaming controller's start. */
+  score_quantiles: number[];
+}
+
+/**
+ * The rule over a measured grid (λ ascending from 0): the affordable λ are those before the first
+ * that costs more than `tolerance` of λ = 0's MeanDelta at some budget; of these, the one with the
+ * lowest severe-loss rate (mean over budgets; ties to the smaller λ) — provided it cuts the rate by
+ * more than one standard error of the paired per-fold difference. Otherwise 0: a guard whose cut
+ * is within fold noise only reshuffles the routed set.
+ */
+export function chooseFromTradeoff(
+  measured: readonly { point: GuardPoint; foldSevere: Float64Array }[],
+  tolerance: number,
+): { index: number; best: GuardCut | null } {
+  const base = measured[0]!;
+  const mean = (values: ArrayLike<number>) =>
+    Array.from(values).reduce((sum, value) => sum + value, 0) / values.length;
+  let best = 0;
+  for (let index = 1; index < measured.length; index++) {
+    const { point } = measured[index]!;
+    const affordable = point.mean_delta.every(
+      (value, budget) =>
+        value >= base.point.mean_delta[budget]! - tolerance * Math.abs(base.point.mean_delta[budget]!),
+    );
+    if (!affordable) break;
+    if (mean(point.severe_loss) < mean(measured[best]!.point.severe_loss)) best = index;
+  }
+  if (best === 0) return { index: 0, best: null };
+  const cuts = base.foldSevere.map((rate, fold) => rate - measured[best]!.foldSevere[fold]!);
+  const cut = { lambda: measured[best]!.point.lambda, diff: mean(cuts), se: standardErrorOf(cuts) };
+  return { index: cut.diff > 0 && cut.diff > cut.se ? best : 0, best: cut };
+}
+
+/** The severe-loss cut of the best affordable λ: mean over folds of the paired difference, and its standard error. */
+export interface GuardCut {
+  lambda: number;
+  diff: number;
+  se: number;
+}
+
+function standardErrorOf(values: Float64Array): number {
+  if (values.length < 2) return 0;
+  const average = values.reduce((sum, value) => sum + value, 0) / values.length;
+  const squares = values.reduce((sum, value) => sum + (value - average) ** 2, 0);
+  return Math.sqrt(squares / (values.length - 1) / values.length);
+}
+
+/** The risk-adjusted score of one segment. */
+export function riskAdjustedScore(gain: number, risk: number, lambda: number): number {
+  return gain - lambda * risk;
+}
+
+/** Population standard deviation, 0 for values equal up to rounding. */
+function spread(values: ArrayLike<number>): number {
+  let sum = 0;
+  for (let index = 0; index < values.length; index++) sum += values[index]!;
+  const average = sum / values.length;
+  let squares = 0;
+  for (let index = 0; index < values.length; index++) squares += (values[index]! - average) ** 2;
+  const deviation = Math.sqrt(squares / values.length);
+  return deviation > 1e-12 * Math.max(1, Math.abs(average)) ? deviation : 0;
+}
+
+/**
+ * The λ grid for these predictions: multiples of sd(gain scores) / sd(risk scores), the λ at which
+ * one standard deviation of risk weighs as much as one of predicted gain. Just [0] when the risk
+ * scores do not vary (nothing to trade).
+ */
+export function guardLambdaGrid(gainScores: ArrayLike<number>, riskScores: ArrayLike<number>): number[] {
+  const riskSpread = spread(riskScores);
+  if (!(riskSpread > 0)) return [0];
+  const unit = spread(gainScores) / riskSpread;
+  return GRID_MULTIPLES.map((multiple) => multiple * unit);
+}
+
+export interface GuardChoiceInput {
+  /** True gain of every row. */
+  gains: ArrayLike<number>;
+  /** Out-of-fold gain-head and risk-head scores of every row. */
+  gainScores: ArrayLike<number>;
+  riskScores: ArrayLike<number>;
+  /** The fold of every row (measures are per fold, then averaged). */
+  folds: Int32Array;
+  budgets: readonly number[];
+  tolerance: number;
+  severeDelta: number;
+  /** λ values to try, ascending from 0; defaults to {@link guardLambdaGrid}. */
+  lambdas?: readonly number[];
+}
+
+/** Chooses λ by the rule above and reports the trade-off over the grid. */
+export function chooseGuardLambda(input: GuardChoiceInput): GuardReport {
+  const { gains, gainScores, riskScores, folds, budgets, tolerance, severeDelta } = input;
+  if (!(tolerance >= 0 && tolerance < 1))
+    throw new UsageError(`the guard's MeanDelta tolerance must be in [0, 1), got ${tolerance}`);
+  const lambdas = input.lambdas ?? guardLambdaGrid(gainScores, riskScores);
+  if (lambdas[0] !== 0) throw new UsageError("the λ grid must start at 0 (no guard)");
+  const foldCount = folds.reduce((most, fold) => Math.max(most, fold + 1), 0);
+  const members = Array.from({ length: foldCount }, () => [] as number[]);
+  folds.forEach((fold, row) => {
+    members[fold]!.push(row);
+  });
+  // Per λ: the trade-off averaged over folds, and each fold's severe-loss rate averaged over budgets.
+  const measured = lambdas.map((lambda) => {
+    const sums = { delta: budgets.map(() => 0), severe: budgets.map(() => 0), counts: budgets.map(() => 0) };
+    const foldSevere: number[] = [];
+    for (const rows of members) {
+      if (rows.length === 0) continue;
+      const scores = rows.map((row) => riskAdjustedScore(gainScores[row]!, riskScores[row]!, lambda));
+      const measures = topMeasures(
+        scores,
+        rows.map((row) => gains[row]!),
+        budgets,
+        severeDelta,
+      );
+      let severe = 0;
+      let known = 0;
+      measures.forEach((measure, budget) => {
+        if (measure.meanDelta === null || measure.severeLoss === null) return;
+        sums.delta[budget]! += measure.meanDelta;
+        sums.severe[budget]! += measure.severeLoss;
+        sums.counts[budget]!++;
+        severe += measure.severeLoss;
+        known++;
+      });
+      if (known > 0) foldSevere.push(severe / known);
+    }
+    const point: GuardPoint = {
+      lambda,
+      mean_delta: sums.delta.map((sum, budget) => sum / sums.counts[budget]!),
+      severe_loss: sums.severe.map((sum, budget) => sum / sums.counts[budget]!),
+    };
+    return { point, foldSevere: Float64Array.from(foldSevere) };
+  });
+  const grid = measured.map((entry) => entry.point);
+  const { index: chosen, best } = chooseFromTradeoff(measured, tolerance);
+  const lambda = lambdas[chosen]!;
+  const guarded = Float64Array.from({ length: gains.length }, (_, row) =>
+    riskAdjustedScore(gainScores[row]!, riskScores[row]!, lambda),
+  );
+  const levels = Float64Array.from({ length: 101 }, (_, index) => index / 100);
+  return {
+    method: "risk-adjusted",
+    rule: GUARD_RULE,
+    lambda,
+    tolerance,
+    severe_delta: severeDelta,
+    budgets: [...budgets],
+    grid,
+    best_cut: best,
+    score_quantiles: Array.from(quantiles(sortScores(guarded), levels)),
+  };
+}
