@@ -27,6 +27,16 @@ export interface DecodeOptions {
   /** Maximum new tokens. Defaults to 256. */
   maxTokens?: number;
   signal?: AbortSignal;
+  /**
+   * Called with the translation's text as it is decoded, in pieces (deltas). The deltas concatenate
+   * to exactly the decoded text before trimming, and the translation's `text` is that concatenation
+   * with leading and trailing whitespace removed (`String.prototype.trim`): a caller that shows the
+   * deltas trims the start of what it shows, and holds back trailing whitespace until more text comes.
+   * No delta is empty; every delta arrives before the translation's promise resolves. Remote engines
+   * call it per streamed chunk of the answer. It streams one translation: `translate` refuses it with
+   * more than one request. Defaults to none.
+   */
+  onText?: (delta: string) => void;
 }
 
 /** Any translation engine: in-process GGUF, OpenAI-compatible HTTP, ... */
