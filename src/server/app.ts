@@ -16,7 +16,7 @@ import { BearerAuthenticator, readApiKeys } from "./auth.js";
 import type { ServerConfig } from "./config.js";
 import { answerAndClose, handleClientError } from "./connection-errors.js";
 import { type OpenedEngine, openLargeEngine, openSmallEngine } from "./engines.js";
-import { ServerError } from "./errors.js";
+import { ClientClosedError, ServerError, toServerError } from "./errors.js";
 import { HybridRouter } from "./hybrid-router.js";
 import { gainBuckets, ServerMetrics } from "./metrics.js";
 import { CachedProbe } from "./readiness.js";
@@ -254,6 +254,8 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     );
   });
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    // Nobody to answer: the abort already stopped the engine calls and was counted.
+    if (error instanceof ClientClosedError) return reply.status(499).send();
     const answer = toServerError(error);
     if (answer.status >= 500 && answer.code === "RLMT_ERR_INTERNAL") {
       request.log.error({ err: error }, "unexpected error");
@@ -371,29 +373,4 @@ function registerJsonParser(app: FastifyInstance): void {
       );
     }
   });
-}
-
-/** Maps anything thrown in a route or by fastify itself to the JSON error answered. */
-function toServerError(error: FastifyError | Error): ServerError {
-  if (error instanceof ServerError) return error;
-  const code = (error as FastifyError).code;
-  switch (code) {
-    case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return new ServerError("RLMT_ERR_BODY_TOO_LARGE", "the request body is over the server's body limit");
-    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-    case "FST_ERR_CTP_INVALID_TYPE":
-      return new ServerError(
-        "RLMT_ERR_UNSUPPORTED_MEDIA_TYPE",
-        "send the body as Content-Type: application/json",
-      );
-    case "FST_ERR_CTP_EMPTY_JSON_BODY":
-      return new ServerError("RLMT_ERR_MALFORMED_JSON", "the body is empty: send a JSON object");
-    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
-      return new ServerError("RLMT_ERR_INVALID_REQUEST", "Content-Length does not match the body");
-  }
-  const status = (error as FastifyError).statusCode;
-  if (status !== undefined && status >= 400 && status < 500) {
-    return new ServerError("RLMT_ERR_INVALID_REQUEST", error.message);
-  }
-  return new ServerError("RLMT_ERR_INTERNAL", "internal error (see the server log)", { cause: error });
 }

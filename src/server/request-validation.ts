@@ -103,17 +103,22 @@ export function resolveLanguage(
 const aString = z.string({ error: "must be a string" });
 const languageCode = z.string({ error: 'must be a string: a language code such as "de"' });
 
+const aBoolean = z.boolean({ error: "must be true or false" });
+
 const translateBodySchema = z.object({
   text: aString.optional(),
   texts: z.array(aString, { error: "must be a list of strings" }).optional(),
   source_lang: languageCode.optional(),
   target_lang: languageCode.optional(),
+  stream: aBoolean.nullish(),
 });
 
 /** A parsed `/v1/translate` body: one text or a batch. */
 export interface TranslateInput {
   batch: boolean;
   requests: TranslationRequest[];
+  /** Answer as NDJSON events (text deltas of one text, or each text of a batch as it is done). */
+  stream: boolean;
 }
 
 function requireObject(body: unknown): void {
@@ -135,6 +140,7 @@ export function parseTranslateBody(body: unknown, limits: RequestLimits): Transl
     return {
       batch: false,
       requests: [{ text: checkText(parsed.text, "text", limits.maxTextBytes), srcLang, tgtLang }],
+      stream: parsed.stream === true,
     };
   }
   const texts = parsed.texts!;
@@ -152,10 +158,10 @@ export function parseTranslateBody(body: unknown, limits: RequestLimits): Transl
       srcLang,
       tgtLang,
     })),
+    stream: parsed.stream === true,
   };
 }
 
-const aBoolean = z.boolean({ error: "must be true or false" });
 const contentPartSchema = z.object(
   { type: aString, text: aString.optional() },
   { error: 'must be a content part: {"type": "text", "text": "…"}' },
