@@ -245,6 +245,7 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
                   small_decode: roundMs(result.stages.smallDecode),
                   large_call: roundMs(result.stages.largeCall),
                   fallback_decode: roundMs(result.stages.fallbackDecode),
+                  first_text: roundMs(result.stages.firstText),
                 },
               })),
             }
