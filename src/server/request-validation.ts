@@ -67,20 +67,6 @@ export function checkText(text: string, field: string, maxTextBytes: number): st
   return text;
 }
 
-/** Codes already checked: a server sees few distinct codes, and the ICU lookup is comparatively slow. */
-const knownLanguageMemo = new Map<string, boolean>();
-const KNOWN_LANGUAGE_MEMO_LIMIT = 1024;
-
-function isKnownLanguageMemoized(code: string): boolean {
-  let known = knownLanguageMemo.get(code);
-  if (known === undefined) {
-    known = isKnownLanguage(code);
-    if (knownLanguageMemo.size >= KNOWN_LANGUAGE_MEMO_LIMIT) knownLanguageMemo.clear();
-    knownLanguageMemo.set(code, known);
-  }
-  return known;
-}
-
 /** A language code from the request, else the router's default; must be a known language. */
 export function resolveLanguage(
   given: string | undefined | null,
@@ -91,7 +77,7 @@ export function resolveLanguage(
   if (code === null || code === undefined) {
     throw invalidField(field, "is required (the router records no default language pair)");
   }
-  if (!isKnownLanguageMemoized(code)) {
+  if (!isKnownLanguage(code)) {
     throw invalidField(
       field,
       `unknown language code ${JSON.stringify(code)} (use ISO 639-1/639-3 or BCP-47, e.g. "de")`,
