@@ -48,6 +48,7 @@ import type {
   TranslationRequest,
   Translator,
 } from "../translators/types.js";
+import { type LinkedSignal, linkedSignal } from "../util/linked-signal.js";
 import { AdmissionGate, DecisionWindow } from "./decision-window.js";
 import { ServerError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
@@ -237,6 +238,8 @@ export class HybridRouter {
   private lastSmallError: string | null = null;
   /** Aborted at the shutdown deadline: every engine call still running gives up. */
   private readonly shutdown = new AbortController();
+  /** The signals of runs whose caller gave a signal of its own: the shutdown aborts them too. */
+  private readonly linkedRuns = new Set<LinkedSignal>();
   private translationsInFlight = 0;
 
   constructor(options: HybridRouterOptions) {
@@ -337,13 +340,13 @@ export class HybridRouter {
    * fallback: a fallback translation would itself run past the deadline.
    */
   abortInFlight(): void {
-    this.shutdown.abort(
-      new ServerError(
-        "RLMT_ERR_SHUTTING_DOWN",
-        "the server is shutting down and its deadline passed before this translation finished: retry on another replica",
-        { retryAfterSeconds: 1 },
-      ),
+    const reason = new ServerError(
+      "RLMT_ERR_SHUTTING_DOWN",
+      "the server is shutting down and its deadline passed before this translation finished: retry on another replica",
+      { retryAfterSeconds: 1 },
     );
+    this.shutdown.abort(reason);
+    for (const run of this.linkedRuns) run.abort(reason);
   }
 
   private async run(
@@ -353,9 +356,19 @@ export class HybridRouter {
     options: RunOptions,
   ): Promise<HybridTranslation[]> {
     this.translationsInFlight++;
+    // Every engine call of the run stops at the shutdown deadline or when the caller gives up.
+    const linked = options.signal ? linkedSignal(options.signal) : undefined;
+    if (linked) {
+      if (this.shutdown.signal.aborted) linked.abort(this.shutdown.signal.reason);
+      this.linkedRuns.add(linked);
+    }
     try {
-      return await this.runAdmitted(requests, fields, batch, options);
+      return await this.runAdmitted(requests, fields, batch, options, linked?.signal ?? this.shutdown.signal);
     } finally {
+      if (linked) {
+        linked.dispose();
+        this.linkedRuns.delete(linked);
+      }
       this.translationsInFlight--;
     }
   }
@@ -365,13 +378,10 @@ export class HybridRouter {
     fields: readonly string[],
     batch: boolean,
     options: RunOptions,
+    signal: AbortSignal,
   ): Promise<HybridTranslation[]> {
     const started = performance.now();
     const count = requests.length;
-    // Every engine call of the run stops at the shutdown deadline or when the client goes away.
-    const signal = options.signal
-      ? AbortSignal.any([this.shutdown.signal, options.signal])
-      : this.shutdown.signal;
     throwIfAborted(signal);
     if (!this.smallGate.tryAcquire(count)) {
       throw new ServerError(
@@ -426,10 +436,10 @@ export class HybridRouter {
           }
           const latencyMs = performance.now() - started;
           this.metrics?.observeStage("total", latencyMs);
-          this.metrics?.requests.inc({
-            model: result.model,
-            outcome: result.fallback ? "fallback" : decision.guarded ? "guarded" : "ok",
-          });
+          this.metrics?.countTranslation(
+            result.model,
+            result.fallback ? "fallback" : decision.guarded ? "guarded" : "ok",
+          );
           const translation: HybridTranslation = {
             ...result,
             predictedGain: decision.gain,
@@ -637,11 +647,12 @@ export class HybridRouter {
   ): Promise<Omit<HybridTranslation, "latencyMs" | "stages" | "predictedGain" | "guarded">> {
     const started = performance.now();
     const producer = text ? { ...decidedSource(decision), model: "large" as const } : undefined;
+    const deadline = linkedSignal(signal, this.largeTimeoutMs);
     let failure: unknown;
     try {
       const [translation] = await this.large.translate([request], {
         maxTokens: this.maxTokens,
-        signal: AbortSignal.any([AbortSignal.timeout(this.largeTimeoutMs), signal]),
+        signal: deadline.signal,
         ...(text && producer ? { onText: text.sinkFor(producer) } : {}),
       });
       throwIfAborted(signal);
@@ -652,6 +663,7 @@ export class HybridRouter {
     } catch (error) {
       failure = error;
     } finally {
+      deadline.dispose();
       this.largeGate.release();
     }
     throwIfAborted(signal);

@@ -155,8 +155,35 @@ export class ServerMetrics {
     });
   }
 
+  /**
+   * Labelled series, made on first use and kept: given a labels object on every call, prom-client
+   * validates and hashes it each time, several times per request.
+   */
+  readonly #series = new Map<string, { inc(): void } | { observe(value: number): void }>();
+
+  #child<T extends { inc(): void } | { observe(value: number): void }>(key: string, make: () => T): T {
+    let child = this.#series.get(key) as T | undefined;
+    if (child === undefined) {
+      child = make();
+      this.#series.set(key, child);
+    }
+    return child;
+  }
+
   /** Records one stage's duration in milliseconds. */
   observeStage(stage: Stage, milliseconds: number): void {
-    this.stageSeconds.observe({ stage }, milliseconds / 1000);
+    this.#child(`stage ${stage}`, () => this.stageSeconds.labels({ stage })).observe(milliseconds / 1000);
+  }
+
+  /** Counts one translation served by `model`. */
+  countTranslation(model: "small" | "large", outcome: "ok" | "fallback" | "guarded"): void {
+    this.#child(`translation ${model} ${outcome}`, () => this.requests.labels({ model, outcome })).inc();
+  }
+
+  /** Counts one answered HTTP request. */
+  countHttpRequest(route: string, status: number): void {
+    this.#child(`http ${route} ${status}`, () =>
+      this.httpRequests.labels({ route, status: String(status) }),
+    ).inc();
   }
 }
