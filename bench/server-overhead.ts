@@ -16,9 +16,10 @@
  * - `routelmt`: /v1/chat/completions of routelmt (model `routelmt`);
  * - `portkey`: the gateway's /v1/chat/completions with `x-portkey-provider: openai` and
  *   `x-portkey-custom-host` pointing at the fake engine;
- * - `passthrough`: the floor of any proxy in Node — a bare fastify app (this file run with
- *   `--pass-through`) whose one route forwards the body to the fake engine's /v1/chat/completions
- *   with Node's fetch (undici) and answers its bytes;
+ * - `pass_through` and `pass_through_node_http`: the floor of any proxy in Node — a bare fastify app
+ *   (this file run with `--pass-through fetch|node-http`) whose one route forwards the body to the
+ *   fake engine's /v1/chat/completions and answers its bytes, with Node's fetch (undici) or with
+ *   `node:http` and a keep-alive agent (what routelmt's engine calls use);
  * - `routelmt_baseline` (only with `ROUTELMT_BENCH_BASELINE=<another checkout>`): the same serve
  *   command run from that checkout, so a change is measured against its base in one run.
  * Per target and concurrency: p50/p99 latency (ms) and requests/s after a warm-up; `added_ms` is
@@ -33,6 +34,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { realpathSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import http from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -194,14 +196,54 @@ async function serveFakeEngine(): Promise<void> {
   process.once("SIGTERM", () => void engine.close().then(() => process.exit(0)));
 }
 
-/** The pass-through process: fastify forwarding chat completions to `upstream` with fetch. */
-async function servePassThrough(upstream: string): Promise<void> {
+/** POSTs `body` with `node:http` on a keep-alive agent: status, content type and body bytes. */
+function postWithNodeHttp(
+  url: string,
+  body: string,
+  agent: http.Agent,
+): Promise<{ status: number; contentType: string; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = http.request(
+      url,
+      {
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
+      (answer) => {
+        const chunks: Buffer[] = [];
+        answer.on("data", (chunk: Buffer) => chunks.push(chunk));
+        answer.on("end", () =>
+          resolve({
+            status: answer.statusCode ?? 502,
+            contentType: answer.headers["content-type"] ?? "application/json",
+            body: Buffer.concat(chunks),
+          }),
+        );
+        answer.on("error", reject);
+      },
+    );
+    outgoing.on("error", reject);
+    outgoing.end(body);
+  });
+}
+
+/** The pass-through process: fastify forwarding chat completions to `upstream` with fetch or node:http. */
+async function servePassThrough(upstream: string, client: string): Promise<void> {
   const app = Fastify({ logger: false });
+  const agent = new http.Agent({ keepAlive: true });
   app.post("/v1/chat/completions", async (request, reply) => {
-    const answer = await fetch(`${upstream}/chat/completions`, {
+    const url = `${upstream}/chat/completions`;
+    const body = JSON.stringify(request.body);
+    if (client === "node-http") {
+      const answer = await postWithNodeHttp(url, body, agent);
+      reply.status(answer.status).header("content-type", answer.contentType);
+      return answer.body;
+    }
+    const answer = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify(request.body),
+      body,
     });
     reply
       .status(answer.status)
@@ -277,12 +319,15 @@ export async function run(): Promise<Record<string, unknown>> {
         )
       : undefined;
     if (baseline) children.push(baseline.child);
-    const passThrough = startChild(
-      process.execPath,
-      ["--import", "tsx", fileURLToPath(import.meta.url), PASS_THROUGH_FLAG, engine.url],
-      /pass-through at (http:\/\/127\.0\.0\.1:\d+)/,
-    );
-    children.push(passThrough.child);
+    const passThroughs = (["fetch", "node-http"] as const).map((client) => {
+      const started = startChild(
+        process.execPath,
+        ["--import", "tsx", fileURLToPath(import.meta.url), PASS_THROUGH_FLAG, engine.url, client],
+        /pass-through at (http:\/\/127\.0\.0\.1:\d+)/,
+      );
+      children.push(started.child);
+      return started;
+    });
     const portkeyPort = await freePort();
     const portkey = startChild(
       process.execPath,
@@ -297,7 +342,9 @@ export async function run(): Promise<Record<string, unknown>> {
     children.push(portkey.child);
     const routelmtOrigin = (await routelmt.started)[1]!;
     await portkey.started;
-    const passThroughOrigin = (await passThrough.started)[1]!;
+    const [passThroughOrigin, passThroughHttpOrigin] = await Promise.all(
+      passThroughs.map(async (started) => (await started.started)[1]!),
+    );
     const baselineOrigin = baseline ? (await baseline.started)[1]! : undefined;
     const portkeyOrigin = `http://127.0.0.1:${portkeyPort}`;
 
@@ -322,6 +369,8 @@ export async function run(): Promise<Record<string, unknown>> {
           }
         : {}),
       passThrough: (index) => post(`${passThroughOrigin}/v1/chat/completions`, chatBody("large", index)),
+      passThroughNodeHttp: (index) =>
+        post(`${passThroughHttpOrigin}/v1/chat/completions`, chatBody("large", index)),
       portkey: (index) =>
         post(`${portkeyOrigin}/v1/chat/completions`, chatBody("large", index), {
           authorization: "Bearer unused",
@@ -334,6 +383,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const viaRoutelmt = cells.routelmt!;
     const viaBaseline = cells.routelmtBaseline;
     const viaPassThrough = cells.passThrough!;
+    const viaPassThroughNodeHttp = cells.passThroughNodeHttp!;
     const viaPortkey = cells.portkey!;
     const added = (cells: Cell[], baseline: Cell[]) =>
       cells.map((cell, index) => ({
@@ -343,12 +393,17 @@ export async function run(): Promise<Record<string, unknown>> {
       }));
     const ownCost = added(viaRoutelmt, directTwoCalls);
     const passThroughCost = added(viaPassThrough, direct);
+    const passThroughNodeHttpCost = added(viaPassThroughNodeHttp, direct);
     /** The figures the serving targets are stated in, for one routelmt target. */
     const ratios = (via: Cell[]) =>
       via.map((cell, index) => ({
         concurrency: cell.concurrency,
+        own_p50_ms: round(cell.p50_ms - directTwoCalls[index]!.p50_ms),
         own_p50_over_pass_through_p50: round(
           (cell.p50_ms - directTwoCalls[index]!.p50_ms) / passThroughCost[index]!.p50_ms,
+        ),
+        own_p50_over_pass_through_node_http_p50: round(
+          (cell.p50_ms - directTwoCalls[index]!.p50_ms) / passThroughNodeHttpCost[index]!.p50_ms,
         ),
         throughput_over_direct_two_calls: round(cell.requests_per_s / directTwoCalls[index]!.requests_per_s),
         p99_over_portkey_p99: round(cell.p99_ms / viaPortkey[index]!.p99_ms),
@@ -365,16 +420,22 @@ export async function run(): Promise<Record<string, unknown>> {
         engine_calls_per_request: 1,
       },
       pass_through: { server: "fastify, fetch (undici) to the engine", engine_calls_per_request: 1 },
+      pass_through_node_http: {
+        server: "fastify, node:http keep-alive agent to the engine",
+        engine_calls_per_request: 1,
+      },
       direct,
       direct_two_calls: directTwoCalls,
       via_routelmt: viaRoutelmt,
       ...(viaBaseline ? { via_routelmt_baseline: viaBaseline } : {}),
       via_pass_through: viaPassThrough,
+      via_pass_through_node_http: viaPassThroughNodeHttp,
       via_portkey: viaPortkey,
       added_ms: {
         routelmt: added(viaRoutelmt, direct),
         portkey: added(viaPortkey, direct),
         pass_through: passThroughCost,
+        pass_through_node_http: passThroughNodeHttpCost,
         routelmt_own_ms: ownCost,
         ...(viaBaseline ? { routelmt_baseline_own_ms: added(viaBaseline, directTwoCalls) } : {}),
       },
@@ -402,7 +463,8 @@ function isMain(): boolean {
 if (isMain() && process.argv.includes(FAKE_ENGINE_FLAG)) {
   await serveFakeEngine();
 } else if (isMain() && process.argv.includes(PASS_THROUGH_FLAG)) {
-  await servePassThrough(process.argv[process.argv.indexOf(PASS_THROUGH_FLAG) + 1]!);
+  const flag = process.argv.indexOf(PASS_THROUGH_FLAG);
+  await servePassThrough(process.argv[flag + 1]!, process.argv[flag + 2]!);
 } else if (isMain()) {
   run().then(
     (result) => console.log(JSON.stringify(result)),
