@@ -132,7 +132,10 @@ export async function tinyGgufWithRouter(
   count: number,
   model: Partial<TinyLlamaOptions> = {},
 ): Promise<TinyGgufFixture> {
-  const modelPath = path.join(directory, `tiny-llama-${model.contextLength ?? "default"}.gguf`);
+  const modelPath = path.join(
+    directory,
+    `tiny-llama-${model.name ?? "default"}-${model.contextLength ?? "default"}.gguf`,
+  );
   writeTinyLlamaGguf(modelPath, model);
   const requests = Array.from({ length: count }, (_, index) => ({
     text: sampleText(index),
@@ -140,7 +143,7 @@ export async function tinyGgufWithRouter(
     tgtLang: "de",
   }));
   const collector = await LlamaTranslator.create({ modelPath, threads: 1, sequences: 1, maxTokens: 4 });
-  const dim = 64;
+  const dim = collector.featureIdentity.dim;
   const features = new Float32Array(requests.length * dim);
   for (const [row, request] of requests.entries()) {
     const prefilled = await collector.prefill(request);
@@ -177,7 +180,7 @@ export async function tinyGgufWithRouter(
   const routerFile = await writeRouter(
     directory,
     router,
-    `gguf-router-${model.contextLength ?? "default"}.json`,
+    `gguf-router-${model.name ?? "default"}-${model.contextLength ?? "default"}.json`,
   );
   return { modelPath, routerFile, offlineGains };
 }

@@ -76,9 +76,9 @@ describe("OpenAICompatibleTranslator streaming (onText)", () => {
       baseURL: server.url,
       retries: 1,
       retryBaseDelayMs: 5,
-      timeoutMs: 150,
+      timeoutMs: 500,
     });
-    server.setBehaviour({ kind: "succeed", tokenDelayMs: 60 });
+    server.setBehaviour({ kind: "succeed", tokenDelayMs: 120 });
     const stalled = collector();
     const failure = await translator
       .translateOne(request, { onText: stalled.onText })
