@@ -17,6 +17,8 @@ const benchmarks: Record<string, () => Promise<{ run: () => Promise<Record<strin
   "collect-throughput": () => import("./collect-throughput.js"),
   "decision-cost": () => import("./decision-cost.js"),
   "server-overhead": () => import("./server-overhead.js"),
+  "stream-first-token": () => import("./stream-first-token.js"),
+  "event-loop-latency": () => import("./event-loop-latency.js"),
 };
 
 const selected = process.argv.slice(2);

@@ -15,10 +15,18 @@
  *   client itself one after the other (/v1/embeddings, then /v1/completions);
  * - `routelmt`: /v1/chat/completions of routelmt (model `routelmt`);
  * - `portkey`: the gateway's /v1/chat/completions with `x-portkey-provider: openai` and
- *   `x-portkey-custom-host` pointing at the fake engine.
+ *   `x-portkey-custom-host` pointing at the fake engine;
+ * - `pass_through` and `pass_through_node_http`: the floor of any proxy in Node — a bare fastify app
+ *   (this file run with `--pass-through fetch|node-http`) whose one route forwards the body to the
+ *   fake engine's /v1/chat/completions and answers its bytes, with Node's fetch (undici) or with
+ *   `node:http` and a keep-alive agent (what routelmt's engine calls use);
+ * - `routelmt_baseline` (only with `ROUTELMT_BENCH_BASELINE=<another checkout>`): the same serve
+ *   command run from that checkout, so a change is measured against its base in one run.
  * Per target and concurrency: p50/p99 latency (ms) and requests/s after a warm-up; `added_ms` is
  * the p50/p99 difference to `direct`, and `routelmt_own_ms` routelmt's difference to
- * `direct_two_calls` (its own work: HTTP, validation, routing, metrics, logging). Note what the figures compare: a routelmt request makes two
+ * `direct_two_calls` (its own work: HTTP, validation, routing, metrics, logging); `ratios` compares
+ * routelmt's own cost with the pass-through's added cost, its throughput with `direct_two_calls`'
+ * and its p99 with Portkey's, all from this run. Note what the figures compare: a routelmt request makes two
  * engine calls by design (the small model's prefill for the router's features, then the small
  * decode or the large call), a gateway request one; with a remote small model the first call is
  * what buys the routing decision. Bounded: a fixed request count per cell, ~1–2 minutes in total.
@@ -26,10 +34,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { realpathSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import http from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import Fastify from "fastify";
 import { startFakeOpenAIServer } from "../test/helpers/fake-openai-server.js";
 import { remoteRouter, sampleText, writeRouter } from "../test/server-fixtures.js";
 
@@ -173,6 +183,7 @@ function chatBody(model: string, index: number): string {
 }
 
 const FAKE_ENGINE_FLAG = "--fake-engine";
+const PASS_THROUGH_FLAG = "--pass-through";
 
 /** The engine process: serves until killed, printing its base URL. */
 async function serveFakeEngine(): Promise<void> {
@@ -184,6 +195,94 @@ async function serveFakeEngine(): Promise<void> {
   console.log(`fake engine at ${engine.url}`);
   process.once("SIGTERM", () => void engine.close().then(() => process.exit(0)));
 }
+
+/** POSTs `body` with `node:http` on a keep-alive agent: status, content type and body bytes. */
+function postWithNodeHttp(
+  url: string,
+  body: string,
+  agent: http.Agent,
+): Promise<{ status: number; contentType: string; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = http.request(
+      url,
+      {
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
+      (answer) => {
+        const chunks: Buffer[] = [];
+        answer.on("data", (chunk: Buffer) => chunks.push(chunk));
+        answer.on("end", () =>
+          resolve({
+            status: answer.statusCode ?? 502,
+            contentType: answer.headers["content-type"] ?? "application/json",
+            body: Buffer.concat(chunks),
+          }),
+        );
+        answer.on("error", reject);
+      },
+    );
+    outgoing.on("error", reject);
+    outgoing.end(body);
+  });
+}
+
+/** The pass-through process: fastify forwarding chat completions to `upstream` with fetch or node:http. */
+async function servePassThrough(upstream: string, client: string): Promise<void> {
+  const app = Fastify({ logger: false });
+  const agent = new http.Agent({ keepAlive: true });
+  app.post("/v1/chat/completions", async (request, reply) => {
+    const url = `${upstream}/chat/completions`;
+    const body = JSON.stringify(request.body);
+    if (client === "node-http") {
+      const answer = await postWithNodeHttp(url, body, agent);
+      reply.status(answer.status).header("content-type", answer.contentType);
+      return answer.body;
+    }
+    const answer = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    reply
+      .status(answer.status)
+      .header("content-type", answer.headers.get("content-type") ?? "application/json");
+    return Buffer.from(await answer.arrayBuffer());
+  });
+  const origin = await app.listen({ port: 0, host: "127.0.0.1" });
+  console.log(`pass-through at ${origin}`);
+  process.once("SIGTERM", () => void app.close().then(() => process.exit(0)));
+}
+
+/** `routelmt serve` flags of every routelmt target: small on the fake engine, generous limits, quiet logs. */
+function serveArguments(engineUrl: string, routerFile: string): string[] {
+  return [
+    "serve",
+    "--small",
+    `openai:${engineUrl}#small`,
+    "--small-dim",
+    "8",
+    "--large",
+    `openai:${engineUrl}#large`,
+    "--router",
+    routerFile,
+    "--budget",
+    "0.2",
+    "--port",
+    "0",
+    "--small-concurrency",
+    "256",
+    "--large-concurrency",
+    "256",
+    "--queue-size",
+    "1024",
+    "--log-level",
+    "warn",
+  ];
+}
+
+const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
 
 export async function run(): Promise<Record<string, unknown>> {
   const work = await mkdtemp(path.join(tmpdir(), "routelmt-bench-serve-"));
@@ -202,35 +301,33 @@ export async function run(): Promise<Record<string, unknown>> {
     );
     const routelmt = startChild(
       process.execPath,
-      [
-        "--import",
-        "tsx",
-        path.join(repoRoot, "src/cli/run.ts"),
-        "serve",
-        "--small",
-        `openai:${engine.url}#small`,
-        "--small-dim",
-        "8",
-        "--large",
-        `openai:${engine.url}#large`,
-        "--router",
-        routerFile,
-        "--budget",
-        "0.2",
-        "--port",
-        "0",
-        "--small-concurrency",
-        "256",
-        "--large-concurrency",
-        "256",
-        "--queue-size",
-        "1024",
-        "--log-level",
-        "warn",
-      ],
-      /listening on (http:\/\/127\.0\.0\.1:\d+)/,
+      ["--import", "tsx", path.join(repoRoot, "src/cli/run.ts"), ...serveArguments(engine.url, routerFile)],
+      LISTENING,
     );
     children.push(routelmt.child);
+    const baselineTree = process.env.ROUTELMT_BENCH_BASELINE;
+    const baseline = baselineTree
+      ? startChild(
+          process.execPath,
+          [
+            "--import",
+            "tsx",
+            path.join(path.resolve(baselineTree), "src/cli/run.ts"),
+            ...serveArguments(engine.url, routerFile),
+          ],
+          LISTENING,
+        )
+      : undefined;
+    if (baseline) children.push(baseline.child);
+    const passThroughs = (["fetch", "node-http"] as const).map((client) => {
+      const started = startChild(
+        process.execPath,
+        ["--import", "tsx", fileURLToPath(import.meta.url), PASS_THROUGH_FLAG, engine.url, client],
+        /pass-through at (http:\/\/127\.0\.0\.1:\d+)/,
+      );
+      children.push(started.child);
+      return started;
+    });
     const portkeyPort = await freePort();
     const portkey = startChild(
       process.execPath,
@@ -245,6 +342,10 @@ export async function run(): Promise<Record<string, unknown>> {
     children.push(portkey.child);
     const routelmtOrigin = (await routelmt.started)[1]!;
     await portkey.started;
+    const [passThroughOrigin, passThroughHttpOrigin] = await Promise.all(
+      passThroughs.map(async (started) => (await started.started)[1]!),
+    );
+    const baselineOrigin = baseline ? (await baseline.started)[1]! : undefined;
     const portkeyOrigin = `http://127.0.0.1:${portkeyPort}`;
 
     const post = (url: string, body: string, headers: Record<string, string> = {}) =>
@@ -261,6 +362,15 @@ export async function run(): Promise<Record<string, unknown>> {
         return post(`${engine.url}/completions`, JSON.stringify({ model: "small", prompt, max_tokens: 256 }));
       },
       routelmt: (index) => post(`${routelmtOrigin}/v1/chat/completions`, chatBody("routelmt", index)),
+      ...(baselineOrigin
+        ? {
+            routelmtBaseline: (index: number) =>
+              post(`${baselineOrigin}/v1/chat/completions`, chatBody("routelmt", index)),
+          }
+        : {}),
+      passThrough: (index) => post(`${passThroughOrigin}/v1/chat/completions`, chatBody("large", index)),
+      passThroughNodeHttp: (index) =>
+        post(`${passThroughHttpOrigin}/v1/chat/completions`, chatBody("large", index)),
       portkey: (index) =>
         post(`${portkeyOrigin}/v1/chat/completions`, chatBody("large", index), {
           authorization: "Bearer unused",
@@ -271,12 +381,33 @@ export async function run(): Promise<Record<string, unknown>> {
     const direct = cells.direct!;
     const directTwoCalls = cells.directTwoCalls!;
     const viaRoutelmt = cells.routelmt!;
+    const viaBaseline = cells.routelmtBaseline;
+    const viaPassThrough = cells.passThrough!;
+    const viaPassThroughNodeHttp = cells.passThroughNodeHttp!;
     const viaPortkey = cells.portkey!;
     const added = (cells: Cell[], baseline: Cell[]) =>
       cells.map((cell, index) => ({
         concurrency: cell.concurrency,
         p50_ms: round(cell.p50_ms - baseline[index]!.p50_ms),
         p99_ms: round(cell.p99_ms - baseline[index]!.p99_ms),
+      }));
+    const ownCost = added(viaRoutelmt, directTwoCalls);
+    const passThroughCost = added(viaPassThrough, direct);
+    const passThroughNodeHttpCost = added(viaPassThroughNodeHttp, direct);
+    /** The figures the serving targets are stated in, for one routelmt target. */
+    const ratios = (via: Cell[]) =>
+      via.map((cell, index) => ({
+        concurrency: cell.concurrency,
+        own_p50_ms: round(cell.p50_ms - directTwoCalls[index]!.p50_ms),
+        own_p50_over_pass_through_p50: round(
+          (cell.p50_ms - directTwoCalls[index]!.p50_ms) / passThroughCost[index]!.p50_ms,
+        ),
+        own_p50_over_pass_through_node_http_p50: round(
+          (cell.p50_ms - directTwoCalls[index]!.p50_ms) / passThroughNodeHttpCost[index]!.p50_ms,
+        ),
+        throughput_over_direct_two_calls: round(cell.requests_per_s / directTwoCalls[index]!.requests_per_s),
+        p99_over_portkey_p99: round(cell.p99_ms / viaPortkey[index]!.p99_ms),
+        failed: cell.failed,
       }));
     return {
       benchmark: "server-overhead",
@@ -288,14 +419,29 @@ export async function run(): Promise<Record<string, unknown>> {
         provider: "openai (custom host)",
         engine_calls_per_request: 1,
       },
+      pass_through: { server: "fastify, fetch (undici) to the engine", engine_calls_per_request: 1 },
+      pass_through_node_http: {
+        server: "fastify, node:http keep-alive agent to the engine",
+        engine_calls_per_request: 1,
+      },
       direct,
       direct_two_calls: directTwoCalls,
       via_routelmt: viaRoutelmt,
+      ...(viaBaseline ? { via_routelmt_baseline: viaBaseline } : {}),
+      via_pass_through: viaPassThrough,
+      via_pass_through_node_http: viaPassThroughNodeHttp,
       via_portkey: viaPortkey,
       added_ms: {
         routelmt: added(viaRoutelmt, direct),
         portkey: added(viaPortkey, direct),
-        routelmt_own_ms: added(viaRoutelmt, directTwoCalls),
+        pass_through: passThroughCost,
+        pass_through_node_http: passThroughNodeHttpCost,
+        routelmt_own_ms: ownCost,
+        ...(viaBaseline ? { routelmt_baseline_own_ms: added(viaBaseline, directTwoCalls) } : {}),
+      },
+      ratios: {
+        routelmt: ratios(viaRoutelmt),
+        ...(viaBaseline ? { routelmt_baseline: ratios(viaBaseline) } : {}),
       },
     };
   } finally {
@@ -316,6 +462,9 @@ function isMain(): boolean {
 
 if (isMain() && process.argv.includes(FAKE_ENGINE_FLAG)) {
   await serveFakeEngine();
+} else if (isMain() && process.argv.includes(PASS_THROUGH_FLAG)) {
+  const flag = process.argv.indexOf(PASS_THROUGH_FLAG);
+  await servePassThrough(process.argv[flag + 1]!, process.argv[flag + 2]!);
 } else if (isMain()) {
   run().then(
     (result) => console.log(JSON.stringify(result)),

@@ -12,7 +12,7 @@ import { LlamaTranslator } from "../src/translators/llama-translator.js";
 import { defaultPromptTemplate, renderPrompt } from "../src/translators/prompt-template.js";
 import { spawnCli } from "./helpers/cli.js";
 import { fakeEmbedding } from "./helpers/fake-openai-server.js";
-import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
+import { type TinyLlamaOptions, writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
 
 export const DIM = 8;
 
@@ -122,20 +122,28 @@ export interface TinyGgufFixture {
 }
 
 /**
- * Writes a tiny llama GGUF (dimension 64, context 256) into `directory` and a router for it: a gain
+ * Writes a tiny llama GGUF (dimension 64, context 256 unless `model` says otherwise) into `directory`
+ * and a router for it: a gain
  * head with fixed weights whose score quantiles are those of sampleText(0..count-1), read through
  * the model's own prefill ("collect") under the default template.
  */
-export async function tinyGgufWithRouter(directory: string, count: number): Promise<TinyGgufFixture> {
-  const modelPath = path.join(directory, "tiny-llama.gguf");
-  writeTinyLlamaGguf(modelPath);
+export async function tinyGgufWithRouter(
+  directory: string,
+  count: number,
+  model: Partial<TinyLlamaOptions> = {},
+): Promise<TinyGgufFixture> {
+  const modelPath = path.join(
+    directory,
+    `tiny-llama-${model.name ?? "default"}-${model.contextLength ?? "default"}.gguf`,
+  );
+  writeTinyLlamaGguf(modelPath, model);
   const requests = Array.from({ length: count }, (_, index) => ({
     text: sampleText(index),
     srcLang: "en",
     tgtLang: "de",
   }));
   const collector = await LlamaTranslator.create({ modelPath, threads: 1, sequences: 1, maxTokens: 4 });
-  const dim = 64;
+  const dim = collector.featureIdentity.dim;
   const features = new Float32Array(requests.length * dim);
   for (const [row, request] of requests.entries()) {
     const prefilled = await collector.prefill(request);
@@ -169,7 +177,11 @@ export async function tinyGgufWithRouter(directory: string, count: number): Prom
     { length: 101 },
     (_, percent) => sorted[Math.round((percent / 100) * (sorted.length - 1))]!,
   );
-  const routerFile = await writeRouter(directory, router, "gguf-router.json");
+  const routerFile = await writeRouter(
+    directory,
+    router,
+    `gguf-router-${model.name ?? "default"}-${model.contextLength ?? "default"}.json`,
+  );
   return { modelPath, routerFile, offlineGains };
 }
 

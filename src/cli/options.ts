@@ -1,4 +1,3 @@
-import { availableParallelism } from "node:os";
 import { UsageError } from "../errors/index.js";
 
 /** Parses a positive integer flag, naming the flag on error. */
@@ -22,7 +21,4 @@ export function finiteNumber(flag: string): (value: string) => number {
   };
 }
 
-/** Threads per in-process model when two models run side by side: half the cores, at least one. */
-export function defaultThreadsPerModel(): number {
-  return Math.max(1, Math.floor(availableParallelism() / 2));
-}
+export { defaultThreadsPerModel } from "../util/default-threads.js";

@@ -8,8 +8,8 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { defaultThreadsPerModel } from "../cli/options.js";
 import { InputError, UsageError } from "../errors/index.js";
+import { defaultThreadsPerModel } from "../util/default-threads.js";
 import { API_KEY_PATTERN, ApiKeys, SERVER_API_KEY_VARIABLE } from "./auth.js";
 
 const positiveInteger = z.number().int("must be an integer").positive("must be positive");

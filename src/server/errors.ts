@@ -2,6 +2,7 @@
  * Errors the HTTP server answers with. Every error body is `{"error":{"code","message","field"}}`;
  * `field` names the offending request field (dot path, e.g. `texts.3`) or is null.
  */
+import type { FastifyError } from "fastify";
 import { z } from "zod";
 import { RoutelmtError } from "../errors/index.js";
 
@@ -35,6 +36,11 @@ export const SERVER_ERROR_STATUS = {
   RLMT_ERR_SMALL_ENGINE_UNAVAILABLE: 503,
   /** The server is shutting down: a new request while it drains, or one still running at the deadline. */
   RLMT_ERR_SHUTTING_DOWN: 503,
+  /**
+   * Only as the last event of a streamed answer: an engine failed after text was sent (the answer's
+   * status, 200, had gone out with the first text).
+   */
+  RLMT_ERR_ENGINE_STREAM_FAILED: 502,
   /** A bug: the log line of the request has the details. */
   RLMT_ERR_INTERNAL: 500,
 } as const;
@@ -74,7 +80,42 @@ export class ServerError extends RoutelmtError {
   }
 }
 
+/**
+ * The abort reason of a request whose client closed its connection: its engine calls stop, and
+ * there is no one to answer.
+ */
+export class ClientClosedError extends RoutelmtError {
+  constructor() {
+    super("RLMT_ERR_CLIENT_CLOSED", "the client closed the connection before the answer was complete");
+  }
+}
+
 /** A 400 about one request field. */
 export function invalidField(field: string, message: string): ServerError {
   return new ServerError("RLMT_ERR_INVALID_REQUEST", `${field}: ${message}`, { field });
+}
+
+/** Maps anything thrown in a route or by fastify itself to the JSON error answered. */
+export function toServerError(error: unknown): ServerError {
+  if (error instanceof ServerError) return error;
+  const code = (error as FastifyError | undefined)?.code;
+  switch (code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new ServerError("RLMT_ERR_BODY_TOO_LARGE", "the request body is over the server's body limit");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+    case "FST_ERR_CTP_INVALID_TYPE":
+      return new ServerError(
+        "RLMT_ERR_UNSUPPORTED_MEDIA_TYPE",
+        "send the body as Content-Type: application/json",
+      );
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return new ServerError("RLMT_ERR_MALFORMED_JSON", "the body is empty: send a JSON object");
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return new ServerError("RLMT_ERR_INVALID_REQUEST", "Content-Length does not match the body");
+  }
+  const status = (error as FastifyError).statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    return new ServerError("RLMT_ERR_INVALID_REQUEST", (error as Error).message);
+  }
+  return new ServerError("RLMT_ERR_INTERNAL", "internal error (see the server log)", { cause: error });
 }

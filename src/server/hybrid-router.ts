@@ -21,6 +21,12 @@
  * most one sequence and never wait for another while holding it, so they continue from their prefill.
  * Fresh small translations (batches, fallbacks) also go through prefill + continue, so a text is
  * decoded the same way whichever path it takes.
+ *
+ * A single request can stream its text (`onText`): the kept request's small decode or the routed
+ * request's large answer, as the engine produces it. A large call that fails before any text went
+ * out falls back to the small model as usual, streaming that instead; once text went out, another
+ * model cannot take over (the client would get two translations spliced together), so the failure
+ * ends the stream with an error (`RLMT_ERR_ENGINE_STREAM_FAILED`).
  */
 import { EngineCallError, EngineTimeoutError, RoutelmtError } from "../errors/index.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
@@ -35,20 +41,56 @@ import {
   routingOrder,
 } from "../routing/index.js";
 import type {
+  DecodeOptions,
   Prefilled,
   ProbedTranslator,
   Translation,
   TranslationRequest,
   Translator,
 } from "../translators/types.js";
+import { type LinkedSignal, linkedSignal } from "../util/linked-signal.js";
 import { AdmissionGate, DecisionWindow } from "./decision-window.js";
 import { ServerError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
+import { TrimmedTextStream } from "./trimmed-text-stream.js";
 
 export type RoutingPolicy = "routelmt" | "guarded";
 
 /** Why a translation came from the small model although it was routed large. */
 export type FallbackReason = "large-error" | "large-timeout" | "large-queue-full";
+
+/** Which model produces a translation, and why: what a streamed answer's headers say. */
+export interface TranslationSource {
+  model: "small" | "large";
+  /** The router's gain prediction (NaN when the features gave none). */
+  predictedGain: number;
+  guarded: boolean;
+  fallbackReason: FallbackReason | null;
+}
+
+/** Options of {@link HybridRouter.translate}. */
+export interface TranslateOptions {
+  /** Aborts the request's engine calls (the client went away); the translation rejects with its reason. */
+  signal?: AbortSignal;
+  /**
+   * Streams the translation's text as it decodes, trimmed so the deltas add up to exactly the final
+   * `translation` (see `trimmed-text-stream.ts`). `source` is fixed from the first delta on.
+   */
+  onText?: (delta: string, source: TranslationSource) => void;
+}
+
+/** Options of {@link HybridRouter.translateBatch}. */
+export interface TranslateBatchOptions {
+  /** Aborts the batch's engine calls (the client went away); the batch rejects with its reason. */
+  signal?: AbortSignal;
+  /** Called once every item is decided, before any is translated, with the decided source of each. */
+  onDecided?: (sources: TranslationSource[]) => void;
+  /** Called as each item's translation is done, in the order they finish. */
+  onTranslation?: (index: number, result: HybridTranslation) => void;
+}
+
+/** What one run of the router is asked for: a single request's or a batch's options. */
+type RunOptions = TranslateOptions & TranslateBatchOptions;
 
 /** Milliseconds per stage; absent stages did not run. */
 export interface StageTimings {
@@ -57,6 +99,8 @@ export interface StageTimings {
   smallDecode?: number;
   largeCall?: number;
   fallbackDecode?: number;
+  /** Streamed requests: from arrival in the router to the first text sent. */
+  firstText?: number;
 }
 
 /** One translated text and how it was produced. */
@@ -123,7 +167,11 @@ export interface HybridRouterSnapshot {
 }
 
 function errorKind(error: unknown): "timeout" | "http" | "network" | "other" {
-  if (error instanceof EngineTimeoutError) return "timeout";
+  if (
+    error instanceof EngineTimeoutError ||
+    (error instanceof Error && error.cause instanceof EngineTimeoutError)
+  )
+    return "timeout";
   if (error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError"))
     return "timeout";
   if (error instanceof EngineCallError) return error.status === undefined ? "network" : "http";
@@ -132,6 +180,21 @@ function errorKind(error: unknown): "timeout" | "http" | "network" | "other" {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Throws the signal's reason (the shutdown error, or the client's disconnect) once it aborted. */
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw signal.reason;
+}
+
+/** What a decision says about the model that will produce the text. */
+function decidedSource(decision: Decision): TranslationSource {
+  return {
+    model: decision.large ? "large" : "small",
+    predictedGain: decision.gain,
+    guarded: decision.guarded,
+    fallbackReason: decision.fallbackReason,
+  };
 }
 
 /** The guard thresholds of the `guarded` policy, from the router's heads; empty for `routelmt`. */
@@ -177,6 +240,8 @@ export class HybridRouter {
   private lastSmallError: string | null = null;
   /** Aborted at the shutdown deadline: every engine call still running gives up. */
   private readonly shutdown = new AbortController();
+  /** The signals of runs whose caller gave a signal of its own: the shutdown aborts them too. */
+  private readonly linkedRuns = new Set<LinkedSignal>();
   private translationsInFlight = 0;
 
   constructor(options: HybridRouterOptions) {
@@ -223,8 +288,12 @@ export class HybridRouter {
    * when the small engine refuses it (e.g. too long for its context). Defaults to `text`.
    * @throws ServerError 429 (queue full), 503 (small engine failed), 400 (input the engine refused).
    */
-  async translate(request: TranslationRequest, field = "text"): Promise<HybridTranslation> {
-    const [result] = await this.run([request], [field], false);
+  async translate(
+    request: TranslationRequest,
+    field = "text",
+    options: TranslateOptions = {},
+  ): Promise<HybridTranslation> {
+    const [result] = await this.run([request], [field], false, options);
     return result!;
   }
 
@@ -236,8 +305,9 @@ export class HybridRouter {
   async translateBatch(
     requests: TranslationRequest[],
     fields: readonly string[] = requests.map((_, index) => `texts.${index}`),
+    options: TranslateBatchOptions = {},
   ): Promise<HybridTranslation[]> {
-    return this.run(requests, fields, true);
+    return this.run(requests, fields, true, options);
   }
 
   snapshot(): HybridRouterSnapshot {
@@ -273,29 +343,35 @@ export class HybridRouter {
    * fallback: a fallback translation would itself run past the deadline.
    */
   abortInFlight(): void {
-    this.shutdown.abort(
-      new ServerError(
-        "RLMT_ERR_SHUTTING_DOWN",
-        "the server is shutting down and its deadline passed before this translation finished: retry on another replica",
-        { retryAfterSeconds: 1 },
-      ),
+    const reason = new ServerError(
+      "RLMT_ERR_SHUTTING_DOWN",
+      "the server is shutting down and its deadline passed before this translation finished: retry on another replica",
+      { retryAfterSeconds: 1 },
     );
-  }
-
-  /** Throws the shutdown error once the deadline aborted engine calls. */
-  private throwIfShuttingDown(): void {
-    if (this.shutdown.signal.aborted) throw this.shutdown.signal.reason;
+    this.shutdown.abort(reason);
+    for (const run of this.linkedRuns) run.abort(reason);
   }
 
   private async run(
     requests: TranslationRequest[],
     fields: readonly string[],
     batch: boolean,
+    options: RunOptions,
   ): Promise<HybridTranslation[]> {
     this.translationsInFlight++;
+    // Every engine call of the run stops at the shutdown deadline or when the caller gives up.
+    const linked = options.signal ? linkedSignal(options.signal) : undefined;
+    if (linked) {
+      if (this.shutdown.signal.aborted) linked.abort(this.shutdown.signal.reason);
+      this.linkedRuns.add(linked);
+    }
     try {
-      return await this.runAdmitted(requests, fields, batch);
+      return await this.runAdmitted(requests, fields, batch, options, linked?.signal ?? this.shutdown.signal);
     } finally {
+      if (linked) {
+        linked.dispose();
+        this.linkedRuns.delete(linked);
+      }
       this.translationsInFlight--;
     }
   }
@@ -304,10 +380,12 @@ export class HybridRouter {
     requests: TranslationRequest[],
     fields: readonly string[],
     batch: boolean,
+    options: RunOptions,
+    signal: AbortSignal,
   ): Promise<HybridTranslation[]> {
     const started = performance.now();
     const count = requests.length;
-    this.throwIfShuttingDown();
+    throwIfAborted(signal);
     if (!this.smallGate.tryAcquire(count)) {
       throw new ServerError(
         "RLMT_ERR_OVERLOADED",
@@ -325,12 +403,13 @@ export class HybridRouter {
       const prefillStarted = performance.now();
       // See the module comment: a batch never holds its prefills.
       const holdsPrefills = requests.length === 1;
-      const prefills = await this.prefillAll(requests, fields, holdsPrefills);
+      const prefills = await this.prefillAll(requests, fields, holdsPrefills, signal);
       const prefillMs = performance.now() - prefillStarted;
 
       const decisionStarted = performance.now();
       const decisions = batch ? this.decideBatch(prefills) : [this.decideOne(prefills[0]!)];
       const decisionMs = performance.now() - decisionStarted;
+      options.onDecided?.(decisions.map(decidedSource));
 
       return await Promise.all(
         requests.map(async (request, index) => {
@@ -340,28 +419,39 @@ export class HybridRouter {
           this.metrics?.observeStage("prefill", prefillMs);
           this.metrics?.observeStage("decision", decisionMs);
           this.metrics?.predictedGain.observe(Number.isFinite(decision.gain) ? decision.gain : 0);
+          const text = options.onText ? this.textStream(options.onText, started, stages) : undefined;
           let result: Omit<HybridTranslation, "latencyMs" | "stages" | "predictedGain" | "guarded">;
           if (decision.large) {
             await prefilled.release();
             // The request no longer needs the small engine unless it falls back.
             releaseSmall(1);
-            result = await this.callLarge(request, fields[index]!, stages);
+            result = await this.callLarge(request, fields[index]!, stages, decision, signal, text);
           } else {
             result = await this.decodeSmall(
               holdsPrefills ? prefilled : request,
               fields[index]!,
               stages,
-              decision.fallbackReason,
+              decision,
+              signal,
+              text,
             );
             releaseSmall(1);
           }
           const latencyMs = performance.now() - started;
           this.metrics?.observeStage("total", latencyMs);
-          this.metrics?.requests.inc({
-            model: result.model,
-            outcome: result.fallback ? "fallback" : decision.guarded ? "guarded" : "ok",
-          });
-          return { ...result, predictedGain: decision.gain, guarded: decision.guarded, latencyMs, stages };
+          this.metrics?.countTranslation(
+            result.model,
+            result.fallback ? "fallback" : decision.guarded ? "guarded" : "ok",
+          );
+          const translation: HybridTranslation = {
+            ...result,
+            predictedGain: decision.gain,
+            guarded: decision.guarded,
+            latencyMs,
+            stages,
+          };
+          options.onTranslation?.(index, translation);
+          return translation;
         }),
       );
     } finally {
@@ -377,21 +467,22 @@ export class HybridRouter {
     requests: TranslationRequest[],
     fields: readonly string[],
     hold: boolean,
+    signal: AbortSignal,
   ): Promise<Prefilled[]> {
     const settled = await Promise.allSettled(
       requests.map(async (request) => {
-        const prefilled = await this.small.prefill(request, { signal: this.shutdown.signal });
+        const prefilled = await this.small.prefill(request, { signal });
         // Released before the next prefill can wait on this one's sequence (its features stay readable).
         if (!hold) await prefilled.release();
         return prefilled;
       }),
     );
     const failed = settled.findIndex((outcome) => outcome.status === "rejected");
-    if (failed >= 0 || this.shutdown.signal.aborted) {
+    if (failed >= 0 || signal.aborted) {
       await Promise.all(
         settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value.release() : undefined)),
       );
-      this.throwIfShuttingDown();
+      throwIfAborted(signal);
       throw this.smallFailure((settled[failed] as PromiseRejectedResult).reason, fields[failed]!);
     }
     this.lastSmallError = null;
@@ -529,70 +620,132 @@ export class HybridRouter {
     source: Prefilled | TranslationRequest,
     field: string,
     stages: StageTimings,
-    fallbackReason: FallbackReason | null,
+    decision: Decision,
+    signal: AbortSignal,
+    text: TrimmedTextStream<TranslationSource> | undefined,
   ): Promise<Omit<HybridTranslation, "latencyMs" | "stages" | "predictedGain" | "guarded">> {
     const started = performance.now();
+    const { fallbackReason } = decision;
+    const producer = text ? { ...decidedSource(decision), model: "small" as const } : undefined;
+    const decode = {
+      maxTokens: this.maxTokens,
+      signal,
+      ...(text && producer ? { onText: text.sinkFor(producer) } : {}),
+    };
     let translation: Translation;
     try {
       translation =
         "continue" in source
-          ? await source.continue({ maxTokens: this.maxTokens, signal: this.shutdown.signal })
-          : await this.translateSmallAfresh(source);
+          ? await source.continue(decode)
+          : await this.translateSmallAfresh(source, decode);
     } catch (error) {
       if ("release" in source) await source.release();
-      throw this.smallFailure(error, field);
+      throwIfAborted(signal);
+      throw text?.started ? this.streamFailure("small", error) : this.smallFailure(error, field);
     }
     // An in-process decode stops early at the abort rather than failing: its text is cut short.
-    this.throwIfShuttingDown();
+    throwIfAborted(signal);
     this.lastSmallError = null;
+    if (text && producer) text.finish(translation.text, producer);
     stages.smallDecode = performance.now() - started;
     this.metrics?.observeStage("small_decode", stages.smallDecode);
     if (fallbackReason !== null) this.metrics?.fallbacks.inc({ reason: fallbackReason });
     return this.outcome(translation, "small", fallbackReason);
   }
 
-  /** Calls the large model under the deadline; any failure falls back to a fresh small translation. */
+  /**
+   * Calls the large model under the deadline; a failure before any text was streamed falls back to
+   * a fresh small translation, one after it ends the stream.
+   */
   private async callLarge(
     request: TranslationRequest,
     field: string,
     stages: StageTimings,
+    decision: Decision,
+    signal: AbortSignal,
+    text: TrimmedTextStream<TranslationSource> | undefined,
   ): Promise<Omit<HybridTranslation, "latencyMs" | "stages" | "predictedGain" | "guarded">> {
     const started = performance.now();
+    const producer = text ? { ...decidedSource(decision), model: "large" as const } : undefined;
+    const deadline = linkedSignal(signal, this.largeTimeoutMs);
     let failure: unknown;
     try {
       const [translation] = await this.large.translate([request], {
         maxTokens: this.maxTokens,
-        signal: AbortSignal.any([AbortSignal.timeout(this.largeTimeoutMs), this.shutdown.signal]),
+        signal: deadline.signal,
+        ...(text && producer ? { onText: text.sinkFor(producer) } : {}),
       });
-      this.throwIfShuttingDown();
+      throwIfAborted(signal);
+      if (text && producer) text.finish(translation!.text, producer);
       stages.largeCall = performance.now() - started;
       this.metrics?.observeStage("large_call", stages.largeCall);
       return this.outcome(translation!, "large", null);
     } catch (error) {
       failure = error;
     } finally {
+      deadline.dispose();
       this.largeGate.release();
     }
-    this.throwIfShuttingDown();
+    throwIfAborted(signal);
     stages.largeCall = performance.now() - started;
     this.metrics?.observeStage("large_call", stages.largeCall);
     const kind = errorKind(failure);
     this.metrics?.backendErrors.inc({ engine: "large", kind });
+    if (text?.started) throw this.streamFailure("large", failure);
     const reason: FallbackReason = kind === "timeout" ? "large-timeout" : "large-error";
     this.metrics?.fallbacks.inc({ reason });
     const fallbackStarted = performance.now();
+    const fallback = { ...decidedSource(decision), model: "small" as const, fallbackReason: reason };
     this.smallGate.forceAcquire();
     try {
-      const translation = await this.translateSmallAfresh(request);
+      const translation = await this.translateSmallAfresh(request, {
+        maxTokens: this.maxTokens,
+        signal,
+        ...(text ? { onText: text.sinkFor(fallback) } : {}),
+      });
+      throwIfAborted(signal);
       this.lastSmallError = null;
+      text?.finish(translation.text, fallback);
       stages.fallbackDecode = performance.now() - fallbackStarted;
       this.metrics?.observeStage("fallback_decode", stages.fallbackDecode);
       return this.outcome(translation, "small", reason);
     } catch (error) {
-      throw this.smallFailure(error, field);
+      throwIfAborted(signal);
+      throw text?.started ? this.streamFailure("small", error) : this.smallFailure(error, field);
     } finally {
       this.smallGate.release();
     }
+  }
+
+  /** An engine failure after text was streamed: the stream ends with this error. */
+  private streamFailure(engine: "small" | "large", error: unknown): ServerError {
+    if (error instanceof ServerError) return error;
+    this.metrics?.streamErrors.inc({ engine });
+    if (engine === "small") {
+      this.lastSmallError = describe(error);
+      this.metrics?.backendErrors.inc({ engine, kind: errorKind(error) });
+    }
+    const name = engine === "small" ? this.smallName : this.largeName;
+    return new ServerError(
+      "RLMT_ERR_ENGINE_STREAM_FAILED",
+      `${engine} engine ${name} failed after the translation began streaming: ${describe(error)}`,
+      { cause: error },
+    );
+  }
+
+  /** The text stream of one streamed request; its first delta's time is the first_text stage. */
+  private textStream(
+    onText: (delta: string, source: TranslationSource) => void,
+    started: number,
+    stages: StageTimings,
+  ): TrimmedTextStream<TranslationSource> {
+    return new TrimmedTextStream<TranslationSource>((delta, source) => {
+      if (stages.firstText === undefined) {
+        stages.firstText = performance.now() - started;
+        this.metrics?.observeStage("first_text", stages.firstText);
+      }
+      onText(delta, source);
+    });
   }
 
   /**
@@ -600,10 +753,13 @@ export class HybridRouter {
    * as a kept request (a remote engine's plain `translate` would go through its chat template
    * instead, so the same text could come out differently on the batch or fallback path).
    */
-  private async translateSmallAfresh(request: TranslationRequest): Promise<Translation> {
-    const prefilled = await this.small.prefill(request, { signal: this.shutdown.signal });
+  private async translateSmallAfresh(
+    request: TranslationRequest,
+    decode: DecodeOptions,
+  ): Promise<Translation> {
+    const prefilled = await this.small.prefill(request, { signal: decode.signal });
     try {
-      return await prefilled.continue({ maxTokens: this.maxTokens, signal: this.shutdown.signal });
+      return await prefilled.continue(decode);
     } finally {
       await prefilled.release();
     }

@@ -5,7 +5,14 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** Pipeline stages timed per request. */
-export type Stage = "prefill" | "decision" | "small_decode" | "large_call" | "fallback_decode" | "total";
+export type Stage =
+  | "prefill"
+  | "decision"
+  | "small_decode"
+  | "large_call"
+  | "fallback_decode"
+  | "first_text"
+  | "total";
 
 /** Live values the gauges read when scraped. */
 export interface MetricsSources {
@@ -43,6 +50,8 @@ export class ServerMetrics {
   readonly fallbacks: Counter<"reason">;
   readonly guarded: Counter;
   readonly capBlocked: Counter;
+  readonly streamErrors: Counter<"engine">;
+  readonly clientDisconnects: Counter;
 
   constructor(sources: MetricsSources, gainHistogramBuckets: number[]) {
     const registers = [this.registry];
@@ -66,7 +75,7 @@ export class ServerMetrics {
     });
     this.stageSeconds = new Histogram({
       name: "routelmt_stage_seconds",
-      help: "Latency per stage: prefill, decision, small_decode, large_call, fallback_decode, total",
+      help: "Latency per stage: prefill, decision, small_decode, large_call, fallback_decode, first_text (streamed), total",
       labelNames: ["stage"],
       buckets: LATENCY_BUCKETS,
       registers,
@@ -97,6 +106,17 @@ export class ServerMetrics {
     this.capBlocked = new Counter({
       name: "routelmt_cap_blocked_total",
       help: "Requests above the threshold kept small by the hard cap",
+      registers,
+    });
+    this.streamErrors = new Counter({
+      name: "routelmt_stream_errors_total",
+      help: "Streamed answers ended by an error event: the engine failed after text was sent, by engine",
+      labelNames: ["engine"],
+      registers,
+    });
+    this.clientDisconnects = new Counter({
+      name: "routelmt_client_disconnects_total",
+      help: "Requests whose client closed the connection before the answer was complete (their engine calls are aborted)",
       registers,
     });
     new Gauge({
@@ -135,8 +155,35 @@ export class ServerMetrics {
     });
   }
 
+  /**
+   * Labelled series, made on first use and kept: given a labels object on every call, prom-client
+   * validates and hashes it each time, several times per request.
+   */
+  readonly #series = new Map<string, { inc(): void } | { observe(value: number): void }>();
+
+  #child<T extends { inc(): void } | { observe(value: number): void }>(key: string, make: () => T): T {
+    let child = this.#series.get(key) as T | undefined;
+    if (child === undefined) {
+      child = make();
+      this.#series.set(key, child);
+    }
+    return child;
+  }
+
   /** Records one stage's duration in milliseconds. */
   observeStage(stage: Stage, milliseconds: number): void {
-    this.stageSeconds.observe({ stage }, milliseconds / 1000);
+    this.#child(`stage ${stage}`, () => this.stageSeconds.labels({ stage })).observe(milliseconds / 1000);
+  }
+
+  /** Counts one translation served by `model`. */
+  countTranslation(model: "small" | "large", outcome: "ok" | "fallback" | "guarded"): void {
+    this.#child(`translation ${model} ${outcome}`, () => this.requests.labels({ model, outcome })).inc();
+  }
+
+  /** Counts one answered HTTP request. */
+  countHttpRequest(route: string, status: number): void {
+    this.#child(`http ${route} ${status}`, () =>
+      this.httpRequests.labels({ route, status: String(status) }),
+    ).inc();
   }
 }

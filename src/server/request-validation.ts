@@ -67,20 +67,6 @@ export function checkText(text: string, field: string, maxTextBytes: number): st
   return text;
 }
 
-/** Codes already checked: a server sees few distinct codes, and the ICU lookup is comparatively slow. */
-const knownLanguageMemo = new Map<string, boolean>();
-const KNOWN_LANGUAGE_MEMO_LIMIT = 1024;
-
-function isKnownLanguageMemoized(code: string): boolean {
-  let known = knownLanguageMemo.get(code);
-  if (known === undefined) {
-    known = isKnownLanguage(code);
-    if (knownLanguageMemo.size >= KNOWN_LANGUAGE_MEMO_LIMIT) knownLanguageMemo.clear();
-    knownLanguageMemo.set(code, known);
-  }
-  return known;
-}
-
 /** A language code from the request, else the router's default; must be a known language. */
 export function resolveLanguage(
   given: string | undefined | null,
@@ -91,7 +77,7 @@ export function resolveLanguage(
   if (code === null || code === undefined) {
     throw invalidField(field, "is required (the router records no default language pair)");
   }
-  if (!isKnownLanguageMemoized(code)) {
+  if (!isKnownLanguage(code)) {
     throw invalidField(
       field,
       `unknown language code ${JSON.stringify(code)} (use ISO 639-1/639-3 or BCP-47, e.g. "de")`,
@@ -103,17 +89,22 @@ export function resolveLanguage(
 const aString = z.string({ error: "must be a string" });
 const languageCode = z.string({ error: 'must be a string: a language code such as "de"' });
 
+const aBoolean = z.boolean({ error: "must be true or false" });
+
 const translateBodySchema = z.object({
   text: aString.optional(),
   texts: z.array(aString, { error: "must be a list of strings" }).optional(),
   source_lang: languageCode.optional(),
   target_lang: languageCode.optional(),
+  stream: aBoolean.nullish(),
 });
 
 /** A parsed `/v1/translate` body: one text or a batch. */
 export interface TranslateInput {
   batch: boolean;
   requests: TranslationRequest[];
+  /** Answer as NDJSON events (text deltas of one text, or each text of a batch as it is done). */
+  stream: boolean;
 }
 
 function requireObject(body: unknown): void {
@@ -135,6 +126,7 @@ export function parseTranslateBody(body: unknown, limits: RequestLimits): Transl
     return {
       batch: false,
       requests: [{ text: checkText(parsed.text, "text", limits.maxTextBytes), srcLang, tgtLang }],
+      stream: parsed.stream === true,
     };
   }
   const texts = parsed.texts!;
@@ -152,10 +144,10 @@ export function parseTranslateBody(body: unknown, limits: RequestLimits): Transl
       srcLang,
       tgtLang,
     })),
+    stream: parsed.stream === true,
   };
 }
 
-const aBoolean = z.boolean({ error: "must be true or false" });
 const contentPartSchema = z.object(
   { type: aString, text: aString.optional() },
   { error: 'must be a content part: {"type": "text", "text": "…"}' },

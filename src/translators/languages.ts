@@ -33,7 +33,24 @@ function canonicalTag(code: string): string | undefined {
   }
 }
 
+/**
+ * Names already looked up (null: no language), by code as given: every request asks for its two
+ * codes (validation, then the prompt), a server sees few distinct ones, and the ICU lookups cost
+ * microseconds each. Bounded, so odd codes sent by clients cannot grow it without limit.
+ */
+const lookedUp = new Map<string, string | null>();
+const LOOKED_UP_LIMIT = 1024;
+
 function findLanguageName(code: string): string | undefined {
+  const known = lookedUp.get(code);
+  if (known !== undefined) return known ?? undefined;
+  const name = lookUpLanguageName(code);
+  if (lookedUp.size >= LOOKED_UP_LIMIT) lookedUp.clear();
+  lookedUp.set(code, name ?? null);
+  return name;
+}
+
+function lookUpLanguageName(code: string): string | undefined {
   const tag = canonicalTag(code.trim());
   if (tag === undefined) return undefined;
   const primary = tag.split("-")[0] ?? tag;

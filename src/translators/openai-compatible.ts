@@ -1,6 +1,7 @@
+import OpenAI, { APIError } from "openai";
 import { z } from "zod";
-import { EngineCallError, UsageError } from "../errors/index.js";
-import { postJson } from "../util/http.js";
+import { EngineCallError, EngineTimeoutError, UsageError } from "../errors/index.js";
+import { bodySnippet, parseRetryAfterMs, postJson } from "../util/http.js";
 import { type RetryEvent, withRetries } from "../util/retry.js";
 import { Semaphore } from "../util/semaphore.js";
 import { mapOpenAIFinishReason } from "./map-openai-finish-reason.js";
@@ -113,6 +114,8 @@ export class OpenAICompatibleTranslator implements Translator {
   readonly #retries: number;
   readonly #retryBaseDelayMs: number;
   readonly #onRetry: ((event: RetryEvent) => void) | undefined;
+  /** The official client, for streamed answers only; made on first use, so plain calls never pay for it. */
+  #streamClient: OpenAI | undefined;
   #disposed = false;
 
   constructor(modelId: string, options: OpenAICompatibleOptions) {
@@ -167,9 +170,10 @@ export class OpenAICompatibleTranslator implements Translator {
     );
   }
 
-  /** Translates one request through chat completions. */
+  /** Translates one request through chat completions (streamed when `options.onText` is given). */
   async translateOne(request: TranslationRequest, options: DecodeOptions = {}): Promise<Translation> {
     const { messages } = this.promptBuilder(request);
+    if (options.onText) return this.#streamAnswer("/chat/completions", { messages }, options, options.onText);
     const { answer, ms } = await this.post(
       "/chat/completions",
       { messages, max_tokens: options.maxTokens ?? this.maxTokens, ...this.#deterministic() },
@@ -185,7 +189,6 @@ export class OpenAICompatibleTranslator implements Translator {
         { isRetryable: false },
       );
     }
-    if (content.length > 0) options.onText?.(content);
     return {
       text: content.trim(),
       model: parsed.model ?? this.modelId,
@@ -200,8 +203,9 @@ export class OpenAICompatibleTranslator implements Translator {
     this.#disposed = true;
   }
 
-  /** Raw text completion (`POST {baseURL}/completions`) of an already rendered prompt. */
+  /** Raw text completion (`POST {baseURL}/completions`) of an already rendered prompt, streamed with `onText`. */
   protected async completeRawPrompt(prompt: string, options: DecodeOptions = {}): Promise<Translation> {
+    if (options.onText) return this.#streamAnswer("/completions", { prompt }, options, options.onText);
     const { answer, ms } = await this.post(
       "/completions",
       { prompt, max_tokens: options.maxTokens ?? this.maxTokens, ...this.#deterministic() },
@@ -214,7 +218,6 @@ export class OpenAICompatibleTranslator implements Translator {
         isRetryable: false,
       });
     }
-    if (choice.text.length > 0) options.onText?.(choice.text);
     return {
       text: choice.text.trim(),
       model: parsed.model ?? this.modelId,
@@ -271,5 +274,165 @@ export class OpenAICompatibleTranslator implements Translator {
   /** Greedy, seeded, single choice: the same request gives the same translation where the server allows. */
   #deterministic(): Record<string, unknown> {
     return { temperature: 0, top_p: 1, seed: 0, n: 1, stream: false };
+  }
+
+  /**
+   * One answer as OpenAI server-sent events, through the official client: each chunk's text goes to
+   * `onText` as it arrives. Holds a concurrency slot for the whole stream. An attempt that fails
+   * before its first text is retried like a plain call; once text went out it is not (the retry
+   * would repeat it): the error is final. `timeoutMs` bounds each attempt to its last chunk, and a
+   * stream that ends without a finish reason is an error, not a short translation.
+   */
+  async #streamAnswer(
+    path: "/chat/completions" | "/completions",
+    input: { messages: ChatMessage[] } | { prompt: string },
+    options: DecodeOptions,
+    onText: (delta: string) => void,
+  ): Promise<Translation> {
+    if (this.#disposed) throw new UsageError(`${this.engineName}: translator used after dispose()`);
+    const { signal } = options;
+    const body = {
+      model: this.modelId,
+      max_tokens: options.maxTokens ?? this.maxTokens,
+      ...this.#deterministic(),
+      ...input,
+      stream: true as const,
+      stream_options: { include_usage: true },
+    };
+    return this.#semaphore.run(async () => {
+      const started = performance.now();
+      let delivered = false;
+      const answer = await withRetries(
+        async () => {
+          const deadline = AbortSignal.timeout(this.#timeoutMs);
+          const attemptSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
+          let text = "";
+          let finishReason: string | null = null;
+          let model: string | undefined;
+          let usage: z.infer<typeof usageSchema>;
+          try {
+            const client = this.#client();
+            const stream =
+              "messages" in body
+                ? await client.chat.completions.create(body, { signal: attemptSignal })
+                : await client.completions.create(body, { signal: attemptSignal });
+            for await (const chunk of stream) {
+              model ??= chunk.model;
+              usage = chunk.usage ?? usage;
+              const choice = chunk.choices[0];
+              if (choice === undefined) continue;
+              const piece = "delta" in choice ? choice.delta.content : choice.text;
+              if (piece) {
+                delivered = true;
+                text += piece;
+                onText(piece);
+              }
+              finishReason = choice.finish_reason ?? finishReason;
+            }
+          } catch (error) {
+            throw this.#streamFailure(error, path, signal, deadline, delivered);
+          }
+          // The client ends an aborted stream quietly rather than throwing.
+          if (signal?.aborted) throw signal.reason;
+          if (deadline.aborted) throw this.#streamFailure(undefined, path, signal, deadline, delivered);
+          if (finishReason === null) {
+            throw new EngineCallError(
+              this.engineName,
+              `the stream from POST ${this.baseURL}${path} ended without a finish_reason`,
+              { isRetryable: !delivered },
+            );
+          }
+          return { text, finishReason, model, usage };
+        },
+        {
+          retries: this.#retries,
+          baseDelayMs: this.#retryBaseDelayMs,
+          signal,
+          onRetry: this.#onRetry,
+        },
+      );
+      return {
+        text: answer.text.trim(),
+        model: answer.model ?? this.modelId,
+        ...usageCounts(answer.usage),
+        ms: performance.now() - started,
+        finishReason: mapOpenAIFinishReason(answer.finishReason),
+      };
+    }, signal);
+  }
+
+  #client(): OpenAI {
+    this.#streamClient ??= new OpenAI({
+      baseURL: this.baseURL,
+      // The client insists on a key; without one, the null default header drops its Authorization.
+      apiKey: "none",
+      defaultHeaders: { authorization: null, ...this.#headers },
+      // Retries and deadlines are ours (see #streamAnswer).
+      maxRetries: 0,
+      timeout: this.#timeoutMs,
+    });
+    return this.#streamClient;
+  }
+
+  /**
+   * A streamed attempt's failure as plain calls report it (timeout, HTTP status, network), never
+   * retryable once text was delivered. The caller's abort is rethrown as its own reason.
+   */
+  #streamFailure(
+    error: unknown,
+    path: string,
+    callerSignal: AbortSignal | undefined,
+    deadline: AbortSignal,
+    delivered: boolean,
+  ): unknown {
+    if (callerSignal?.aborted) return callerSignal.reason;
+    const final = delivered ? { isRetryable: false } : {};
+    const url = `${this.baseURL}${path}`;
+    if (deadline.aborted) {
+      const timeout = new EngineTimeoutError(this.engineName, this.#timeoutMs, { cause: error });
+      return delivered
+        ? new EngineCallError(this.engineName, `the stream from POST ${url} stalled: ${timeout.message}`, {
+            isRetryable: false,
+            cause: timeout,
+          })
+        : timeout;
+    }
+    if (error instanceof APIError && error.status !== undefined) {
+      return new EngineCallError(
+        this.engineName,
+        `HTTP ${error.status} from POST ${url}: ${bodySnippet(error.message)}`,
+        {
+          status: error.status,
+          retryAfterMs: parseRetryAfterMs(error.headers?.get("retry-after")),
+          cause: error,
+          ...final,
+        },
+      );
+    }
+    if (error instanceof APIError) {
+      // An error event inside the stream: the server's own verdict on this request.
+      return new EngineCallError(
+        this.engineName,
+        `error event in the stream from POST ${url}: ${error.message}`,
+        {
+          isRetryable: false,
+          cause: error,
+        },
+      );
+    }
+    const reason =
+      error instanceof Error
+        ? error.cause instanceof Error
+          ? error.cause.message
+          : error.message
+        : String(error);
+    return new EngineCallError(
+      this.engineName,
+      `POST ${url} failed${delivered ? " mid-stream" : ""}: ${reason}`,
+      {
+        cause: error,
+        ...final,
+      },
+    );
   }
 }

@@ -38,7 +38,7 @@ export interface DecodeOptions {
    *   held back until complete) and never contains text a later token could still change;
    * - every delta is delivered before the translation's promise resolves; none is empty.
    * In-process engines call it as tokens come (after each decode step, less what is held back); remote
-   * engines, which answer in one piece, call it once with the whole text. Not called when nothing was
+   * engines call it per streamed chunk of the answer. Not called when nothing was
    * generated. It streams one translation: `translate` refuses it with more than one request.
    * Defaults to none.
    */

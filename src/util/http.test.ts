@@ -83,3 +83,29 @@ describe("postJson", () => {
     await expect(call(5_000, AbortSignal.abort(reason))).rejects.toBe(reason);
   });
 });
+
+describe("postJson connections", () => {
+  it("keeps connections alive between calls and reports a connection closed mid-answer", async () => {
+    const server = await startFakeOpenAIServer();
+    try {
+      const call = () =>
+        postJson({ engine: "svc", url: `${server.origin}/score`, body: { items: [] }, timeoutMs: 2_000 });
+      await call();
+      await call();
+      expect(server.requests.map((request) => request.headers.connection)).toEqual([
+        "keep-alive",
+        "keep-alive",
+      ]);
+      server.setBehaviour({ kind: "stream-fail", afterTokens: 1 });
+      const broken = postJson({
+        engine: "svc",
+        url: `${server.url}/chat/completions`,
+        body: { model: "large", stream: true, messages: [{ role: "user", content: "a b c" }] },
+        timeoutMs: 2_000,
+      });
+      await expect(broken).rejects.toMatchObject({ status: undefined, isRetryable: true, engine: "svc" });
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -1,3 +1,5 @@
+import http from "node:http";
+import https from "node:https";
 import { EngineCallError, EngineTimeoutError } from "../errors/index.js";
 
 /** How much of an error body we quote in messages: enough to read a server's reason, not a whole page. */
@@ -41,38 +43,50 @@ export interface PostJsonRequest {
   signal?: AbortSignal;
 }
 
+/** Keep-alive connections shared by every call: engines are called again and again. */
+const agents = {
+  "http:": new http.Agent({ keepAlive: true }),
+  "https:": new https.Agent({ keepAlive: true }),
+};
+
+/** Parsed engine URLs: a server calls the same few URLs for every request. */
+const parsedUrls = new Map<string, URL>();
+const PARSED_URL_LIMIT = 256;
+
+function parsedUrl(text: string): URL {
+  let url = parsedUrls.get(text);
+  if (url === undefined) {
+    url = new URL(text);
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(`unsupported protocol ${url.protocol}`);
+    }
+    if (parsedUrls.size >= PARSED_URL_LIMIT) parsedUrls.clear();
+    parsedUrls.set(text, url);
+  }
+  return url;
+}
+
+/** An answer as received: status, body text, and a Retry-After in milliseconds if one was sent. */
+interface RawAnswer {
+  status: number;
+  text: string;
+  retryAfterMs: number | undefined;
+}
+
 /**
  * POSTs `body` as JSON and returns the parsed JSON answer. Failures become engine errors naming
  * `engine`: a timeout → {@link EngineTimeoutError}; a network failure (refused, reset, closed
  * socket) → retryable {@link EngineCallError} without status; a non-2xx answer → {@link EngineCallError}
  * with the status, a body snippet and Retry-After; a 2xx body that is not JSON → non-retryable
  * {@link EngineCallError}. An abort of the caller's `signal` rejects with the signal's reason.
+ *
+ * Built on `node:http` with keep-alive agents rather than `fetch`: on a server's hot path, where
+ * every request makes two engine calls, fetch's streams cost several times the CPU of the call
+ * itself (about 0.4 ms against 0.1 ms a call here); and `end(payload)` sends the head and the body
+ * in one write.
  */
 export async function postJson(request: PostJsonRequest): Promise<unknown> {
-  const timeoutSignal = AbortSignal.timeout(request.timeoutMs);
-  const signal = request.signal ? AbortSignal.any([request.signal, timeoutSignal]) : timeoutSignal;
-  let status: number;
-  let text: string;
-  let retryAfterMs: number | undefined;
-  try {
-    const response = await fetch(request.url, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json", ...request.headers },
-      body: JSON.stringify(request.body),
-      signal,
-    });
-    status = response.status;
-    retryAfterMs = parseRetryAfterMs(response.headers.get("retry-after"));
-    // Reading the body stays under the same signal, so a server that stalls mid-body also times out.
-    text = await response.text();
-  } catch (error) {
-    if (request.signal?.aborted) throw request.signal.reason;
-    if (timeoutSignal.aborted)
-      throw new EngineTimeoutError(request.engine, request.timeoutMs, { cause: error });
-    throw new EngineCallError(request.engine, `POST ${request.url} failed: ${describeNetworkError(error)}`, {
-      cause: error,
-    });
-  }
+  const { status, text, retryAfterMs } = await send(request, JSON.stringify(request.body));
   if (status < 200 || status > 299) {
     const snippet = bodySnippet(text);
     throw new EngineCallError(
@@ -92,13 +106,91 @@ export async function postJson(request: PostJsonRequest): Promise<unknown> {
   }
 }
 
-/** fetch reports every network failure as `TypeError: fetch failed`; the useful part is in `cause`. */
+/** One POST: resolves with the whole answer, or rejects with a timeout, network or abort error. */
+function send(request: PostJsonRequest, payload: string): Promise<RawAnswer> {
+  const { signal } = request;
+  return new Promise<RawAnswer>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    let timedOut = false;
+    let settled = false;
+    let outgoing: http.ClientRequest | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = () => {
+      outgoing?.destroy();
+      settle(signal!.reason);
+    };
+    const settle = (error: unknown, answer?: RawAnswer) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      if (error === null) resolve(answer!);
+      else reject(error);
+    };
+    const networkFailure = (cause: unknown) => {
+      if (signal?.aborted) return settle(signal.reason);
+      if (timedOut) return settle(new EngineTimeoutError(request.engine, request.timeoutMs, { cause }));
+      settle(
+        new EngineCallError(request.engine, `POST ${request.url} failed: ${describeNetworkError(cause)}`, {
+          cause,
+        }),
+      );
+    };
+    let url: URL;
+    try {
+      url = parsedUrl(request.url);
+    } catch (error) {
+      networkFailure(error);
+      return;
+    }
+    outgoing = (url.protocol === "https:" ? https : http).request(
+      url,
+      {
+        method: "POST",
+        agent: agents[url.protocol as "http:" | "https:"],
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json",
+          "content-length": Buffer.byteLength(payload),
+          ...request.headers,
+        },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () =>
+          settle(null, {
+            status: response.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString("utf8"),
+            retryAfterMs: parseRetryAfterMs(response.headers["retry-after"]),
+          }),
+        );
+        response.on("error", networkFailure);
+        // A connection closed mid-body ends the answer without "end".
+        response.on("close", () => {
+          if (!response.complete) networkFailure(new Error("the connection closed before the whole answer"));
+        });
+      },
+    );
+    outgoing.on("error", networkFailure);
+    // Covers connecting, the answer's head and its whole body, like the caller's deadline.
+    timer = setTimeout(() => {
+      timedOut = true;
+      outgoing?.destroy(new Error(`no answer within ${request.timeoutMs} ms`));
+    }, request.timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    outgoing.end(payload);
+  });
+}
+
+/** A network failure's message, with its system code when it has one (`ECONNREFUSED: connect …`). */
 function describeNetworkError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const cause = error.cause;
-  if (cause instanceof Error) {
-    const code = (cause as Error & { code?: unknown }).code;
-    return `${error.message} (${typeof code === "string" ? `${code}: ` : ""}${cause.message})`;
-  }
-  return error.message;
+  const code = (error as Error & { code?: unknown }).code;
+  return typeof code === "string" && !error.message.includes(code)
+    ? `${code}: ${error.message}`
+    : error.message;
 }

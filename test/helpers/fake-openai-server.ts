@@ -2,7 +2,7 @@
  * A real HTTP server on 127.0.0.1 (random port) that speaks enough of the OpenAI API for tests of
  * remote translators, metrics and our own server:
  *
- * - `POST /v1/chat/completions` (plain JSON, or SSE chunks when `stream: true`),
+ * - `POST /v1/chat/completions` (plain JSON, or SSE chunks when `stream: true`: one per word),
  * - `POST /v1/completions` (plain JSON, or SSE when `stream: true`),
  * - `POST /v1/embeddings` (one deterministic vector per input),
  * - `GET /v1/models`,
@@ -17,8 +17,17 @@ import type { AddressInfo } from "node:net";
 
 /** What the server does with one request. */
 export type FakeAction =
-  /** Answer normally, after `delayMs` (default 0). */
-  | { kind: "succeed"; delayMs?: number }
+  /**
+   * Answer normally, after `delayMs` (default 0); a completion then takes `tokenDelayMs` (default 0)
+   * per word more — streamed, before each word's chunk; plain, before the whole answer.
+   */
+  | { kind: "succeed"; delayMs?: number; tokenDelayMs?: number }
+  /**
+   * A streamed completion that breaks after `afterTokens` word chunks (each after `tokenDelayMs`):
+   * the socket is destroyed (`close-socket`, the default) or an OpenAI error event ends the stream
+   * (`error-event`). A plain request gets a 500.
+   */
+  | { kind: "stream-fail"; afterTokens: number; tokenDelayMs?: number; how?: "close-socket" | "error-event" }
   /** Answer with an error status, e.g. 429 with `retryAfter: "1"` or 500. */
   | { kind: "fail"; status: number; retryAfter?: string; body?: string }
   /** Never answer (the socket stays open until the client gives up or the server closes). */
@@ -61,6 +70,11 @@ export interface FakeOpenAIServerOptions {
   includeUsage?: boolean;
   /** Score of one `/score` item. Defaults to the length of `mt` in characters. */
   score?: (item: { src?: string; mt?: string; ref?: string }) => number;
+  /**
+   * Whitespace around every completion, as models emit it (a leading space token, a trailing
+   * newline), streamed as chunks of their own. Defaults to none.
+   */
+  padding?: { leading: string; trailing: string };
 }
 
 export interface FakeOpenAIServer {
@@ -115,6 +129,7 @@ export async function startFakeOpenAIServer(
   const models = options.models ?? ["large"];
   const includeUsage = options.includeUsage ?? true;
   const score = options.score ?? ((item: { mt?: string }) => (item.mt ?? "").length);
+  const padding = options.padding ?? { leading: "", trailing: "" };
   let behaviour: FakeBehaviour = options.behaviour ?? { kind: "succeed" };
   let scriptPosition = 0;
   let inFlight = 0;
@@ -186,14 +201,19 @@ export async function startFakeOpenAIServer(
         return;
       }
       case "succeed":
-        if (action.delayMs) await new Promise((resolve) => setTimeout(resolve, action.delayMs));
+      case "stream-fail":
+        if (action.kind === "succeed" && action.delayMs) await sleep(action.delayMs);
         if (response.destroyed) return;
-        answer(request, response);
+        await answer(request, response, action);
         return;
     }
   };
 
-  const answer = (request: FakeRequest, response: ServerResponse): void => {
+  const answer = async (
+    request: FakeRequest,
+    response: ServerResponse,
+    action: Extract<FakeAction, { kind: "succeed" | "stream-fail" }>,
+  ): Promise<void> => {
     const body = (typeof request.body === "object" && request.body !== null ? request.body : {}) as Record<
       string,
       unknown
@@ -217,17 +237,36 @@ export async function startFakeOpenAIServer(
           : "";
       const full = words(fakeTranslate(prompt, label));
       const kept = full.slice(0, Math.min(full.length, maxTokens));
-      const text = kept.join(" ");
+      const text = `${padding.leading}${kept.join(" ")}${padding.trailing}`;
       const finishReason = kept.length < full.length ? "length" : "stop";
       const usage = { prompt_tokens: words(prompt).length, completion_tokens: kept.length };
       const id = `fake-${request.index}`;
+      const tokenDelayMs = action.tokenDelayMs ?? 0;
       if (body.stream === true) {
         // Like OpenAI, streamed answers carry usage only when `stream_options.include_usage` asks for it.
         const streamOptions = body.stream_options as { include_usage?: unknown } | undefined;
         const wantsUsage = includeUsage && streamOptions?.include_usage === true;
-        sendStream(response, id, model, chat, kept, finishReason, wantsUsage ? usage : undefined);
+        const pieces = kept.map((word, position) => (position === 0 ? word : ` ${word}`));
+        if (padding.leading) pieces.unshift(padding.leading);
+        if (padding.trailing) pieces.push(padding.trailing);
+        await sendStream(response, {
+          id,
+          model,
+          chat,
+          pieces,
+          finishReason,
+          usage: wantsUsage ? usage : undefined,
+          tokenDelayMs,
+          failAfter: action.kind === "stream-fail" ? action : undefined,
+        });
         return;
       }
+      if (action.kind === "stream-fail") {
+        sendJson(response, 500, { error: { message: "scripted stream failure" } });
+        return;
+      }
+      if (tokenDelayMs > 0) await sleep(tokenDelayMs * kept.length);
+      if (response.destroyed) return;
       const choice = chat
         ? { index: 0, message: { role: "assistant", content: text }, finish_reason: finishReason }
         : { index: 0, text, finish_reason: finishReason };
@@ -323,34 +362,67 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
   response.end(JSON.stringify(body));
 }
 
-/** OpenAI-style SSE: a role chunk (chat), one chunk per word, a finish chunk, a usage chunk, `[DONE]`. */
-function sendStream(
-  response: ServerResponse,
-  id: string,
-  model: string,
-  chat: boolean,
-  tokens: string[],
-  finishReason: string,
-  usage: { prompt_tokens: number; completion_tokens: number } | undefined,
-): void {
+function sleep(milliseconds: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, milliseconds));
+}
+
+/** What {@link sendStream} streams. */
+interface StreamPlan {
+  id: string;
+  model: string;
+  chat: boolean;
+  /** Text chunks in order; they concatenate to the answer. */
+  pieces: string[];
+  finishReason: string;
+  usage: { prompt_tokens: number; completion_tokens: number } | undefined;
+  tokenDelayMs: number;
+  failAfter: { afterTokens: number; how?: "close-socket" | "error-event" } | undefined;
+}
+
+/**
+ * OpenAI-style SSE: a role chunk (chat), one chunk per piece (each after `tokenDelayMs`), a finish
+ * chunk, a usage chunk, `[DONE]` — or, with `failAfter`, a break after that many pieces.
+ */
+async function sendStream(response: ServerResponse, plan: StreamPlan): Promise<void> {
+  const { id, model, chat } = plan;
   response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   const object = chat ? "chat.completion.chunk" : "text_completion";
   const send = (choices: unknown[], extra: Record<string, unknown> = {}) =>
     response.write(`data: ${JSON.stringify({ id, object, created: 0, model, choices, ...extra })}\n\n`);
   if (chat) send([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]);
-  tokens.forEach((token, position) => {
-    const piece = position === 0 ? token : ` ${token}`;
+  for (const [position, piece] of plan.pieces.entries()) {
+    if (plan.failAfter && position >= plan.failAfter.afterTokens) break;
+    if (plan.tokenDelayMs > 0) await sleep(plan.tokenDelayMs);
+    // The client went away: stop "decoding", as a real server frees the sequence.
+    if (response.destroyed) return;
     send([
       chat
         ? { index: 0, delta: { content: piece }, finish_reason: null }
         : { index: 0, text: piece, finish_reason: null },
     ]);
-  });
+  }
+  if (plan.failAfter) {
+    if (plan.failAfter.how === "error-event") {
+      response.end(
+        `data: ${JSON.stringify({ error: { message: "scripted failure mid-stream", type: "server_error" } })}\n\n`,
+      );
+    } else {
+      // A moment first, so the client reads the chunks already sent before the connection breaks
+      // (an errored fetch body drops what it had not handed out yet).
+      await sleep(20);
+      response.socket?.destroy();
+    }
+    return;
+  }
   send([
     chat
-      ? { index: 0, delta: {}, finish_reason: finishReason }
-      : { index: 0, text: "", finish_reason: finishReason },
+      ? { index: 0, delta: {}, finish_reason: plan.finishReason }
+      : { index: 0, text: "", finish_reason: plan.finishReason },
   ]);
-  if (usage) send([], { usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } });
+  if (plan.usage) {
+    send([], {
+      usage: { ...plan.usage, total_tokens: plan.usage.prompt_tokens + plan.usage.completion_tokens },
+    });
+  }
   response.end("data: [DONE]\n\n");
 }

@@ -1,14 +1,22 @@
 /**
  * OpenAI-compatible `POST /v1/chat/completions`: the last user message is the text to translate.
- * With `stream: true` the answer is sent as `chat.completion.chunk` server-sent events ending in
- * `data: [DONE]`. The hybrid decision needs the small model's prefill and the translation comes
- * whole from either engine, so the content arrives in one chunk once it is complete.
+ * With `stream: true` the answer is `chat.completion.chunk` server-sent events ending in
+ * `data: [DONE]`, the text streamed as the producing engine decodes it. The status line and the
+ * routing headers go out with the first text, once it is known which model produces it (a large
+ * call that fails before its first text falls back to the small model, and the headers say so).
  */
 import { randomUUID } from "node:crypto";
-import type { FastifyInstance } from "fastify";
-import type { HybridTranslation } from "../hybrid-router.js";
-import { noteTranslations, roundMs, setTranslationHeaders } from "../reply-helpers.js";
-import { parseChatBody, SERVED_MODEL } from "../request-validation.js";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { RoutelmtServerState } from "../app.js";
+import type { HybridTranslation, TranslationSource } from "../hybrid-router.js";
+import {
+  abortOnClientClose,
+  noteTranslations,
+  roundMs,
+  StreamedBody,
+  setTranslationHeaders,
+} from "../reply-helpers.js";
+import { type ChatInput, parseChatBody, SERVED_MODEL } from "../request-validation.js";
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
@@ -35,25 +43,68 @@ function routingExtension(result: HybridTranslation) {
   };
 }
 
-/** The SSE body of a streamed answer: role chunk, content chunk, finish chunk, optional usage chunk, [DONE]. */
-export function chatStreamBody(
-  id: string,
-  created: number,
-  result: HybridTranslation,
-  includeUsage: boolean,
-): string {
-  const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-    `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model: SERVED_MODEL, choices, ...extra })}\n\n`;
-  const events = [
-    chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]),
-    chunk([{ index: 0, delta: { content: result.translation }, logprobs: null, finish_reason: null }]),
-    chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(result) }], {
-      routelmt: routingExtension(result),
-    }),
-  ];
-  if (includeUsage) events.push(chunk([], { usage: usage(result) }));
-  events.push("data: [DONE]\n\n");
-  return events.join("");
+/** The server-sent events of one streamed chat completion. */
+class ChatChunks {
+  readonly #prefix: string;
+  readonly #suffix: string;
+
+  constructor(id: string, created: number) {
+    // Every chunk shares its head: only the choices (and extras) are serialized per event.
+    this.#prefix = `data: {"id":${JSON.stringify(id)},"object":"chat.completion.chunk","created":${created},"model":"${SERVED_MODEL}","choices":`;
+    this.#suffix = "}\n\n";
+  }
+
+  role(): string {
+    return `${this.#prefix}[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]${this.#suffix}`;
+  }
+
+  content(text: string): string {
+    return `${this.#prefix}[{"index":0,"delta":{"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]${this.#suffix}`;
+  }
+
+  /** The finish chunk (with the routing facts), the usage chunk if asked for, and `[DONE]`. */
+  end(result: HybridTranslation, includeUsage: boolean): string {
+    const finish = `${this.#prefix}[{"index":0,"delta":{},"logprobs":null,"finish_reason":"${finishReason(result)}"}],"routelmt":${JSON.stringify(routingExtension(result))}${this.#suffix}`;
+    const usageChunk = includeUsage
+      ? `${this.#prefix}[],"usage":${JSON.stringify(usage(result))}${this.#suffix}`
+      : "";
+    return `${finish}${usageChunk}data: [DONE]\n\n`;
+  }
+}
+
+/** An error as the last event of a stream: OpenAI clients raise it (`data.error`), in our error format. */
+function errorEvent(body: unknown): string {
+  return `data: ${JSON.stringify(body)}\n\n`;
+}
+
+async function streamChat(
+  state: RoutelmtServerState,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  input: ChatInput,
+  signal: AbortSignal,
+): Promise<FastifyReply> {
+  const chunks = new ChatChunks(`chatcmpl-${randomUUID()}`, Math.floor(Date.now() / 1000));
+  const body = new StreamedBody(reply, "text/event-stream; charset=utf-8");
+  const open = (source: TranslationSource) =>
+    body.open(() => setTranslationHeaders(reply, [source], state.config.budget), chunks.role());
+  let result: HybridTranslation;
+  try {
+    result = await state.hybrid.translate(input.request, input.field, {
+      signal,
+      onText: (delta, source) => {
+        open(source);
+        body.write(chunks.content(delta));
+      },
+    });
+  } catch (error) {
+    body.fail(error, request, errorEvent);
+    return reply;
+  }
+  noteTranslations(request, [result]);
+  open(result);
+  body.end(chunks.end(result, input.includeUsage));
+  return reply;
 }
 
 export function registerChatRoutes(app: FastifyInstance): void {
@@ -67,20 +118,15 @@ export function registerChatRoutes(app: FastifyInstance): void {
       },
       state.limits,
     );
-    const result = await state.hybrid.translate(input.request, input.field);
+    const signal = abortOnClientClose(reply, state.metrics);
+    if (input.stream) return streamChat(state, request, reply, input, signal);
+    const result = await state.hybrid.translate(input.request, input.field, { signal });
     noteTranslations(request, [result]);
     setTranslationHeaders(reply, [result], state.config.budget);
-    const id = `chatcmpl-${randomUUID()}`;
-    const created = Math.floor(Date.now() / 1000);
-    if (input.stream) {
-      reply.header("content-type", "text/event-stream; charset=utf-8");
-      reply.header("cache-control", "no-cache");
-      return chatStreamBody(id, created, result, input.includeUsage);
-    }
     return {
-      id,
+      id: `chatcmpl-${randomUUID()}`,
       object: "chat.completion",
-      created,
+      created: Math.floor(Date.now() / 1000),
       model: SERVED_MODEL,
       choices: [
         {
