@@ -217,7 +217,11 @@ function resolveRelativePaths(values: Record<string, unknown>, folder: string): 
   for (const key of MODEL_KEYS) {
     const value = resolved[key];
     // Only plain GGUF paths are files; `hf:` and `openai:` specs are not.
-    if (typeof value === "string" && value.toLowerCase().endsWith(".gguf") && !/^[a-z]+:/i.test(value)) {
+    if (
+      typeof value === "string" &&
+      value.toLowerCase().endsWith(".gguf") &&
+      !/^[a-z][a-z+]*:/i.test(value)
+    ) {
       resolved[key] = path.resolve(folder, value);
     }
   }
