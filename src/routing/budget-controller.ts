@@ -59,6 +59,16 @@ export interface BudgetControllerOptions {
    * `recalibrate` below). Defaults to true.
    */
   recalibration?: boolean;
+  /**
+   * Decisions carry weights (tokens or cost, see `decide`): the threshold tracks the score above
+   * which a fraction p of the *weight* passes, and the hard cap holds for weights. Defaults to false.
+   */
+  weighted?: boolean;
+  /**
+   * Whether `decide` applies its own hard cap. False when another ledger holds the cap (a budget
+   * shared by several replicas): the controller then only tracks the threshold. Defaults to true.
+   */
+  enforceCap?: boolean;
 }
 
 /** Counters for metrics and logs. */
@@ -66,7 +76,7 @@ export interface BudgetControllerSnapshot {
   budget: number;
   window: number;
   threshold: number;
-  /** Large fraction over the last `windowFilled` decisions; null before the first decision. */
+  /** Large fraction (of the weight, when weighted) over the last `windowFilled` decisions; null before the first. */
   realizedFraction: number | null;
   /** ⌊p·W⌋: most large decisions in a run shorter than W (a run of N ≥ W holds at most p·N). */
   cap: number;
@@ -124,8 +134,14 @@ export class BudgetController {
   private capBlockedCount = 0;
   private invalidCount = 0;
   private readonly recalibration: boolean;
-  /** Scores since the last recalibration (at most W), and how many of them passed the threshold. */
+  readonly weighted: boolean;
+  private readonly enforceCap: boolean;
+  /** Running mean weight (exponential over ~W decisions): a decision's step is scaled by its weight over it. */
+  private meanWeight = 1;
+  private weightObservations = 0;
+  /** Scores (and weights) since the last recalibration (at most W), and the weight that passed the threshold. */
   private calibrationScores: number[] = [];
+  private calibrationWeights: number[] = [];
   private calibrationPassed = 0;
   private nextCalibrationCheck = FIRST_CALIBRATION_CHECK;
 
@@ -144,7 +160,9 @@ export class BudgetController {
     if (!(Number.isFinite(this.driftGain) && this.driftGain >= 0)) {
       throw new UsageError(`drift gain must be non-negative, got ${this.driftGain}`);
     }
-    this.outcomes = new BudgetCap(this.budget, this.window);
+    this.weighted = options.weighted ?? false;
+    this.enforceCap = options.enforceCap ?? true;
+    this.outcomes = new BudgetCap(this.budget, this.window, { weighted: this.weighted });
     this.cap = this.outcomes.cap;
     this.recalibration = options.recalibration ?? true;
 
@@ -168,32 +186,35 @@ export class BudgetController {
     }
   }
 
-  /** Routes one request by its router score and updates the threshold and the window. */
-  decide(score: number): RouteDecision {
+  /**
+   * Routes one request by its router score and updates the threshold and the window. `weight` is
+   * what the request costs in the budget's unit (a weighted controller only; 1 otherwise).
+   */
+  decide(score: number, weight = 1): RouteDecision {
     const threshold = this.currentThreshold;
     if (this.budget === 1) {
-      this.record(true);
+      this.record(true, weight);
       return { target: "large", reason: "full-budget", score, threshold };
     }
     if (!Number.isFinite(score)) {
       // An unusable score says nothing about the score distribution: leave the threshold alone.
       this.invalidCount++;
-      this.record(false);
+      this.record(false, weight);
       return { target: "small", reason: "invalid-score", score, threshold };
     }
     const passes = score >= threshold;
-    this.adapt(score, passes);
-    this.recalibrate(score, passes);
+    this.adapt(score, passes, weight);
+    this.recalibrate(score, passes, weight);
     if (!passes) {
-      this.record(false);
+      this.record(false, weight);
       return { target: "small", reason: "score-below-threshold", score, threshold };
     }
-    if (!this.outcomes.allowsLarge()) {
+    if (this.enforceCap && !this.outcomes.allowsLarge(weight)) {
       this.capBlockedCount++;
-      this.record(false);
+      this.record(false, weight);
       return { target: "small", reason: "budget-cap", score, threshold };
     }
-    this.record(true);
+    this.record(true, weight);
     return { target: "large", reason: "score-above-threshold", score, threshold };
   }
 
@@ -224,13 +245,13 @@ export class BudgetController {
     };
   }
 
-  private record(large: boolean): void {
-    this.outcomes.record(large);
+  private record(large: boolean, weight: number): void {
+    this.outcomes.record(large, weight);
     this.decisionCount++;
     if (large) this.largeCount++;
   }
 
-  private adapt(score: number, passes: boolean): void {
+  private adapt(score: number, passes: boolean, weight: number): void {
     // Running mean/variance: a plain average until W scores are seen, then an exponential one over ~W.
     this.scoreWeight++;
     const rate = Math.max(1 / this.scoreWeight, 1 / this.window);
@@ -238,7 +259,15 @@ export class BudgetController {
     this.scoreMean += rate * deviation;
     this.scoreVariance = (1 - rate) * (this.scoreVariance + rate * deviation * deviation);
 
-    const step = this.adaptationGain * this.scoreScale();
+    // Weighted: a request twice the mean weight moves the threshold twice as far, so the threshold
+    // settles where p of the weight, not of the requests, passes.
+    let relativeWeight = 1;
+    if (this.weighted) {
+      this.weightObservations++;
+      this.meanWeight += Math.max(1 / this.weightObservations, 1 / this.window) * (weight - this.meanWeight);
+      relativeWeight = weight / this.meanWeight;
+    }
+    const step = this.adaptationGain * this.scoreScale() * relativeWeight;
     const error = (passes ? 1 : 0) - this.budget;
     this.velocity += this.driftGain * step * error;
     this.currentThreshold += this.velocity + step * error;
@@ -253,18 +282,27 @@ export class BudgetController {
    * (1 − p) quantile of the scores seen since the last jump. Scores from the training distribution
    * almost never trigger it, so the tracker alone does the fine work there.
    */
-  private recalibrate(score: number, passes: boolean): void {
+  private recalibrate(score: number, passes: boolean, weight: number): void {
     if (!this.recalibration || this.budget === 0 || this.nextCalibrationCheck > this.window) return;
     this.calibrationScores.push(score);
-    if (passes) this.calibrationPassed++;
+    this.calibrationWeights.push(weight);
+    if (passes) this.calibrationPassed += weight;
     const seen = this.calibrationScores.length;
     if (seen < this.nextCalibrationCheck) return;
     this.nextCalibrationCheck *= 2;
-    const standardError = Math.sqrt((this.budget * (1 - this.budget)) / seen);
-    if (Math.abs(this.calibrationPassed / seen - this.budget) <= CALIBRATION_Z * standardError) return;
-    this.currentThreshold = quantile(sortScores(this.calibrationScores), 1 - this.budget);
+    // Weighted, the pass share is a share of the weight, and its standard error that of a sample of
+    // (Σw)²/Σw² requests (the effective size; `seen` when every weight is 1).
+    const weights = this.calibrationWeights;
+    const totalWeight = weights.reduce((sum, value) => sum + value, 0);
+    const effectiveSize = totalWeight ** 2 / weights.reduce((sum, value) => sum + value * value, 0);
+    const standardError = Math.sqrt((this.budget * (1 - this.budget)) / effectiveSize);
+    if (Math.abs(this.calibrationPassed / totalWeight - this.budget) <= CALIBRATION_Z * standardError) return;
+    this.currentThreshold = this.weighted
+      ? weightedUpperQuantile(this.calibrationScores, weights, this.budget)
+      : quantile(sortScores(this.calibrationScores), 1 - this.budget);
     this.velocity = 0;
     this.calibrationScores = [];
+    this.calibrationWeights = [];
     this.calibrationPassed = 0;
     this.nextCalibrationCheck = FIRST_CALIBRATION_CHECK;
   }
@@ -274,4 +312,22 @@ export class BudgetController {
     const floor = 1e-6 * Math.max(1, Math.abs(this.scoreMean));
     return Math.max(Math.sqrt(this.scoreVariance), floor);
   }
+}
+
+/** The lowest score at or above which at most a share `share` of the total weight lies (the weighted (1 − share) quantile). */
+export function weightedUpperQuantile(
+  scores: readonly number[],
+  weights: readonly number[],
+  share: number,
+): number {
+  const order = scores.map((_, index) => index).sort((a, b) => scores[b]! - scores[a]!);
+  const total = weights.reduce((sum, value) => sum + value, 0);
+  let above = 0;
+  let threshold = scores[order[0]!]!;
+  for (const index of order) {
+    above += weights[index]!;
+    if (above > share * total) break;
+    threshold = scores[index]!;
+  }
+  return threshold;
 }
