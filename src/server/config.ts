@@ -18,6 +18,18 @@ const nonEmpty = z.string().trim().min(1, "must not be empty");
 const API_KEY_MESSAGE = "must be one key without spaces or line breaks, or a list of such keys";
 const apiKey = z.string().regex(API_KEY_PATTERN, API_KEY_MESSAGE);
 
+const budgetStoreUrl = nonEmpty.refine(
+  (value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "";
+    } catch {
+      return false;
+    }
+  },
+  { message: "must be a Redis URL: redis://HOST:PORT[/DB] (or rediss:// for TLS)" },
+);
+
 /** Every setting, by its config-file key (= flag name). Defaults are stated in `docs/http-api.md`. */
 export const serverConfigSchema = z.strictObject({
   /** Small model spec (GGUF path, `hf:`, or `openai:<baseURL>#<model>`). Required. */
@@ -42,6 +54,17 @@ export const serverConfigSchema = z.strictObject({
   policy: z.enum(["routelmt", "guarded"]).default("routelmt"),
   /** Sliding window W (decisions) of the realized fraction and the hard cap. Defaults to 1000. */
   window: positiveInteger.default(1000),
+  /** Redis holding one budget for every replica that names it; absent: each replica holds its own. */
+  "budget-store": budgetStoreUrl.optional(),
+  /** Keeps deployments sharing one Redis apart; every replica of one deployment uses the same. Defaults to `default`. */
+  "budget-store-namespace": z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1 to 64 letters, digits, dots, dashes or underscores")
+    .default("default"),
+  /** Longest a decision waits for the budget store before it is made locally. Defaults to 50 ms. */
+  "budget-store-timeout-ms": positiveInteger.default(50),
+  /** How long the store keeps a namespace after its last decision. Defaults to 7 days. */
+  "budget-store-ttl-s": positiveInteger.default(7 * 24 * 3600),
   /** CPU threads of an in-process model. Defaults to half the cores. */
   threads: positiveInteger.optional(),
   /** Deadline of one large-model call, retries included. Defaults to 30 000 ms. */
@@ -99,6 +122,10 @@ export interface ServerConfig {
   apiKeys: ApiKeys;
   policy: "routelmt" | "guarded";
   window: number;
+  budgetStore: string | undefined;
+  budgetStoreNamespace: string;
+  budgetStoreTimeoutMs: number;
+  budgetStoreTtlSeconds: number;
   threads: number;
   largeTimeoutMs: number;
   largeRetries: number;
@@ -136,6 +163,10 @@ function toServerConfig(parsed: ParsedConfig, environmentKey: string | undefined
     apiKeys: new ApiKeys(environmentKey === undefined ? configKeys : [...configKeys, environmentKey]),
     policy: parsed.policy,
     window: parsed.window,
+    budgetStore: parsed["budget-store"],
+    budgetStoreNamespace: parsed["budget-store-namespace"],
+    budgetStoreTimeoutMs: parsed["budget-store-timeout-ms"],
+    budgetStoreTtlSeconds: parsed["budget-store-ttl-s"],
     threads: parsed.threads ?? defaultThreadsPerModel(),
     largeTimeoutMs: parsed["large-timeout-ms"],
     largeRetries: parsed["large-retries"],

@@ -48,6 +48,28 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
     parse: positiveInteger("--window"),
   },
   {
+    key: "budget-store",
+    flag: "--budget-store <url>",
+    help: "redis://HOST:PORT[/DB]: one budget (window and hard cap) for every replica naming this store (default: each replica its own)",
+  },
+  {
+    key: "budget-store-namespace",
+    flag: "--budget-store-namespace <name>",
+    help: "keeps deployments sharing one Redis apart; the same on every replica of one (default default)",
+  },
+  {
+    key: "budget-store-timeout-ms",
+    flag: "--budget-store-timeout-ms <n>",
+    help: "longest a decision waits for the budget store before it is made locally (default 50)",
+    parse: positiveInteger("--budget-store-timeout-ms"),
+  },
+  {
+    key: "budget-store-ttl-s",
+    flag: "--budget-store-ttl-s <n>",
+    help: "how long the store keeps a namespace after its last decision (default 604800, 7 days)",
+    parse: positiveInteger("--budget-store-ttl-s"),
+  },
+  {
     key: "threads",
     flag: "--threads <n>",
     help: "CPU threads per in-process model (default: half the cores)",
