@@ -13,6 +13,7 @@ import { assertRouterMatches, loadRouter, type RouterFile } from "../probe/route
 import { parsePromptTemplate } from "../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../translators/types.js";
 import { BearerAuthenticator, readApiKeys } from "./auth.js";
+import { BudgetWeigher } from "./budget-units.js";
 import type { ServerConfig } from "./config.js";
 import { answerAndClose, handleClientError } from "./connection-errors.js";
 import { type OpenedEngine, openLargeEngine, openSmallEngine } from "./engines.js";
@@ -136,6 +137,17 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     smallDim: config.smallDim,
     onRetry: (engine: "small" | "large") => metrics.retries.inc({ engine }),
   };
+  const spendCounted = config.largePrices !== undefined || config.smallPrices !== undefined;
+  const weigher =
+    config.budgetUnit !== "requests" || spendCounted
+      ? new BudgetWeigher({
+          unit: config.budgetUnit === "cost" ? "cost" : "tokens",
+          largePrices: config.largePrices,
+          smallPrices: config.smallPrices,
+          outputTokensPerCharacter: config.outputTokensPerCharacter,
+          onSpend: (model, amount) => metrics.spend.inc({ model }, amount),
+        })
+      : undefined;
   const small = await openSmallEngine(engineOptions);
   try {
     assertRouterMatches(router, small.translator.featureIdentity, `the small model ${config.small}`);
@@ -146,8 +158,8 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
         namespace: config.budgetStoreNamespace,
         budget: config.budget,
         window: config.window,
-        weighted: false,
-        unit: "requests",
+        weighted: config.budgetUnit !== "requests",
+        unit: config.budgetUnit,
         timeoutMs: config.budgetStoreTimeoutMs,
         ttlSeconds: config.budgetStoreTtlSeconds,
         onEvent: onStoreEvent,
@@ -162,6 +174,8 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
       budget: config.budget,
       window: config.window,
       ...(sharedBudget ? { ledger: sharedBudget } : {}),
+      ...(weigher && config.budgetUnit !== "requests" ? { weigher } : {}),
+      ...(weigher ? { onAnswer: weigher.observe.bind(weigher) } : {}),
       policy: config.policy,
       guardQualityQuantile: config.guardQualityQuantile,
       guardRisk: config.guardRisk,

@@ -27,3 +27,46 @@ describe("serve settings: the shared budget store", () => {
     );
   });
 });
+
+describe("serve settings: budget units and prices", () => {
+  it("reads the unit, both models' prices and the output-length prior", () => {
+    const config = resolveServerConfig(
+      {
+        ...required,
+        "budget-unit": "cost",
+        "large-input-price": 0.5,
+        "large-output-price": 1.5,
+        "small-input-price": 0.01,
+        "small-output-price": 0.02,
+      },
+      {},
+    );
+    expect(config).toMatchObject({
+      budgetUnit: "cost",
+      largePrices: { input: 0.5, output: 1.5 },
+      smallPrices: { input: 0.01, output: 0.02 },
+      outputTokensPerCharacter: 0.3,
+    });
+    expect(resolveServerConfig(required, {}).budgetUnit).toBe("requests");
+  });
+
+  it("names the missing or bad price", () => {
+    expect(() => resolveServerConfig({ ...required, "budget-unit": "cost" }, {}, "serve.yaml")).toThrow(
+      /serve\.yaml: large-input-price: is required when budget-unit is cost/,
+    );
+    expect(() => resolveServerConfig(required, { "large-input-price": 1 })).toThrow(
+      /--large-output-price: is required with the large model's other price/,
+    );
+    expect(() =>
+      resolveServerConfig(required, {
+        "budget-unit": "cost",
+        "large-input-price": 0,
+        "large-output-price": 0,
+      }),
+    ).toThrow(/--large-input-price: the large model's prices are both 0/);
+    expect(() => resolveServerConfig(required, { "small-output-price": -1 })).toThrow(
+      /--small-output-price: must be a price ≥ 0/,
+    );
+    expect(() => resolveServerConfig(required, { "budget-unit": "dollars" })).toThrow(/--budget-unit: /);
+  });
+});

@@ -43,6 +43,7 @@ import type {
   Translator,
 } from "../translators/types.js";
 import { type BudgetLedger, type LedgerItem, LocalBudgetLedger } from "./budget-ledger.js";
+import type { RequestWeigher } from "./budget-units.js";
 import { AdmissionGate } from "./decision-window.js";
 import { ServerError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
@@ -96,10 +97,12 @@ export interface HybridRouterOptions {
    */
   ledger?: BudgetLedger;
   /**
-   * What a request weighs in the budget (tokens or cost), from its prefill; absent: every request
-   * weighs 1 (a budget in requests).
+   * What a request weighs in the budget (tokens or cost, see `budget-units.ts`); absent: every
+   * request weighs 1 (a budget in requests).
    */
-  weigh?: (prefilled: Prefilled, request: TranslationRequest) => number;
+  weigher?: Pick<RequestWeigher, "weigh">;
+  /** Called with every answer (output-length learning, spend). */
+  onAnswer?: RequestWeigher["observe"];
   /** Defaults to `routelmt`. */
   policy?: RoutingPolicy;
   /** Quantile of the quality head's training scores at or above which `guarded` keeps a request small. Defaults to 0.9. */
@@ -182,7 +185,8 @@ export class HybridRouter {
   private readonly controller: BudgetController;
   /** The authority for the hard cap and the realized fraction, over every decision. */
   readonly ledger: BudgetLedger;
-  private readonly weigh: ((prefilled: Prefilled, request: TranslationRequest) => number) | undefined;
+  private readonly weigher: Pick<RequestWeigher, "weigh"> | undefined;
+  private readonly onAnswer: RequestWeigher["observe"] | undefined;
   readonly smallGate: AdmissionGate;
   readonly largeGate: AdmissionGate;
   private readonly largeTimeoutMs: number;
@@ -218,16 +222,17 @@ export class HybridRouter {
     this.smallName = options.smallName;
     this.largeName = options.largeName;
     this.router = options.router;
-    this.weigh = options.weigh;
+    this.weigher = options.weigher;
+    this.onAnswer = options.onAnswer;
     this.controller = new BudgetController({
       budget: options.budget,
       window,
       trainingScores: gainHead.score_quantiles,
-      weighted: this.weigh !== undefined,
+      weighted: this.weigher !== undefined,
       // A shared ledger holds the cap over every replica; a local cap here would only block more.
       enforceCap: options.ledger === undefined,
     });
-    this.ledger = options.ledger ?? new LocalBudgetLedger(options.budget, window, this.weigh !== undefined);
+    this.ledger = options.ledger ?? new LocalBudgetLedger(options.budget, window, this.weigher !== undefined);
     this.smallGate = new AdmissionGate(options.queueSize ?? 256);
     this.largeGate = new AdmissionGate(options.queueSize ?? 256);
     this.largeTimeoutMs = options.largeTimeoutMs ?? 30_000;
@@ -348,7 +353,7 @@ export class HybridRouter {
       const prefillMs = performance.now() - prefillStarted;
 
       const decisionStarted = performance.now();
-      const weights = requests.map((request, index) => this.weigh?.(prefills[index]!, request) ?? 1);
+      const weights = requests.map((request, index) => this.weigher?.weigh(prefills[index]!, request) ?? 1);
       const decisions = batch
         ? await this.decideBatch(prefills, weights)
         : [await this.decideOne(prefills[0]!, weights[0]!)];
@@ -377,6 +382,7 @@ export class HybridRouter {
             );
             releaseSmall(1);
           }
+          this.onAnswer?.(request, result.model, result.promptTokens, result.outputTokens);
           const latencyMs = performance.now() - started;
           this.metrics?.observeStage("total", latencyMs);
           this.metrics?.requests.inc({

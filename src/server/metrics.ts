@@ -50,6 +50,7 @@ export class ServerMetrics {
   readonly budgetStoreResyncs: Counter;
   readonly budgetStoreReplayed: Counter;
   readonly budgetStoreSeconds: Histogram;
+  readonly spend: Counter<"model">;
 
   constructor(sources: MetricsSources, gainHistogramBuckets: number[]) {
     const registers = [this.registry];
@@ -131,6 +132,12 @@ export class ServerMetrics {
       name: "routelmt_budget_store_seconds",
       help: "Time of a decision's round trip to the shared budget store",
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers,
+    });
+    this.spend = new Counter({
+      name: "routelmt_spend_total",
+      help: "Spend of the answers, by model: their reported tokens at the configured prices per 1000 tokens",
+      labelNames: ["model"],
       registers,
     });
     new Gauge({

@@ -25,6 +25,41 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
     parse: finiteNumber("--budget"),
   },
   {
+    key: "budget-unit",
+    flag: "--budget-unit <unit>",
+    help: "what the budget is a share of: requests, tokens (the large model's, prompt plus output) or cost (its bill at the large-*-price prices) (default requests)",
+  },
+  {
+    key: "large-input-price",
+    flag: "--large-input-price <x>",
+    help: "large model's price per 1000 input tokens (required for --budget-unit cost)",
+    parse: finiteNumber("--large-input-price"),
+  },
+  {
+    key: "large-output-price",
+    flag: "--large-output-price <x>",
+    help: "large model's price per 1000 output tokens (required for --budget-unit cost)",
+    parse: finiteNumber("--large-output-price"),
+  },
+  {
+    key: "small-input-price",
+    flag: "--small-input-price <x>",
+    help: "small model's price per 1000 input tokens (spend metric only)",
+    parse: finiteNumber("--small-input-price"),
+  },
+  {
+    key: "small-output-price",
+    flag: "--small-output-price <x>",
+    help: "small model's price per 1000 output tokens (spend metric only)",
+    parse: finiteNumber("--small-output-price"),
+  },
+  {
+    key: "output-tokens-per-char",
+    flag: "--output-tokens-per-char <x>",
+    help: "starting estimate of the large model's output tokens per source character, learned from its answers (default 0.3)",
+    parse: finiteNumber("--output-tokens-per-char"),
+  },
+  {
     key: "port",
     flag: "--port <n>",
     help: "port to listen on; 0 picks a free one (default 8080)",
