@@ -3,6 +3,7 @@
  * flight per engine across chunk boundaries, and the dataset is the one concurrency 1 writes — on
  * fake engines, and on llama.cpp's real server with parallel slots and the tinymt pair.
  */
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -91,6 +92,13 @@ describe("collect on fake remote engines", () => {
     expect(eight.largeInFlight).toBe(8);
     expect(one.largeInFlight).toBe(1);
     expect(await datasetContent(eight.out)).toEqual(await datasetContent(one.out));
+    // The large model's reported token counts are kept: eval can draw quality against them.
+    const evaluation = await runCliCaptured(["eval", "--data", eight.out, "--budget-unit", "tokens"]);
+    expect(evaluation.code, evaluation.stderr).toBe(0);
+    expect(existsSync(path.join(eight.out, "eval", "pareto-cost.svg"))).toBe(true);
+    const noPrices = await runCliCaptured(["eval", "--data", eight.out, "--budget-unit", "cost"]);
+    expect(noPrices.code).toBe(2);
+    expect(noPrices.stderr).toMatch(/--budget-unit cost needs --large-input-price and --large-output-price/);
   });
 });
 

@@ -3,6 +3,7 @@ import { loadDataset } from "../dataset/index.js";
 import { UsageError } from "../errors/index.js";
 import { defaultSevereDelta } from "../metrics/severe-delta.js";
 import { assertRouterMatches, type HeadScores, loadRouter, predictHeads } from "../probe/router-file.js";
+import { type CostBasis, segmentWeights } from "./cost-curves.js";
 import {
   buildPolicies,
   type ExternalScores,
@@ -29,6 +30,8 @@ export interface EvaluateDatasetOptions {
   severeDelta?: number;
   /** Report directory. Defaults to `<data>/eval`. */
   out?: string;
+  /** Also draw quality against realized tokens or cost (the large model's, from the dataset's counts). */
+  costBasis?: CostBasis;
   /** Receives notes (skipped policies, label mismatches) as they arise. */
   onNote?: (note: string) => void;
 }
@@ -116,7 +119,11 @@ export async function evaluateDataset(options: EvaluateDatasetOptions): Promise<
   for (const text of notes) note(text);
   if (policySet.policies.length === 0) throw new UsageError("no policy left to evaluate");
 
+  const costs = options.costBasis
+    ? { basis: options.costBasis, weights: segmentWeights(segments.records, options.costBasis) }
+    : undefined;
   const summary = runEval(segments, policySet.policies, {
+    ...(costs ? { costs } : {}),
     budgets: options.budgets,
     severeDelta: options.severeDelta ?? defaultSevereDelta(meta.label_metric),
     seed,

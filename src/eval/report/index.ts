@@ -3,12 +3,14 @@ import path from "node:path";
 import { writeFileAtomic } from "../../util/atomic-file.js";
 import { makeDirectory } from "../../util/make-directory.js";
 import type { EvalSummary } from "../run-eval.js";
+import { costAxis, costCurvesCsv } from "./cost-report.js";
 import { curvesCsv } from "./curves-csv.js";
 import { findChartFonts, renderParetoSvg, renderPng } from "./pareto-chart.js";
 import { reportHtml } from "./report-html.js";
 import { reportMarkdown } from "./report-markdown.js";
 
 export { BUDGET_TABLE_HEADERS, budgetTableRows, budgetTableText, entryAt } from "./budget-table.js";
+export { COST_CSV_COLUMNS, costAxis, costCurvesCsv, costSection } from "./cost-report.js";
 export { CURVES_CSV_COLUMNS, csvField, curvesCsv } from "./curves-csv.js";
 export { escapeHtml, escapeMarkdown, formatBudget, formatNumber, formatPercent } from "./format.js";
 export { findChartFonts, paretoSpec, renderParetoSvg, renderPng } from "./pareto-chart.js";
@@ -24,6 +26,8 @@ export interface ReportFiles {
   png: string;
   html: string;
   markdown: string;
+  /** With a budget unit: curves-cost.csv and pareto-cost.svg/png. */
+  cost?: { curves: string; svg: string; png: string };
 }
 
 /**
@@ -42,11 +46,22 @@ export async function writeReport(summary: EvalSummary, directory: string): Prom
     markdown: path.join(directory, "report.md"),
   };
   const svg = await renderParetoSvg(summary);
+  const costSvg = summary.cost ? await renderParetoSvg(summary, costAxis(summary)) : undefined;
   await writeFileAtomic(files.summary, `${JSON.stringify(summary, null, 2)}\n`);
   await writeFileAtomic(files.curves, curvesCsv(summary));
   await writeFileAtomic(files.svg, svg);
   await writeFileAtomic(files.png, renderPng(svg, fontFiles));
-  await writeFileAtomic(files.html, reportHtml(summary, svg));
+  if (costSvg !== undefined) {
+    files.cost = {
+      curves: path.join(directory, "curves-cost.csv"),
+      svg: path.join(directory, "pareto-cost.svg"),
+      png: path.join(directory, "pareto-cost.png"),
+    };
+    await writeFileAtomic(files.cost.curves, costCurvesCsv(summary));
+    await writeFileAtomic(files.cost.svg, costSvg);
+    await writeFileAtomic(files.cost.png, renderPng(costSvg, fontFiles));
+  }
+  await writeFileAtomic(files.html, reportHtml(summary, svg, costSvg));
   await writeFileAtomic(files.markdown, reportMarkdown(summary));
   return files;
 }
