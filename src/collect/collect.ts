@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { readFile } from "node:fs/promises";
 import {
   type DatasetMeta,
@@ -246,7 +247,10 @@ class TranslationPipeline {
   constructor(
     private readonly segments: readonly CollectSegment[],
     private readonly options: CollectOptions,
-  ) {}
+  ) {
+    // Every request in flight listens to the one abort signal; there can be many.
+    setMaxListeners(0, this.abort.signal);
+  }
 
   /** Starts every segment before `end` not started yet, from `from` on. */
   startUpTo(end: number, from: number): void {
