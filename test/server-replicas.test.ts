@@ -29,7 +29,7 @@ import {
 
 const available = redisServerBinary() !== null;
 const BUDGET = 0.2;
-const WINDOW = 1000;
+const WINDOW = 1500;
 const REQUESTS = 3000;
 
 let work: string;

@@ -310,3 +310,35 @@ describe("BudgetController with weights", () => {
     expect(targets).toEqual(["large", "large", "large", "large", "large", "large"]);
   });
 });
+
+describe("BudgetController fed the realized fraction", () => {
+  it("aims its pass rate above p while the ledger realizes less, bounded, and back once it realizes p", () => {
+    const controller = new BudgetController({
+      budget: 0.2,
+      window: 100,
+      initialThreshold: 0,
+      enforceCap: false,
+    });
+    // The ledger realizes 15 % for a long while: the threshold falls further than p alone would take it.
+    const plain = new BudgetController({ budget: 0.2, window: 100, initialThreshold: 0, enforceCap: false });
+    for (let index = 0; index < 2000; index++) {
+      const score = (index % 100) / 100;
+      controller.decide(score);
+      plain.decide(score);
+      controller.observeRealized(0.15);
+    }
+    // Scores 0, 0.01, …, 0.99 in turn: the bias, at most 0.25 × 0.2 = 5 points of pass rate, lowers
+    // the threshold by about 0.05.
+    const lowered = plain.threshold() - controller.threshold();
+    expect(lowered).toBeGreaterThan(0.03);
+    expect(lowered).toBeLessThan(0.08);
+    // A surplus brings the bias back to nothing.
+    for (let index = 0; index < 4000; index++) {
+      const score = (index % 100) / 100;
+      controller.decide(score);
+      plain.decide(score);
+      controller.observeRealized(0.25);
+    }
+    expect(Math.abs(controller.threshold() - plain.threshold())).toBeLessThan(0.01);
+  });
+});

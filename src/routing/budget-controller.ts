@@ -94,6 +94,11 @@ export interface BudgetControllerSnapshot {
 const DEFAULT_WINDOW = 1000;
 const DEFAULT_ADAPTATION_GAIN = 0.02;
 const DEFAULT_DRIFT_GAIN = 0.002;
+/** Largest pass-rate bias, as a share of min(p, 1 − p): the realized fraction is fed back gently. */
+const MAX_PASS_BIAS = 0.25;
+/** Bias gain per decision, times 1/W: a shortfall sustained over a window moves the bias by about twice it. */
+const PASS_BIAS_GAIN = 5;
+
 /** Decisions before the first calibration check; later checks come after twice as many each time. */
 const FIRST_CALIBRATION_CHECK = 32;
 /** How many standard errors the pass rate must be off p before the threshold is re-estimated. */
@@ -124,6 +129,11 @@ export class BudgetController {
   private readonly driftGain: number;
   private currentThreshold: number;
   private velocity = 0;
+  /**
+   * How far above p the pass rate is aimed, so that the realized fraction — what the hard cap lets
+   * through — reaches p (see `observeRealized`). In [0, MAX_PASS_BIAS].
+   */
+  private passBias = 0;
   private scoreMean: number;
   private scoreVariance: number;
   /** Score observations behind the running mean/variance (training scores count as W). */
@@ -218,6 +228,22 @@ export class BudgetController {
     return { target: "large", reason: "score-above-threshold", score, threshold };
   }
 
+  /**
+   * Feeds back the realized fraction of the ledger that holds the hard cap — this controller's own,
+   * or the global one of a budget shared by several replicas — after a decision. The cap never lets
+   * a stretch that underspent be made up, so a pass rate of exactly p realizes less than p (about
+   * 1 point at p = 0.2, W = 1000); a shortfall sustained over a window aims the pass rate a little
+   * higher, at most MAX_PASS_BIAS × min(p, 1 − p) above p. Surplus passes are refused by the cap,
+   * never spent, so the bias cannot overspend; it only makes the realized fraction reach p. A
+   * binding cap does not wind it up either: the realized fraction is then p.
+   */
+  observeRealized(fraction: number | null): void {
+    if (fraction === null || this.budget === 0 || this.budget === 1) return;
+    const limit = MAX_PASS_BIAS * Math.min(this.budget, 1 - this.budget);
+    const next = this.passBias + (PASS_BIAS_GAIN / this.window) * (this.budget - fraction);
+    this.passBias = Math.min(limit, Math.max(0, next));
+  }
+
   /** Large fraction over the last min(decisions, W) decisions; null before the first decision. */
   realizedFraction(): number | null {
     return this.outcomes.realizedFraction();
@@ -268,7 +294,7 @@ export class BudgetController {
       relativeWeight = weight / this.meanWeight;
     }
     const step = this.adaptationGain * this.scoreScale() * relativeWeight;
-    const error = (passes ? 1 : 0) - this.budget;
+    const error = (passes ? 1 : 0) - (this.budget + this.passBias);
     this.velocity += this.driftGain * step * error;
     this.currentThreshold += this.velocity + step * error;
   }

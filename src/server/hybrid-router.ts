@@ -187,6 +187,8 @@ export class HybridRouter {
   readonly ledger: BudgetLedger;
   private readonly weigher: Pick<RequestWeigher, "weigh"> | undefined;
   private readonly onAnswer: RequestWeigher["observe"] | undefined;
+  /** The ledger holds the cap for several replicas (the controller then holds none). */
+  private readonly sharedLedger: boolean;
   readonly smallGate: AdmissionGate;
   readonly largeGate: AdmissionGate;
   private readonly largeTimeoutMs: number;
@@ -224,6 +226,7 @@ export class HybridRouter {
     this.router = options.router;
     this.weigher = options.weigher;
     this.onAnswer = options.onAnswer;
+    this.sharedLedger = options.ledger !== undefined;
     this.controller = new BudgetController({
       budget: options.budget,
       window,
@@ -482,6 +485,8 @@ export class HybridRouter {
       this.metrics?.guarded.inc();
     }
     const [decision] = await this.admitAndRecord([{ wantsLarge, weight }]);
+    // A shared ledger's realized fraction is every replica's: the threshold aims at it.
+    if (this.sharedLedger) this.controller.observeRealized(this.ledger.state().realizedFraction);
     return { ...decision!, gain, guarded };
   }
 
