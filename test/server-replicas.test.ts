@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/server/app.js";
 import { maxLargeInAnyWindow, maxOverspendOfLongRuns } from "../src/server/decision-window.js";
 import type { AuditEntry } from "../src/server/shared-budget-ledger.js";
+import { runCliCaptured } from "./helpers/cli.js";
 import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
 import {
   type RedisServer,
@@ -24,6 +25,7 @@ import {
   remoteRouter,
   runConcurrently,
   sampleText,
+  startServeProcess,
   writeRouter,
 } from "./server-fixtures.js";
 
@@ -191,6 +193,59 @@ describe.skipIf(!available)(
       const second = globalLog(replicas, epochs[1]!);
       expect(second.map((entry) => entry.seq)).toEqual(second.map((_, index) => index + 1));
       expect(second.some((entry) => entry.replayed)).toBe(true);
+    });
+
+    it("serve names the shared budget when it starts, and refuses a namespace holding another budget", async () => {
+      const namespace = `cli-${process.pid}`;
+      const flags = [
+        "--budget",
+        "0.2",
+        "--budget-unit",
+        "tokens",
+        "--budget-store",
+        redis.url,
+        "--budget-store-namespace",
+        namespace,
+      ];
+      const serve = await startServeProcess(small.url, large.url, routerFile, [
+        ...flags,
+        "--log-level",
+        "silent",
+      ]);
+      try {
+        expect(serve.output.stdout).toContain(
+          `budget 0.2 of tokens, shared through ${redis.url} namespace ${namespace}`,
+        );
+        const readiness = (await (await fetch(`${serve.origin}/readyz`)).json()) as {
+          ready: boolean;
+          checks: { budget_store: { ok: boolean; mode: string; namespace: string } };
+          budget: { scope: string };
+        };
+        expect(readiness.ready).toBe(true);
+        expect(readiness.checks.budget_store).toMatchObject({ ok: true, mode: "shared", namespace });
+        expect(readiness.budget.scope).toBe("shared");
+      } finally {
+        serve.child.kill("SIGTERM");
+        await serve.exited;
+      }
+      const refused = await runCliCaptured([
+        "serve",
+        ...[
+          "--small",
+          `openai:${small.url}#small`,
+          "--small-dim",
+          "8",
+          "--large",
+          `openai:${large.url}#large`,
+        ],
+        ...["--router", routerFile, "--port", "0", ...flags.slice(0, 1), "0.3", ...flags.slice(2)],
+      ]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(
+        new RegExp(
+          `budget-store-namespace: "${namespace}" on .* is another deployment's budget: the namespace holds budget 0\\.2`,
+        ),
+      );
     });
   },
 );
