@@ -50,12 +50,12 @@ describe("collect on fake remote engines", () => {
       label: "small",
       models: ["small"],
       embeddingDim: 8,
-      behaviour: { kind: "succeed", delayMs: 15 },
+      behaviour: { kind: "succeed", delayMs: 40 },
     });
     large = await startFakeOpenAIServer({
       label: "large",
       models: ["large"],
-      behaviour: { kind: "succeed", delayMs: 15 },
+      behaviour: { kind: "succeed", delayMs: 40 },
     });
   });
 
@@ -76,8 +76,8 @@ describe("collect on fake remote engines", () => {
     await writeFile(input, `${lines.join("\n")}\n`);
     const run = async (concurrency: number) => {
       const out = path.join(work, `fake-${concurrency}`);
-      small.setBehaviour({ kind: "succeed", delayMs: 15 });
-      large.setBehaviour({ kind: "succeed", delayMs: 15 });
+      small.setBehaviour({ kind: "succeed", delayMs: 40 });
+      large.setBehaviour({ kind: "succeed", delayMs: 40 });
       const result = await runCliCaptured(
         collectArgs(`openai:${small.url}#small`, `openai:${large.url}#large`, input, out, [
           ...["--small-dim", "8", "--chunk-size", "4", "--concurrency", String(concurrency)],

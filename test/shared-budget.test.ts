@@ -27,7 +27,9 @@ async function openLedger(overrides: Partial<SharedBudgetLedgerOptions> = {}): P
     window: 50,
     weighted: false,
     unit: "requests",
-    timeoutMs: 50,
+    // Generous unless a test measures the bound: a loaded machine must not turn a slow event loop
+    // into local decisions where the store's are compared.
+    timeoutMs: 2000,
     ttlSeconds: 600,
     // Resyncs are driven by the tests.
     probeIntervalMs: 3_600_000,
@@ -108,20 +110,21 @@ describe.skipIf(!available)(
     });
 
     it("decides locally within the bound while Redis is frozen, then reconciles and resyncs", async () => {
-      const ledger = await openLedger();
+      const ledger = await openLedger({ timeoutMs: 50 });
       for (let index = 0; index < 60; index++)
         await ledger.decide([{ wantsLarge: index % 2 === 0, weight: 1 }]);
       redis.child.kill("SIGSTOP");
       try {
         const started = performance.now();
         const outcomes = await ledger.decide([{ wantsLarge: true, weight: 1 }]);
-        expect(performance.now() - started).toBeLessThan(50 + 40);
+        expect(performance.now() - started).toBeLessThan(50 + 200);
         expect(outcomes).toHaveLength(1);
         expect(ledger.status()).toMatchObject({ ok: false, mode: "local" });
         for (let index = 0; index < 20; index++) {
           const begun = performance.now();
           await ledger.decide([{ wantsLarge: true, weight: 1 }]);
-          expect(performance.now() - begun).toBeLessThan(5);
+          // Local now: no wait for the store at all.
+          expect(performance.now() - begun).toBeLessThan(50);
         }
         expect(ledger.state().scope).toBe("local");
       } finally {
@@ -141,13 +144,13 @@ describe.skipIf(!available)(
 
     it("starts locally when Redis is down, and a restarted Redis gets a new epoch and the local decisions", async () => {
       const port = redis.port;
-      const ledger = await openLedger();
+      const ledger = await openLedger({ timeoutMs: 50 });
       await ledger.decide([{ wantsLarge: true, weight: 1 }]);
       const before = ledger.auditLog()[0]!.epoch;
       await redis.kill();
       const started = performance.now();
       const outcomes = await ledger.decide([{ wantsLarge: true, weight: 1 }]);
-      expect(performance.now() - started).toBeLessThan(50 + 40);
+      expect(performance.now() - started).toBeLessThan(50 + 200);
       expect(outcomes).toHaveLength(1);
       expect(ledger.status()).toMatchObject({ ok: false, mode: "local", pendingReplay: 1 });
       // A replica starting while the store is down serves at once, locally.
