@@ -19,6 +19,8 @@ import {
   writeRouter,
 } from "./server-fixtures.js";
 
+/** Thousands of requests through one process: minutes on a loaded machine. */
+const HEAVY_TEST_TIMEOUT_MS = 300_000;
 let work: string;
 let small: FakeOpenAIServer;
 let large: FakeOpenAIServer;
@@ -88,35 +90,43 @@ function largeShare(answers: readonly Answer[], weigh: (answer: Answer) => numbe
 }
 
 describe("routelmt serve: budgets in tokens and cost", () => {
-  it("holds p of the large model's bill, counted from what the engines report", async () => {
-    const { answers, origin } = await serveAll({
-      "budget-unit": "cost",
-      "large-input-price": PRICES.input,
-      "large-output-price": PRICES.output,
-      "small-input-price": 0.01,
-      "small-output-price": 0.03,
-    });
-    // The fake engines answer with as many words as the prompt (plus a label): the small model's
-    // counts stand in for what the large model would have been billed for a request kept small.
-    const bill = (answer: Answer) =>
-      (answer.promptTokens * PRICES.input + answer.outputTokens * PRICES.output) / 1000;
-    const costShare = largeShare(answers, bill);
-    expect(costShare).toBeLessThanOrEqual(BUDGET + 0.01);
-    expect(costShare).toBeGreaterThan(BUDGET - 0.02);
-    const metrics = await (await fetch(`${origin}/metrics`)).text();
-    const largeSpend = Number(/routelmt_spend_total\{model="large"\} (\S+)/.exec(metrics)?.[1]);
-    const expected = answers
-      .filter((answer) => answer.model === "large")
-      .reduce((sum, answer) => sum + bill(answer), 0);
-    expect(largeSpend).toBeCloseTo(expected, 6);
-    expect(Number(/routelmt_spend_total\{model="small"\} (\S+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
-  });
+  it(
+    "holds p of the large model's bill, counted from what the engines report",
+    async () => {
+      const { answers, origin } = await serveAll({
+        "budget-unit": "cost",
+        "large-input-price": PRICES.input,
+        "large-output-price": PRICES.output,
+        "small-input-price": 0.01,
+        "small-output-price": 0.03,
+      });
+      // The fake engines answer with as many words as the prompt (plus a label): the small model's
+      // counts stand in for what the large model would have been billed for a request kept small.
+      const bill = (answer: Answer) =>
+        (answer.promptTokens * PRICES.input + answer.outputTokens * PRICES.output) / 1000;
+      const costShare = largeShare(answers, bill);
+      expect(costShare).toBeLessThanOrEqual(BUDGET + 0.01);
+      expect(costShare).toBeGreaterThan(BUDGET - 0.02);
+      const metrics = await (await fetch(`${origin}/metrics`)).text();
+      const largeSpend = Number(/routelmt_spend_total\{model="large"\} (\S+)/.exec(metrics)?.[1]);
+      const expected = answers
+        .filter((answer) => answer.model === "large")
+        .reduce((sum, answer) => sum + bill(answer), 0);
+      expect(largeSpend).toBeCloseTo(expected, 6);
+      expect(Number(/routelmt_spend_total\{model="small"\} (\S+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
+    },
+    HEAVY_TEST_TIMEOUT_MS,
+  );
 
-  it("holds p of the tokens the large model would process", async () => {
-    const { answers } = await serveAll({ "budget-unit": "tokens" });
-    const tokens = (answer: Answer) => answer.promptTokens + answer.outputTokens;
-    const tokenShare = largeShare(answers, tokens);
-    expect(tokenShare).toBeLessThanOrEqual(BUDGET + 0.01);
-    expect(tokenShare).toBeGreaterThan(BUDGET - 0.02);
-  });
+  it(
+    "holds p of the tokens the large model would process",
+    async () => {
+      const { answers } = await serveAll({ "budget-unit": "tokens" });
+      const tokens = (answer: Answer) => answer.promptTokens + answer.outputTokens;
+      const tokenShare = largeShare(answers, tokens);
+      expect(tokenShare).toBeLessThanOrEqual(BUDGET + 0.01);
+      expect(tokenShare).toBeGreaterThan(BUDGET - 0.02);
+    },
+    HEAVY_TEST_TIMEOUT_MS,
+  );
 });
