@@ -258,7 +258,9 @@ export function registerServe(program: Command, io: CliIo): void {
     const keys = app.routelmt.apiKeyCount;
     const store = app.routelmt.sharedBudget?.status();
     const budget = `budget ${config.budget}${config.budgetUnit === "requests" ? "" : ` of ${config.budgetUnit}`}${
-      store ? `, shared through ${store.store} namespace ${store.namespace}${store.ok ? "" : " (unreachable: deciding locally)"}` : ""
+      store
+        ? `, shared through ${store.store} namespace ${store.namespace}${store.ok ? "" : " (unreachable: deciding locally)"}`
+        : ""
     }`;
     io.stdout(
       `routelmt serve listening on ${address} (${budget}, policy ${config.policy}, ${keys === 0 ? "no API keys: open to every client" : `API keys: ${keys}`})\n`,
