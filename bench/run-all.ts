@@ -15,6 +15,7 @@ const benchmarks: Record<string, () => Promise<{ run: () => Promise<Record<strin
   "llama-overhead": () => import("./llama-overhead.js"),
   "feature-overhead": () => import("./feature-overhead.js"),
   "collect-throughput": () => import("./collect-throughput.js"),
+  "collect-llama-server": () => import("./collect-llama-server.js"),
   "decision-cost": () => import("./decision-cost.js"),
   "server-overhead": () => import("./server-overhead.js"),
   "stream-first-token": () => import("./stream-first-token.js"),

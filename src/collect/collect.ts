@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { readFile } from "node:fs/promises";
 import {
   type DatasetMeta,
@@ -15,7 +16,6 @@ import {
   findTooLongPrompts,
   type RequestOrigin,
   tooLongPromptsError,
-  translateEach,
   uncheckedModelsNote,
 } from "../translators/prompt-fit.js";
 import type { ProbedTranslator, Translation, TranslationRequest, Translator } from "../translators/types.js";
@@ -40,6 +40,13 @@ export interface CollectOptions {
   maxTokens: number;
   /** Segments per durable chunk: what a kill can lose is at most one chunk of work. Defaults to 16. */
   chunkSize?: number;
+  /**
+   * Requests each engine can work on at once (`--concurrency`): segments are started ahead of the
+   * chunk being scored and written — max(chunk size, 2 × concurrency) of them — so every engine
+   * keeps that many in flight across chunk boundaries. Results are written in input order whatever
+   * order they finish in. Defaults to 1.
+   */
+  concurrency?: number;
   /** Called after each chunk with (done, total). */
   onProgress?: (done: number, total: number, chunk: number) => void;
   /**
@@ -104,15 +111,23 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
   const featureBlocks = featureBlocksOf(small.featureIdentity);
   const { writer, done, complete } = await DatasetWriter.open(options.out, identity, dim);
   let fresh = 0;
+  let pipeline: TranslationPipeline | undefined;
   try {
     if (!complete) {
+      const lookahead = Math.max(chunkSize, 2 * (options.concurrency ?? 1));
+      pipeline = new TranslationPipeline(segments, options);
       for (let start = done; start < segments.length; start += chunkSize) {
-        const chunk = segments.slice(start, start + chunkSize);
-        const { records, features } = await collectChunk(chunk, options, extraMetrics, dim);
+        const end = Math.min(start + chunkSize, segments.length);
+        // Started before this chunk is awaited, scored and written: the engines never run dry.
+        pipeline.startUpTo(end + lookahead, start);
+        const translated = await pipeline.results(start, end);
+        const chunk = segments.slice(start, end);
+        const { records, features } = await scoreChunk(chunk, translated, options, extraMetrics, dim);
         await writer.append(records, features);
         fresh += chunk.length;
-        options.onProgress?.(start + chunk.length, segments.length, chunk.length);
+        options.onProgress?.(end, segments.length, chunk.length);
       }
+      await pipeline.close();
       const metricSignatures: Record<string, string> = { [metric.name]: metric.signature };
       for (const extra of extraMetrics) metricSignatures[extra.name] = extra.signature;
       const pairs = new Set(segments.map((segment) => `${segment.srcLang}\u0000${segment.tgtLang}`));
@@ -146,6 +161,8 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
       await writer.finish(meta);
     }
   } finally {
+    // A failure while scoring or writing must not leave translations running behind it.
+    await pipeline?.close();
     await writer.close();
   }
   const dataset = await loadDataset(options.out);
@@ -208,39 +225,107 @@ function translationRequest(segment: CollectSegment): TranslationRequest {
   return { id: segment.id, text: segment.src, srcLang: segment.srcLang, tgtLang: segment.tgtLang };
 }
 
-async function collectChunk(
+/** What both models made of one segment. */
+interface TranslatedSegment {
+  small: {
+    features: Float32Array;
+    entropy: number | null;
+    promptTokens: number | null;
+    translation: Translation;
+  };
+  large: Translation;
+}
+
+/**
+ * Translates segments with both models, started in input order and awaited chunk by chunk. Each
+ * engine bounds its own work in flight (llama.cpp sequences, HTTP requests); the pipeline only
+ * decides how far ahead segments are handed to them. The first failure aborts the rest; it is
+ * thrown, naming its line, once everything started has stopped.
+ */
+class TranslationPipeline {
+  private readonly started = new Map<number, Promise<TranslatedSegment>>();
+  private next = 0;
+  private readonly abort = new AbortController();
+  private firstFailure: Error | undefined;
+
+  constructor(
+    private readonly segments: readonly CollectSegment[],
+    private readonly options: CollectOptions,
+  ) {
+    // Every request in flight listens to the one abort signal; there can be many.
+    setMaxListeners(0, this.abort.signal);
+  }
+
+  /** Starts every segment before `end` not started yet, from `from` on. */
+  startUpTo(end: number, from: number): void {
+    this.next = Math.max(this.next, from);
+    for (; this.next < Math.min(end, this.segments.length); this.next++) this.start(this.next);
+  }
+
+  /** The results of segments [start, end), in order. */
+  async results(start: number, end: number): Promise<TranslatedSegment[]> {
+    const settled = await Promise.allSettled(
+      Array.from({ length: end - start }, (_, offset) => this.started.get(start + offset)!),
+    );
+    if (settled.some((outcome) => outcome.status === "rejected")) {
+      await Promise.allSettled(this.started.values());
+      throw this.firstFailure;
+    }
+    for (let index = start; index < end; index++) this.started.delete(index);
+    return settled.map((outcome) => (outcome as PromiseFulfilledResult<TranslatedSegment>).value);
+  }
+
+  /** Aborts whatever is still running and waits for it to stop. */
+  async close(): Promise<void> {
+    this.abort.abort();
+    await Promise.allSettled(this.started.values());
+  }
+
+  private start(index: number): void {
+    const segment = this.segments[index] as CollectSegment;
+    const request = translationRequest(segment);
+    const { signal } = this.abort;
+    const decode = { maxTokens: this.options.maxTokens, signal };
+    const small = (async () => {
+      const prefilled = await this.options.small.prefill(request, { signal });
+      const translation = await prefilled.continue(decode);
+      return {
+        features: prefilled.features,
+        entropy: prefilled.entropy,
+        promptTokens: prefilled.promptTokens,
+        translation,
+      };
+    })();
+    const large = this.options.large.translate([request], decode).then(([translation]) => {
+      if (!translation) throw new Error(`${this.options.large.engine} returned no translation`);
+      return translation;
+    });
+    const both = Promise.all([small, large]).then(
+      ([smallResult, largeResult]) => ({ small: smallResult, large: largeResult }),
+      (error: unknown) => {
+        // Later failures are mostly the abort itself; the first one is the cause.
+        this.firstFailure ??= errorAtOrigin(error, originOf(this.options.input, segment));
+        this.abort.abort();
+        throw this.firstFailure;
+      },
+    );
+    // Awaited in `results`; until then a failure must not count as unhandled.
+    both.catch(() => undefined);
+    this.started.set(index, both);
+  }
+}
+
+async function scoreChunk(
   chunk: CollectSegment[],
+  translated: readonly TranslatedSegment[],
   options: CollectOptions,
   extraMetrics: SegmentMetric[],
   dim: number,
 ): Promise<{ records: DatasetRecord[]; features: Float32Array }> {
-  const requests = chunk.map(translationRequest);
-  const decode = { maxTokens: options.maxTokens };
-  const locate = (index: number) => originOf(options.input, chunk[index] as CollectSegment);
-  // Both models work at once: on a CPU each has its own threads, remote engines overlap with local work.
-  const [smallResults, largeResults] = await Promise.all([
-    Promise.all(
-      requests.map(async (request, index) => {
-        try {
-          const prefilled = await options.small.prefill(request);
-          const translation = await prefilled.continue(decode);
-          return {
-            features: prefilled.features,
-            entropy: prefilled.entropy,
-            promptTokens: prefilled.promptTokens,
-            translation,
-          };
-        } catch (error) {
-          throw errorAtOrigin(error, locate(index));
-        }
-      }),
-    ),
-    translateEach(options.large, requests, options.maxTokens, locate),
-  ]);
-  const smallItems = chunk.map((segment, index) =>
-    metricItem(segment, (smallResults[index] as { translation: Translation }).translation),
-  );
-  const largeItems = chunk.map((segment, index) => metricItem(segment, largeResults[index] as Translation));
+  const smallResults = translated.map((result) => result.small);
+  const largeResults = translated.map((result) => result.large);
+  const smallItems = chunk.map((segment, index) => metricItem(segment, smallResults[index]!.translation));
+  const largeItems = chunk.map((segment, index) => metricItem(segment, largeResults[index]!));
   const scoresByMetric = new Map<string, { small: number[]; large: number[] }>();
   for (const scorer of [options.metric, ...extraMetrics]) {
     const [smallScores, largeScores] = await Promise.all([
@@ -252,7 +337,7 @@ async function collectChunk(
   const label = scoresByMetric.get(options.metric.name) as { small: number[]; large: number[] };
   const features = new Float32Array(chunk.length * dim);
   const records = chunk.map((segment, index): DatasetRecord => {
-    const smallResult = smallResults[index] as (typeof smallResults)[number];
+    const smallResult = smallResults[index]!;
     features.set(smallResult.features, index * dim);
     const scores: Record<string, SystemScores> = {};
     for (const [name, values] of scoresByMetric)
@@ -266,7 +351,7 @@ async function collectChunk(
       src_lang: segment.srcLang,
       tgt_lang: segment.tgtLang,
       small: smallResult.translation.text,
-      large: (largeResults[index] as Translation).text,
+      large: largeResults[index]!.text,
       scores,
       q_small: qSmall,
       q_large: qLarge,
@@ -274,6 +359,8 @@ async function collectChunk(
       src_chars: [...segment.src].length,
       prompt_tokens: smallResult.promptTokens,
       entropy: smallResult.entropy,
+      large_prompt_tokens: largeResults[index]!.promptTokens,
+      large_output_tokens: largeResults[index]!.outputTokens,
     };
   });
   return { records, features };

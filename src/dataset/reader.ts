@@ -70,6 +70,8 @@ const recordSchema = z.object({
   src_chars: z.number(),
   prompt_tokens: nullableNumber,
   entropy: nullableNumber,
+  large_prompt_tokens: nullableNumber.optional(),
+  large_output_tokens: nullableNumber.optional(),
 });
 
 const featureBlockSchema = z.object({

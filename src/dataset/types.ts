@@ -26,6 +26,12 @@ export interface DatasetRecord {
   src_chars: number;
   prompt_tokens: number | null;
   entropy: number | null;
+  /**
+   * The large model's prompt and output tokens as it reported them (what it bills; `eval
+   * --budget-unit tokens|cost` reads them). Absent in datasets from `import` or from before.
+   */
+  large_prompt_tokens?: number | null;
+  large_output_tokens?: number | null;
 }
 
 /** The small model the features were read from. */

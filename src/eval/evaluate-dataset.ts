@@ -3,6 +3,7 @@ import { loadDataset, sliceFeatureBlocks } from "../dataset/index.js";
 import { UsageError } from "../errors/index.js";
 import { defaultSevereDelta } from "../metrics/severe-delta.js";
 import { assertRouterMatches, type HeadScores, loadRouter, predictHeads } from "../probe/router-file.js";
+import { type CostBasis, segmentWeights } from "./cost-curves.js";
 import {
   buildPolicies,
   type ExternalScores,
@@ -30,6 +31,8 @@ export interface EvaluateDatasetOptions {
   severeDelta?: number;
   /** Report directory. Defaults to `<data>/eval`. */
   out?: string;
+  /** Also draw quality against realized tokens or cost (the large model's, from the dataset's counts). */
+  costBasis?: CostBasis;
   /** Receives notes (skipped policies, label mismatches) as they arise. */
   onNote?: (note: string) => void;
 }
@@ -115,7 +118,11 @@ export async function evaluateDataset(options: EvaluateDatasetOptions): Promise<
   if (policySet.policies.length === 0) throw new UsageError("no policy left to evaluate");
 
   const severeDelta = options.severeDelta ?? defaultSevereDelta(meta.label_metric);
+  const costs = options.costBasis
+    ? { basis: options.costBasis, weights: segmentWeights(segments.records, options.costBasis) }
+    : undefined;
   const summary = runEval(segments, policySet.policies, {
+    ...(costs ? { costs } : {}),
     budgets: options.budgets,
     severeDelta,
     seed,

@@ -4,6 +4,16 @@ export {
   pairedBootstrapMeanDelta,
 } from "./bootstrap.js";
 export {
+  type CostBasis,
+  type CostCurvePoint,
+  type CostSummary,
+  type CostUnit,
+  costSummary,
+  costUnits,
+  qualityCostCurve,
+  segmentWeights,
+} from "./cost-curves.js";
+export {
   apgr,
   auc,
   type CurvePoint,

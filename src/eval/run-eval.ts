@@ -10,6 +10,7 @@ import { UsageError } from "../errors/index.js";
 import { checkBudget } from "../routing/batch-allocation.js";
 import { spearman } from "../stats/correlation.js";
 import { pairedBootstrapMeanDelta } from "./bootstrap.js";
+import { type CostBasis, type CostSummary, costSummary } from "./cost-curves.js";
 import { apgr, auc, cpt, DEFAULT_BUDGET_GRID, type QualityBudgetCurve } from "./curves.js";
 import { gainsOf, measureRouting, type RoutingMeasures } from "./measures.js";
 import type { EvalPolicy, EvalSegments, PolicyFamily, SkippedPolicy } from "./policies.js";
@@ -43,6 +44,8 @@ export interface EvalOptions {
   /** Policies skipped while building the set, and other notes, copied into the summary. */
   skipped?: readonly SkippedPolicy[];
   notes?: readonly string[];
+  /** Also draw quality against realized cost in this unit, with each segment's weight in it. */
+  costs?: { basis: CostBasis; weights: Float64Array };
 }
 
 /** Streaming replay at one budget. */
@@ -134,6 +137,8 @@ export interface EvalSummary {
   notes: string[];
   /** How the router was trained (blocks, selection, learning curve) and its guard's held-out trade-off; absent without a router. */
   router?: RouterFindings;
+  /** Quality against realized tokens or cost (`--budget-unit`); absent otherwise. */
+  cost?: CostSummary;
 }
 
 /** Parses `--budgets 0,0.1,0.3`: fractions in [0, 1], sorted and deduplicated. */
@@ -413,5 +418,17 @@ export function runEval(
     unlabelled: segments.unlabelled,
     skipped: [...(options.skipped ?? [])],
     notes,
+    ...(options.costs
+      ? {
+          cost: costSummary(
+            policies,
+            outcomes,
+            options.costs.weights,
+            options.costs.basis,
+            budgets,
+            orientation,
+          ),
+        }
+      : {}),
   };
 }

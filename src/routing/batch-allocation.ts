@@ -4,7 +4,7 @@ import { InputError, UsageError } from "../errors/index.js";
  * Slack added before flooring p·N: budgets such as 0.3 are not exact in binary, and 0.3 × 10 is
  * 2.9999999999999996, which must still mean three segments.
  */
-const FLOOR_SLACK = 1e-9;
+export const FLOOR_SLACK = 1e-9;
 
 /** Throws a UsageError unless `budget` is a finite fraction in [0, 1]. */
 export function checkBudget(budget: number): void {

@@ -132,3 +132,86 @@ describe("BudgetCap", () => {
     expect(run(all, new Array<boolean>(12).fill(true))).toEqual(new Array<number>(12).fill(1));
   });
 });
+
+/**
+ * The largest (large weight − p × weight) of the runs a weighted cap promises: every run of N ≥ W
+ * decisions that ends with a large one, and every run from the first decision. O(n²).
+ */
+function weightedOverspendByRecount(
+  log: readonly number[],
+  weights: readonly number[],
+  budget: number,
+  window: number,
+): number {
+  let worst = Number.NEGATIVE_INFINITY;
+  for (let end = 0; end < log.length; end++) {
+    let debt = 0;
+    for (let start = end; start >= 0; start--) {
+      debt += (log[start]! ? weights[start]! : 0) - budget * weights[start]!;
+      const promised = start === 0 || (log[end] === 1 && end - start + 1 >= window);
+      if (promised) worst = Math.max(worst, debt);
+    }
+  }
+  return worst;
+}
+
+describe("BudgetCap with weights", () => {
+  /** Decides greedily with weights; returns the outcomes. */
+  function runWeighted(cap: BudgetCap, wants: readonly boolean[], weights: readonly number[]): number[] {
+    return wants.map((wanted, index) => {
+      const large = wanted && cap.allowsLarge(weights[index]);
+      cap.record(large, weights[index]);
+      return large ? 1 : 0;
+    });
+  }
+
+  it("decides as in decisions once the window is full when every weight is the same", () => {
+    const random = createRandom(3);
+    // The same demand after a first window in which nothing asks for large.
+    const wants = Array.from({ length: 3000 }, (_, index) => index >= 100 && normal(random) > 0.6);
+    const unweighted = run(new BudgetCap(0.3, 100), wants);
+    const doubled = runWeighted(
+      new BudgetCap(0.3, 100, { weighted: true }),
+      wants,
+      new Array<number>(wants.length).fill(2),
+    );
+    expect(doubled).toEqual(unweighted);
+  });
+
+  it("spends no more than p of the weight so far before the window fills", () => {
+    const cap = new BudgetCap(0.5, 10, { weighted: true });
+    // 1 of weight 1 would be half the weight so far only after another decision of weight 1.
+    expect(runWeighted(cap, [true, true, true, true], [1, 1, 4, 4])).toEqual([0, 1, 0, 1]);
+  });
+
+  it("spends at most p of the weight of every run it promises, as a recount finds", () => {
+    const random = createRandom(17);
+    for (const budget of [0.05, 0.2, 0.5]) {
+      const window = 50;
+      const cap = new BudgetCap(budget, window, { weighted: true });
+      const weights = Array.from({ length: 1500 }, () => 1 + Math.floor(random.nextFloat() * 200));
+      // Heavy requests want the large model more often, the case a count of requests gets wrong.
+      const wants = weights.map((weight, index) => Math.floor(index / 300) % 2 === 0 || weight > 150);
+      const log = runWeighted(cap, wants, weights);
+      expect(weightedOverspendByRecount(log, weights, budget, cap.window)).toBeLessThanOrEqual(1e-6);
+      const spent = log.reduce((sum, large, index) => sum + large * weights[index]!, 0);
+      const total = weights.reduce((sum, weight) => sum + weight, 0);
+      expect(spent / total).toBeLessThanOrEqual(budget);
+      expect(spent / total).toBeGreaterThan(0.6 * budget);
+    }
+  });
+
+  it("recounts the runs it promises", () => {
+    // From the first decision: 10 − 5.5 after two, 11 − 6 after three; ending with the large third
+    // decision, runs of 2 or more: 1 − 1, and 11 − 6 again.
+    expect(weightedOverspendByRecount([1, 0, 1], [10, 1, 1], 0.5, 2)).toBeCloseTo(5, 12);
+    expect(weightedOverspendByRecount([0, 0, 1], [1, 1, 1], 0.5, 2)).toBeCloseTo(0, 12);
+  });
+
+  it("refuses a weight that is not positive and finite, and any weight but 1 unweighted", () => {
+    const cap = new BudgetCap(0.5, 4, { weighted: true });
+    expect(() => cap.allowsLarge(0)).toThrow(/positive finite/);
+    expect(() => cap.record(true, Number.NaN)).toThrow(/positive finite/);
+    expect(() => new BudgetCap(0.5, 4).record(true, 2)).toThrow(/weight 1 only/);
+  });
+});

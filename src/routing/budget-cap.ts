@@ -17,7 +17,8 @@
  *
  * When p·W < 1 no window of W could hold a single large decision, so the window is raised to ⌈1/p⌉.
  */
-import { routedCount } from "./batch-allocation.js";
+import { UsageError } from "../errors/index.js";
+import { FLOOR_SLACK, routedCount } from "./batch-allocation.js";
 
 /** Relative slack of the real-valued comparison: p·n is inexact in binary (0.3 × 10 < 3). */
 const DEBT_SLACK = 1e-9;
@@ -71,57 +72,88 @@ export function maxOverspendOfLongRuns(log: ArrayLike<number>, budget: number, w
   return worst;
 }
 
-/** Outcomes of the last W decisions and the two rules above. O(1) per decision. */
+/**
+ * Outcomes of the last W decisions and the two rules above. O(1) per decision.
+ *
+ * **Weighted** (`weighted: true`): each decision carries a weight (tokens, or money: the server's
+ * budget units) and both checks run on weights when a large decision is made: every run of N ≥ W
+ * decisions ending with it, and the last W decisions (before there are W, every decision so far),
+ * spend at most p × their weight. So the whole run since the first decision never spends more than
+ * p of its weight, at any moment. What cannot be promised is a run that *ends* in small decisions:
+ * weights still to come are unknown when a large decision is made, and a run whose later decisions
+ * are light can show more than p of its weight. For the same reason there is no burst allowance
+ * before the window fills.
+ */
 export class BudgetCap {
   readonly budget: number;
   /** The effective window W (see {@link effectiveWindow}). */
   readonly window: number;
-  /** ⌊p·W⌋: most large decisions in a run shorter than W. */
+  /** ⌊p·W⌋: most large decisions in a run shorter than W (unweighted). */
   readonly cap: number;
-  private readonly outcomes: Uint8Array;
+  readonly weighted: boolean;
+  /** Signed weights of the last W decisions: +w large, −w small (weights are positive). */
+  private readonly outcomes: Float64Array;
   private head = 0;
   private filledCount = 0;
   private large = 0;
+  private total = 0;
   private decisions = 0;
   private largeTotal = 0;
-  /** min of D_s = S_s − p·s over every s ≤ decisions + 1 − W: what the next decision's D may not exceed. */
+  private weightTotal = 0;
+  /** min of D_s = S_s − p·T_s over every s ≤ decisions + 1 − W: what the next decision's D may not exceed. */
   private lowestLaggedDebt = Number.POSITIVE_INFINITY;
 
   /**
    * @param budget p, in [0, 1].
    * @param window W, decisions (raised to ⌈1/p⌉ when p·W < 1).
    */
-  constructor(budget: number, window: number) {
+  constructor(budget: number, window: number, options: { weighted?: boolean } = {}) {
     this.budget = budget;
+    this.weighted = options.weighted ?? false;
     this.window = effectiveWindow(budget, window);
     this.cap = routedCount(budget, this.window);
-    this.outcomes = new Uint8Array(this.window);
+    this.outcomes = new Float64Array(this.window);
     this.admitLaggedDebt();
   }
 
-  /** Whether one more large decision now keeps both rules. */
-  allowsLarge(): boolean {
-    if (this.largeAmongLastButOne() + 1 > this.cap) return false;
-    const next = this.decisions + 1;
-    const debt = this.largeTotal + 1 - this.budget * next;
-    return debt <= this.lowestLaggedDebt + DEBT_SLACK * Math.max(1, next * this.budget);
+  /** Whether one more large decision (of this weight, when weighted) now keeps both rules. */
+  allowsLarge(weight = 1): boolean {
+    this.checkWeight(weight);
+    if (this.budget === 0) return false;
+    const leaving = this.leavingOutcome();
+    const largeInRun = this.large - Math.max(leaving, 0) + weight;
+    const weightOfRun = this.total - Math.abs(leaving) + weight;
+    // Unweighted: ⌊p·W⌋ (the slack of routedCount's floor); weighted: p × the run's weight.
+    const runShare = this.weighted ? this.budget * weightOfRun : this.budget * this.window;
+    if (largeInRun > runShare + FLOOR_SLACK * (this.weighted ? weightOfRun : 1)) return false;
+    const nextWeightTotal = this.weightTotal + weight;
+    const debt = this.largeTotal + weight - this.budget * nextWeightTotal;
+    return debt <= this.lowestLaggedDebt + DEBT_SLACK * Math.max(weight, nextWeightTotal * this.budget);
   }
 
-  record(large: boolean): void {
-    const value = large ? 1 : 0;
+  record(large: boolean, weight = 1): void {
+    this.checkWeight(weight);
+    const value = large ? weight : -weight;
     const leaving = this.filledCount === this.window ? this.outcomes[this.head]! : 0;
     this.outcomes[this.head] = value;
     this.head = (this.head + 1) % this.window;
     if (this.filledCount < this.window) this.filledCount++;
-    this.large += value - leaving;
+    this.large += (large ? weight : 0) - Math.max(leaving, 0);
+    this.total += weight - Math.abs(leaving);
     this.decisions++;
-    this.largeTotal += value;
+    if (large) this.largeTotal += weight;
+    this.weightTotal += weight;
     this.admitLaggedDebt();
   }
 
-  /** Large decisions among the last min(decisions, W). */
+  /** Large decisions among the last min(decisions, W) (their weight, when weighted). */
   get largeInWindow(): number {
     return this.large;
+  }
+
+  /** Total weight of the last min(decisions, W) decisions (their number when unweighted). */
+  get weightInWindow(): number {
+    return this.total;
   }
 
   /** Decisions in the window so far (W once it is full). */
@@ -129,22 +161,34 @@ export class BudgetCap {
     return this.filledCount;
   }
 
-  /** Large fraction over the last min(decisions, W) decisions; null before the first. */
+  /** Large share (of the weight) over the last min(decisions, W) decisions; null before the first. */
   realizedFraction(): number | null {
-    return this.filledCount === 0 ? null : this.large / this.filledCount;
+    return this.filledCount === 0 ? null : this.large / this.total;
   }
 
-  /** Large decisions among the last W − 1: the run the next decision completes to W. */
-  private largeAmongLastButOne(): number {
+  /** The outcome that leaves the window of the next decision (0 while the window is not full). */
+  private leavingOutcome(): number {
     // Once the ring buffer is full its oldest outcome, at `head`, leaves the window of the next decision.
-    return this.large - (this.filledCount === this.window ? this.outcomes[this.head]! : 0);
+    return this.filledCount === this.window ? this.outcomes[this.head]! : 0;
+  }
+
+  private checkWeight(weight: number): void {
+    if (this.weighted ? !(Number.isFinite(weight) && weight > 0) : weight !== 1) {
+      throw new UsageError(
+        this.weighted
+          ? `a decision's weight must be a positive finite number, got ${weight}`
+          : `an unweighted budget cap takes weight 1 only, got ${weight}`,
+      );
+    }
   }
 
   /** Adds D_s for s = decisions + 1 − W, the run start that the next decision's W-long run begins after. */
   private admitLaggedDebt(): void {
     const start = this.decisions + 1 - this.window;
     if (start < 0) return;
-    const largeBefore = this.largeTotal - this.largeAmongLastButOne();
-    this.lowestLaggedDebt = Math.min(this.lowestLaggedDebt, largeBefore - this.budget * start);
+    const leaving = this.leavingOutcome();
+    const largeBefore = this.largeTotal - (this.large - Math.max(leaving, 0));
+    const weightBefore = this.weightTotal - (this.total - Math.abs(leaving));
+    this.lowestLaggedDebt = Math.min(this.lowestLaggedDebt, largeBefore - this.budget * weightBefore);
   }
 }

@@ -265,3 +265,80 @@ describe("BudgetController tracking", () => {
     expect(snapshot.realizedFraction).toBe(snapshot.largeInWindow / 100);
   });
 });
+
+describe("BudgetController with weights", () => {
+  it("tracks p of the weight when heavy requests score higher, where a count of requests would overspend", () => {
+    const random = createRandom(29);
+    const training = Array.from({ length: 2000 }, () => normal(random));
+    const budget = 0.2;
+    const controller = new BudgetController({
+      budget,
+      window: 1000,
+      trainingScores: training,
+      weighted: true,
+    });
+    let largeWeight = 0;
+    let totalWeight = 0;
+    let largeCount = 0;
+    const count = 20_000;
+    for (let index = 0; index < count; index++) {
+      const score = normal(random);
+      // Requests of 10 to about 90 tokens; the longer, the higher their predicted gain.
+      const weight = Math.max(10, 50 + 20 * score + 10 * normal(random));
+      const decision = controller.decide(score, weight);
+      totalWeight += weight;
+      if (decision.target === "large") {
+        largeWeight += weight;
+        largeCount++;
+      }
+    }
+    expect(largeWeight / totalWeight).toBeLessThanOrEqual(budget);
+    expect(largeWeight / totalWeight).toBeGreaterThan(budget - 0.015);
+    // Heavy requests pass first, so fewer than p of the requests carry p of the weight.
+    expect(largeCount / count).toBeLessThan(budget - 0.03);
+    expect(controller.snapshot().realizedFraction).toBeCloseTo(largeWeight / totalWeight, 1);
+  });
+
+  it("leaves the cap to another ledger when told to", () => {
+    const controller = new BudgetController({
+      budget: 0.5,
+      window: 4,
+      initialThreshold: 0,
+      enforceCap: false,
+    });
+    const targets = [1, 1, 1, 1, 1, 1].map((score) => controller.decide(score).target);
+    expect(targets).toEqual(["large", "large", "large", "large", "large", "large"]);
+  });
+});
+
+describe("BudgetController fed the realized fraction", () => {
+  it("aims its pass rate above p while the ledger realizes less, bounded, and back once it realizes p", () => {
+    const controller = new BudgetController({
+      budget: 0.2,
+      window: 100,
+      initialThreshold: 0,
+      enforceCap: false,
+    });
+    // The ledger realizes 15 % for a long while: the threshold falls further than p alone would take it.
+    const plain = new BudgetController({ budget: 0.2, window: 100, initialThreshold: 0, enforceCap: false });
+    for (let index = 0; index < 2000; index++) {
+      const score = (index % 100) / 100;
+      controller.decide(score);
+      plain.decide(score);
+      controller.observeRealized(0.15);
+    }
+    // Scores 0, 0.01, …, 0.99 in turn: the bias, at most 0.25 × 0.2 = 5 points of pass rate, lowers
+    // the threshold by about 0.05.
+    const lowered = plain.threshold() - controller.threshold();
+    expect(lowered).toBeGreaterThan(0.03);
+    expect(lowered).toBeLessThan(0.08);
+    // A surplus brings the bias back to nothing.
+    for (let index = 0; index < 4000; index++) {
+      const score = (index % 100) / 100;
+      controller.decide(score);
+      plain.decide(score);
+      controller.observeRealized(0.25);
+    }
+    expect(Math.abs(controller.threshold() - plain.threshold())).toBeLessThan(0.01);
+  });
+});

@@ -59,6 +59,16 @@ export interface BudgetControllerOptions {
    * `recalibrate` below). Defaults to true.
    */
   recalibration?: boolean;
+  /**
+   * Decisions carry weights (tokens or cost, see `decide`): the threshold tracks the score above
+   * which a fraction p of the *weight* passes, and the hard cap holds for weights. Defaults to false.
+   */
+  weighted?: boolean;
+  /**
+   * Whether `decide` applies its own hard cap. False when another ledger holds the cap (a budget
+   * shared by several replicas): the controller then only tracks the threshold. Defaults to true.
+   */
+  enforceCap?: boolean;
 }
 
 /** Counters for metrics and logs. */
@@ -66,7 +76,7 @@ export interface BudgetControllerSnapshot {
   budget: number;
   window: number;
   threshold: number;
-  /** Large fraction over the last `windowFilled` decisions; null before the first decision. */
+  /** Large fraction (of the weight, when weighted) over the last `windowFilled` decisions; null before the first. */
   realizedFraction: number | null;
   /** ⌊p·W⌋: most large decisions in a run shorter than W (a run of N ≥ W holds at most p·N). */
   cap: number;
@@ -84,6 +94,11 @@ export interface BudgetControllerSnapshot {
 const DEFAULT_WINDOW = 1000;
 const DEFAULT_ADAPTATION_GAIN = 0.02;
 const DEFAULT_DRIFT_GAIN = 0.002;
+/** Largest pass-rate bias, as a share of min(p, 1 − p): the realized fraction is fed back gently. */
+const MAX_PASS_BIAS = 0.25;
+/** Bias gain per decision, times 1/W: a shortfall sustained over a window moves the bias by about twice it. */
+const PASS_BIAS_GAIN = 5;
+
 /** Decisions before the first calibration check; later checks come after twice as many each time. */
 const FIRST_CALIBRATION_CHECK = 32;
 /** How many standard errors the pass rate must be off p before the threshold is re-estimated. */
@@ -114,6 +129,11 @@ export class BudgetController {
   private readonly driftGain: number;
   private currentThreshold: number;
   private velocity = 0;
+  /**
+   * How far above p the pass rate is aimed, so that the realized fraction — what the hard cap lets
+   * through — reaches p (see `observeRealized`). In [0, MAX_PASS_BIAS].
+   */
+  private passBias = 0;
   private scoreMean: number;
   private scoreVariance: number;
   /** Score observations behind the running mean/variance (training scores count as W). */
@@ -124,8 +144,14 @@ export class BudgetController {
   private capBlockedCount = 0;
   private invalidCount = 0;
   private readonly recalibration: boolean;
-  /** Scores since the last recalibration (at most W), and how many of them passed the threshold. */
+  readonly weighted: boolean;
+  private readonly enforceCap: boolean;
+  /** Running mean weight (exponential over ~W decisions): a decision's step is scaled by its weight over it. */
+  private meanWeight = 1;
+  private weightObservations = 0;
+  /** Scores (and weights) since the last recalibration (at most W), and the weight that passed the threshold. */
   private calibrationScores: number[] = [];
+  private calibrationWeights: number[] = [];
   private calibrationPassed = 0;
   private nextCalibrationCheck = FIRST_CALIBRATION_CHECK;
 
@@ -144,7 +170,9 @@ export class BudgetController {
     if (!(Number.isFinite(this.driftGain) && this.driftGain >= 0)) {
       throw new UsageError(`drift gain must be non-negative, got ${this.driftGain}`);
     }
-    this.outcomes = new BudgetCap(this.budget, this.window);
+    this.weighted = options.weighted ?? false;
+    this.enforceCap = options.enforceCap ?? true;
+    this.outcomes = new BudgetCap(this.budget, this.window, { weighted: this.weighted });
     this.cap = this.outcomes.cap;
     this.recalibration = options.recalibration ?? true;
 
@@ -168,33 +196,52 @@ export class BudgetController {
     }
   }
 
-  /** Routes one request by its router score and updates the threshold and the window. */
-  decide(score: number): RouteDecision {
+  /**
+   * Routes one request by its router score and updates the threshold and the window. `weight` is
+   * what the request costs in the budget's unit (a weighted controller only; 1 otherwise).
+   */
+  decide(score: number, weight = 1): RouteDecision {
     const threshold = this.currentThreshold;
     if (this.budget === 1) {
-      this.record(true);
+      this.record(true, weight);
       return { target: "large", reason: "full-budget", score, threshold };
     }
     if (!Number.isFinite(score)) {
       // An unusable score says nothing about the score distribution: leave the threshold alone.
       this.invalidCount++;
-      this.record(false);
+      this.record(false, weight);
       return { target: "small", reason: "invalid-score", score, threshold };
     }
     const passes = score >= threshold;
-    this.adapt(score, passes);
-    this.recalibrate(score, passes);
+    this.adapt(score, passes, weight);
+    this.recalibrate(score, passes, weight);
     if (!passes) {
-      this.record(false);
+      this.record(false, weight);
       return { target: "small", reason: "score-below-threshold", score, threshold };
     }
-    if (!this.outcomes.allowsLarge()) {
+    if (this.enforceCap && !this.outcomes.allowsLarge(weight)) {
       this.capBlockedCount++;
-      this.record(false);
+      this.record(false, weight);
       return { target: "small", reason: "budget-cap", score, threshold };
     }
-    this.record(true);
+    this.record(true, weight);
     return { target: "large", reason: "score-above-threshold", score, threshold };
+  }
+
+  /**
+   * Feeds back the realized fraction of the ledger that holds the hard cap — this controller's own,
+   * or the global one of a budget shared by several replicas — after a decision. The cap never lets
+   * a stretch that underspent be made up, so a pass rate of exactly p realizes less than p (about
+   * 1 point at p = 0.2, W = 1000); a shortfall sustained over a window aims the pass rate a little
+   * higher, at most MAX_PASS_BIAS × min(p, 1 − p) above p. Surplus passes are refused by the cap,
+   * never spent, so the bias cannot overspend; it only makes the realized fraction reach p. A
+   * binding cap does not wind it up either: the realized fraction is then p.
+   */
+  observeRealized(fraction: number | null): void {
+    if (fraction === null || this.budget === 0 || this.budget === 1) return;
+    const limit = MAX_PASS_BIAS * Math.min(this.budget, 1 - this.budget);
+    const next = this.passBias + (PASS_BIAS_GAIN / this.window) * (this.budget - fraction);
+    this.passBias = Math.min(limit, Math.max(0, next));
   }
 
   /** Large fraction over the last min(decisions, W) decisions; null before the first decision. */
@@ -224,13 +271,13 @@ export class BudgetController {
     };
   }
 
-  private record(large: boolean): void {
-    this.outcomes.record(large);
+  private record(large: boolean, weight: number): void {
+    this.outcomes.record(large, weight);
     this.decisionCount++;
     if (large) this.largeCount++;
   }
 
-  private adapt(score: number, passes: boolean): void {
+  private adapt(score: number, passes: boolean, weight: number): void {
     // Running mean/variance: a plain average until W scores are seen, then an exponential one over ~W.
     this.scoreWeight++;
     const rate = Math.max(1 / this.scoreWeight, 1 / this.window);
@@ -238,8 +285,16 @@ export class BudgetController {
     this.scoreMean += rate * deviation;
     this.scoreVariance = (1 - rate) * (this.scoreVariance + rate * deviation * deviation);
 
-    const step = this.adaptationGain * this.scoreScale();
-    const error = (passes ? 1 : 0) - this.budget;
+    // Weighted: a request twice the mean weight moves the threshold twice as far, so the threshold
+    // settles where p of the weight, not of the requests, passes.
+    let relativeWeight = 1;
+    if (this.weighted) {
+      this.weightObservations++;
+      this.meanWeight += Math.max(1 / this.weightObservations, 1 / this.window) * (weight - this.meanWeight);
+      relativeWeight = weight / this.meanWeight;
+    }
+    const step = this.adaptationGain * this.scoreScale() * relativeWeight;
+    const error = (passes ? 1 : 0) - (this.budget + this.passBias);
     this.velocity += this.driftGain * step * error;
     this.currentThreshold += this.velocity + step * error;
   }
@@ -253,18 +308,27 @@ export class BudgetController {
    * (1 − p) quantile of the scores seen since the last jump. Scores from the training distribution
    * almost never trigger it, so the tracker alone does the fine work there.
    */
-  private recalibrate(score: number, passes: boolean): void {
+  private recalibrate(score: number, passes: boolean, weight: number): void {
     if (!this.recalibration || this.budget === 0 || this.nextCalibrationCheck > this.window) return;
     this.calibrationScores.push(score);
-    if (passes) this.calibrationPassed++;
+    this.calibrationWeights.push(weight);
+    if (passes) this.calibrationPassed += weight;
     const seen = this.calibrationScores.length;
     if (seen < this.nextCalibrationCheck) return;
     this.nextCalibrationCheck *= 2;
-    const standardError = Math.sqrt((this.budget * (1 - this.budget)) / seen);
-    if (Math.abs(this.calibrationPassed / seen - this.budget) <= CALIBRATION_Z * standardError) return;
-    this.currentThreshold = quantile(sortScores(this.calibrationScores), 1 - this.budget);
+    // Weighted, the pass share is a share of the weight, and its standard error that of a sample of
+    // (Σw)²/Σw² requests (the effective size; `seen` when every weight is 1).
+    const weights = this.calibrationWeights;
+    const totalWeight = weights.reduce((sum, value) => sum + value, 0);
+    const effectiveSize = totalWeight ** 2 / weights.reduce((sum, value) => sum + value * value, 0);
+    const standardError = Math.sqrt((this.budget * (1 - this.budget)) / effectiveSize);
+    if (Math.abs(this.calibrationPassed / totalWeight - this.budget) <= CALIBRATION_Z * standardError) return;
+    this.currentThreshold = this.weighted
+      ? weightedUpperQuantile(this.calibrationScores, weights, this.budget)
+      : quantile(sortScores(this.calibrationScores), 1 - this.budget);
     this.velocity = 0;
     this.calibrationScores = [];
+    this.calibrationWeights = [];
     this.calibrationPassed = 0;
     this.nextCalibrationCheck = FIRST_CALIBRATION_CHECK;
   }
@@ -274,4 +338,22 @@ export class BudgetController {
     const floor = 1e-6 * Math.max(1, Math.abs(this.scoreMean));
     return Math.max(Math.sqrt(this.scoreVariance), floor);
   }
+}
+
+/** The lowest score at or above which at most a share `share` of the total weight lies (the weighted (1 − share) quantile). */
+export function weightedUpperQuantile(
+  scores: readonly number[],
+  weights: readonly number[],
+  share: number,
+): number {
+  const order = scores.map((_, index) => index).sort((a, b) => scores[b]! - scores[a]!);
+  const total = weights.reduce((sum, value) => sum + value, 0);
+  let above = 0;
+  let threshold = scores[order[0]!]!;
+  for (const index of order) {
+    above += weights[index]!;
+    if (above > share * total) break;
+    threshold = scores[index]!;
+  }
+  return threshold;
 }

@@ -18,6 +18,7 @@ import {
 import { parsePromptTemplate } from "../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../translators/types.js";
 import { BearerAuthenticator, readApiKeys } from "./auth.js";
+import { BudgetWeigher } from "./budget-units.js";
 import type { ServerConfig } from "./config.js";
 import { answerAndClose, handleClientError } from "./connection-errors.js";
 import { type OpenedEngine, openLargeEngine, openSmallEngine } from "./engines.js";
@@ -30,6 +31,7 @@ import type { RequestLimits } from "./request-validation.js";
 import { registerChatRoutes } from "./routes/chat-completions.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerTranslateRoutes } from "./routes/translate.js";
+import { type SharedBudgetEvent, SharedBudgetLedger } from "./shared-budget-ledger.js";
 
 /** What routes and tests reach through `app.routelmt`. */
 export interface RoutelmtServerState {
@@ -40,6 +42,8 @@ export interface RoutelmtServerState {
   limits: RequestLimits;
   small: OpenedEngine<ProbedTranslator>;
   large: OpenedEngine<Translator>;
+  /** The budget shared with the other replicas through Redis; null when this replica holds its own. */
+  sharedBudget: SharedBudgetLedger | null;
   smallProbe: CachedProbe | null;
   largeProbe: CachedProbe | null;
   /** True once close() began: readiness turns false. */
@@ -83,15 +87,45 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
 
   let hybrid: HybridRouter | undefined;
   let large: OpenedEngine<Translator> | undefined;
+  let sharedBudget: SharedBudgetLedger | null = null;
   const metrics = new ServerMetrics(
     {
       budget: config.budget,
       realizedFraction: () => hybrid?.snapshot().realizedFraction ?? null,
       threshold: () => hybrid?.snapshot().threshold ?? Number.NaN,
       queueDepth: (engine) => (engine === "small" ? hybrid?.smallGate.depth : hybrid?.largeGate.depth) ?? 0,
+      budgetStoreUp: () => (sharedBudget === null ? null : sharedBudget.status().ok),
     },
     gainBuckets(router.heads.gain?.score_quantiles ?? []),
   );
+  // Logged through the app's logger once it exists; events before that (start-up) go to stderr.
+  let logStoreEvent: (event: SharedBudgetEvent) => void = (event) => {
+    if (event.kind === "fallback") {
+      process.stderr.write(
+        `routelmt serve: budget store: deciding locally (${event.reason}): ${event.message}\n`,
+      );
+    }
+  };
+  const onStoreEvent = (event: SharedBudgetEvent) => {
+    switch (event.kind) {
+      case "fallback":
+        metrics.budgetStoreFailures.inc({ reason: event.reason });
+        break;
+      case "local-decisions":
+        metrics.budgetStoreLocalDecisions.inc(event.count);
+        return;
+      case "resync":
+        metrics.budgetStoreResyncs.inc();
+        metrics.budgetStoreReplayed.inc(event.replayed);
+        break;
+      case "store-latency":
+        metrics.budgetStoreSeconds.observe(event.ms / 1000);
+        return;
+      case "epoch":
+        break;
+    }
+    logStoreEvent(event);
+  };
   const engineOptions = {
     smallSpec: config.small,
     largeSpec: config.large,
@@ -109,10 +143,34 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     smallDim: config.smallDim,
     onRetry: (engine: "small" | "large") => metrics.retries.inc({ engine }),
   };
+  const spendCounted = config.largePrices !== undefined || config.smallPrices !== undefined;
+  const weigher =
+    config.budgetUnit !== "requests" || spendCounted
+      ? new BudgetWeigher({
+          unit: config.budgetUnit === "cost" ? "cost" : "tokens",
+          largePrices: config.largePrices,
+          smallPrices: config.smallPrices,
+          outputTokensPerCharacter: config.outputTokensPerCharacter,
+          onSpend: (model, amount) => metrics.spend.inc({ model }, amount),
+        })
+      : undefined;
   const small = await openSmallEngine(engineOptions);
   try {
     assertRouterMatches(router, small.translator.featureIdentity, `the small model ${config.small}`);
     large = await openLargeEngine(engineOptions);
+    if (config.budgetStore !== undefined) {
+      sharedBudget = await SharedBudgetLedger.open({
+        url: config.budgetStore,
+        namespace: config.budgetStoreNamespace,
+        budget: config.budget,
+        window: config.window,
+        weighted: config.budgetUnit !== "requests",
+        unit: config.budgetUnit,
+        timeoutMs: config.budgetStoreTimeoutMs,
+        ttlSeconds: config.budgetStoreTtlSeconds,
+        onEvent: onStoreEvent,
+      });
+    }
     hybrid = new HybridRouter({
       small: small.translator,
       large: large.translator,
@@ -121,6 +179,9 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
       router,
       budget: config.budget,
       window: config.window,
+      ...(sharedBudget ? { ledger: sharedBudget } : {}),
+      ...(weigher && config.budgetUnit !== "requests" ? { weigher } : {}),
+      ...(weigher ? { onAnswer: weigher.observe.bind(weigher) } : {}),
       policy: config.policy,
       guardQualityQuantile: config.guardQualityQuantile,
       guardRisk: config.guardRisk,
@@ -132,6 +193,7 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
   } catch (error) {
     await small.translator.dispose();
     await large?.translator.dispose();
+    await sharedBudget?.close();
     throw error;
   }
 
@@ -191,6 +253,7 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     },
     small,
     large,
+    sharedBudget,
     smallProbe: small.probeUrl ? new CachedProbe(small.probeUrl, config.readinessCacheMs) : null,
     largeProbe: large.probeUrl ? new CachedProbe(large.probeUrl, config.readinessCacheMs) : null,
     closing: false,
@@ -294,8 +357,23 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
   app.addHook("preClose", async () => {
     app.routelmt.closing = true;
   });
+  logStoreEvent = (event) => {
+    if (event.kind === "fallback") {
+      app.log.warn({ reason: event.reason, error: event.message }, "budget store: deciding locally");
+    } else if (event.kind === "resync") {
+      app.log.info(
+        { replayed: event.replayed, dropped: event.dropped },
+        "budget store: back to the shared budget",
+      );
+    } else if (event.kind === "epoch" && event.previous !== null) {
+      app.log.warn(
+        { previous: event.previous, epoch: event.current },
+        "budget store: the shared budget started afresh",
+      );
+    }
+  };
   app.addHook("onClose", async () => {
-    await Promise.allSettled([small.translator.dispose(), large.translator.dispose()]);
+    await Promise.allSettled([small.translator.dispose(), large.translator.dispose(), sharedBudget?.close()]);
   });
   return app;
 }

@@ -19,9 +19,10 @@ export class DecisionWindow {
    * @param budget p, in [0, 1].
    * @param window W, decisions.
    * @param logCapacity decisions kept in the log. Defaults to 100 000.
+   * @param weighted decisions carry weights (a budget in tokens or cost).
    */
-  constructor(budget: number, window: number, logCapacity = 100_000) {
-    this.budgetCap = new BudgetCap(budget, window);
+  constructor(budget: number, window: number, logCapacity = 100_000, weighted = false) {
+    this.budgetCap = new BudgetCap(budget, window, { weighted });
     this.logEntries = new Uint8Array(logCapacity);
   }
 
@@ -33,13 +34,13 @@ export class DecisionWindow {
     return this.budgetCap.cap;
   }
 
-  /** Whether a large decision now keeps the budget's hard cap. */
-  allowsLarge(): boolean {
-    return this.budgetCap.allowsLarge();
+  /** Whether a large decision (of this weight) now keeps the budget's hard cap. */
+  allowsLarge(weight = 1): boolean {
+    return this.budgetCap.allowsLarge(weight);
   }
 
-  record(large: boolean): void {
-    this.budgetCap.record(large);
+  record(large: boolean, weight = 1): void {
+    this.budgetCap.record(large, weight);
     this.decisions++;
     if (this.logEntries.length > 0) {
       this.logEntries[this.logHead] = large ? 1 : 0;

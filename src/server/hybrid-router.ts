@@ -2,9 +2,10 @@
  * Per-request routing of the hybrid server, independent of HTTP: prefill on the small model, score
  * with the router, decide synchronously under the budget, then decode small or call large.
  *
- * Decisions are synchronous (no `await` between reading the window and recording the decision), so
- * in Node's single-threaded event loop no two requests can interleave inside one and the hard cap
- * holds under any concurrency.
+ * The ledger checks the hard cap and records each decision (a request, or all items of a batch) in
+ * one step nothing can interleave with — synchronous code for the local ledger (Node's event loop
+ * runs it whole), one atomic script for the ledger shared through Redis — so the cap holds under
+ * any concurrency, across replicas too.
  *
  * Routed requests RELEASE their prefill before the large call, and a large-call failure falls back
  * to a fresh small translation (a second prefill). Why: a prefill holds one of the small engine's
@@ -49,7 +50,9 @@ import type {
   Translator,
 } from "../translators/types.js";
 import { type LinkedSignal, linkedSignal } from "../util/linked-signal.js";
-import { AdmissionGate, DecisionWindow } from "./decision-window.js";
+import { type BudgetLedger, type LedgerItem, LocalBudgetLedger } from "./budget-ledger.js";
+import type { RequestWeigher } from "./budget-units.js";
+import { AdmissionGate } from "./decision-window.js";
 import { ServerError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
 import { TrimmedTextStream } from "./trimmed-text-stream.js";
@@ -132,6 +135,18 @@ export interface HybridRouterOptions {
   budget: number;
   /** Defaults to 1000. */
   window?: number;
+  /**
+   * Where the hard cap is held: a budget shared by several replicas (`SharedBudgetLedger`). Defaults
+   * to this process's own window. With a shared ledger the controller only tracks the threshold.
+   */
+  ledger?: BudgetLedger;
+  /**
+   * What a request weighs in the budget (tokens or cost, see `budget-units.ts`); absent: every
+   * request weighs 1 (a budget in requests).
+   */
+  weigher?: Pick<RequestWeigher, "weigh">;
+  /** Called with every answer (output-length learning, spend). */
+  onAnswer?: RequestWeigher["observe"];
   /** Defaults to `routelmt`. */
   policy?: RoutingPolicy;
   /** Quantile of the quality head's training scores at or above which `guarded` keeps a request small. Defaults to 0.9. */
@@ -158,10 +173,13 @@ interface Decision {
 /** Counters the server reports in snapshots. */
 export interface HybridRouterSnapshot {
   budget: number;
+  /** `shared`: the window, cap and realized fraction are the store's, over every replica. */
+  scope: "local" | "shared";
   window: number;
   cap: number;
   threshold: number;
   realizedFraction: number | null;
+  /** Decisions this process made. */
   decisions: number;
   smallHealthy: boolean;
 }
@@ -231,7 +249,11 @@ export class HybridRouter {
   /** Tracks the gain threshold on single requests (its own cap only ever blocks more, never less). */
   private readonly controller: BudgetController;
   /** The authority for the hard cap and the realized fraction, over every decision. */
-  private readonly ledger: DecisionWindow;
+  readonly ledger: BudgetLedger;
+  private readonly weigher: Pick<RequestWeigher, "weigh"> | undefined;
+  private readonly onAnswer: RequestWeigher["observe"] | undefined;
+  /** The ledger holds the cap for several replicas (the controller then holds none). */
+  private readonly sharedLedger: boolean;
   readonly smallGate: AdmissionGate;
   readonly largeGate: AdmissionGate;
   private readonly largeTimeoutMs: number;
@@ -269,13 +291,19 @@ export class HybridRouter {
     this.smallName = options.smallName;
     this.largeName = options.largeName;
     this.router = options.router;
+    this.weigher = options.weigher;
+    this.onAnswer = options.onAnswer;
+    this.sharedLedger = options.ledger !== undefined;
     this.controller = new BudgetController({
       budget: options.budget,
       window,
       // The controller thresholds the score requests are ranked by, so it starts from that score's quantiles.
       trainingScores: this.riskAdjusted && guard ? guard.score_quantiles : gainHead.score_quantiles,
+      weighted: this.weigher !== undefined,
+      // A shared ledger holds the cap over every replica; a local cap here would only block more.
+      enforceCap: options.ledger === undefined,
     });
-    this.ledger = new DecisionWindow(options.budget, window);
+    this.ledger = options.ledger ?? new LocalBudgetLedger(options.budget, window, this.weigher !== undefined);
     this.smallGate = new AdmissionGate(options.queueSize ?? 256);
     this.largeGate = new AdmissionGate(options.queueSize ?? 256);
     this.largeTimeoutMs = options.largeTimeoutMs ?? 30_000;
@@ -311,18 +339,20 @@ export class HybridRouter {
   }
 
   snapshot(): HybridRouterSnapshot {
+    const ledger = this.ledger.state();
     return {
       budget: this.budget,
-      window: this.ledger.window,
-      cap: this.ledger.cap,
+      scope: ledger.scope,
+      window: ledger.window,
+      cap: ledger.cap,
       threshold: this.controller.threshold(),
-      realizedFraction: this.ledger.realizedFraction(),
-      decisions: this.ledger.count,
+      realizedFraction: ledger.realizedFraction,
+      decisions: ledger.decisions,
       smallHealthy: this.lastSmallError === null,
     };
   }
 
-  /** Recent decisions, oldest first (1 = large), for audits of the hard cap. */
+  /** Recent decisions of this process, oldest first (1 = large), for audits of the hard cap. */
   decisionLog(): Uint8Array {
     return this.ledger.log();
   }
@@ -407,7 +437,10 @@ export class HybridRouter {
       const prefillMs = performance.now() - prefillStarted;
 
       const decisionStarted = performance.now();
-      const decisions = batch ? this.decideBatch(prefills) : [this.decideOne(prefills[0]!)];
+      const weights = requests.map((request, index) => this.weigher?.weigh(prefills[index]!, request) ?? 1);
+      const decisions = batch
+        ? await this.decideBatch(prefills, weights)
+        : [await this.decideOne(prefills[0]!, weights[0]!)];
       const decisionMs = performance.now() - decisionStarted;
       options.onDecided?.(decisions.map(decidedSource));
 
@@ -437,6 +470,7 @@ export class HybridRouter {
             );
             releaseSmall(1);
           }
+          this.onAnswer?.(request, result.model, result.promptTokens, result.outputTokens);
           const latencyMs = performance.now() - started;
           this.metrics?.observeStage("total", latencyMs);
           this.metrics?.countTranslation(
@@ -533,41 +567,62 @@ export class HybridRouter {
     return { qualityPrediction: scores.quality?.[row] ?? null, riskProbability: scores.risk?.[row] ?? null };
   }
 
-  /** Online decision for one request. Synchronous: see the module comment. */
-  private decideOne(prefilled: Prefilled): Decision {
+  /**
+   * Online decision for one request. The threshold and the guards decide synchronously; the ledger
+   * then checks the cap and records the decision in one step nothing can interleave with (see the
+   * module comment, and the shared ledger's script).
+   */
+  private async decideOne(prefilled: Prefilled, weight: number): Promise<Decision> {
     const scores = this.scores([prefilled]);
     const gain = scores.gain![0]!;
-    const verdict = this.controller.decide(this.rankScore(scores, 0));
-    let large = verdict.target === "large";
+    const verdict = this.controller.decide(this.rankScore(scores, 0), weight);
+    let wantsLarge = verdict.target === "large";
     // Risk-adjusted: kept small by the risk term alone, its gain would have passed the threshold.
     let guarded =
       this.riskAdjusted && verdict.reason === "score-below-threshold" && gain >= verdict.threshold;
     if (guarded) this.metrics?.guarded.inc();
-    let fallbackReason: FallbackReason | null = null;
     if (verdict.target === "small" && verdict.reason === "budget-cap") this.metrics?.capBlocked.inc();
-    if (large && firedGuard(this.signals(scores, 0), this.thresholds) !== null) {
-      large = false;
+    if (wantsLarge && firedGuard(this.signals(scores, 0), this.thresholds) !== null) {
+      wantsLarge = false;
       guarded = true;
       this.metrics?.guarded.inc();
     }
-    if (large && !this.ledger.allowsLarge()) {
-      large = false;
-      this.metrics?.capBlocked.inc();
-    }
-    if (large && !this.largeGate.tryAcquire()) {
-      large = false;
-      fallbackReason = "large-queue-full";
-    }
-    this.ledger.record(large);
-    return { large, gain, guarded, fallbackReason };
+    const [decision] = await this.admitAndRecord([{ wantsLarge, weight }]);
+    // A shared ledger's realized fraction is every replica's: the threshold aims at it.
+    if (this.sharedLedger) this.controller.observeRealized(this.ledger.state().realizedFraction);
+    return { ...decision!, gain, guarded };
+  }
+
+  /**
+   * Takes a large-engine place for each item that wants one, records the items in the ledger in
+   * order, and gives back the places of those the cap kept small. A place is taken first because a
+   * decision the ledger has recorded large cannot be taken back when the queue turns out full.
+   */
+  private async admitAndRecord(
+    items: readonly LedgerItem[],
+  ): Promise<Pick<Decision, "large" | "fallbackReason">[]> {
+    const asked = items.map((item) => {
+      if (!item.wantsLarge) return { item, fallbackReason: null };
+      if (this.largeGate.tryAcquire()) return { item, fallbackReason: null };
+      return { item: { ...item, wantsLarge: false }, fallbackReason: "large-queue-full" as const };
+    });
+    const outcomes = await this.ledger.decide(asked.map(({ item }) => item));
+    return asked.map(({ item, fallbackReason }, index) => {
+      const large = outcomes[index]!;
+      if (item.wantsLarge && !large) {
+        this.largeGate.release();
+        this.metrics?.capBlocked.inc();
+      }
+      return { large, fallbackReason };
+    });
   }
 
   /**
    * Batch decision: the top ⌊p·n⌋ by gain (guards refill dropped slots from the next candidates);
-   * each item is then recorded in the window in priority order, so if the hard cap binds it is the
-   * lowest-gain candidates that stay small. Synchronous: see the module comment.
+   * the items are then recorded in the ledger in priority order, so if the hard cap binds it is the
+   * lowest-gain candidates that stay small.
    */
-  private decideBatch(prefills: Prefilled[]): Decision[] {
+  private async decideBatch(prefills: Prefilled[], weights: readonly number[]): Promise<Decision[]> {
     const count = prefills.length;
     const scores = this.scores(prefills);
     const gains = Array.from(scores.gain!);
@@ -591,27 +646,21 @@ export class HybridRouter {
         visited = rank + 1;
       }
     }
-    const decisions: Decision[] = new Array(count);
-    order.forEach((index, rank) => {
-      let large = allocation.routed[index]!;
-      const guarded =
-        !large &&
+    const guarded = order.map(
+      (index, rank) =>
+        !allocation.routed[index]! &&
         (byGain?.has(index) ??
           (rank < visited &&
             routedCount(this.budget, count) > 0 &&
-            firedGuard(signals[index]!, this.thresholds) !== null));
-      if (guarded) this.metrics?.guarded.inc();
-      let fallbackReason: FallbackReason | null = null;
-      if (large && !this.ledger.allowsLarge()) {
-        large = false;
-        this.metrics?.capBlocked.inc();
-      }
-      if (large && !this.largeGate.tryAcquire()) {
-        large = false;
-        fallbackReason = "large-queue-full";
-      }
-      this.ledger.record(large);
-      decisions[index] = { large, gain: gains[index]!, guarded, fallbackReason };
+            firedGuard(signals[index]!, this.thresholds) !== null)),
+    );
+    for (const fired of guarded) if (fired) this.metrics?.guarded.inc();
+    const recorded = await this.admitAndRecord(
+      order.map((index) => ({ wantsLarge: allocation.routed[index]!, weight: weights[index]! })),
+    );
+    const decisions: Decision[] = new Array(count);
+    order.forEach((index, rank) => {
+      decisions[index] = { ...recorded[rank]!, gain: gains[index]!, guarded: guarded[rank]! };
     });
     return decisions;
   }

@@ -1,5 +1,14 @@
 export { type BuildAppExtras, buildApp, type RoutelmtServerState } from "./app.js";
 export { BearerAuthenticator, readApiKeys } from "./auth.js";
+export { type BudgetLedger, type LedgerItem, type LedgerState, LocalBudgetLedger } from "./budget-ledger.js";
+export {
+  type BudgetUnit,
+  BudgetWeigher,
+  budgetUnits,
+  OutputLengthEstimate,
+  type RequestWeigher,
+  type TokenPrices,
+} from "./budget-units.js";
 export {
   readConfigFile,
   resolveServerConfig,
@@ -32,4 +41,11 @@ export {
   type StageTimings,
 } from "./hybrid-router.js";
 export { ServerMetrics } from "./metrics.js";
+export {
+  type AuditEntry,
+  type SharedBudgetEvent,
+  SharedBudgetLedger,
+  type SharedBudgetLedgerOptions,
+  type StoreStatus,
+} from "./shared-budget-ledger.js";
 export { closeWithDeadline, type ShutdownReport } from "./shutdown.js";

@@ -20,6 +20,8 @@ export interface MetricsSources {
   realizedFraction: () => number | null;
   threshold: () => number;
   queueDepth: (engine: "small" | "large") => number;
+  /** Whether the shared budget store is in use (true), the replica decides locally (false), or there is none (null). */
+  budgetStoreUp?: () => boolean | null;
 }
 
 /** Seconds: from a sub-millisecond decision to a multi-second large call. */
@@ -52,6 +54,12 @@ export class ServerMetrics {
   readonly capBlocked: Counter;
   readonly streamErrors: Counter<"engine">;
   readonly clientDisconnects: Counter;
+  readonly budgetStoreFailures: Counter<"reason">;
+  readonly budgetStoreLocalDecisions: Counter;
+  readonly budgetStoreResyncs: Counter;
+  readonly budgetStoreReplayed: Counter;
+  readonly budgetStoreSeconds: Histogram;
+  readonly spend: Counter<"model">;
 
   constructor(sources: MetricsSources, gainHistogramBuckets: number[]) {
     const registers = [this.registry];
@@ -119,6 +127,49 @@ export class ServerMetrics {
       help: "Requests whose client closed the connection before the answer was complete (their engine calls are aborted)",
       registers,
     });
+    this.budgetStoreFailures = new Counter({
+      name: "routelmt_budget_store_fallbacks_total",
+      help: "Switches to the local budget window, by reason (timeout, unavailable, error, mismatch)",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.budgetStoreLocalDecisions = new Counter({
+      name: "routelmt_budget_store_local_decisions_total",
+      help: "Decisions made in the local window while the shared budget store was slow or down",
+      registers,
+    });
+    this.budgetStoreResyncs = new Counter({
+      name: "routelmt_budget_store_resyncs_total",
+      help: "Returns to the shared budget store after a fallback",
+      registers,
+    });
+    this.budgetStoreReplayed = new Counter({
+      name: "routelmt_budget_store_replayed_decisions_total",
+      help: "Local decisions appended to the shared budget's global sequence at resync",
+      registers,
+    });
+    this.budgetStoreSeconds = new Histogram({
+      name: "routelmt_budget_store_seconds",
+      help: "Time of a decision's round trip to the shared budget store",
+      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers,
+    });
+    this.spend = new Counter({
+      name: "routelmt_spend_total",
+      help: "Spend of the answers, by model: their reported tokens at the configured prices per 1000 tokens",
+      labelNames: ["model"],
+      registers,
+    });
+    new Gauge({
+      name: "routelmt_budget_store_up",
+      help: "1 while decisions go to the shared budget store, 0 while this replica decides locally (absent without a store)",
+      registers,
+      collect() {
+        const up = sources.budgetStoreUp?.() ?? null;
+        if (up === null) this.reset();
+        else this.set(up ? 1 : 0);
+      },
+    });
     new Gauge({
       name: "routelmt_budget",
       help: "Configured budget p (target large fraction)",
@@ -129,7 +180,7 @@ export class ServerMetrics {
     });
     new Gauge({
       name: "routelmt_large_fraction",
-      help: "Realized large fraction over the sliding window of decisions",
+      help: "Realized large fraction over the sliding window of decisions (every replica's, with a shared budget store that is up)",
       registers,
       collect() {
         this.set(sources.realizedFraction() ?? 0);

@@ -7,6 +7,7 @@ export {
   localModelFingerprint,
   type ModelSpec,
   modelCacheDirectory,
+  type OpenAIApi,
   parseModelSpec,
   resolveGgufPath,
 } from "./model-spec.js";

@@ -15,7 +15,28 @@ describe("parseModelSpec", () => {
       spec: "openai:http://127.0.0.1:8000/v1/#org/model#v2",
       baseURL: "http://127.0.0.1:8000/v1/#org/model",
       model: "v2",
+      api: undefined,
     });
+  });
+
+  it("reads the endpoint a remote spec asks for", () => {
+    expect(parseModelSpec("openai+completions:http://127.0.0.1:8080/v1#tinymt-large.gguf")).toEqual({
+      kind: "openai",
+      spec: "openai+completions:http://127.0.0.1:8080/v1#tinymt-large.gguf",
+      baseURL: "http://127.0.0.1:8080/v1",
+      model: "tinymt-large.gguf",
+      api: "completions",
+    });
+    expect(parseModelSpec("openai+chat:http://h/v1#m")).toMatchObject({
+      api: "chat",
+      baseURL: "http://h/v1",
+    });
+    expect(() => parseModelSpec("openai+embeddings:http://h/v1#m")).toThrow(
+      /unknown endpoint "openai\+embeddings": use openai:, openai\+chat: or openai\+completions:/,
+    );
+    expect(() => parseModelSpec("openai+completions:http://h/v1")).toThrow(
+      /expected openai\+completions:<baseURL>#<model>/,
+    );
   });
 
   it("explains malformed specs", () => {

@@ -8,22 +8,48 @@ import { ggufFingerprint } from "./gguf-fingerprint.js";
  * Where a model comes from:
  * - `path/to/model.gguf` — a local GGUF file, run in-process;
  * - `hf:<user>/<repo>/<file>.gguf` — a GGUF on Hugging Face, downloaded once into the cache;
- * - `openai:<baseURL>#<model>` — an OpenAI-compatible server (vLLM, llama.cpp server, Ollama, hosted APIs).
+ * - `openai:<baseURL>#<model>` — an OpenAI-compatible server (vLLM, llama.cpp server, Ollama, hosted APIs);
+ *   `openai+completions:` sends the rendered prompt as is to `/completions` (a base model, whose
+ *   server would otherwise wrap it in a chat template), `openai+chat:` names the default explicitly.
  */
 export type ModelSpec =
   | { kind: "gguf"; spec: string; path: string }
   | { kind: "hf"; spec: string; uri: string }
-  | { kind: "openai"; spec: string; baseURL: string; model: string };
+  | {
+      kind: "openai";
+      spec: string;
+      baseURL: string;
+      model: string;
+      /** The endpoint the spec asked for; undefined for plain `openai:` (the engine's default). */
+      api: OpenAIApi | undefined;
+    };
+
+/** Which OpenAI endpoint decodes: `chat` (the server applies the model's chat template) or raw `completions`. */
+export type OpenAIApi = "chat" | "completions";
+
+/** `openai:`, `openai+chat:`, `openai+completions:` and the endpoint each asks for. */
+const OPENAI_SCHEMES: readonly { prefix: string; api: OpenAIApi | undefined }[] = [
+  { prefix: "openai:", api: undefined },
+  { prefix: "openai+chat:", api: "chat" },
+  { prefix: "openai+completions:", api: "completions" },
+];
 
 export function parseModelSpec(spec: string): ModelSpec {
   const text = spec.trim();
   if (text === "") throw new UsageError("empty model spec");
-  if (text.startsWith("openai:")) {
-    const rest = text.slice("openai:".length);
+  const openai = OPENAI_SCHEMES.find((scheme) => text.startsWith(scheme.prefix));
+  if (openai === undefined && /^openai\+[^:]*:/.test(text)) {
+    throw new UsageError(
+      `model spec ${JSON.stringify(spec)}: unknown endpoint ${JSON.stringify(text.slice(0, text.indexOf(":")))}: use openai:, openai+chat: or openai+completions:`,
+    );
+  }
+  if (openai !== undefined) {
+    const scheme = openai.prefix;
+    const rest = text.slice(scheme.length);
     const hash = rest.lastIndexOf("#");
     if (hash <= 0 || hash === rest.length - 1) {
       throw new UsageError(
-        `model spec ${JSON.stringify(spec)}: expected openai:<baseURL>#<model>, e.g. openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-7B-Instruct`,
+        `model spec ${JSON.stringify(spec)}: expected ${scheme}<baseURL>#<model>, e.g. ${scheme}http://127.0.0.1:8000/v1#Qwen/Qwen2.5-7B-Instruct`,
       );
     }
     const baseURL = rest.slice(0, hash).replace(/\/+$/, "");
@@ -36,7 +62,7 @@ export function parseModelSpec(spec: string): ModelSpec {
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw new UsageError(`model spec ${JSON.stringify(spec)}: the base URL must be http(s)`);
     }
-    return { kind: "openai", spec: text, baseURL, model: rest.slice(hash + 1) };
+    return { kind: "openai", spec: text, baseURL, model: rest.slice(hash + 1), api: openai.api };
   }
   if (text.startsWith("hf:")) {
     const parts = text.slice(3).split("/");

@@ -107,6 +107,9 @@ export async function openTranslator(
       concurrency: options.concurrency,
       maxTokens: options.maxTokens,
       promptBuilder: promptBuilderFor(template),
+      // Chat unless the spec asks for completions: a chat model's server knows its template, we do not.
+      api: spec.api ?? "chat",
+      renderPrompt: (request) => renderPrompt(template, request),
       ...options.remote,
     });
   }
@@ -151,7 +154,9 @@ export async function openProbedTranslator(
       template: template.text,
       renderPrompt: (request) => renderPrompt(template, request),
       promptBuilder: promptBuilderFor(template),
-      decodeEndpoint: "completions",
+      // The features are the raw prompt's (embeddings apply no chat template), so by default decoding
+      // continues from that same text; `openai+chat:` decodes through the chat template instead.
+      api: spec.api ?? "completions",
       ...options.remote,
     });
   }

@@ -126,7 +126,7 @@ describe("OpenAIProbedTranslator streaming (the remote small model's decode)", (
     const translator = new OpenAIProbedTranslator("small", {
       baseURL: server.url,
       dim: 8,
-      decodeEndpoint: "completions",
+      api: "completions",
     });
     const plain = await (await translator.prefill(request)).continue();
     const prefilled = await translator.prefill(request);

@@ -87,12 +87,30 @@ describe("OpenAICompatibleTranslator", () => {
     });
   });
 
-  it("hands the whole answer to onText at once, one request per call", async () => {
-    const translator = makeTranslator();
-    const deltas: string[] = [];
-    const [translation] = await translator.translate([request], { onText: (delta) => deltas.push(delta) });
-    expect(deltas).toEqual([translation?.text]);
-    await expect(translator.translate([request, request], { onText: () => {} })).rejects.toThrow(UsageError);
+  it("sends the raw prompt to /completions when its api is completions (a base model)", async () => {
+    const translator = makeTranslator({
+      api: "completions",
+      renderPrompt: (r) => `English: ${r.text}\nGerman:`,
+    });
+    const [translation] = await translator.translate([request], { maxTokens: 7 });
+    expect(translation).toMatchObject({ text: "[large] English: Hello world German:", finishReason: "stop" });
+    expect(server.requests.map((sent) => sent.path)).toEqual(["/v1/completions"]);
+    expect(server.requests[0]!.body).toEqual({
+      model: "large",
+      prompt: "English: Hello world\nGerman:",
+      max_tokens: 7,
+      temperature: 0,
+      top_p: 1,
+      seed: 0,
+      n: 1,
+      stream: false,
+    });
+    // Without a renderer the raw prompt is the prompt builder's message, as chat would send it.
+    server.setBehaviour({ kind: "succeed" });
+    await makeTranslator({ api: "completions" }).translate([request]);
+    expect(server.requests[0]!.body).toMatchObject({
+      prompt: defaultPromptBuilder(request).messages[0]!.content,
+    });
   });
 
   it("uses the caller's prompt builder and max tokens, reporting length stops", async () => {

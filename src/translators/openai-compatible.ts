@@ -5,6 +5,7 @@ import { bodySnippet, parseRetryAfterMs, postJson } from "../util/http.js";
 import { type RetryEvent, withRetries } from "../util/retry.js";
 import { Semaphore } from "../util/semaphore.js";
 import { mapOpenAIFinishReason } from "./map-openai-finish-reason.js";
+import type { OpenAIApi } from "./model-spec.js";
 import { assertOneStreamedRequest } from "./text-stream.js";
 import type { DecodeOptions, Translation, TranslationRequest, Translator } from "./types.js";
 
@@ -56,6 +57,14 @@ export interface OpenAICompatibleOptions {
   maxTokens?: number;
   /** Builds the chat messages. Defaults to {@link defaultPromptBuilder}. */
   promptBuilder?: PromptBuilder;
+  /**
+   * `chat` decodes through `/chat/completions` (the server wraps the messages in the model's chat
+   * template); `completions` sends `renderPrompt`'s text as is to `/completions`, which a base model
+   * needs (wrapped in a chat template it was never trained on, it answers garbage). Defaults to `chat`.
+   */
+  api?: OpenAIApi;
+  /** The raw prompt of `api: "completions"`. Defaults to the prompt builder's last message. */
+  renderPrompt?: (request: TranslationRequest) => string;
   /** Called before every retry, e.g. to count retries in metrics. */
   onRetry?: (event: RetryEvent) => void;
 }
@@ -108,6 +117,9 @@ export class OpenAICompatibleTranslator implements Translator {
   readonly engineName: string;
   protected readonly maxTokens: number;
   protected readonly promptBuilder: PromptBuilder;
+  /** The endpoint translations decode through. */
+  readonly api: OpenAIApi;
+  protected readonly renderPrompt: (request: TranslationRequest) => string;
   readonly #semaphore: Semaphore;
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
@@ -141,6 +153,10 @@ export class OpenAICompatibleTranslator implements Translator {
     this.engineName = `openai:${this.baseURL}#${modelId}`;
     this.maxTokens = options.maxTokens ?? 256;
     this.promptBuilder = options.promptBuilder ?? defaultPromptBuilder;
+    this.api = options.api ?? "chat";
+    const promptBuilder = this.promptBuilder;
+    this.renderPrompt =
+      options.renderPrompt ?? ((request) => promptBuilder(request).messages.at(-1)?.content ?? "");
     this.#semaphore = new Semaphore(concurrency);
     this.#headers = {
       ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
@@ -170,8 +186,9 @@ export class OpenAICompatibleTranslator implements Translator {
     );
   }
 
-  /** Translates one request through chat completions (streamed when `options.onText` is given). */
+  /** Translates one request through the endpoint of {@link api} (streamed when `options.onText` is given). */
   async translateOne(request: TranslationRequest, options: DecodeOptions = {}): Promise<Translation> {
+    if (this.api === "completions") return this.completeRawPrompt(this.renderPrompt(request), options);
     const { messages } = this.promptBuilder(request);
     if (options.onText) return this.#streamAnswer("/chat/completions", { messages }, options, options.onText);
     const { answer, ms } = await this.post(

@@ -90,7 +90,7 @@ describe("OpenAIProbedTranslator", () => {
     const translator = new OpenAIProbedTranslator("small", {
       baseURL: server.url,
       dim: 6,
-      decodeEndpoint: "completions",
+      api: "completions",
       renderPrompt: (r) => `<|user|>${r.srcLang}-${r.tgtLang}\n\n${r.text}<|assistant|>`,
     });
     const prefilled = await translator.prefill(request);

@@ -39,14 +39,12 @@ export interface OpenAIProbedTranslatorOptions extends OpenAICompatibleOptions {
    * Defaults to {@link DEFAULT_INSTRUCTION_TEMPLATE}.
    */
   template?: string;
-  /** Renders the prompt whose last-token state is the feature. Defaults to filling `template`. */
-  renderPrompt?: (request: TranslationRequest) => string;
   /**
-   * How `continue()` decodes: `chat` sends the prompt builder's messages to `/chat/completions` (the
-   * server applies its chat template); `completions` sends the exact rendered prompt to
-   * `/completions`, so decoding sees the very text the features came from. Defaults to `chat`.
+   * Renders the prompt whose last-token state is the feature (and, with `api: "completions"`, the
+   * prompt decoded from, so decoding sees the very text the features came from). Defaults to
+   * filling `template`. `api` says how `continue()` and `translate()` decode.
    */
-  decodeEndpoint?: "chat" | "completions";
+  renderPrompt?: (request: TranslationRequest) => string;
 }
 
 const embeddingResponseSchema = z.object({
@@ -74,8 +72,6 @@ const POOLING_HINT =
 export class OpenAIProbedTranslator extends OpenAICompatibleTranslator implements ProbedTranslator {
   override readonly engine: string = "openai-embeddings";
   readonly featureIdentity: FeatureIdentity;
-  readonly #renderPrompt: (request: TranslationRequest) => string;
-  readonly #decodeEndpoint: "chat" | "completions";
 
   constructor(modelId: string, options: OpenAIProbedTranslatorOptions) {
     const template = options.template ?? DEFAULT_INSTRUCTION_TEMPLATE;
@@ -83,6 +79,7 @@ export class OpenAIProbedTranslator extends OpenAICompatibleTranslator implement
       options.renderPrompt ?? ((request: TranslationRequest) => renderInstruction(template, request));
     super(modelId, {
       ...options,
+      renderPrompt,
       // Unless told otherwise, chat decoding sends the same rendered text as the user message.
       promptBuilder:
         options.promptBuilder ??
@@ -97,8 +94,6 @@ export class OpenAIProbedTranslator extends OpenAICompatibleTranslator implement
         `feature views "${views}" cannot be read from a remote small model (${modelId}): its embeddings endpoint pools only the last token's final state (last:final); use an in-process GGUF model for other views`,
       );
     }
-    this.#renderPrompt = renderPrompt;
-    this.#decodeEndpoint = options.decodeEndpoint ?? "chat";
     this.featureIdentity = {
       fingerprint: options.fingerprint ?? `remote:${this.baseURL}#${modelId}`,
       arch: options.arch ?? "remote",
@@ -111,7 +106,7 @@ export class OpenAIProbedTranslator extends OpenAICompatibleTranslator implement
 
   /** Reads the last-token state of the rendered prompt from the embeddings endpoint. */
   async prefill(request: TranslationRequest, options: PrefillOptions = {}): Promise<Prefilled> {
-    const prompt = this.#renderPrompt(request);
+    const prompt = this.renderPrompt(request);
     const { answer } = await this.post("/embeddings", { input: prompt, embd_normalize: -1 }, options.signal);
     const parsed = this.parse(embeddingResponseSchema, answer, "/embeddings", POOLING_HINT);
     const embedding = parsed.data[0]!.embedding;
@@ -134,9 +129,7 @@ export class OpenAIProbedTranslator extends OpenAICompatibleTranslator implement
             `${this.engineName}: continue() after ${state === "continued" ? "continue()" : "release()"}`,
           );
         state = "continued";
-        return this.#decodeEndpoint === "completions"
-          ? this.completeRawPrompt(prompt, options)
-          : this.translateOne(request, options);
+        return this.translateOne(request, options);
       },
       release: async () => {
         if (state === "ready") state = "released";

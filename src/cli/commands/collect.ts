@@ -142,6 +142,7 @@ export function registerCollect(program: Command, io: CliIo): void {
           extraMetrics,
           maxTokens: flags.maxTokens,
           chunkSize: flags.chunkSize,
+          concurrency: flags.concurrency,
           onProgress: progress.onProgress,
           tooLong: flags.skipTooLong ? "skip" : "refuse",
           onNote: (note) => io.stderr(`note: ${note}\n`),

@@ -1,4 +1,6 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
+import { UsageError } from "../../errors/index.js";
+import { costUnits } from "../../eval/cost-curves.js";
 import { evaluateDataset, formatEvalSummary } from "../../eval/evaluate-dataset.js";
 import { parseBudgets } from "../../eval/run-eval.js";
 import type { CliIo } from "../io.js";
@@ -16,6 +18,9 @@ interface EvalFlags {
   external: string[];
   severeDelta?: number;
   out?: string;
+  budgetUnit?: (typeof costUnits)[number];
+  largeInputPrice?: number;
+  largeOutputPrice?: number;
 }
 
 export function registerEval(program: Command, io: CliIo): void {
@@ -62,13 +67,51 @@ export function registerEval(program: Command, io: CliIo): void {
       finiteNumber("--severe-delta"),
     )
     .option("--out <dir>", "report directory (default: <data>/eval)")
+    .addOption(
+      new Option(
+        "--budget-unit <unit>",
+        "also draw quality against realized tokens or cost of the large model (curves-cost.csv, pareto-cost.svg), from the token counts collect keeps",
+      ).choices(costUnits),
+    )
+    .option(
+      "--large-input-price <x>",
+      "large model's price per 1000 input tokens (--budget-unit cost)",
+      finiteNumber("--large-input-price"),
+    )
+    .option(
+      "--large-output-price <x>",
+      "large model's price per 1000 output tokens (--budget-unit cost)",
+      finiteNumber("--large-output-price"),
+    )
     .action(async (flags: EvalFlags) => {
       await runEvalCommand(flags, io);
     });
 }
 
 async function runEvalCommand(flags: EvalFlags, io: CliIo): Promise<void> {
+  const pricesGiven = flags.largeInputPrice !== undefined || flags.largeOutputPrice !== undefined;
+  if (pricesGiven && flags.budgetUnit !== "cost") {
+    throw new UsageError("--large-input-price and --large-output-price apply to --budget-unit cost");
+  }
+  if (flags.budgetUnit === "cost") {
+    if (flags.largeInputPrice === undefined || flags.largeOutputPrice === undefined) {
+      throw new UsageError("--budget-unit cost needs --large-input-price and --large-output-price");
+    }
+    if (flags.largeInputPrice < 0 || flags.largeOutputPrice < 0) {
+      throw new UsageError("--large-input-price and --large-output-price must be ≥ 0");
+    }
+  }
   const { summary, files } = await evaluateDataset({
+    ...(flags.budgetUnit
+      ? {
+          costBasis: {
+            unit: flags.budgetUnit,
+            ...(flags.budgetUnit === "cost"
+              ? { prices: { input: flags.largeInputPrice!, output: flags.largeOutputPrice! } }
+              : {}),
+          },
+        }
+      : {}),
     data: flags.data,
     router: flags.router,
     policies: flags.policies,

@@ -25,6 +25,41 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
     parse: finiteNumber("--budget"),
   },
   {
+    key: "budget-unit",
+    flag: "--budget-unit <unit>",
+    help: "what the budget is a share of: requests, tokens (the large model's, prompt plus output) or cost (its bill at the large-*-price prices) (default requests)",
+  },
+  {
+    key: "large-input-price",
+    flag: "--large-input-price <x>",
+    help: "large model's price per 1000 input tokens (required for --budget-unit cost)",
+    parse: finiteNumber("--large-input-price"),
+  },
+  {
+    key: "large-output-price",
+    flag: "--large-output-price <x>",
+    help: "large model's price per 1000 output tokens (required for --budget-unit cost)",
+    parse: finiteNumber("--large-output-price"),
+  },
+  {
+    key: "small-input-price",
+    flag: "--small-input-price <x>",
+    help: "small model's price per 1000 input tokens (spend metric only)",
+    parse: finiteNumber("--small-input-price"),
+  },
+  {
+    key: "small-output-price",
+    flag: "--small-output-price <x>",
+    help: "small model's price per 1000 output tokens (spend metric only)",
+    parse: finiteNumber("--small-output-price"),
+  },
+  {
+    key: "output-tokens-per-char",
+    flag: "--output-tokens-per-char <x>",
+    help: "starting estimate of the large model's output tokens per source character, learned from its answers (default 0.3)",
+    parse: finiteNumber("--output-tokens-per-char"),
+  },
+  {
     key: "port",
     flag: "--port <n>",
     help: "port to listen on; 0 picks a free one (default 8080)",
@@ -46,6 +81,28 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
     flag: "--window <n>",
     help: "decisions in the budget's sliding window and hard cap (default 1000)",
     parse: positiveInteger("--window"),
+  },
+  {
+    key: "budget-store",
+    flag: "--budget-store <url>",
+    help: "redis://HOST:PORT[/DB]: one budget (window and hard cap) for every replica naming this store (default: each replica its own)",
+  },
+  {
+    key: "budget-store-namespace",
+    flag: "--budget-store-namespace <name>",
+    help: "keeps deployments sharing one Redis apart; the same on every replica of one (default default)",
+  },
+  {
+    key: "budget-store-timeout-ms",
+    flag: "--budget-store-timeout-ms <n>",
+    help: "longest a decision waits for the budget store before it is made locally (default 50)",
+    parse: positiveInteger("--budget-store-timeout-ms"),
+  },
+  {
+    key: "budget-store-ttl-s",
+    flag: "--budget-store-ttl-s <n>",
+    help: "how long the store keeps a namespace after its last decision (default 604800, 7 days)",
+    parse: positiveInteger("--budget-store-ttl-s"),
   },
   {
     key: "threads",
@@ -199,8 +256,14 @@ export function registerServe(program: Command, io: CliIo): void {
     const address = await app.listen({ port: config.port, host: config.host });
     const stopping = stopSignal();
     const keys = app.routelmt.apiKeyCount;
+    const store = app.routelmt.sharedBudget?.status();
+    const budget = `budget ${config.budget}${config.budgetUnit === "requests" ? "" : ` of ${config.budgetUnit}`}${
+      store
+        ? `, shared through ${store.store} namespace ${store.namespace}${store.ok ? "" : " (unreachable: deciding locally)"}`
+        : ""
+    }`;
     io.stdout(
-      `routelmt serve listening on ${address} (budget ${config.budget}, policy ${config.policy}, ${keys === 0 ? "no API keys: open to every client" : `API keys: ${keys}`})\n`,
+      `routelmt serve listening on ${address} (${budget}, policy ${config.policy}, ${keys === 0 ? "no API keys: open to every client" : `API keys: ${keys}`})\n`,
     );
     const signal = await stopping;
     io.stderr(`routelmt serve: ${signal}: finishing in-flight requests\n`);

@@ -6,6 +6,7 @@ import path from "node:path";
 import { writeFileAtomic } from "../../util/atomic-file.js";
 import { makeDirectory } from "../../util/make-directory.js";
 import type { EvalSummary } from "../run-eval.js";
+import { costAxis, costCurvesCsv } from "./cost-report.js";
 import { curvesCsv } from "./curves-csv.js";
 import { guardTradeoffSpec } from "./guard-chart.js";
 import { findChartFonts, renderParetoSvg, renderPng, renderSpecSvg } from "./pareto-chart.js";
@@ -13,6 +14,7 @@ import { reportHtml } from "./report-html.js";
 import { reportMarkdown } from "./report-markdown.js";
 
 export { BUDGET_TABLE_HEADERS, budgetTableRows, budgetTableText, entryAt } from "./budget-table.js";
+export { COST_CSV_COLUMNS, costAxis, costCurvesCsv, costSection } from "./cost-report.js";
 export { CURVES_CSV_COLUMNS, csvField, curvesCsv } from "./curves-csv.js";
 export { escapeHtml, escapeMarkdown, formatBudget, formatNumber, formatPercent } from "./format.js";
 export { guardTradeoffSpec } from "./guard-chart.js";
@@ -32,6 +34,8 @@ export interface ReportFiles {
   /** The guard's trade-off plot, when the router carries a guard. */
   guardSvg?: string;
   guardPng?: string;
+  /** With a budget unit: curves-cost.csv and pareto-cost.svg/png. */
+  cost?: { curves: string; svg: string; png: string };
 }
 
 /**
@@ -52,6 +56,7 @@ export async function writeReport(summary: EvalSummary, directory: string): Prom
   const svg = await renderParetoSvg(summary);
   const guardSpec = guardTradeoffSpec(summary);
   const guardSvg = guardSpec ? await renderSpecSvg(guardSpec) : null;
+  const costSvg = summary.cost ? await renderParetoSvg(summary, costAxis(summary)) : undefined;
   await writeFileAtomic(files.summary, `${JSON.stringify(summary, null, 2)}\n`);
   await writeFileAtomic(files.curves, curvesCsv(summary));
   await writeFileAtomic(files.svg, svg);
@@ -62,7 +67,17 @@ export async function writeReport(summary: EvalSummary, directory: string): Prom
     await writeFileAtomic(files.guardSvg, guardSvg);
     await writeFileAtomic(files.guardPng, renderPng(guardSvg, fontFiles));
   }
-  await writeFileAtomic(files.html, reportHtml(summary, svg, guardSvg));
+  if (costSvg !== undefined) {
+    files.cost = {
+      curves: path.join(directory, "curves-cost.csv"),
+      svg: path.join(directory, "pareto-cost.svg"),
+      png: path.join(directory, "pareto-cost.png"),
+    };
+    await writeFileAtomic(files.cost.curves, costCurvesCsv(summary));
+    await writeFileAtomic(files.cost.svg, costSvg);
+    await writeFileAtomic(files.cost.png, renderPng(costSvg, fontFiles));
+  }
+  await writeFileAtomic(files.html, reportHtml(summary, svg, guardSvg, costSvg));
   await writeFileAtomic(files.markdown, reportMarkdown(summary));
   return files;
 }

@@ -49,20 +49,37 @@ export const CHART_CONFIG = {
   axis: { titleFontSize: 13, labelFontSize: 11, titlePadding: 10 },
   legend: { titleFontSize: 12, labelFontSize: 11, labelLimit: 280, symbolStrokeWidth: 2.5 },
 };
+/** What the plot draws against quality: the budget (the default), or another share such as realized cost. */
+export interface ParetoAxis {
+  /** One point per policy and budget; `x` is the axis value. */
+  points: { policy: string; x: number; quality: number }[];
+  title: string;
+  subtitle: string;
+  xTitle: string;
+  domain: [number, number];
+}
+
+/** Quality against the budget p, every policy's batch curve. */
+export function budgetAxis(summary: EvalSummary): ParetoAxis {
+  return {
+    points: Object.entries(summary.policies).flatMap(([name, policy]) =>
+      policy.curve.map((entry) => ({ policy: name, x: entry.budget, quality: entry.quality })),
+    ),
+    title: "Hybrid quality vs budget",
+    subtitle: `${summary.label_metric}, N = ${summary.n} segments, batch allocation`,
+    xTitle: "Budget p (share of segments sent to the large model)",
+    domain: [summary.budgets[0] ?? 0, summary.budgets[summary.budgets.length - 1] ?? 1],
+  };
+}
 
 /** The Vega-Lite spec of the plot. */
-export function paretoSpec(summary: EvalSummary): TopLevelSpec {
-  const names = Object.keys(summary.policies);
-  const points = names.flatMap((name) =>
-    summary.policies[name]!.curve.map((entry) => ({
-      policy: name,
-      family: summary.policies[name]!.family,
-      budget: entry.budget,
-      quality: entry.quality,
-    })),
-  );
-  const lastBudget = summary.budgets[summary.budgets.length - 1] ?? 1;
-  const firstBudget = summary.budgets[0] ?? 0;
+export function paretoSpec(summary: EvalSummary, axis: ParetoAxis = budgetAxis(summary)): TopLevelSpec {
+  const names = [...new Set(axis.points.map((point) => point.policy))];
+  const points = axis.points.map((point) => ({
+    ...point,
+    family: summary.policies[point.policy]!.family,
+  }));
+  const [firstBudget, lastBudget] = axis.domain;
   const references = [
     { label: `small only ${formatNumber(summary.small_only)}`, quality: summary.small_only },
     { label: `large only ${formatNumber(summary.large_only)}`, quality: summary.large_only },
@@ -77,10 +94,7 @@ export function paretoSpec(summary: EvalSummary): TopLevelSpec {
     height: 380,
     background: "white",
     padding: 12,
-    title: {
-      text: "Hybrid quality vs budget",
-      subtitle: `${summary.label_metric}, N = ${summary.n} segments, batch allocation`,
-    },
+    title: { text: axis.title, subtitle: axis.subtitle },
     config: CHART_CONFIG,
     layer: [
       {
@@ -102,9 +116,9 @@ export function paretoSpec(summary: EvalSummary): TopLevelSpec {
         mark: { type: "line", strokeWidth: 2, point: { filled: true, size: 36 } },
         encoding: {
           x: {
-            field: "budget",
+            field: "x",
             type: "quantitative",
-            title: "Budget p (share of segments sent to the large model)",
+            title: axis.xTitle,
             scale: { domain: [firstBudget, lastBudget] },
             axis: { format: ".0%" },
           },
@@ -150,8 +164,8 @@ export function paretoSpec(summary: EvalSummary): TopLevelSpec {
 }
 
 /** The plot as a standalone SVG document (headless Vega, renderer "none"). */
-export async function renderParetoSvg(summary: EvalSummary): Promise<string> {
-  return renderSpecSvg(paretoSpec(summary));
+export async function renderParetoSvg(summary: EvalSummary, axis?: ParetoAxis): Promise<string> {
+  return renderSpecSvg(paretoSpec(summary, axis));
 }
 
 /** Any Vega-Lite spec as a standalone SVG document (headless Vega, renderer "none"). */

@@ -4,8 +4,10 @@
  * tables, the confidence intervals and the budget-free measures. Every string that comes from the
  * data (policy names, metric, descriptions, notes) is HTML-escaped.
  */
+
 import type { EvalSummary } from "../run-eval.js";
 import { BUDGET_TABLE_HEADERS, budgetTableRows } from "./budget-table.js";
+import { costSection } from "./cost-report.js";
 import { escapeHtml, formatBudget, formatNumber, formatPercent } from "./format.js";
 import { intervalVerdict, plainReading } from "./reading.js";
 
@@ -174,9 +176,15 @@ function routerSection(summary: EvalSummary, guardSvg: string | null): string {
 
 /**
  * The whole page. `svg` is the quality–budget plot, `guardSvg` the guard's trade-off plot (or null),
- * both as rendered by Vega (their text is already escaped by Vega).
+ * `costSvg` the quality-against-cost plot when the evaluation counted a budget unit, all as rendered
+ * by Vega (their text is already escaped by Vega).
  */
-export function reportHtml(summary: EvalSummary, svg: string, guardSvg: string | null = null): string {
+export function reportHtml(
+  summary: EvalSummary,
+  svg: string,
+  guardSvg: string | null = null,
+  costSvg?: string,
+): string {
   const metric = escapeHtml(summary.label_metric);
   const meta = [
     `N = ${summary.n} segments${summary.unlabelled > 0 ? ` (${summary.unlabelled} without a label left out)` : ""}`,
@@ -216,7 +224,7 @@ ${svg}
 </figure>
 </section>
 ${routerSection(summary, guardSvg)}
-<section id="tables">
+${costSection(summary, costSvg)}<section id="tables">
 <h2>At the reported budgets</h2>
 <p>Quality: mean hybrid quality. MeanDelta: mean true gain of the routed segments. HitRate: share of them among the true top-⌊p·N⌋ by gain. Severe loss: share of them with gain &lt; −${escapeHtml(formatNumber(summary.severe_delta))}. Realized: share routed in batch; streaming: one request at a time through the budget controller (none for guarded policies, which are allocations rather than scores).</p>
 ${budgetTables(summary)}

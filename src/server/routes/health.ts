@@ -29,6 +29,9 @@ export function registerHealthRoutes(app: FastifyInstance): void {
         ...(largeError ? { error: largeError } : {}),
       },
       shutting_down: state.closing,
+      // Informational: a replica whose budget store is down decides locally and keeps serving, so
+      // it stays ready (draining every replica on a store outage would turn it into a full outage).
+      ...(state.sharedBudget ? { budget_store: state.sharedBudget.status() } : {}),
     };
     const ready = checks.small.ok && checks.large.ok && !state.closing;
     return reply.status(ready ? 200 : 503).send({ ready, checks, budget: state.hybrid.snapshot() });

@@ -1,0 +1,159 @@
+/**
+ * The `openai:` engines against llama.cpp's real server (built from the llama.cpp source
+ * node-llama-cpp ships, by scripts/build-llama-server.sh), on the tinymt pair from ../shared: a base
+ * model through `/v1/completions`, the remote small model's features through `/v1/embeddings` with
+ * last-token pooling, and parallel server slots. Every translation is compared exactly.
+ */
+import { readFile } from "node:fs/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openProbedTranslator, openTranslator } from "../src/translators/open.js";
+import { loadPromptTemplate, type PromptTemplate } from "../src/translators/prompt-template.js";
+import type { Translation, TranslationRequest, Translator } from "../src/translators/types.js";
+import {
+  type LlamaServer,
+  llamaServerBinary,
+  llamaServerSkipReason,
+  startLlamaServer,
+} from "./helpers/llama-server.js";
+import { hasShared, sharedPath, sharedSkipReason } from "./helpers/shared.js";
+
+const sharedAvailable = hasShared(
+  ["models", "tinymt-small.gguf"],
+  ["models", "tinymt-large.gguf"],
+  ["models", "tinymt.template"],
+  ["data", "multi30k-en-de", "val.jsonl"],
+);
+const serverAvailable = llamaServerBinary() !== null;
+const skipReason = !serverAvailable
+  ? llamaServerSkipReason("the llama-server tests")
+  : !sharedAvailable
+    ? sharedSkipReason("the llama-server tests")
+    : "";
+const MAX_TOKENS = 64;
+/** Sentences compared between the remote and the in-process engines. */
+const COMPARED = 60;
+/** Sentences of the parallel-slots check. */
+const PARALLEL_SENTENCES = 200;
+
+let template: PromptTemplate;
+let requests: TranslationRequest[];
+const servers: LlamaServer[] = [];
+const engines: Translator[] = [];
+
+async function valRequests(count: number): Promise<TranslationRequest[]> {
+  const lines = (await readFile(sharedPath("data", "multi30k-en-de", "val.jsonl"), "utf8"))
+    .split("\n")
+    .filter(Boolean)
+    .slice(0, count);
+  return lines.map((line) => {
+    const record = JSON.parse(line) as { id: string; src: string };
+    return { id: record.id, text: record.src, srcLang: "en", tgtLang: "de" };
+  });
+}
+
+async function server(options: Parameters<typeof startLlamaServer>[0]): Promise<LlamaServer> {
+  const started = await startLlamaServer(options);
+  servers.push(started);
+  return started;
+}
+
+function track<T extends Translator>(engine: T): T {
+  engines.push(engine);
+  return engine;
+}
+
+/** Translates one request at a time, in order. */
+async function oneAtATime(engine: Translator, batch: TranslationRequest[]): Promise<Translation[]> {
+  const results: Translation[] = [];
+  for (const request of batch)
+    results.push(...(await engine.translate([request], { maxTokens: MAX_TOKENS })));
+  return results;
+}
+
+describe.skipIf(skipReason !== "")(`openai: engines on llama.cpp's server ${skipReason}`, () => {
+  beforeAll(async () => {
+    template = await loadPromptTemplate(sharedPath("models", "tinymt.template"));
+    requests = await valRequests(PARALLEL_SENTENCES);
+  });
+
+  afterAll(async () => {
+    await Promise.all(engines.map((engine) => engine.dispose()));
+    await Promise.all(servers.map((started) => started.stop()));
+  });
+
+  it("translates with a base model through /v1/completions exactly as in-process, with its token counts", async () => {
+    const largeModel = sharedPath("models", "tinymt-large.gguf");
+    const remote = await server({ model: largeModel });
+    const options = { threads: 1, template, concurrency: 1, maxTokens: MAX_TOKENS };
+    const local = track(await openTranslator(largeModel, options));
+    const viaCompletions = track(
+      await openTranslator(`openai+completions:${remote.url}#tinymt-large`, options),
+    );
+    const batch = requests.slice(0, COMPARED);
+    const expected = await oneAtATime(local, batch);
+    const got = await oneAtATime(viaCompletions, batch);
+    expect(got.map((translation) => translation.text)).toEqual(
+      expected.map((translation) => translation.text),
+    );
+    // The server counts the same prompt tokens (BOS included); its completion tokens include the
+    // end-of-sequence token it generated, which the in-process engine does not count.
+    expect(got.map((translation) => translation.promptTokens)).toEqual(
+      expected.map((translation) => translation.promptTokens),
+    );
+    expect(got.every((translation) => translation.finishReason === "stop")).toBe(true);
+    expect(got.map((translation) => translation.outputTokens)).toEqual(
+      expected.map((translation) => translation.outputTokens! + 1),
+    );
+    expect(expected.filter((translation) => translation.text.length > 0).length).toBe(COMPARED);
+  });
+
+  it("reads the remote small model's features from /v1/embeddings and decodes it through /v1/completions", async () => {
+    const smallModel = sharedPath("models", "tinymt-small.gguf");
+    const remote = await server({ model: smallModel, embeddingsPooling: "last" });
+    const options = { threads: 1, template, concurrency: 1, maxTokens: MAX_TOKENS };
+    const local = track(await openProbedTranslator(smallModel, options));
+    const viaServer = track(
+      await openProbedTranslator(`openai:${remote.url}#tinymt-small`, { ...options, remoteDim: 128 }),
+    );
+    let largestDifference = 0;
+    for (const request of requests.slice(0, COMPARED)) {
+      const expected = await local.prefill(request);
+      const got = await viaServer.prefill(request);
+      expect(got.features.length).toBe(expected.features.length);
+      for (let index = 0; index < got.features.length; index++) {
+        largestDifference = Math.max(
+          largestDifference,
+          Math.abs(got.features[index]! - expected.features[index]!),
+        );
+      }
+      expect(got.promptTokens).toBe(expected.promptTokens);
+      const [expectedText, gotText] = [
+        await expected.continue({ maxTokens: MAX_TOKENS }),
+        await got.continue({ maxTokens: MAX_TOKENS }),
+      ];
+      expect(gotText.text, request.id).toBe(expectedText.text);
+    }
+    // Both read the final normed state at the last prompt token; the f16 KV caches differ in rounding.
+    expect(largestDifference).toBeLessThan(1e-2);
+    expect(largestDifference).toBeGreaterThan(0);
+  });
+
+  it("decodes 8 requests at once on 8 slots exactly as one at a time", async () => {
+    const largeModel = sharedPath("models", "tinymt-large.gguf");
+    const [single, parallel] = await Promise.all([
+      server({ model: largeModel, parallel: 1 }),
+      server({ model: largeModel, parallel: 8 }),
+    ]);
+    const options = { threads: 1, template, maxTokens: MAX_TOKENS };
+    const sequential = track(
+      await openTranslator(`openai+completions:${single.url}#tinymt-large`, { ...options, concurrency: 1 }),
+    );
+    const concurrent = track(
+      await openTranslator(`openai+completions:${parallel.url}#tinymt-large`, { ...options, concurrency: 8 }),
+    );
+    const expected = await oneAtATime(sequential, requests);
+    const got = await concurrent.translate(requests, { maxTokens: MAX_TOKENS });
+    const identical = got.filter((translation, index) => translation.text === expected[index]!.text).length;
+    expect(identical).toBe(PARALLEL_SENTENCES);
+  });
+});
