@@ -6,9 +6,9 @@
  * Engines (the small model; the large one is a fake OpenAI-compatible engine, unused at budget 0):
  * - `remote`: an OpenAI-compatible small model (a fake engine in its own process, this file run with
  *   `--fake-engine`, decoding one word every TOKEN_DELAY_MS);
- * - `llama`: in process on node-llama-cpp (`--small-concurrency 4`, which selects it);
- * - `ffi`: in process on the FFI engine (`--small-concurrency 1`, which selects it where it exists:
- *   linux-x64; skipped elsewhere with a note).
+ * - `llama`: in process on node-llama-cpp (`--feature-engine llama`, 4 sequences);
+ * - `ffi`: in process on the FFI engine in its worker thread (`--feature-engine ffi`, 4 sequences;
+ *   linux-x64 only, skipped elsewhere with a note).
  * In-process models: a generated random-weight llama (test/helpers/tiny-llama.ts; it rarely stops,
  * so every translation decodes `--max-tokens` tokens) — the 0.14 M-parameter tiny model, and the
  * 70 M-parameter, 32k-vocabulary one (`ROUTELMT_BENCH_EVENT_LOOP_MODELS=tiny,bench70m`, the default;
@@ -276,7 +276,7 @@ export async function run(): Promise<Record<string, unknown>> {
       const fixture = await tinyGgufWithRouter(work, 12, model.options);
       for (const [engine, sequences] of [
         ["llama", 4],
-        ["ffi", 1],
+        ["ffi", 4],
       ] as const) {
         if (engine === "ffi" && !ffiEngineAvailable()) {
           results.push({ engine, model: name, skipped: "the FFI engine exists on linux-x64 only" });
@@ -292,6 +292,8 @@ export async function run(): Promise<Record<string, unknown>> {
               fixture.modelPath,
               "--threads",
               "1",
+              "--feature-engine",
+              engine,
               "--small-concurrency",
               String(sequences),
               "--max-tokens",

@@ -93,6 +93,18 @@ describe("routelmt serve: configuration", () => {
     expect(config.budget).toBe(0.25);
     expect(config.window).toBe(1000);
     expect(config.maxTextBytes).toBe(16_384);
+    expect(config.featureEngine).toBe("auto");
+    expect(
+      resolveServerConfig(
+        { "feature-engine": "llama" },
+        { budget: 0.2, small: "s.gguf", large: "l.gguf", router: "r.json" },
+      ).featureEngine,
+    ).toBe("llama");
+
+    const badEngine = await write("engine.yaml", `${base}budget: 0.2\nfeature-engine: cuda\n`);
+    const badEngineRun = await runCliCaptured(["serve", "--config", badEngine]);
+    expect(badEngineRun.code).toBe(2);
+    expect(badEngineRun.stderr).toMatch(/engine\.yaml: feature-engine: /);
   });
 
   it("refuses to start with a router trained on another small model", async () => {

@@ -133,6 +133,7 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     threads: config.threads,
     smallConcurrency: config.smallConcurrency,
     largeConcurrency: config.largeConcurrency,
+    featureEngine: config.featureEngine,
     smallTimeoutMs: config.smallTimeoutMs,
     largeTimeoutMs: config.largeTimeoutMs,
     largeRetries: config.largeRetries,

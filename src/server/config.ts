@@ -9,6 +9,7 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { InputError, UsageError } from "../errors/index.js";
+import { type FeatureEngine, featureEngines } from "../translators/open.js";
 import { defaultThreadsPerModel } from "../util/default-threads.js";
 import { API_KEY_PATTERN, ApiKeys, SERVER_API_KEY_VARIABLE } from "./auth.js";
 import { type BudgetUnit, budgetUnits, type TokenPrices } from "./budget-units.js";
@@ -105,6 +106,8 @@ export const serverConfigSchema = z
     "small-concurrency": positiveInteger.default(4),
     /** Requests in flight to the large engine. Defaults to 32. */
     "large-concurrency": positiveInteger.default(32),
+    /** In-process engine of a local small model: `auto` (the FFI engine where it runs), `llama` or `ffi`. Defaults to `auto`. */
+    "feature-engine": z.enum(featureEngines).default("auto"),
     /** Hidden size of a remote (`openai:`) small model; required for one. */
     "small-dim": positiveInteger.optional(),
     /** Maximum new tokens per translation. Defaults to 256. */
@@ -187,6 +190,7 @@ export interface ServerConfig {
   queueSize: number;
   smallConcurrency: number;
   largeConcurrency: number;
+  featureEngine: FeatureEngine;
   smallDim: number | undefined;
   maxTokens: number;
   guardQualityQuantile: number;
@@ -236,6 +240,7 @@ function toServerConfig(parsed: ParsedConfig, environmentKey: string | undefined
     queueSize: parsed["queue-size"],
     smallConcurrency: parsed["small-concurrency"],
     largeConcurrency: parsed["large-concurrency"],
+    featureEngine: parsed["feature-engine"],
     smallDim: parsed["small-dim"],
     maxTokens: parsed["max-tokens"],
     guardQualityQuantile: parsed["guard-quality-quantile"],

@@ -3,7 +3,7 @@
  * counts and the `onRetry` hook that feeds the retry metric.
  */
 import { parseModelSpec } from "../translators/model-spec.js";
-import { openProbedTranslator, openTranslator } from "../translators/open.js";
+import { type FeatureEngine, openProbedTranslator, openTranslator } from "../translators/open.js";
 import type { PromptTemplate } from "../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../translators/types.js";
 import type { RetryEvent } from "../util/retry.js";
@@ -15,6 +15,8 @@ export interface OpenEnginesOptions {
   threads: number;
   smallConcurrency: number;
   largeConcurrency: number;
+  /** In-process engine of a local small model (ignored for a remote one). */
+  featureEngine: FeatureEngine;
   smallTimeoutMs: number;
   largeTimeoutMs: number;
   largeRetries: number;
@@ -49,6 +51,8 @@ export async function openSmallEngine(options: OpenEnginesOptions): Promise<Open
     concurrency: options.smallConcurrency,
     maxTokens: options.maxTokens,
     layer: options.layer,
+    // A remote model takes no engine choice: "auto" lets the opener accept it.
+    featureEngine: parseModelSpec(options.smallSpec).kind === "openai" ? "auto" : options.featureEngine,
     remoteDim: options.smallDim,
     remote: {
       timeoutMs: options.smallTimeoutMs,

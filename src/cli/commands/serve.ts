@@ -177,6 +177,11 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
     parse: positiveInteger("--large-concurrency"),
   },
   {
+    key: "feature-engine",
+    flag: "--feature-engine <engine>",
+    help: "in-process engine of a local small model: auto (ffi where it runs), llama or ffi (default auto)",
+  },
+  {
     key: "small-dim",
     flag: "--small-dim <n>",
     help: "hidden size of a remote (openai:) small model",
