@@ -29,6 +29,7 @@
  * model cannot take over (the client would get two translations spliced together), so the failure
  * ends the stream with an error (`RLMT_ERR_ENGINE_STREAM_FAILED`).
  */
+import { setMaxListeners } from "node:events";
 import { EngineCallError, EngineTimeoutError, RoutelmtError } from "../errors/index.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
 import { guardedScore, predictHeads } from "../probe/router-file.js";
@@ -267,6 +268,8 @@ export class HybridRouter {
   private translationsInFlight = 0;
 
   constructor(options: HybridRouterOptions) {
+    // Every engine call of a run without a signal of its own listens to it: many, on purpose.
+    setMaxListeners(0, this.shutdown.signal);
     const gainHead = options.router.heads.gain;
     if (!gainHead) {
       throw new RoutelmtError("RLMT_ERR_USAGE", "the router has no gain head: retrain it with --heads gain");

@@ -274,6 +274,32 @@ describe("OpenAICompatibleTranslator", () => {
     expect(server.maxInFlight).toBe(3);
   });
 
+  it("translates a large batch with a caller's signal without a listener-leak warning", async () => {
+    // Every request of a batch listens to the batch's signal (queue wait, HTTP call): with more than
+    // ten in a batch Node warns of a leak unless the signal is marked as shared on purpose.
+    server.setBehaviour({ kind: "succeed", delayMs: 20 });
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on("warning", onWarning);
+    try {
+      const caller = new AbortController();
+      const texts = Array.from({ length: 24 }, (_, i) => `text ${i}`);
+      const translator = makeTranslator({ concurrency: 16 });
+      for (const signal of [undefined, caller.signal]) {
+        const out = await translator.translate(
+          texts.map((text) => ({ text, srcLang: "en", tgtLang: "de" })),
+          { signal },
+        );
+        expect(out).toHaveLength(24);
+      }
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off("warning", onWarning);
+    }
+    expect(warnings).not.toContain("MaxListenersExceededWarning");
+  });
+
   it("rejects with the caller's abort reason", async () => {
     server.setBehaviour({ kind: "hang" });
     const controller = new AbortController();

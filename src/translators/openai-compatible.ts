@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import OpenAI, { APIError } from "openai";
 import { z } from "zod";
 import { EngineCallError, EngineTimeoutError, UsageError } from "../errors/index.js";
@@ -176,6 +177,9 @@ export class OpenAICompatibleTranslator implements Translator {
     const batch = new AbortController();
     assertOneStreamedRequest(requests.length, options.onText);
     const signal = options.signal ? AbortSignal.any([options.signal, batch.signal]) : batch.signal;
+    // Every request of the batch listens to it while it waits and while its call runs: many
+    // listeners are expected, not a leak.
+    setMaxListeners(0, signal);
     return Promise.all(
       requests.map((request) =>
         this.translateOne(request, { ...options, signal }).catch((error: unknown) => {

@@ -4,6 +4,7 @@
  * instead of aborting a run hours in.
  * @module
  */
+import { setMaxListeners } from "node:events";
 import { InputError, RoutelmtError } from "../errors/index.js";
 import type { Translation, TranslationRequest, Translator } from "./types.js";
 
@@ -168,6 +169,8 @@ export async function translateEach(
   locate: (index: number) => RequestOrigin,
 ): Promise<Translation[]> {
   const abort = new AbortController();
+  // One listener per request in flight.
+  setMaxListeners(0, abort.signal);
   let firstFailure: Error | undefined;
   const settled = await Promise.allSettled(
     requests.map(async (request, index) => {
