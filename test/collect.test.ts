@@ -101,16 +101,18 @@ describe("routelmt collect", () => {
     const dataset = await loadDataset(reference);
     expect(dataset.meta).toMatchObject({
       n: SEGMENTS,
-      dim: 64,
+      dim: 192,
       label_metric: "chrf",
       template: "{src}: {text}\n{tgt}:",
     });
-    expect(dataset.meta.small.layer).toBe("last:final");
-    // The engine's views, written out as the dataset's named blocks.
+    // The default views (`auto`) of a 2-layer model, spelled out, as the dataset's named blocks.
+    expect(dataset.meta.small.layer).toBe("last:final,mean:0,mean:1");
     expect(dataset.meta.feature_blocks).toEqual([
       { name: "last:final", pooling: "last", layer: "final", dim: 64, offset: 0 },
+      { name: "mean:0", pooling: "mean", layer: 0, dim: 64, offset: 64 },
+      { name: "mean:1", pooling: "mean", layer: 1, dim: 64, offset: 128 },
     ]);
-    expect(dataset.features?.length).toBe(SEGMENTS * 64);
+    expect(dataset.features?.length).toBe(SEGMENTS * 192);
     expect(dataset.records.map((r) => r.id)).toEqual(Array.from({ length: SEGMENTS }, (_, i) => `s${i}`));
     for (const record of dataset.records) {
       expect(record.q_small).toBeCloseTo(sentenceChrf(record.small ?? "", [record.ref ?? ""]).score, 10);

@@ -75,11 +75,17 @@ describe.skipIf(!available)(
       expect(dataset.records).toHaveLength(TRAIN);
       expect(dataset.meta).toMatchObject({
         n: TRAIN,
-        dim: 128,
+        // The default views: last:final, mean:0 and mean:1 of the 128-wide, 2-layer model.
+        dim: 384,
         label_metric: "chrf",
         template: "{src}: {text}\n{tgt}:",
       });
-      expect(dataset.features).toHaveLength(TRAIN * 128);
+      expect(dataset.meta.feature_blocks?.map((block) => block.name)).toEqual([
+        "last:final",
+        "mean:0",
+        "mean:1",
+      ]);
+      expect(dataset.features).toHaveLength(TRAIN * 384);
       for (const record of dataset.records) {
         // Labels are the metric on the stored outputs.
         expect(record.q_small).toBeCloseTo(sentenceChrf(record.small ?? "", [record.ref ?? ""]).score, 9);
@@ -92,12 +98,16 @@ describe.skipIf(!available)(
       expect(trained.code).toBe(0);
       const router = await loadRouter(routerFile);
       expect(router.feature).toMatchObject({
-        dim: 128,
-        layer: "last:final",
-        blocks: ["last:final"],
         template: dataset.meta.template,
         fingerprint: dataset.meta.small.fingerprint,
       });
+      // train's selection keeps some of the dataset's blocks, in the dataset's order; the router reads
+      // exactly those.
+      const chosen = router.feature.blocks ?? [];
+      expect(chosen.length).toBeGreaterThan(0);
+      expect(chosen).toEqual(["last:final", "mean:0", "mean:1"].filter((name) => chosen.includes(name)));
+      expect(router.feature.layer).toBe(chosen.join(","));
+      expect(router.feature.dim).toBe(128 * chosen.length);
       const scores = predictHeads(router, dataset.features as Float32Array, TRAIN);
       expect(scores.gain).toHaveLength(TRAIN);
       expect(Array.from(scores.gain as Float64Array).every(Number.isFinite)).toBe(true);

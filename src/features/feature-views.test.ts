@@ -6,6 +6,7 @@ import {
   featureViewsOf,
   isLastFinalOnly,
   normaliseFeatureViews,
+  resolveAutoSelection,
   sameFeatureViews,
 } from "./feature-views.js";
 
@@ -63,6 +64,23 @@ describe("featureViewsOf", () => {
       /layer 4 is out of range: m\.gguf has 4 layers \(indices 0…3/,
     );
     expect(() => featureViewsOf("3", 4)).not.toThrow();
+  });
+});
+
+describe("auto", () => {
+  it("stands for last:final and the means of layer 0 and the middle layer, and only alone", () => {
+    expect(featureViewsOf("auto", 24).map((view) => view.name)).toEqual(["last:final", "mean:0", "mean:12"]);
+    expect(featureViewsOf(" AUTO ", 2).map((view) => view.name)).toEqual(["last:final", "mean:0", "mean:1"]);
+    expect(featureViewsOf("auto", 1).map((view) => view.name)).toEqual(["last:final", "mean:0"]);
+    expect(normaliseFeatureViews("Auto")).toBe("auto");
+    expect(() => normaliseFeatureViews("auto,mean:1")).toThrow(/cannot be combined/);
+    expect(isLastFinalOnly("auto")).toBe(false);
+  });
+
+  it("becomes last:final where the engine reads no other view, and leaves other selections alone", () => {
+    expect(resolveAutoSelection("auto", false)).toBe("last:final");
+    expect(resolveAutoSelection("auto", true)).toBe("auto");
+    expect(resolveAutoSelection("mean:1", false)).toBe("mean:1");
   });
 });
 

@@ -12,7 +12,9 @@
  * Each entry is `pooling:layer` (`last:final`, `mean:8`, …) or one of the older forms that mean `last`:
  * `final` → `last:final`, `8` → `last:8`. `all` (alone) stands for every view of the model: `last:0` …
  * `last:L−1`, `last:final`, then `mean:0` … `mean:L−1`, `mean:final` — for exploring which one predicts
- * gain; it expands once the model's layer count is known.
+ * gain; it expands once the model's layer count is known. `auto` (alone) is the default of
+ * `collect`: `last:final`, `mean:0` and `mean:⌊L/2⌋` where the engine reads views of the model's
+ * architecture, `last:final` alone where it does not (see {@link autoFeatureViews}).
  * @module
  */
 import { UsageError } from "../errors/index.js";
@@ -43,6 +45,9 @@ export const ALL_FEATURE_VIEWS = "all";
 
 /** The selection read when none is given: the paper's state. */
 export const DEFAULT_FEATURE_VIEWS = "last:final";
+
+/** The shorthand for the views `collect` reads by default; see {@link autoFeatureViews}. */
+export const AUTO_FEATURE_VIEWS = "auto";
 
 /** The canonical name of a view. */
 export function featureViewName(pooling: FeaturePooling, layer: FeatureLayer): string {
@@ -86,13 +91,18 @@ function splitSelection(selection: string): string[] {
  * @throws UsageError for an empty or malformed entry, a duplicate (after normalisation, so `final`
  *   and `last:final` are the same view), or `all` next to other entries.
  */
-function parseSelection(selection: string): FeatureView[] | typeof ALL_FEATURE_VIEWS {
+function parseSelection(
+  selection: string,
+): FeatureView[] | typeof ALL_FEATURE_VIEWS | typeof AUTO_FEATURE_VIEWS {
   const entries = splitSelection(selection);
-  if (entries.includes(ALL_FEATURE_VIEWS)) {
+  for (const shorthand of [ALL_FEATURE_VIEWS, AUTO_FEATURE_VIEWS] as const) {
+    if (!entries.includes(shorthand)) continue;
     if (entries.length > 1) {
-      throw new UsageError(`"all" stands for every view and cannot be combined with others in ${selection}`);
+      throw new UsageError(
+        `"${shorthand}" stands for a set of views and cannot be combined with others in ${selection}`,
+      );
     }
-    return ALL_FEATURE_VIEWS;
+    return shorthand;
   }
   const views: FeatureView[] = [];
   for (const entry of entries) {
@@ -107,13 +117,13 @@ function parseSelection(selection: string): FeatureView[] | typeof ALL_FEATURE_V
 
 /**
  * The canonical text of a selection: views as `pooling:layer`, comma-separated, in the given order;
- * `all` stays `all` (it expands only against a model, see {@link featureViewsOf}).
+ * `all` and `auto` stay as they are (they expand only against a model, see {@link featureViewsOf}).
  * E.g. ` 8, 016 ,FINAL` → `last:8,last:16,last:final`.
  * @throws UsageError as {@link featureViewsOf} does for malformed selections.
  */
 export function normaliseFeatureViews(selection: string): string {
   const parsed = parseSelection(selection);
-  return parsed === ALL_FEATURE_VIEWS ? ALL_FEATURE_VIEWS : parsed.map((view) => view.name).join(",");
+  return typeof parsed === "string" ? parsed : parsed.map((view) => view.name).join(",");
 }
 
 /**
@@ -131,7 +141,38 @@ export function allFeatureViews(layerCount: number): FeatureView[] {
 }
 
 /**
- * The views of a selection for a model with `layerCount` layers, `all` expanded.
+ * The views `auto` stands for on a model with `layerCount` layers whose views the engine can read:
+ * the last prompt token's final state (the paper's feature), the mean of the token embeddings (a bag
+ * of the prompt's words: what a small model never learned is often a set of words) and the mean of
+ * the middle layer's input (the prompt as the model has read it halfway). The two means ride on the
+ * prefill that runs anyway (+1–2 % on a 32k-vocabulary model; see BENCHMARKS.md), and `train` chooses
+ * among the three blocks by cross-validation, so a block that does not pay is not used.
+ * Where views cannot be read, `auto` is `last:final` alone (see {@link resolveAutoSelection}).
+ */
+export function autoFeatureViews(layerCount: number): FeatureView[] {
+  const layers = [...new Set([0, Math.floor(layerCount / 2)])];
+  return [
+    { name: DEFAULT_FEATURE_VIEWS, pooling: "last", layer: "final" },
+    ...layers.map((layer) => ({ name: featureViewName("mean", layer), pooling: "mean" as const, layer })),
+  ];
+}
+
+/** Whether a selection is the `auto` shorthand (in any case or spacing). */
+export function isAutoSelection(selection: string): boolean {
+  return splitSelection(selection).join(",") === AUTO_FEATURE_VIEWS;
+}
+
+/**
+ * `auto` becomes `last:final` where the engine cannot read other views (node-llama-cpp's engine, a
+ * remote model's embeddings, an architecture whose graph was not checked); any other selection is
+ * returned as it is.
+ */
+export function resolveAutoSelection(selection: string, readsViews: boolean): string {
+  return isAutoSelection(selection) && !readsViews ? DEFAULT_FEATURE_VIEWS : selection;
+}
+
+/**
+ * The views of a selection for a model with `layerCount` layers, `all` and `auto` expanded.
  * @param describeModel names the model in the out-of-range message (e.g. its file name).
  * @throws UsageError for a malformed selection or a layer index outside 0…layerCount−1.
  */
@@ -142,6 +183,7 @@ export function featureViewsOf(
 ): FeatureView[] {
   const parsed = parseSelection(selection);
   if (parsed === ALL_FEATURE_VIEWS) return allFeatureViews(layerCount);
+  if (parsed === AUTO_FEATURE_VIEWS) return autoFeatureViews(layerCount);
   for (const view of parsed) {
     if (view.layer !== "final" && view.layer >= layerCount) {
       throw new UsageError(

@@ -6,7 +6,9 @@
  */
 export {
   ALL_FEATURE_VIEWS,
+  AUTO_FEATURE_VIEWS,
   allFeatureViews,
+  autoFeatureViews,
   DEFAULT_FEATURE_VIEWS,
   type FeatureLayer,
   type FeaturePooling,
@@ -16,9 +18,11 @@ export {
   featureViewSpans,
   featureViewsOf,
   featureViewsText,
+  isAutoSelection,
   isLastFinalOnly,
   normaliseFeatureViews,
   normaliseLayerSelection,
+  resolveAutoSelection,
   sameFeatureViews,
 } from "./feature-views.js";
 export { argmax, RowPooler } from "./pooling.js";

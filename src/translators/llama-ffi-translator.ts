@@ -20,9 +20,10 @@ import {
   featureViewSpans,
   featureViewsOf,
   featureViewsText,
+  resolveAutoSelection,
 } from "../features/index.js";
 import { type GenerationResult, LlamaFfiWorkerEngine } from "../features/llama-ffi-worker-engine.js";
-import { assertViewsSupported } from "../features/view-architectures.js";
+import { assertViewsSupported, VIEW_ARCHITECTURES } from "../features/view-architectures.js";
 import { ggufFingerprint, readGgufHeader } from "./gguf-fingerprint.js";
 import {
   asEngineError as asEngineErrorOf,
@@ -107,7 +108,8 @@ export interface ViewGuardModel {
  *   names the layer count); UnsupportedError for views the architecture cannot give.
  */
 export function featureViewsFor(selection: string, model: ViewGuardModel): FeatureView[] {
-  const views = featureViewsOf(selection, model.layerCount, model.modelId);
+  const readsViews = VIEW_ARCHITECTURES.has(model.architecture);
+  const views = featureViewsOf(resolveAutoSelection(selection, readsViews), model.layerCount, model.modelId);
   assertViewsSupported(views, model.architecture, model.modelId);
   return views;
 }

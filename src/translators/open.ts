@@ -1,5 +1,10 @@
 import { UnsupportedError, UsageError } from "../errors/index.js";
-import { DEFAULT_FEATURE_VIEWS, isLastFinalOnly } from "../features/index.js";
+import {
+  DEFAULT_FEATURE_VIEWS,
+  isAutoSelection,
+  isLastFinalOnly,
+  resolveAutoSelection,
+} from "../features/index.js";
 import type { RetryEvent } from "../util/retry.js";
 import { LlamaFfiTranslator } from "./llama-ffi-translator.js";
 import { LlamaTranslator } from "./llama-translator.js";
@@ -31,7 +36,8 @@ export interface OpenTranslatorOptions {
   maxTokens?: number;
   /**
    * Feature views of a probed model (see `feature-views.ts`; the older layer lists such as `final` or
-   * `8,final` still work). Defaults to `last:final`.
+   * `8,final` still work). `auto` reads `last:final,mean:0,mean:⌊L/2⌋` where the engine can (the FFI
+   * engine, an architecture whose graph was checked), `last:final` elsewhere. Defaults to `last:final`.
    */
   layer?: string;
   /** Context size per sequence for an in-process model. */
@@ -150,7 +156,8 @@ export async function openProbedTranslator(
       concurrency: options.concurrency,
       maxTokens: options.maxTokens,
       dim: options.remoteDim,
-      layer: options.layer ?? DEFAULT_FEATURE_VIEWS,
+      // A remote model's embeddings give the last token's final state only.
+      layer: resolveAutoSelection(options.layer ?? DEFAULT_FEATURE_VIEWS, false),
       template: template.text,
       renderPrompt: (request) => renderPrompt(template, request),
       promptBuilder: promptBuilderFor(template),
@@ -160,9 +167,14 @@ export async function openProbedTranslator(
       ...options.remote,
     });
   }
-  const layer = options.layer ?? DEFAULT_FEATURE_VIEWS;
+  const selection = options.layer ?? DEFAULT_FEATURE_VIEWS;
   // Decided before the model is resolved (a hf: spec may download) so a bad choice fails fast.
-  const engine = resolveFeatureEngine(layer, options.featureEngine);
+  // `auto` asks for no particular engine: it is whatever views the chosen one can read.
+  const engine = resolveFeatureEngine(
+    isAutoSelection(selection) ? DEFAULT_FEATURE_VIEWS : selection,
+    options.featureEngine,
+  );
+  const layer = resolveAutoSelection(selection, engine === "ffi");
   const settings = {
     modelPath: await resolveGgufPath(spec),
     threads: options.threads,

@@ -7,6 +7,7 @@ import { FLORES_LICENSE, floresSplits } from "../../collect/public-data.js";
 import { loadDataset } from "../../dataset/index.js";
 import { UsageError } from "../../errors/index.js";
 import { evaluateDataset, formatEvalSummary } from "../../eval/evaluate-dataset.js";
+import { AUTO_FEATURE_VIEWS } from "../../features/index.js";
 import { createMetric } from "../../metrics/index.js";
 import { defaultSevereDelta } from "../../metrics/severe-delta.js";
 import { buildRouter } from "../../probe/build-router.js";
@@ -155,7 +156,8 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
   let large: Translator | undefined;
   try {
     try {
-      small = await openProbedTranslator(flags.small, common);
+      // The views `collect` reads by default; train chooses among them.
+      small = await openProbedTranslator(flags.small, { ...common, layer: AUTO_FEATURE_VIEWS });
       large = await openTranslator(flags.large, common);
     } catch (error) {
       if (error instanceof UsageError && /cannot download|unreachable/.test(error.message)) {
