@@ -2,7 +2,7 @@
  * Opens the server's two engines through the shared openers, with the server's timeouts, retry
  * counts and the `onRetry` hook that feeds the retry metric.
  */
-import { parseModelSpec } from "../translators/model-spec.js";
+import { type ModelSpec, parseModelSpec } from "../translators/model-spec.js";
 import { type FeatureEngine, openProbedTranslator, openTranslator } from "../translators/open.js";
 import type { PromptTemplate } from "../translators/prompt-template.js";
 import type { ProbedTranslator, Translator } from "../translators/types.js";
@@ -38,21 +38,21 @@ export interface OpenedEngine<T extends Translator> {
 }
 
 /** `{baseURL}/models` of a remote engine (a cheap reachability probe), null in-process. */
-function probeUrlOf(specText: string): string | null {
-  const spec = parseModelSpec(specText);
+function probeUrlOf(spec: ModelSpec): string | null {
   return spec.kind === "openai" ? `${spec.baseURL}/models` : null;
 }
 
 /** Opens the small (probed) engine. */
 export async function openSmallEngine(options: OpenEnginesOptions): Promise<OpenedEngine<ProbedTranslator>> {
-  const translator = await openProbedTranslator(options.smallSpec, {
+  const spec = parseModelSpec(options.smallSpec);
+  const translator = await openProbedTranslator(spec, {
     threads: options.threads,
     template: options.template,
     concurrency: options.smallConcurrency,
     maxTokens: options.maxTokens,
     layer: options.layer,
     // A remote model takes no engine choice: "auto" lets the opener accept it.
-    featureEngine: parseModelSpec(options.smallSpec).kind === "openai" ? "auto" : options.featureEngine,
+    featureEngine: spec.kind === "openai" ? "auto" : options.featureEngine,
     remoteDim: options.smallDim,
     remote: {
       timeoutMs: options.smallTimeoutMs,
@@ -61,12 +61,13 @@ export async function openSmallEngine(options: OpenEnginesOptions): Promise<Open
       onRetry: (event) => options.onRetry("small", event),
     },
   });
-  return { translator, spec: options.smallSpec, probeUrl: probeUrlOf(options.smallSpec) };
+  return { translator, spec: options.smallSpec, probeUrl: probeUrlOf(spec) };
 }
 
 /** Opens the large engine. */
 export async function openLargeEngine(options: OpenEnginesOptions): Promise<OpenedEngine<Translator>> {
-  const translator = await openTranslator(options.largeSpec, {
+  const spec = parseModelSpec(options.largeSpec);
+  const translator = await openTranslator(spec, {
     threads: options.threads,
     template: options.template,
     concurrency: options.largeConcurrency,
@@ -79,5 +80,5 @@ export async function openLargeEngine(options: OpenEnginesOptions): Promise<Open
       onRetry: (event) => options.onRetry("large", event),
     },
   });
-  return { translator, spec: options.largeSpec, probeUrl: probeUrlOf(options.largeSpec) };
+  return { translator, spec: options.largeSpec, probeUrl: probeUrlOf(spec) };
 }

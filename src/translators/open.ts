@@ -1,10 +1,5 @@
 import { UnsupportedError, UsageError } from "../errors/index.js";
-import {
-  DEFAULT_FEATURE_VIEWS,
-  isAutoSelection,
-  isLastFinalOnly,
-  resolveAutoSelection,
-} from "../features/index.js";
+import { DEFAULT_FEATURE_VIEWS, isLastFinalOnly, resolveAutoSelection } from "../features/index.js";
 import type { RetryEvent } from "../util/retry.js";
 import { LlamaFfiTranslator } from "./llama-ffi-translator.js";
 import { LlamaTranslator } from "./llama-translator.js";
@@ -170,10 +165,7 @@ export async function openProbedTranslator(
   const selection = options.layer ?? DEFAULT_FEATURE_VIEWS;
   // Decided before the model is resolved (a hf: spec may download) so a bad choice fails fast.
   // `auto` asks for no particular engine: it is whatever views the chosen one can read.
-  const engine = resolveFeatureEngine(
-    isAutoSelection(selection) ? DEFAULT_FEATURE_VIEWS : selection,
-    options.featureEngine,
-  );
+  const engine = resolveFeatureEngine(resolveAutoSelection(selection, false), options.featureEngine);
   const layer = resolveAutoSelection(selection, engine === "ffi");
   const settings = {
     modelPath: await resolveGgufPath(spec),
