@@ -5,9 +5,11 @@
  * `collect` the same features — with either feature engine: node-llama-cpp's, and the FFI engine's
  * continuous batching in its worker thread (reading several views, mean-pooled ones included).
  *
- * The regression this guards: with several sequences per batch, llama.cpp restores the order of its
- * output rows lazily on first access, and node-llama-cpp's parallel sampling workers raced on it, so
- * a sequence sometimes read another sequence's logits (see `src/features/llama-internals.ts`).
+ * The regressions this guards (see `src/features/llama-internals.ts`): with several sequences per
+ * batch, llama.cpp restores the order of its output rows lazily on first access, and node-llama-cpp's
+ * parallel sampling workers raced on it, so a sequence sometimes read another sequence's logits; and a
+ * prompt batched with other sequences' decode steps was cut into a one-token piece and the rest, whose
+ * other CPU kernels flipped a near-tie greedy token (Multi30k val 149, "Sackel" / "Segelboot").
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -30,11 +32,6 @@ const available = hasShared(
 const COUNT = 200;
 const LEVELS = [1, 2, 4, 8] as const;
 const MAX_TOKENS = "64";
-/**
- * Features of one prompt may differ only by float rounding between batch compositions. node-llama-cpp
- * batches a feature-reading prompt with others; the FFI engine gives it decodes of its own.
- */
-const FEATURE_TOLERANCE = { llama: 1e-4, ffi: 1e-5 } as const;
 /** What each engine reads: node-llama-cpp only last:final; the FFI engine several views. */
 const ENGINE_VIEWS = { llama: "last:final", ffi: "last:final,mean:1,mean:final" } as const;
 
@@ -139,15 +136,8 @@ describe.skipIf(!available)(
               Math.abs((features[index] as number) - (baseFeatures[index] as number)),
             );
           }
-          expect(largest, `largest feature difference at concurrency ${level}`).toBeLessThanOrEqual(
-            FEATURE_TOLERANCE[engine],
-          );
-          for (const [index, value] of entropy.entries()) {
-            expect(
-              Math.abs(value - (baseEntropy[index] as number)),
-              `entropy of segment ${index}`,
-            ).toBeLessThanOrEqual(FEATURE_TOLERANCE[engine]);
-          }
+          expect(largest, `largest feature difference at concurrency ${level}`).toBe(0);
+          expect(entropy, `entropies at concurrency ${level}`).toEqual(baseEntropy);
         }
       },
       900_000,

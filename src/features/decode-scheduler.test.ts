@@ -53,6 +53,19 @@ class FakeEngine implements SchedulerEngine {
     }
     const total = entries.reduce((sum, entry) => sum + entry.tokens.length, 0);
     if (total > this.batchCapacity) throw new Error(`batch of ${total} over capacity`);
+    // What keeps llama.cpp's numerics those of one-sequence decoding: a prompt chunk is alone in its
+    // batch and starts at a multiple of the batch capacity; other batches are one token per sequence
+    // in descending sequence id order (one-row ubatches).
+    for (const [index, entry] of entries.entries()) {
+      if (entries.length > 1 && entry.tokens.length > 1) throw new Error("a prompt shares a batch");
+      if (entry.tokens.length > 1 && this.positionOf(entry.sequenceId) % this.batchCapacity !== 0) {
+        throw new Error(`a prompt chunk starts at ${this.positionOf(entry.sequenceId)}`);
+      }
+      const previous = entries[index - 1];
+      if (previous !== undefined && previous.sequenceId <= entry.sequenceId) {
+        throw new Error("decode steps are not in descending sequence id order");
+      }
+    }
     this.batches.push(entries.map((entry) => ({ ...entry, tokens: [...entry.tokens] })));
     return entries.map((entry) => {
       const history = [...(this.histories.get(entry.sequenceId) ?? []), ...entry.tokens];
@@ -117,39 +130,44 @@ describe("DecodeScheduler", () => {
     expect(engine.batches.some((batch) => batch.length > 1)).toBe(true);
   });
 
-  it("orders a shared batch by sequence id and outputs only prompt ends and decode steps", () => {
+  it("decodes each prompt alone and the steps of all sequences together, by descending sequence id", () => {
     const engine = new FakeEngine();
     const scheduler = new DecodeScheduler(engine);
     scheduler.translate({ requestId: 1, sequenceId: 2, maxTokens: 5, stream: false }, [5, 6, 7]);
-    scheduler.translate({ requestId: 2, sequenceId: 0, maxTokens: 5, stream: false }, [8, 9]);
+    scheduler.translate({ requestId: 2, sequenceId: 0, maxTokens: 5, stream: false }, [8, 10]);
     scheduler.step();
-    expect(engine.batches[0]).toEqual([
-      { sequenceId: 0, tokens: [8, 9], outputLast: true },
-      { sequenceId: 2, tokens: [5, 6, 7], outputLast: true },
+    scheduler.step();
+    const first = expectedGeneration([5, 6, 7], 5).tokens;
+    const second = expectedGeneration([8, 10], 5).tokens;
+    expect(engine.batches.slice(0, 4)).toEqual([
+      [{ sequenceId: 2, tokens: [5, 6, 7], outputLast: true }],
+      [{ sequenceId: 2, tokens: [first[0]], outputLast: true }],
+      [{ sequenceId: 0, tokens: [8, 10], outputLast: true }],
+      [
+        { sequenceId: 2, tokens: [first[1]], outputLast: true },
+        { sequenceId: 0, tokens: [second[0]], outputLast: true },
+      ],
     ]);
   });
 
-  it("splits prompts over steps at the batch capacity, decode steps first", () => {
+  it("cuts a long prompt at multiples of the batch capacity, a generation step between chunks", () => {
     const engine = new FakeEngine({ batchCapacity: 4 });
     const scheduler = new DecodeScheduler(engine);
     scheduler.translate({ requestId: 1, sequenceId: 0, maxTokens: 3, stream: false }, [1, 2, 3]);
     scheduler.step();
     scheduler.translate({ requestId: 2, sequenceId: 1, maxTokens: 3, stream: false }, [4, 5, 6, 7, 8]);
     const events = runToIdle(scheduler);
-    // Step 2: sequence 0's decode step and three prompt tokens; step 3: the prompt's last two tokens.
-    expect(engine.batches[1]).toEqual([
-      { sequenceId: 0, tokens: [expectedGeneration([1, 2, 3], 3).tokens[0]], outputLast: true },
-      { sequenceId: 1, tokens: [4, 5, 6], outputLast: false },
+    const generated = expectedGeneration([1, 2, 3], 3).tokens;
+    expect(engine.batches.slice(2, 5)).toEqual([
+      [{ sequenceId: 1, tokens: [4, 5, 6, 7], outputLast: false }],
+      [{ sequenceId: 0, tokens: [generated[1]], outputLast: true }],
+      [{ sequenceId: 1, tokens: [8], outputLast: true }],
     ]);
-    expect(engine.batches[2]?.find((entry) => entry.sequenceId === 1)).toEqual({
-      sequenceId: 1,
-      tokens: [7, 8],
-      outputLast: true,
-    });
+    expect(finished(events, 1)).toMatchObject(expectedGeneration([1, 2, 3], 3));
     expect(finished(events, 2)).toMatchObject(expectedGeneration([4, 5, 6, 7, 8], 3));
   });
 
-  it("runs a view-reading prefill alone, then continues it in shared batches", () => {
+  it("runs a view-reading prefill first and alone, then continues it in shared steps", () => {
     const engine = new FakeEngine();
     const scheduler = new DecodeScheduler(engine);
     scheduler.translate(
@@ -159,9 +177,9 @@ describe("DecodeScheduler", () => {
     scheduler.prefill(2, 1, prompts[1] as number[], { views: [view], entropy: true });
     scheduler.step();
     let events = scheduler.takeEvents();
-    // The prefill ran through the engine's own prefill, not in the shared batch.
+    // The prefill ran through the engine's own prefill; the plain prompt waits for the next step.
     expect(engine.prefills).toEqual([1]);
-    expect(engine.batches[0]?.map((entry) => entry.sequenceId)).toEqual([0]);
+    expect(engine.batches).toEqual([]);
     expect(events.find((event) => event.kind === "prefilled")).toMatchObject({
       requestId: 2,
       entropy: 1.5,
@@ -169,6 +187,7 @@ describe("DecodeScheduler", () => {
     });
     scheduler.continueFrom({ requestId: 3, sequenceId: 1, maxTokens: 10, stream: false });
     events = runToIdle(scheduler);
+    expect(engine.batches.some((batch) => batch.length === 2)).toBe(true);
     expect(finished(events, 1)).toMatchObject(expectedGeneration(prompts[0] as number[], 10));
     expect(finished(events, 3)).toMatchObject(expectedGeneration(prompts[1] as number[], 10));
   });
@@ -203,6 +222,7 @@ describe("DecodeScheduler", () => {
     const scheduler = new DecodeScheduler(engine);
     scheduler.translate({ requestId: 1, sequenceId: 0, maxTokens: 40, stream: false }, [2, 7]);
     scheduler.translate({ requestId: 2, sequenceId: 1, maxTokens: 40, stream: false }, [5, 6, 7]);
+    // Step 1: prompt 0, then its first decode step; step 2: prompt 1, then both sequences' steps.
     scheduler.step();
     scheduler.step();
     scheduler.abort(1);
@@ -211,7 +231,7 @@ describe("DecodeScheduler", () => {
     const events = runToIdle(scheduler);
     expect(finished(events, 1)).toMatchObject({ finishReason: "abort" });
     expect((finished(events, 1) as { tokens: number[] }).tokens).toEqual(
-      expectedGeneration([2, 7], 40).tokens.slice(0, 2),
+      expectedGeneration([2, 7], 40).tokens.slice(0, 3),
     );
     expect(engine.batches[batchesBefore]?.map((entry) => entry.sequenceId)).toEqual([1]);
     expect(finished(events, 2)).toMatchObject(expectedGeneration([5, 6, 7], 40));
@@ -244,6 +264,7 @@ describe("DecodeScheduler", () => {
     const scheduler = new DecodeScheduler(engine);
     scheduler.translate({ requestId: 1, sequenceId: 0, maxTokens: 5, stream: false }, [5, 6]);
     scheduler.prefill(2, 1, [7, 8], { views: [view], entropy: false });
+    scheduler.step();
     engine.failNextBatch = true;
     scheduler.step();
     const events = scheduler.takeEvents();

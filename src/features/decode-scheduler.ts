@@ -5,14 +5,19 @@
  *
  * Policy, per {@link DecodeScheduler.step}:
  * 1. sequences whose request was aborted stop (finish reason `abort`) before anything is decoded;
- * 2. the oldest view-reading prefill, if any, runs alone (its own decodes: views are read in ubatch
- *    order, which is batch order only for a single sequence) — it is served first because routing
- *    waits for its features;
- * 3. one shared batch: a token for every generating sequence (ids ascending), then prompt tokens of
- *    plain translations, oldest first, up to the batch capacity (a long prompt continues in the next
- *    step). A prompt's last token is an output: its greedy next token starts that sequence's generation.
- * So a generating sequence advances at least every other decode, however many prefills arrive.
- *
+ * 2. one prompt runs alone: the oldest view-reading prefill (served first because routing waits for
+ *    its features; views are read in ubatch order, which is batch order only for one sequence), else
+ *    the next chunk of the oldest plain prompt, cut at multiples of the batch capacity from its start.
+ *    A plain prompt's last token is an output: its greedy next token starts that sequence's generation;
+ * 3. one `llama_decode` with the next token of every generating sequence, in descending sequence id
+ *    order, so that llama.cpp (whose `split_equal` groups only ascending consecutive ids) computes
+ *    each in a one-row ubatch of its own.
+ * Why one sequence per ubatch: llama.cpp's CPU kernels compute a one-row ubatch otherwise than a
+ * longer one, and decoding alone every generated token is a one-row ubatch; a shared ubatch (or a
+ * prompt cut into a one-token piece beside other sequences) changes the last bits and can flip a
+ * near-tie greedy token (see `llama-internals.ts`). A generating sequence advances every step,
+ * however many prompts arrive.
+
  * Generation is greedy (the engine's argmax) and stops before an end-of-generation token (`stop`),
  * after `maxTokens` tokens or when the sequence's context is full (`length`), or on abort (`abort`).
  * The scheduler never frees a sequence by itself: its owner releases it once the result is read.
@@ -182,8 +187,9 @@ export class DecodeScheduler {
     this.#stopAborted();
     const prefill = this.#viewPrefills.shift();
     if (prefill !== undefined) this.#runViewPrefill(prefill);
+    else this.#runPromptChunk();
     this.#stopAborted();
-    this.#runSharedBatch();
+    this.#runGenerationSteps();
   }
 
   #claim(sequenceId: number): void {
@@ -288,58 +294,63 @@ export class DecodeScheduler {
     generation.pending = token;
   }
 
-  #runSharedBatch(): void {
-    const capacity = this.#engine.batchCapacity;
-    const steps = [...this.#generations.values()];
-    let room = capacity - steps.length;
-    const chunks: { prompt: PlainPrompt; count: number }[] = [];
-    for (const prompt of this.#plainPrompts) {
-      if (room <= 0) break;
-      const count = Math.min(room, prompt.tokens.length - prompt.evaluated);
-      chunks.push({ prompt, count });
-      room -= count;
-    }
-    if (steps.length === 0 && chunks.length === 0) return;
+  /** The next chunk of the oldest plain prompt, in a batch of its own. */
+  #runPromptChunk(): void {
+    const prompt = this.#plainPrompts[0];
+    if (prompt === undefined) return;
+    const start = prompt.evaluated;
+    const count = Math.min(this.#engine.batchCapacity, prompt.tokens.length - start);
+    const completes = start + count === prompt.tokens.length;
+    const entry = {
+      sequenceId: prompt.request.sequenceId,
+      tokens: prompt.tokens.slice(start, start + count),
+      outputLast: completes,
+    };
+    const tokens = this.#decode([entry], [prompt.request.sequenceId]);
+    if (tokens === undefined) return;
+    prompt.evaluated += count;
+    if (!completes) return;
+    this.#plainPrompts.shift();
+    this.#startGeneration(prompt.request, tokens[0] as number);
+  }
 
-    type Item = { sequenceId: number; entry: BatchEntry; onToken: (token: number | undefined) => void };
-    const items: Item[] = steps.map((generation) => ({
-      sequenceId: generation.request.sequenceId,
-      entry: { sequenceId: generation.request.sequenceId, tokens: [generation.pending], outputLast: true },
-      onToken: (token) => this.#accept(generation, token as number),
-    }));
-    for (const { prompt, count } of chunks) {
-      const start = prompt.evaluated;
-      const completes = start + count === prompt.tokens.length;
-      items.push({
-        sequenceId: prompt.request.sequenceId,
-        entry: {
-          sequenceId: prompt.request.sequenceId,
-          tokens: prompt.tokens.slice(start, start + count),
-          outputLast: completes,
-        },
-        onToken: (token) => {
-          prompt.evaluated += count;
-          if (!completes) return;
-          this.#plainPrompts.splice(this.#plainPrompts.indexOf(prompt), 1);
-          this.#startGeneration(prompt.request, token as number);
-        },
-      });
-    }
-    // Ascending sequence ids let llama.cpp's sequential split put more sequences in each ubatch.
-    items.sort((left, right) => left.sequenceId - right.sequenceId);
-    let tokens: (number | undefined)[];
+  /** One decode step for every generating sequence, in one batch of one-row ubatches. */
+  #runGenerationSteps(): void {
+    const generations = [...this.#generations.values()].sort(
+      // Descending ids: llama.cpp's sequential split then gives each sequence a one-row ubatch.
+      (left, right) => right.request.sequenceId - left.request.sequenceId,
+    );
+    if (generations.length === 0) return;
+    const capacity = this.#engine.batchCapacity;
+    const batch = generations.slice(0, capacity);
+    const tokens = this.#decode(
+      batch.map((generation) => ({
+        sequenceId: generation.request.sequenceId,
+        tokens: [generation.pending],
+        outputLast: true,
+      })),
+      batch.map((generation) => generation.request.sequenceId),
+    );
+    if (tokens === undefined) return;
+    batch.forEach((generation, index) => {
+      this.#accept(generation, tokens[index] as number);
+    });
+  }
+
+  /** Decodes one batch; on failure drops its sequences (their state is unknown) and returns undefined. */
+  #decode(
+    entries: readonly BatchEntry[],
+    sequenceIds: readonly number[],
+  ): (number | undefined)[] | undefined {
     try {
-      tokens = this.#engine.decodeBatch(items.map((item) => item.entry));
+      return this.#engine.decodeBatch(entries);
     } catch (error) {
       const failure =
         error instanceof Error
           ? error
           : new EngineCallError("llama-ffi", String(error), { isRetryable: false });
-      for (const item of items) this.#dropSequence(item.sequenceId, failure);
-      return;
+      for (const sequenceId of sequenceIds) this.#dropSequence(sequenceId, failure);
+      return undefined;
     }
-    items.forEach((item, index) => {
-      item.onToken(tokens[index]);
-    });
   }
 }

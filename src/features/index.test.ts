@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import { entropyOfLogits, entropyOfProbabilities } from "./index.js";
 import {
   featureEvaluationPriority,
-  featureLastStrategy,
-  plainEvaluationPriority,
+  promptAloneStrategy,
+  promptEvaluationPriority,
 } from "./llama-internals.js";
 
 describe("entropy", () => {
@@ -24,45 +24,45 @@ describe("entropy", () => {
   });
 });
 
-describe("featureLastStrategy", () => {
-  const item = (length: number, feature: boolean): BatchItem => ({
+describe("promptAloneStrategy", () => {
+  const prompt = (length: number, feature = false): BatchItem => ({
     tokens: Array.from({ length }, (_, index) => index as Token),
     logits: [],
-    evaluationPriority: feature ? featureEvaluationPriority : plainEvaluationPriority,
+    evaluationPriority: feature ? featureEvaluationPriority : promptEvaluationPriority,
   });
-  it("serves the first feature item first but places it last; other feature items wait", () => {
-    const featureA = item(5, true);
-    const plain = item(1, false);
-    const featureB = item(3, true);
-    const plainLong = item(4, false);
-    const result = featureLastStrategy({ items: [plain, featureA, featureB, plainLong], size: 100 });
-    expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([
-      [plain, 1],
-      [plainLong, 4],
-      [featureA, 5],
+  // A decode step: one token at node-llama-cpp's default priority.
+  const step = (): BatchItem => ({ tokens: [7 as Token], logits: [], evaluationPriority: 5 });
+  const summary = (result: ReturnType<ReturnType<typeof promptAloneStrategy>>) =>
+    result.map((entry) => [entry.item, entry.processAmount]);
+
+  it("gives a prompt a batch of its own, feature-reading prompts first", () => {
+    const strategy = promptAloneStrategy();
+    const plain = prompt(5);
+    const feature = prompt(3, true);
+    expect(summary(strategy({ items: [plain, feature], size: 100 }))).toEqual([[feature, 3]]);
+    expect(summary(promptAloneStrategy()({ items: [step(), plain, step()], size: 100 }))).toEqual([
+      [plain, 5],
     ]);
   });
-  it("gives other items only the slots the feature item leaves", () => {
-    const plain = item(6, false);
-    const feature = item(5, true);
-    const result = featureLastStrategy({ items: [plain, feature], size: 8 });
-    expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([
-      [plain, 3],
-      [feature, 5],
-    ]);
+  it("cuts a long prompt at multiples of the batch size from its start, as alone", () => {
+    const long = prompt(10);
+    expect(summary(promptAloneStrategy()({ items: [long], size: 8 }))).toEqual([[long, 8]]);
   });
-  it("clips a long feature prompt to the batch size", () => {
-    const feature = item(10, true);
-    const result = featureLastStrategy({ items: [item(6, false), feature], size: 8 });
-    expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([[feature, 8]]);
+  it("decodes one step per batch, the oldest first", () => {
+    const steps = [step(), step(), step()];
+    expect(summary(promptAloneStrategy()({ items: steps, size: 100 }))).toEqual([[steps[0], 1]]);
+    expect(promptAloneStrategy()({ items: [], size: 100 })).toEqual([]);
   });
-  it("fills a batch without feature items first come first served and clips the last item", () => {
-    const first = item(6, false);
-    const second = item(5, false);
-    const result = featureLastStrategy({ items: [first, second, item(3, false)], size: 8 });
-    expect(result.map((entry) => [entry.item, entry.processAmount])).toEqual([
-      [first, 6],
-      [second, 2],
-    ]);
+  it("alternates prompt and step batches while both wait, so generation is not starved", () => {
+    const strategy = promptAloneStrategy();
+    const first = prompt(4);
+    const second = prompt(6);
+    const generating = step();
+    const items = [generating, first, second];
+    expect(summary(strategy({ items, size: 100 }))).toEqual([[first, 4]]);
+    expect(summary(strategy({ items, size: 100 }))).toEqual([[generating, 1]]);
+    expect(summary(strategy({ items: [generating, second], size: 100 }))).toEqual([[second, 6]]);
+    // With no step waiting, prompts follow each other.
+    expect(summary(strategy({ items: [second], size: 100 }))).toEqual([[second, 6]]);
   });
 });

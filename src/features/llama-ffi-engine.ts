@@ -18,7 +18,7 @@
  * product per prompt token). Layer views (`l_out-N` below the last layer, `embd`) hold every row.
  * (2) The callback sees a ubatch's rows in ubatch order, which is the batch's order only when the batch
  * holds one sequence. So a view-reading prefill gets `llama_decode` calls of its own, its prompt split
- * into chunks of at most one ubatch; plain prompts and decode steps of several sequences share batches
+ * into chunks of at most one ubatch; decode steps of several sequences share batches
  * ({@link LlamaFfiEngine.decodeBatch}).
  *
  * Every method runs synchronously on the calling thread; the engine lives in a worker thread (see
@@ -452,9 +452,10 @@ export class LlamaFfiEngine {
   /**
    * Decodes one batch holding several sequences' tokens (prompt chunks and decode steps) in one
    * `llama_decode`, and returns, for each entry with `outputLast`, the greedy next token, read by its
-   * explicit batch index on this thread. Entries of other lengths and sequences share the batch; llama.cpp
-   * splits it into per-sequence ubatches (`kv_unified` false), so each sequence's numerics are those it
-   * would have alone.
+   * explicit batch index on this thread. Any mix of entries is decoded correctly, but only a batch
+   * that is one prompt chunk alone, or one token per sequence, gives every sequence the numerics it has
+   * alone: llama.cpp (`kv_unified` false, `split_equal`) cuts a prompt batched with other sequences into
+   * pieces of their lengths. The scheduler builds only such batches.
    * @returns per entry, the next token, or undefined for entries without output.
    * @throws UsageError for a malformed batch; EngineCallError when llama_decode fails (the sequences of
    *   the batch are then in an unknown state: release them).

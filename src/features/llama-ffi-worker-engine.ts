@@ -179,7 +179,7 @@ export class LlamaFfiWorkerEngine {
     return { features: event.features, entropy: event.entropy, firstToken: event.firstToken };
   }
 
-  /** Evaluates a plain prompt in shared batches on an empty sequence, then generates greedily. */
+  /** Evaluates a plain prompt on an empty sequence (chunks alone), then generates greedily in shared steps. */
   translate(
     sequenceId: number,
     tokens: readonly number[],

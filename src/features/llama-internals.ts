@@ -2,23 +2,35 @@
  * Everything routelmt does with node-llama-cpp internals (checked against 3.21.1) lives here, so an
  * upgrade has one file to re-check.
  *
- * **Why outputs need guarding.** node-llama-cpp creates contexts with a separate KV stream per
- * sequence (`kv_unified` false), so llama.cpp splits a batch holding several sequences into ubatches
- * grouped by sequence (`split_equal`). Its output rows then come out of batch order, and llama.cpp
- * records the row swaps that restore the order and applies them lazily, on the first
- * `llama_get_logits_ith` / `llama_get_embeddings_ith` after the decode (`output_reorder`), without a
- * lock. node-llama-cpp samples every sequence of a batch in its own thread-pool worker, so with
- * several sequences those workers apply the swaps concurrently: a row can be swapped twice or read
- * mid-swap, and a sequence gets another sequence's logits (a foreign first token, a corrupted word
- * mid-sentence). llama.cpp's own server samples on one thread and never sees this.
+ * **Why one sequence per batch.** llama.cpp's CPU matrix products take another kernel for a
+ * one-token ubatch than for a longer one (`llamafile_sgemm` serves only n ≥ 2; one row goes through
+ * `ggml_vec_dot`), and the two round differently. Decoding alone, every generated token is a one-row
+ * ubatch; batched with other sequences (node-llama-cpp keeps a KV stream per sequence, and llama.cpp's
+ * `split_equal` puts sequences with consecutive ids in one ubatch) it is a row of a longer one, and a
+ * prompt batched with others can be cut into a one-token piece. Measured on tinymt-large, Multi30k
+ * val 149: the greedy choice at step 19 is a near-tie (0.115046 against 0.114988 alone); with its
+ * decode steps in shared ubatches it becomes 0.115009 against 0.115021 and the word changes
+ * ("Sackel" / "Segelboot"). Within ubatches of two rows or more, a row's values do not depend on the
+ * other rows (equal to the last bit). So `promptAloneStrategy` gives every batch one sequence: the
+ * translations and features are those of one-sequence decoding to the last bit, at the price of
+ * batched matrix products (on 2 cores and the tinymt models, concurrency gained nothing from them).
  *
- * `guardBatchOutputs` fixes it where it starts, by wrapping the context's addon calls:
+ * **Why outputs need guarding.** With several sequences in a ubatch, llama.cpp's output rows come
+ * out of batch order; it records the row swaps that restore the order and applies them lazily, on
+ * the first `llama_get_logits_ith` / `llama_get_embeddings_ith` after the decode (`output_reorder`),
+ * without a lock. node-llama-cpp samples every sequence of a batch in its own thread-pool worker, so
+ * with several sequences those workers would apply the swaps concurrently: a row can be swapped twice or
+ * read mid-swap, and a sequence gets another sequence's logits (a foreign first token, a corrupted
+ * word mid-sentence). llama.cpp's own server samples on one thread and never sees this.
+ *
+ * Batches of one sequence have one output row, but `guardBatchOutputs` wraps the context's addon
+ * calls so that no batch can race, whatever its shape:
  * - after each decode, the first sampling call of the batch runs alone (it applies the swaps, on one
  *   thread); the others start once it is done and find the rows in batch order;
  * - a feature-reading prompt's hidden state is copied right after the decode that evaluated its last
- *   token, before any sampling call, from the batch's last output row. `featureLastStrategy` puts
- *   such a prompt last in its batch, and the copy is only taken when the batch's last item is that
- *   very prompt ending at its last token; otherwise the prefill fails instead of returning a wrong row.
+ *   token, before any sampling call, from the batch's last output row. Prompts are alone in their
+ *   batches, and the copy is only taken when the batch's last item is that very prompt ending at its
+ *   last token; otherwise the prefill fails instead of returning a wrong row.
  *
  * Internals used: the `_embeddings: true` context option (what `model.createEmbeddingContext()`
  * passes; llama.cpp then outputs every token's final-norm state next to its logits); the addon
@@ -42,44 +54,45 @@ import type {
 import { UnsupportedError } from "../errors/index.js";
 
 /**
- * Priority that marks a prompt evaluation whose last-token hidden state must be read. Every other
- * evaluation on a feature context uses `plainEvaluationPriority`. Priorities are only a tag here:
- * `featureLastStrategy` orders by tag, not by value.
+ * Priority that marks a prompt evaluation whose last-token hidden state must be read. Priorities are
+ * only tags here: `promptAloneStrategy` sorts by tag, not by value. Decode steps keep node-llama-cpp's
+ * default priority, so a tag tells a prompt from a generation step whatever its length.
  * @internal
  */
 export const featureEvaluationPriority: EvaluationPriority = 1;
-/** @internal */
-export const plainEvaluationPriority: EvaluationPriority = 5;
+/** Priority that marks any other prompt evaluation. @internal */
+export const promptEvaluationPriority: EvaluationPriority = 2;
+
+function isPromptItem(item: BatchItem): boolean {
+  return (
+    item.evaluationPriority === featureEvaluationPriority ||
+    item.evaluationPriority === promptEvaluationPriority
+  );
+}
 
 /**
- * Batch prioritisation for feature contexts. At most one feature-reading item per batch, and it goes
- * last, so that when its last prompt token is in the batch it is the batch's last output row (the
- * only row node-llama-cpp can copy). That item is served first (prompt latency decides routing), with
- * up to `size` tokens; the other items fill the remaining slots in arrival order and are placed
- * before it. Other feature items wait for a later batch: if one shared the batch, its last token
- * would not be the last row.
+ * Batch prioritisation that gives every sequence the numerics of one-sequence decoding (see the
+ * module comment): each batch holds one sequence only — the next chunk of a prompt, cut at
+ * multiples of `size` from its start as it is alone, or one decode step. Feature-reading prompts go
+ * first (routing waits for them), then other prompts in arrival order; prompt and step batches
+ * alternate while both wait, and steps take turns in arrival order, so a generating sequence is never
+ * starved by arriving prompts. One strategy per context: it remembers the last batch's kind.
  * @internal
  */
-export function featureLastStrategy({
-  items,
-  size,
-}: {
+export function promptAloneStrategy(): (options: {
   items: readonly BatchItem[];
   size: number;
-}): PrioritizedBatchItem[] {
-  const featureItem = items.find((item) => item.evaluationPriority === featureEvaluationPriority);
-  const featureAmount = featureItem === undefined ? 0 : Math.min(featureItem.tokens.length, size);
-  const prioritized: PrioritizedBatchItem[] = [];
-  let tokensLeft = size - featureAmount;
-  for (const item of items) {
-    if (tokensLeft <= 0) break;
-    if (item.evaluationPriority === featureEvaluationPriority) continue;
-    const processAmount = Math.min(item.tokens.length, tokensLeft);
-    prioritized.push({ item, processAmount });
-    tokensLeft -= processAmount;
-  }
-  if (featureItem !== undefined) prioritized.push({ item: featureItem, processAmount: featureAmount });
-  return prioritized;
+}) => PrioritizedBatchItem[] {
+  let lastWasPrompt = false;
+  return ({ items, size }) => {
+    const step = items.find((item) => !isPromptItem(item));
+    const prompt =
+      items.find((item) => item.evaluationPriority === featureEvaluationPriority) ?? items.find(isPromptItem);
+    const item = prompt !== undefined && !(lastWasPrompt && step !== undefined) ? prompt : step;
+    if (item === undefined) return [];
+    lastWasPrompt = item === prompt;
+    return [{ item, processAmount: Math.min(item.tokens.length, size) }];
+  };
 }
 
 /** The addon context calls wrapped or used here (node-llama-cpp 3.21.1). */
@@ -212,7 +225,7 @@ export async function createGuardedContext(
     batchSize: options.batchSize,
     sequences: options.sequences,
     threads: options.threads,
-    batching: { itemPrioritizationStrategy: featureLastStrategy },
+    batching: { itemPrioritizationStrategy: promptAloneStrategy() },
     ...(options.readsFeatures ? { _embeddings: true } : {}),
   };
   const context = await model.createContext(contextOptions);
@@ -257,7 +270,7 @@ export async function prefillSequence(
   let outputs: Awaited<ReturnType<LlamaContextSequence["controlledEvaluate"]>>;
   try {
     outputs = await sequence.controlledEvaluate(input, {
-      evaluationPriority: readFeatures ? featureEvaluationPriority : plainEvaluationPriority,
+      evaluationPriority: readFeatures ? featureEvaluationPriority : promptEvaluationPriority,
     });
   } finally {
     if (readFeatures) featureReads?.delete(sequenceId);
