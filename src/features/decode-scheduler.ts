@@ -17,7 +17,7 @@
  * prompt cut into a one-token piece beside other sequences) changes the last bits and can flip a
  * near-tie greedy token (see `llama-internals.ts`). A generating sequence advances every step,
  * however many prompts arrive.
-
+ *
  * Generation is greedy (the engine's argmax) and stops before an end-of-generation token (`stop`),
  * after `maxTokens` tokens or when the sequence's context is full (`length`), or on abort (`abort`).
  * The scheduler never frees a sequence by itself: its owner releases it once the result is read.
@@ -306,7 +306,7 @@ export class DecodeScheduler {
       tokens: prompt.tokens.slice(start, start + count),
       outputLast: completes,
     };
-    const tokens = this.#decode([entry], [prompt.request.sequenceId]);
+    const tokens = this.#decode([entry]);
     if (tokens === undefined) return;
     prompt.evaluated += count;
     if (!completes) return;
@@ -329,7 +329,6 @@ export class DecodeScheduler {
         tokens: [generation.pending],
         outputLast: true,
       })),
-      batch.map((generation) => generation.request.sequenceId),
     );
     if (tokens === undefined) return;
     batch.forEach((generation, index) => {
@@ -338,10 +337,7 @@ export class DecodeScheduler {
   }
 
   /** Decodes one batch; on failure drops its sequences (their state is unknown) and returns undefined. */
-  #decode(
-    entries: readonly BatchEntry[],
-    sequenceIds: readonly number[],
-  ): (number | undefined)[] | undefined {
+  #decode(entries: readonly BatchEntry[]): (number | undefined)[] | undefined {
     try {
       return this.#engine.decodeBatch(entries);
     } catch (error) {
@@ -349,7 +345,7 @@ export class DecodeScheduler {
         error instanceof Error
           ? error
           : new EngineCallError("llama-ffi", String(error), { isRetryable: false });
-      for (const sequenceId of sequenceIds) this.#dropSequence(sequenceId, failure);
+      for (const entry of entries) this.#dropSequence(entry.sequenceId, failure);
       return undefined;
     }
   }

@@ -453,9 +453,10 @@ export class LlamaFfiEngine {
    * Decodes one batch holding several sequences' tokens (prompt chunks and decode steps) in one
    * `llama_decode`, and returns, for each entry with `outputLast`, the greedy next token, read by its
    * explicit batch index on this thread. Any mix of entries is decoded correctly, but only a batch
-   * that is one prompt chunk alone, or one token per sequence, gives every sequence the numerics it has
-   * alone: llama.cpp (`kv_unified` false, `split_equal`) cuts a prompt batched with other sequences into
-   * pieces of their lengths. The scheduler builds only such batches.
+   * that is one prompt chunk alone, or one token per sequence in descending sequence order, gives
+   * every sequence the numerics it has alone: llama.cpp (`kv_unified` false, `split_equal`) puts
+   * ascending consecutive sequences in one ubatch and cuts a prompt batched with others into pieces of
+   * their lengths. The scheduler builds only such batches.
    * @returns per entry, the next token, or undefined for entries without output.
    * @throws UsageError for a malformed batch; EngineCallError when llama_decode fails (the sequences of
    *   the batch are then in an unknown state: release them).

@@ -6,7 +6,8 @@
  * The engine runs in a worker thread of its own (`src/features/llama-ffi-worker-engine.ts`), so this
  * thread's event loop never waits on a decode. There, continuous batching decodes every request in
  * flight together — per step, one prompt chunk in a llama_decode of its own, then one llama_decode
- * holding the next token of each generating sequence — with the results of decoding each alone. Prompts are tokenized here, exactly as `LlamaTranslator` does, and outputs detokenized here.
+ * holding the next token of each generating sequence — with the results of decoding each alone.
+ * Prompts are tokenized here, exactly as `LlamaTranslator` does, and outputs detokenized here.
  * @module
  */
 import path from "node:path";
