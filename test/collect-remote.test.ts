@@ -158,8 +158,12 @@ describe.skipIf(skipReason !== "")(`collect on llama.cpp's server ${skipReason}`
     const records = outputs[0]!.records.split("\n").filter(Boolean);
     expect(records).toHaveLength(48);
     expect(outputs[1]!.records).toBe(outputs[0]!.records);
-    // Embeddings of requests batched together on the server come out within float rounding of
-    // one-at-a-time ones (the batch changes the summation order), not bit for bit.
+    // Embeddings of requests the server batches together come out within float rounding of
+    // one-at-a-time ones, not bit for bit: llama.cpp's CPU backend multiplies a multi-row batch
+    // with a different kernel (and summation order) than a single row, and the server does not
+    // keep sequences apart the way our own engines do. Components here reach ~6, so 1e-3 is still
+    // rounding (seen: 7e-5 on one machine, 0 on another), while another request's row differs by
+    // far more in its largest components.
     const [alone, batched] = outputs.map(
       ({ features }) => new Float32Array(features.buffer, features.byteOffset, features.byteLength / 4),
     );
@@ -167,6 +171,6 @@ describe.skipIf(skipReason !== "")(`collect on llama.cpp's server ${skipReason}`
     for (let index = 0; index < alone!.length; index++) {
       largest = Math.max(largest, Math.abs(alone![index]! - batched![index]!));
     }
-    expect(largest).toBeLessThan(1e-5);
+    expect(largest).toBeLessThan(1e-3);
   });
 });
