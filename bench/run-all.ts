@@ -18,6 +18,7 @@ const benchmarks: Record<string, () => Promise<{ run: () => Promise<Record<strin
   "collect-llama-server": () => import("./collect-llama-server.js"),
   "decision-cost": () => import("./decision-cost.js"),
   "server-overhead": () => import("./server-overhead.js"),
+  "server-timeline": () => import("./server-timeline.js"),
   "stream-first-token": () => import("./stream-first-token.js"),
   "event-loop-latency": () => import("./event-loop-latency.js"),
 };

@@ -13,15 +13,17 @@
  * - `direct`: the fake engine's /v1/chat/completions;
  * - `direct_two_calls`: the two engine calls routelmt makes for a request kept small, made by the
  *   client itself one after the other (/v1/embeddings, then /v1/completions);
- * - `routelmt`: /v1/chat/completions of routelmt (model `routelmt`);
+ * - `routelmt`: /v1/chat/completions of routelmt (model `routelmt`), the built CLI users run
+ *   (`bin/routelmt.js` over `dist/`: `npm run build` first), not the sources under a loader;
  * - `portkey`: the gateway's /v1/chat/completions with `x-portkey-provider: openai` and
  *   `x-portkey-custom-host` pointing at the fake engine;
  * - `pass_through` and `pass_through_node_http`: the floor of any proxy in Node — a bare fastify app
- *   (this file run with `--pass-through fetch|node-http`) whose one route forwards the body to the
+ *   (`bench/helpers/pass-through.mjs`, plain JavaScript) whose one route forwards the body to the
  *   fake engine's /v1/chat/completions and answers its bytes, with Node's fetch (undici) or with
  *   `node:http` and a keep-alive agent (what routelmt's engine calls use);
  * - `routelmt_baseline` (only with `ROUTELMT_BENCH_BASELINE=<another checkout>`): the same serve
- *   command run from that checkout, so a change is measured against its base in one run.
+ *   command run from that checkout (built there too), so a change is measured against its base in
+ *   one run.
  * Per target and concurrency: p50/p99 latency (ms) and requests/s after a warm-up; `added_ms` is
  * the p50/p99 difference to `direct`, and `routelmt_own_ms` routelmt's difference to
  * `direct_two_calls` (its own work: HTTP, validation, routing, metrics, logging); `ratios` compares
@@ -34,14 +36,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { realpathSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import http from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import Fastify from "fastify";
 import { startFakeOpenAIServer } from "../test/helpers/fake-openai-server.js";
 import { remoteRouter, sampleText, writeRouter } from "../test/server-fixtures.js";
+import { builtCli } from "./helpers/built-cli.js";
+import { awaitChildOutput } from "./helpers/child-output.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 /** Requests per cell (after warm-up), by concurrency. */
@@ -50,7 +52,8 @@ const CELLS: readonly { concurrency: number; requests: number }[] = [
   { concurrency: 64, requests: 1000 },
   { concurrency: 256, requests: 1500 },
 ];
-const WARM_UP = 100;
+/** Requests per target before measuring: enough for V8 to optimise the hot path (300 are not). */
+const WARM_UP = 2000;
 const START_TIMEOUT_MS = 60_000;
 
 interface Cell {
@@ -138,33 +141,15 @@ async function measureAll(
   return cells;
 }
 
-/** Starts a child process and resolves once `ready` matches its output. */
+/** Starts a child process; `started` resolves with the first group of `ready` once its output matches. */
 function startChild(command: string, args: string[], ready: RegExp, environment: NodeJS.ProcessEnv = {}) {
   const child = spawn(command, args, {
     cwd: repoRoot,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...environment },
   });
-  let output = "";
-  const started = new Promise<RegExpExecArray>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${args.join(" ")} did not start: ${output}`)),
-      START_TIMEOUT_MS,
-    );
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = ready.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match);
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${args.join(" ")} exited with ${code}: ${output}`));
-    });
+  const started = awaitChildOutput(child, ready, START_TIMEOUT_MS).catch((error: Error) => {
+    throw new Error(`${args.join(" ")} did not start: ${error.message}`);
   });
   return { child, started };
 }
@@ -183,7 +168,6 @@ function chatBody(model: string, index: number): string {
 }
 
 const FAKE_ENGINE_FLAG = "--fake-engine";
-const PASS_THROUGH_FLAG = "--pass-through";
 
 /** The engine process: serves until killed, printing its base URL. */
 async function serveFakeEngine(): Promise<void> {
@@ -194,65 +178,6 @@ async function serveFakeEngine(): Promise<void> {
   });
   console.log(`fake engine at ${engine.url}`);
   process.once("SIGTERM", () => void engine.close().then(() => process.exit(0)));
-}
-
-/** POSTs `body` with `node:http` on a keep-alive agent: status, content type and body bytes. */
-function postWithNodeHttp(
-  url: string,
-  body: string,
-  agent: http.Agent,
-): Promise<{ status: number; contentType: string; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const outgoing = http.request(
-      url,
-      {
-        method: "POST",
-        agent,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-      },
-      (answer) => {
-        const chunks: Buffer[] = [];
-        answer.on("data", (chunk: Buffer) => chunks.push(chunk));
-        answer.on("end", () =>
-          resolve({
-            status: answer.statusCode ?? 502,
-            contentType: answer.headers["content-type"] ?? "application/json",
-            body: Buffer.concat(chunks),
-          }),
-        );
-        answer.on("error", reject);
-      },
-    );
-    outgoing.on("error", reject);
-    outgoing.end(body);
-  });
-}
-
-/** The pass-through process: fastify forwarding chat completions to `upstream` with fetch or node:http. */
-async function servePassThrough(upstream: string, client: string): Promise<void> {
-  const app = Fastify({ logger: false });
-  const agent = new http.Agent({ keepAlive: true });
-  app.post("/v1/chat/completions", async (request, reply) => {
-    const url = `${upstream}/chat/completions`;
-    const body = JSON.stringify(request.body);
-    if (client === "node-http") {
-      const answer = await postWithNodeHttp(url, body, agent);
-      reply.status(answer.status).header("content-type", answer.contentType);
-      return answer.body;
-    }
-    const answer = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body,
-    });
-    reply
-      .status(answer.status)
-      .header("content-type", answer.headers.get("content-type") ?? "application/json");
-    return Buffer.from(await answer.arrayBuffer());
-  });
-  const origin = await app.listen({ port: 0, host: "127.0.0.1" });
-  console.log(`pass-through at ${origin}`);
-  process.once("SIGTERM", () => void app.close().then(() => process.exit(0)));
 }
 
 /** `routelmt serve` flags of every routelmt target: small on the fake engine, generous limits, quiet logs. */
@@ -294,14 +219,14 @@ export async function run(): Promise<Record<string, unknown>> {
       /fake engine at (http:\/\/127\.0\.0\.1:\d+\/v1)/,
     );
     children.push(fake.child);
-    const engine = { url: (await fake.started)[1]! };
+    const engine = { url: await fake.started };
     const routerFile = await writeRouter(
       work,
       remoteRouter(engine.url, { fingerprint: `remote:${engine.url}#small` }),
     );
     const routelmt = startChild(
       process.execPath,
-      ["--import", "tsx", path.join(repoRoot, "src/cli/run.ts"), ...serveArguments(engine.url, routerFile)],
+      [builtCli(repoRoot), ...serveArguments(engine.url, routerFile)],
       LISTENING,
     );
     children.push(routelmt.child);
@@ -309,12 +234,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const baseline = baselineTree
       ? startChild(
           process.execPath,
-          [
-            "--import",
-            "tsx",
-            path.join(path.resolve(baselineTree), "src/cli/run.ts"),
-            ...serveArguments(engine.url, routerFile),
-          ],
+          [builtCli(path.resolve(baselineTree)), ...serveArguments(engine.url, routerFile)],
           LISTENING,
         )
       : undefined;
@@ -322,7 +242,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const passThroughs = (["fetch", "node-http"] as const).map((client) => {
       const started = startChild(
         process.execPath,
-        ["--import", "tsx", fileURLToPath(import.meta.url), PASS_THROUGH_FLAG, engine.url, client],
+        [path.join(repoRoot, "bench/helpers/pass-through.mjs"), engine.url, client],
         /pass-through at (http:\/\/127\.0\.0\.1:\d+)/,
       );
       children.push(started.child);
@@ -340,12 +260,12 @@ export async function run(): Promise<Record<string, unknown>> {
       { NODE_ENV: "production" },
     );
     children.push(portkey.child);
-    const routelmtOrigin = (await routelmt.started)[1]!;
+    const routelmtOrigin = await routelmt.started;
     await portkey.started;
     const [passThroughOrigin, passThroughHttpOrigin] = await Promise.all(
-      passThroughs.map(async (started) => (await started.started)[1]!),
+      passThroughs.map(async (started) => await started.started),
     );
-    const baselineOrigin = baseline ? (await baseline.started)[1]! : undefined;
+    const baselineOrigin = baseline ? await baseline.started : undefined;
     const portkeyOrigin = `http://127.0.0.1:${portkeyPort}`;
 
     const post = (url: string, body: string, headers: Record<string, string> = {}) =>
@@ -462,9 +382,6 @@ function isMain(): boolean {
 
 if (isMain() && process.argv.includes(FAKE_ENGINE_FLAG)) {
   await serveFakeEngine();
-} else if (isMain() && process.argv.includes(PASS_THROUGH_FLAG)) {
-  const flag = process.argv.indexOf(PASS_THROUGH_FLAG);
-  await servePassThrough(process.argv[flag + 1]!, process.argv[flag + 2]!);
 } else if (isMain()) {
   run().then(
     (result) => console.log(JSON.stringify(result)),

@@ -21,6 +21,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startFakeOpenAIServer } from "../test/helpers/fake-openai-server.js";
 import { remoteRouter, tinyGgufWithRouter, writeRouter } from "../test/server-fixtures.js";
+import { awaitChildOutput } from "./helpers/child-output.js";
 import { runIfMain } from "./run-if-main.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -94,21 +95,7 @@ async function startServe(flags: string[]): Promise<{ child: ChildProcess; origi
     ],
     { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
   );
-  let output = "";
-  const origin = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${output}`)), START_TIMEOUT_MS);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`serve exited with ${code}: ${output}`)));
-  });
+  const origin = await awaitChildOutput(child, /listening on (http:\/\/127\.0\.0\.1:\d+)/, START_TIMEOUT_MS);
   return { child, origin };
 }
 
