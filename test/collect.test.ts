@@ -270,6 +270,17 @@ describe("routelmt collect", () => {
     }
   });
 
+  it("says so when both models score alike on every segment", async () => {
+    const out = path.join(work, "same-model");
+    const run = await runCliCaptured(
+      collectArguments({ ...pair, large: pair.small, input, out }, ["--max-tokens", "6", "--limit", "8"]),
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/g=0 100\.0%/);
+    expect(run.stderr).toMatch(/note: both models score alike on every segment \(g = 0 throughout\)/);
+    expect((await runCliCaptured(collectArgs(reference))).stderr).not.toMatch(/score alike/);
+  });
+
   it("refuses a rerun with another metric into the same directory", async () => {
     const run = await runCliCaptured(collectArgs(reference, ["--metric", "bleu"]));
     expect(run.code).toBe(2);

@@ -33,6 +33,7 @@ async function writeSyntheticDataset(
     withFeatures = true,
     tgtLang = "de",
     blocks = false,
+    noGain = false,
   }: {
     n: number;
     seed: number;
@@ -41,6 +42,8 @@ async function writeSyntheticDataset(
     tgtLang?: string;
     /** Two named blocks, `last:final` (columns 0–7) and `mean:1` (8–15), the gain in `mean:1` only. */
     blocks?: boolean;
+    /** Both models score alike on every segment: every gain is 0. */
+    noGain?: boolean;
   },
 ): Promise<void> {
   const random = createRandom(seed);
@@ -60,6 +63,7 @@ async function writeSyntheticDataset(
       quality += qualityWeights[column]! * value;
     }
     gain += normal(random, 0, 0.5);
+    if (noGain) gain = 0;
     records.push({
       // Ids differ between datasets: one id with the same source and pair in two datasets is one segment twice.
       id: `d${seed}-r${row}`,
@@ -119,6 +123,7 @@ beforeAll(async () => {
   await writeSyntheticDataset(path.join(work, "replay"), { n: 100, seed: 5, withFeatures: false });
   await writeSyntheticDataset(path.join(work, "blocks"), { n: 400, seed: 8, blocks: true });
   await writeSyntheticDataset(path.join(work, "blocks-test"), { n: 300, seed: 9, blocks: true });
+  await writeSyntheticDataset(path.join(work, "no-gain"), { n: 100, seed: 10, noGain: true });
 });
 
 describe("routelmt train", () => {
@@ -373,6 +378,24 @@ describe("routelmt train", () => {
     expect(router.selection).toBeUndefined();
     expect(router.heads.gain?.report.probe).toBe("ridge");
     expect(router.learning_curve?.verdict).toMatch(/rising|flat|uncertain/);
+  });
+
+  it("says so when every training gain is the same, and still writes a router", async () => {
+    const out = path.join(work, "no-gain.json");
+    const run = await runCliCaptured(["train", "--data", path.join(work, "no-gain"), "--out", out]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(
+      /note: every training gain is 0\.00: the two models score alike on every segment/,
+    );
+    expect(existsSync(out)).toBe(true);
+    const varied = await runCliCaptured([
+      "train",
+      "--data",
+      path.join(work, "b"),
+      "--out",
+      path.join(work, "b.json"),
+    ]);
+    expect(varied.stderr).not.toMatch(/every training gain/);
   });
 
   it("loads a router from before blocks as one block named after its layer", async () => {

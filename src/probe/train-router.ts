@@ -73,6 +73,12 @@ export function trainHeads(data: HeadTrainingData, options: TrainHeadsOptions): 
   const heads: Partial<Record<HeadName, RouterHead>> = {};
   const outOfFold: Partial<Record<HeadName, Float64Array>> = {};
   const notes: string[] = [];
+  if (gain.length > 0 && gain.every((value) => value === gain[0])) {
+    // Nothing to rank: every head still fits, but the gain head's order is arbitrary.
+    notes.push(
+      `every training gain is ${gain[0]!.toFixed(2)}: the two models score alike on every segment, so the gain head has no order to learn and its routing is arbitrary (are the small and the large model the same?)`,
+    );
+  }
   for (const name of options.heads) {
     const started = performance.now();
     if (name === "risk") {

@@ -151,6 +151,11 @@ export function registerCollect(program: Command, io: CliIo): void {
         if (flags.skipTooLong)
           io.stderr(skippedReport("collect", summary.skipped, segments.length, flags.in));
         if (summary.alreadyComplete) io.stderr(`${flags.out} already holds this collection; nothing to do\n`);
+        if (summary.n > 0 && summary.fractionZero === 1) {
+          io.stderr(
+            `note: both models score alike on every segment (g = 0 throughout): a router learns nothing from these labels (are --small and --large the same model?)\n`,
+          );
+        }
         const format = (value: number | null) => (value === null ? "n/a" : value.toFixed(2));
         const percent = (value: number) => `${(100 * value).toFixed(1)}%`;
         io.stdout(
