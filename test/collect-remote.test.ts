@@ -158,12 +158,12 @@ describe.skipIf(skipReason !== "")(`collect on llama.cpp's server ${skipReason}`
     const records = outputs[0]!.records.split("\n").filter(Boolean);
     expect(records).toHaveLength(48);
     expect(outputs[1]!.records).toBe(outputs[0]!.records);
-    // Embeddings of requests the server batches together come out within float rounding of
-    // one-at-a-time ones, not bit for bit: llama.cpp's CPU backend multiplies a multi-row batch
-    // with a different kernel (and summation order) than a single row, and the server does not
-    // keep sequences apart the way our own engines do. Components here reach ~6, so 1e-3 is still
-    // rounding (seen: 7e-5 on one machine, 0 on another), while another request's row differs by
-    // far more in its largest components.
+    // The second run's embeddings come out within float rounding of the first's, not bit for bit:
+    // the server's prompt cache then holds all but each prompt's last token, which it evaluates on
+    // its own, and parallel slots share ubatches — and llama.cpp's CPU backend multiplies a one-row
+    // batch with another kernel (another summation order) than a multi-row one. Components here
+    // reach ~6, so 1e-3 is still rounding (seen: 7e-5), while another request's row differs by far
+    // more in its largest components.
     const [alone, batched] = outputs.map(
       ({ features }) => new Float32Array(features.buffer, features.byteOffset, features.byteLength / 4),
     );
