@@ -19,6 +19,7 @@ const benchmarks: Record<string, () => Promise<{ run: () => Promise<Record<strin
   "decision-cost": () => import("./decision-cost.js"),
   "server-overhead": () => import("./server-overhead.js"),
   "server-timeline": () => import("./server-timeline.js"),
+  "embedding-transfer": () => import("./embedding-transfer.js"),
   "stream-first-token": () => import("./stream-first-token.js"),
   "event-loop-latency": () => import("./event-loop-latency.js"),
 };

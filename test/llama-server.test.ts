@@ -7,6 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openProbedTranslator, openTranslator } from "../src/translators/open.js";
+import { decodeBase64Floats } from "../src/translators/openai-embeddings.js";
 import { loadPromptTemplate, type PromptTemplate } from "../src/translators/prompt-template.js";
 import type { Translation, TranslationRequest, Translator } from "../src/translators/types.js";
 import {
@@ -136,6 +137,37 @@ describe.skipIf(skipReason !== "")(`openai: engines on llama.cpp's server ${skip
     // Both read the final normed state at the last prompt token; the f16 KV caches differ in rounding.
     expect(largestDifference).toBeLessThan(1e-2);
     expect(largestDifference).toBeGreaterThan(0);
+  });
+
+  it("sends an embedding as base64 float32 exactly as it sends it in JSON numbers", async () => {
+    const remote = await server({
+      model: sharedPath("models", "tinymt-small.gguf"),
+      embeddingsPooling: "last",
+    });
+    const embedding = async (input: string, encoding?: "base64") => {
+      const answer = await fetch(`${remote.url}/embeddings`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          input,
+          embd_normalize: -1,
+          ...(encoding ? { encoding_format: encoding } : {}),
+        }),
+      });
+      expect(answer.status).toBe(200);
+      return ((await answer.json()) as { data: { embedding: number[] | string }[] }).data[0]!.embedding;
+    };
+    for (const request of requests.slice(0, 8)) {
+      // The server's first evaluation of a prompt and its later ones (its prompt cache then holds all
+      // but the last token) round differently; compare two answers from the same state.
+      await embedding(request.text);
+      const numbers = await embedding(request.text);
+      const base64 = await embedding(request.text, "base64");
+      expect(typeof base64).toBe("string");
+      expect(Array.from(decodeBase64Floats(base64 as string)!)).toEqual(
+        Array.from(Float32Array.from(numbers as number[])),
+      );
+    }
   });
 
   it("decodes 8 requests at once on 8 slots exactly as one at a time", async () => {

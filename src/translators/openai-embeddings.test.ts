@@ -74,7 +74,7 @@ describe("OpenAIProbedTranslator", () => {
     expect(prefilled.promptTokens).toBe(15);
     expect(server.requests[0]).toMatchObject({
       path: "/v1/embeddings",
-      body: { model: "small", input: renderedPrompt, embd_normalize: -1 },
+      body: { model: "small", input: renderedPrompt, embd_normalize: -1, encoding_format: "base64" },
     });
 
     const translation = await prefilled.continue({ maxTokens: 64 });
@@ -132,6 +132,43 @@ describe("OpenAIProbedTranslator", () => {
     const prefilled = await translator.prefill(request);
     expect(prefilled.features).toHaveLength(6);
     expect(server.requests).toHaveLength(2);
+  });
+
+  it("reads base64 and JSON-number embeddings alike, and asks for numbers once a server refuses base64", async () => {
+    const viaNumbers = new OpenAIProbedTranslator("small", { baseURL: server.url, dim: 6 });
+    // A server that does not know the encoding: 400 for base64, numbers otherwise.
+    server.setBehaviour((incoming) =>
+      (incoming.body as { encoding_format?: string }).encoding_format === "base64"
+        ? { kind: "fail", status: 400, body: '{"error":{"message":"unknown encoding_format"}}' }
+        : { kind: "succeed" },
+    );
+    const first = await viaNumbers.prefill(request);
+    const second = await viaNumbers.prefill(request);
+    expect(server.requests.map((r) => (r.body as { encoding_format?: string }).encoding_format)).toEqual([
+      "base64",
+      undefined,
+      undefined,
+    ]);
+    server.setBehaviour({ kind: "succeed" });
+    const viaBase64 = await new OpenAIProbedTranslator("small", { baseURL: server.url, dim: 6 }).prefill(
+      request,
+    );
+    expect(Array.from(viaBase64.features)).toEqual(Array.from(first.features));
+    expect(Array.from(second.features)).toEqual(Array.from(first.features));
+  });
+
+  it("rejects a base64 embedding of the wrong size", async () => {
+    const translator = new OpenAIProbedTranslator("small", { baseURL: server.url, dim: 6 });
+    const fiveFloats = Buffer.from(new Float32Array(5).buffer).toString("base64");
+    server.setBehaviour({ kind: "json", body: { data: [{ embedding: fiveFloats }] } });
+    await expect(translator.prefill(request)).rejects.toThrow(/has 5 values, expected dim 6/);
+    server.setBehaviour({
+      kind: "json",
+      body: { data: [{ embedding: Buffer.from([1, 2, 3]).toString("base64") }] },
+    });
+    await expect(translator.prefill(request)).rejects.toThrow(
+      /a base64 embedding that is not float32 values/,
+    );
   });
 
   it("rejects a bad dim", () => {

@@ -4,7 +4,8 @@
  *
  * - `POST /v1/chat/completions` (plain JSON, or SSE chunks when `stream: true`: one per word),
  * - `POST /v1/completions` (plain JSON, or SSE when `stream: true`),
- * - `POST /v1/embeddings` (one deterministic vector per input),
+ * - `POST /v1/embeddings` (one deterministic vector per input; base64 float32 with
+ *   `encoding_format: "base64"`),
  * - `GET /v1/models`,
  * - `POST /score`: a COMET-style metric service, `{"items":[{src,mt,ref}]}` → `{"scores":[...]}`.
  *
@@ -291,7 +292,10 @@ export async function startFakeOpenAIServer(
         data: inputs.map((input, index) => ({
           object: "embedding",
           index,
-          embedding: fakeEmbedding(input, embeddingDim),
+          embedding:
+            body.encoding_format === "base64"
+              ? Buffer.from(Float32Array.from(fakeEmbedding(input, embeddingDim)).buffer).toString("base64")
+              : fakeEmbedding(input, embeddingDim),
         })),
         ...(includeUsage ? { usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } } : {}),
       });
