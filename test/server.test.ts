@@ -178,6 +178,33 @@ describe("routelmt serve: API", () => {
   });
 });
 
+describe("routelmt serve: language pairs", () => {
+  it("counts texts of pairs the router was not trained on and warns once per pair", async () => {
+    const lines: string[] = [];
+    const app = await buildApp(fakeServerConfig(small.url, large.url, routerFile, { "log-level": "warn" }), {
+      logStream: { write: (line: string) => lines.push(line) },
+    });
+    apps.push(app);
+    const origin = await app.listen({ port: 0, host: "127.0.0.1" });
+    const translate = (body: Record<string, unknown>) => postJson(`${origin}/v1/translate`, body);
+    expect((await translate({ text: "One.", source_lang: "en", target_lang: "de" })).status).toBe(200);
+    expect((await translate({ text: "Two.", source_lang: "en", target_lang: "fr" })).status).toBe(200);
+    expect(
+      (await translate({ texts: ["Three.", "Four."], source_lang: "en", target_lang: "fr" })).status,
+    ).toBe(200);
+    const metrics = await (await fetch(`${origin}/metrics`)).text();
+    expect(metrics).toMatch(/^routelmt_unseen_pair_translations_total 3$/m);
+    const warnings = lines.map((line) => JSON.parse(line)).filter((entry) => entry.pair !== undefined);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        pair: "en→fr",
+        trained_on: "en→de",
+        msg: "the router was not trained on this language pair: its gain scores there are extrapolation",
+      }),
+    ]);
+  });
+});
+
 describe("routelmt serve: budget under concurrency", () => {
   it("holds the budget within 1 point over 2000 requests at 64 concurrent, never overspending it", async () => {
     const window = 1000;

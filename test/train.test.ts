@@ -307,6 +307,16 @@ describe("routelmt train", () => {
       ["en", "de"],
       ["en", "fr"],
     ]);
+    // A router trained on en→de only says so when evaluated on en→fr, and not on its own pair.
+    const germanRouter = path.join(work, "pair-de.json");
+    await runCliCaptured(["train", "--data", german, "--out", germanRouter, "--heads", "gain"]);
+    const onFrench = await runCliCaptured(["eval", "--data", french, "--router", germanRouter]);
+    expect(onFrench.code, onFrench.stderr).toBe(0);
+    expect(onFrench.stderr).toContain(
+      "note: 120 of 120 segments are of language pairs the router was not trained on (en→fr; trained on en→de)",
+    );
+    const onGerman = await runCliCaptured(["eval", "--data", german, "--router", germanRouter]);
+    expect(onGerman.stderr).not.toMatch(/not trained on/);
   });
 
   it("chooses the feature block that carries the gain, and eval reads exactly that block", async () => {

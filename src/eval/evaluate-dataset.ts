@@ -54,6 +54,31 @@ async function readExternals(values: readonly string[]): Promise<ExternalScores[
   return externals;
 }
 
+const pairName = ([source, target]: readonly [string | null, string | null]) =>
+  `${source ?? "?"}→${target ?? "?"}`;
+
+/**
+ * A note when some segments are of language pairs the router was not trained on (its scores there
+ * are extrapolation), else null. Routers that recorded no pairs, and segments without languages,
+ * are not judged.
+ */
+export function unseenPairs(
+  trained: readonly (readonly [string | null, string | null])[],
+  records: readonly { src_lang: string | null; tgt_lang: string | null }[],
+): string | null {
+  if (trained.length === 0) return null;
+  const known = new Set(trained.map(pairName));
+  const unseen = new Map<string, number>();
+  for (const record of records) {
+    if (record.src_lang === null && record.tgt_lang === null) continue;
+    const name = pairName([record.src_lang, record.tgt_lang]);
+    if (!known.has(name)) unseen.set(name, (unseen.get(name) ?? 0) + 1);
+  }
+  if (unseen.size === 0) return null;
+  const count = [...unseen.values()].reduce((sum, value) => sum + value, 0);
+  return `${count} of ${records.length} segments are of language pairs the router was not trained on (${[...unseen.keys()].join(", ")}; trained on ${[...known].join(", ")}): its scores there are extrapolation`;
+}
+
 /**
  * Loads a dataset (and a router), runs every requested policy at every budget and writes the
  * report files.
@@ -81,6 +106,8 @@ export async function evaluateDataset(options: EvaluateDatasetOptions): Promise<
       { fingerprint: meta.small.fingerprint, template: meta.template, dim: meta.dim, blocks: dataset.blocks },
       `the dataset ${options.data}`,
     );
+    const unseen = unseenPairs(router.language_pairs, dataset.records);
+    if (unseen !== null) notes.push(unseen);
     if (router.label_metric !== meta.label_metric) {
       notes.push(
         `the router was trained on ${router.label_metric} but the dataset's label metric is ${meta.label_metric}`,

@@ -190,6 +190,11 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
       maxTokens: config.maxTokens,
       queueSize: config.queueSize,
       metrics,
+      onUnseenPair: (pair, trainedOn) =>
+        app.log.warn(
+          { pair, trained_on: trainedOn },
+          "the router was not trained on this language pair: its gain scores there are extrapolation",
+        ),
     });
   } catch (error) {
     await small.translator.dispose();

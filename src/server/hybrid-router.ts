@@ -161,6 +161,11 @@ export interface HybridRouterOptions {
   /** Requests per engine in flight plus waiting. Defaults to 256. */
   queueSize?: number;
   metrics?: ServerMetrics;
+  /**
+   * Called the first time a text of a language pair the router was not trained on arrives (e.g.
+   * `en→fr`), with the pairs it was trained on; such texts are counted in the metrics.
+   */
+  onUnseenPair?: (pair: string, trainedOn: string) => void;
 }
 
 /** What the decision step produced for one item. */
@@ -266,6 +271,10 @@ export class HybridRouter {
   /** The signals of runs whose caller gave a signal of its own: the shutdown aborts them too. */
   private readonly linkedRuns = new Set<LinkedSignal>();
   private translationsInFlight = 0;
+  /** The router's language pairs (`en→de`); null when it recorded none or only partly, so nothing is judged. */
+  private readonly trainedPairs: ReadonlySet<string> | null;
+  private readonly unseenPairsSeen = new Set<string>();
+  private readonly onUnseenPair: HybridRouterOptions["onUnseenPair"];
 
   constructor(options: HybridRouterOptions) {
     // Every engine call of a run without a signal of its own listens to it: many, on purpose.
@@ -294,6 +303,12 @@ export class HybridRouter {
     this.smallName = options.smallName;
     this.largeName = options.largeName;
     this.router = options.router;
+    const pairs = options.router.language_pairs;
+    this.trainedPairs =
+      pairs.length > 0 && pairs.every(([source, target]) => source !== null && target !== null)
+        ? new Set(pairs.map(([source, target]) => `${source!.toLowerCase()}→${target!.toLowerCase()}`))
+        : null;
+    this.onUnseenPair = options.onUnseenPair;
     this.weigher = options.weigher;
     this.onAnswer = options.onAnswer;
     this.sharedLedger = options.ledger !== undefined;
@@ -392,6 +407,7 @@ export class HybridRouter {
     options: RunOptions,
   ): Promise<HybridTranslation[]> {
     this.translationsInFlight++;
+    if (this.trainedPairs !== null) this.noteUnseenPairs(requests, this.trainedPairs);
     // Every engine call of the run stops at the shutdown deadline or when the caller gives up.
     const linked = options.signal ? linkedSignal(options.signal) : undefined;
     if (linked) {
@@ -406,6 +422,18 @@ export class HybridRouter {
         this.linkedRuns.delete(linked);
       }
       this.translationsInFlight--;
+    }
+  }
+
+  /** Counts texts of pairs the router never saw, and reports each such pair once. */
+  private noteUnseenPairs(requests: readonly TranslationRequest[], trained: ReadonlySet<string>): void {
+    for (const request of requests) {
+      const pair = `${request.srcLang.toLowerCase()}→${request.tgtLang.toLowerCase()}`;
+      if (trained.has(pair)) continue;
+      this.metrics?.unseenPairs.inc();
+      if (this.unseenPairsSeen.has(pair)) continue;
+      this.unseenPairsSeen.add(pair);
+      this.onUnseenPair?.(pair, [...trained].join(", "));
     }
   }
 

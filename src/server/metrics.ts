@@ -51,6 +51,7 @@ export class ServerMetrics {
   readonly retries: Counter<"engine">;
   readonly fallbacks: Counter<"reason">;
   readonly guarded: Counter;
+  readonly unseenPairs: Counter;
   readonly capBlocked: Counter;
   readonly streamErrors: Counter<"engine">;
   readonly clientDisconnects: Counter;
@@ -109,6 +110,11 @@ export class ServerMetrics {
     this.guarded = new Counter({
       name: "routelmt_guarded_total",
       help: "Requests above the threshold kept small by a guard (guarded policy)",
+      registers,
+    });
+    this.unseenPairs = new Counter({
+      name: "routelmt_unseen_pair_translations_total",
+      help: "Texts of a language pair the router was not trained on (its gain scores there are extrapolation)",
       registers,
     });
     this.capBlocked = new Counter({
