@@ -174,8 +174,10 @@ export class OpenAICompatibleTranslator implements Translator {
    * The first failure aborts the requests still running and is thrown.
    */
   async translate(requests: TranslationRequest[], options: DecodeOptions = {}): Promise<Translation[]> {
-    const batch = new AbortController();
     assertOneStreamedRequest(requests.length, options.onText);
+    // One request has no others to abort: skip the batch signal a server's every large call would build.
+    if (requests.length === 1) return [await this.translateOne(requests[0]!, options)];
+    const batch = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, batch.signal]) : batch.signal;
     // Every request of the batch listens to it while it waits and while its call runs: many
     // listeners are expected, not a leak.
