@@ -54,24 +54,25 @@ async function readExternals(values: readonly string[]): Promise<ExternalScores[
   return externals;
 }
 
-const pairName = ([source, target]: readonly [string | null, string | null]) =>
-  `${source ?? "?"}→${target ?? "?"}`;
+const pairName = (source: string | null, target: string | null) =>
+  `${source?.toLowerCase() ?? "?"}→${target?.toLowerCase() ?? "?"}`;
 
 /**
  * A note when some segments are of language pairs the router was not trained on (its scores there
- * are extrapolation), else null. Routers that recorded no pairs, and segments without languages,
- * are not judged.
+ * are extrapolation), else null. Routers that recorded no pairs or a pair without its languages,
+ * and segments without languages, are not judged (as `serve` does).
  */
 export function unseenPairs(
   trained: readonly (readonly [string | null, string | null])[],
   records: readonly { src_lang: string | null; tgt_lang: string | null }[],
 ): string | null {
-  if (trained.length === 0) return null;
-  const known = new Set(trained.map(pairName));
+  if (trained.length === 0 || trained.some(([source, target]) => source === null || target === null))
+    return null;
+  const known = new Set(trained.map(([source, target]) => pairName(source, target)));
   const unseen = new Map<string, number>();
   for (const record of records) {
     if (record.src_lang === null && record.tgt_lang === null) continue;
-    const name = pairName([record.src_lang, record.tgt_lang]);
+    const name = pairName(record.src_lang, record.tgt_lang);
     if (!known.has(name)) unseen.set(name, (unseen.get(name) ?? 0) + 1);
   }
   if (unseen.size === 0) return null;
