@@ -40,6 +40,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { quantile, sortScores } from "../src/stats/index.js";
 import { startFakeOpenAIServer } from "../test/helpers/fake-openai-server.js";
 import { remoteRouter, sampleText, writeRouter } from "../test/server-fixtures.js";
 import { builtCli } from "./helpers/built-cli.js";
@@ -63,14 +64,6 @@ interface Cell {
   p50_ms: number;
   p99_ms: number;
   requests_per_s: number;
-}
-
-/** Quantile (type 7) of an ascending array. */
-function quantile(sorted: number[], probability: number): number {
-  const position = probability * (sorted.length - 1);
-  const lower = Math.floor(position);
-  const upper = Math.min(lower + 1, sorted.length - 1);
-  return sorted[lower]! + (position - lower) * (sorted[upper]! - sorted[lower]!);
 }
 
 const round = (value: number) => Math.round(value * 100) / 100;
@@ -127,13 +120,13 @@ async function measureAll(
   for (const { concurrency, requests } of CELLS) {
     for (const [name, send] of Object.entries(targets)) {
       const { latencies, failed, seconds } = await load(send, requests, concurrency);
-      latencies.sort((a, b) => a - b);
+      const sorted = sortScores(latencies);
       cells[name]!.push({
         concurrency,
         requests,
         failed,
-        p50_ms: round(quantile(latencies, 0.5)),
-        p99_ms: round(quantile(latencies, 0.99)),
+        p50_ms: round(quantile(sorted, 0.5)),
+        p99_ms: round(quantile(sorted, 0.99)),
         requests_per_s: round(latencies.length / seconds),
       });
     }

@@ -17,6 +17,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { mean, median, sortScores } from "../src/stats/index.js";
 import { startFakeOpenAIServer } from "../test/helpers/fake-openai-server.js";
 import { remoteRouter, sampleText, writeRouter } from "../test/server-fixtures.js";
 import { builtCli } from "./helpers/built-cli.js";
@@ -42,13 +43,7 @@ type TimelineEvent = [kind: "in" | "out" | "call" | "done", atMs: number, path: 
 
 const round = (value: number) => Math.round(value * 1000) / 1000;
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
-const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+const medianOf = (values: readonly number[]) => median(sortScores(values));
 
 /**
  * Cuts the event stream into requests (from `in` to `out`; requests go one at a time, so events do
@@ -148,7 +143,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const stages = Object.fromEntries(
       STAGES.map((stage, index) => {
         const values = spans.map((span) => span[index]!);
-        return [stage, { p50_ms: round(median(values)), mean_ms: round(mean(values)) }];
+        return [stage, { p50_ms: round(medianOf(values)), mean_ms: round(mean(values)) }];
       }),
     );
     const held = spans.map((span) => span.reduce((sum, value) => sum + value, 0));
@@ -159,10 +154,10 @@ export async function run(): Promise<Record<string, unknown>> {
       node: process.version,
       requests: REQUESTS,
       kept_small_requests: spans.length,
-      client_p50_ms: round(median(latencies)),
-      server_held_p50_ms: round(median(held)),
-      engine_calls_p50_ms: round(median(engineCalls)),
-      server_own_p50_ms: round(median(held.map((value, index) => value - engineCalls[index]!))),
+      client_p50_ms: round(medianOf(latencies)),
+      server_held_p50_ms: round(medianOf(held)),
+      engine_calls_p50_ms: round(medianOf(engineCalls)),
+      server_own_p50_ms: round(medianOf(held.map((value, index) => value - engineCalls[index]!))),
       server_cpu_ms_per_request: round(cpuMs / REQUESTS),
       server_cpu_system_share: round(
         recorded.cpu_system_us / (recorded.cpu_user_us + recorded.cpu_system_us),

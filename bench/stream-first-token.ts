@@ -19,6 +19,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { median, sortScores } from "../src/stats/index.js";
 import { startFakeOpenAIServer } from "../test/helpers/fake-openai-server.js";
 import { remoteRouter, tinyGgufWithRouter, writeRouter } from "../test/server-fixtures.js";
 import { awaitChildOutput } from "./helpers/child-output.js";
@@ -35,12 +36,8 @@ const LONG_TEXT = Array.from(
   (_, index) => `The quick brown fox number ${index} jumps over the lazy dog near the river bank.`,
 ).join(" ");
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  const value = sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-  return Math.round(value * 100) / 100;
-}
+/** The median, rounded to 0.01 ms. */
+const roundedMedian = (values: readonly number[]) => Math.round(median(sortScores(values)) * 100) / 100;
 
 /** A streamed chat completion: ms to the first content chunk and to the end of the stream. */
 async function streamed(origin: string): Promise<{ firstMs: number; wholeMs: number }> {
@@ -113,10 +110,10 @@ async function measureCase(flags: string[]) {
       unstreamed.push(await plain(origin));
     }
     return {
-      first_text_ms: median(first),
-      whole_streamed_ms: median(whole),
-      whole_unstreamed_ms: median(unstreamed),
-      first_over_whole: Math.round((median(first) / median(whole)) * 1000) / 1000,
+      first_text_ms: roundedMedian(first),
+      whole_streamed_ms: roundedMedian(whole),
+      whole_unstreamed_ms: roundedMedian(unstreamed),
+      first_over_whole: Math.round((roundedMedian(first) / roundedMedian(whole)) * 1000) / 1000,
     };
   } finally {
     child.kill("SIGTERM");
