@@ -138,18 +138,20 @@ export class OpenAIProbedTranslator extends OpenAICompatibleTranslator implement
   async prefill(request: TranslationRequest, options: PrefillOptions = {}): Promise<Prefilled> {
     const prompt = this.renderPrompt(request);
     const body = { input: prompt, embd_normalize: -1 };
+    const askedBase64 = this.#base64;
     let answer: unknown;
-    if (this.#base64) {
-      try {
-        ({ answer } = await this.post("/embeddings", { ...body, encoding_format: "base64" }, options.signal));
-      } catch (error) {
-        if (!(error instanceof EngineCallError) || !ENCODING_REFUSED_STATUSES.has(error.status ?? 0))
-          throw error;
-        ({ answer } = await this.post("/embeddings", body, options.signal));
-        this.#base64 = false;
-      }
-    } else {
+    try {
+      ({ answer } = await this.post(
+        "/embeddings",
+        askedBase64 ? { ...body, encoding_format: "base64" } : body,
+        options.signal,
+      ));
+    } catch (error) {
+      const refused =
+        askedBase64 && error instanceof EngineCallError && ENCODING_REFUSED_STATUSES.has(error.status ?? 0);
+      if (!refused) throw error;
       ({ answer } = await this.post("/embeddings", body, options.signal));
+      this.#base64 = false;
     }
     const parsed = this.parse(embeddingResponseSchema, answer, "/embeddings", POOLING_HINT);
     const embedding = parsed.data[0]!.embedding;
