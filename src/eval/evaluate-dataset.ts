@@ -2,7 +2,15 @@ import path from "node:path";
 import { loadDataset, sliceFeatureBlocks } from "../dataset/index.js";
 import { UsageError } from "../errors/index.js";
 import { defaultSevereDelta } from "../metrics/severe-delta.js";
-import { assertRouterMatches, type HeadScores, loadRouter, predictHeads } from "../probe/router-file.js";
+import {
+  assertRouterMatches,
+  type HeadScores,
+  languagePairName,
+  loadRouter,
+  predictHeads,
+  type RouterFile,
+  trainedPairNames,
+} from "../probe/router-file.js";
 import { type CostBasis, segmentWeights } from "./cost-curves.js";
 import {
   buildPolicies,
@@ -54,25 +62,21 @@ async function readExternals(values: readonly string[]): Promise<ExternalScores[
   return externals;
 }
 
-const pairName = (source: string | null, target: string | null) =>
-  `${source?.toLowerCase() ?? "?"}→${target?.toLowerCase() ?? "?"}`;
-
 /**
  * A note when some segments are of language pairs the router was not trained on (its scores there
- * are extrapolation), else null. Routers that recorded no pairs or a pair without its languages,
- * and segments without languages, are not judged (as `serve` does).
+ * are extrapolation), else null. Routers without known pairs ({@link trainedPairNames}) and
+ * segments without languages are not judged, as `serve` does.
  */
 export function unseenPairs(
-  trained: readonly (readonly [string | null, string | null])[],
+  router: Pick<RouterFile, "language_pairs">,
   records: readonly { src_lang: string | null; tgt_lang: string | null }[],
 ): string | null {
-  if (trained.length === 0 || trained.some(([source, target]) => source === null || target === null))
-    return null;
-  const known = new Set(trained.map(([source, target]) => pairName(source, target)));
+  const known = trainedPairNames(router);
+  if (known === null) return null;
   const unseen = new Map<string, number>();
   for (const record of records) {
     if (record.src_lang === null && record.tgt_lang === null) continue;
-    const name = pairName(record.src_lang, record.tgt_lang);
+    const name = languagePairName(record.src_lang ?? "?", record.tgt_lang ?? "?");
     if (!known.has(name)) unseen.set(name, (unseen.get(name) ?? 0) + 1);
   }
   if (unseen.size === 0) return null;
@@ -107,7 +111,7 @@ export async function evaluateDataset(options: EvaluateDatasetOptions): Promise<
       { fingerprint: meta.small.fingerprint, template: meta.template, dim: meta.dim, blocks: dataset.blocks },
       `the dataset ${options.data}`,
     );
-    const unseen = unseenPairs(router.language_pairs, dataset.records);
+    const unseen = unseenPairs(router, dataset.records);
     if (unseen !== null) notes.push(unseen);
     if (router.label_metric !== meta.label_metric) {
       notes.push(

@@ -289,6 +289,26 @@ export function assertRouterMatches(router: RouterFile, source: FeatureSource, w
 }
 
 /** Scores of every head the router has, for `rows` feature rows. */
+/** A language pair as routers name it: `en→de`, compared without case. */
+export function languagePairName(source: string, target: string): string {
+  return `${source.toLowerCase()}→${target.toLowerCase()}`;
+}
+
+/**
+ * The pairs the router was trained on ({@link languagePairName}), or null when it recorded none or
+ * one without its languages: then no text can be said to be of an unseen pair.
+ */
+export function trainedPairNames(router: Pick<RouterFile, "language_pairs">): ReadonlySet<string> | null {
+  const pairs = router.language_pairs;
+  if (pairs.length === 0) return null;
+  const names = new Set<string>();
+  for (const [source, target] of pairs) {
+    if (source === null || target === null) return null;
+    names.add(languagePairName(source, target));
+  }
+  return names;
+}
+
 export type HeadScores = Partial<Record<HeadName, Float64Array>>;
 
 export function predictHeads(router: RouterFile, features: Float32Array, rows: number): HeadScores {

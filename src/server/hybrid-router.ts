@@ -32,7 +32,7 @@
 import { setMaxListeners } from "node:events";
 import { EngineCallError, EngineTimeoutError, RoutelmtError } from "../errors/index.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
-import { guardedScore, predictHeads } from "../probe/router-file.js";
+import { guardedScore, languagePairName, predictHeads, trainedPairNames } from "../probe/router-file.js";
 import {
   allocateGuarded,
   BudgetController,
@@ -303,11 +303,7 @@ export class HybridRouter {
     this.smallName = options.smallName;
     this.largeName = options.largeName;
     this.router = options.router;
-    const pairs = options.router.language_pairs;
-    this.trainedPairs =
-      pairs.length > 0 && pairs.every(([source, target]) => source !== null && target !== null)
-        ? new Set(pairs.map(([source, target]) => `${source!.toLowerCase()}→${target!.toLowerCase()}`))
-        : null;
+    this.trainedPairs = trainedPairNames(options.router);
     this.onUnseenPair = options.onUnseenPair;
     this.weigher = options.weigher;
     this.onAnswer = options.onAnswer;
@@ -428,7 +424,7 @@ export class HybridRouter {
   /** Counts texts of pairs the router never saw, and reports each such pair once. */
   private noteUnseenPairs(requests: readonly TranslationRequest[], trained: ReadonlySet<string>): void {
     for (const request of requests) {
-      const pair = `${request.srcLang.toLowerCase()}→${request.tgtLang.toLowerCase()}`;
+      const pair = languagePairName(request.srcLang, request.tgtLang);
       if (trained.has(pair)) continue;
       this.metrics?.unseenPairs.inc();
       if (this.unseenPairsSeen.has(pair)) continue;
