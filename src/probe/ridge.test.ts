@@ -2,9 +2,10 @@ import { describe, expect, it } from "vitest";
 import { UsageError } from "../errors/index.js";
 import { createRandom, normal } from "../stats/random.js";
 import { foldRows, kFoldAssignment } from "./cross-validation.js";
+import { accumulateMoments, addMoments, emptyMoments } from "./linear-algebra.js";
 import type { FeatureMatrix } from "./matrix.js";
 import { parseProbeModel, predict, predictRows } from "./probe-model.js";
-import { crossValidateRidge, fitRidge } from "./ridge.js";
+import { crossValidateRidge, fitRidge, globalShift, ridgeSystem } from "./ridge.js";
 import { gaussianMatrix, linearTargets } from "./synthetic-data.js";
 
 function matrixOf(rows: number[][]): FeatureMatrix {
@@ -136,5 +137,39 @@ describe("crossValidateRidge", () => {
     const viaJson = predictRows(reloaded, matrix.features, 120);
     expect(Array.from(viaJson)).toEqual(Array.from(direct));
     expect(predict(reloaded, matrix.features, 17)).toBe(direct[17]);
+  });
+});
+
+describe("ridgeSystem on a training set that is the total minus a fold", () => {
+  // A rare word's column: non-zero in one row only. When that row is in the held-out fold, the
+  // training rows hold the column constant, but total − fold leaves a rounding residue as its
+  // variance; scaling by that residue made the column ~1e9 times too large and the system indefinite.
+  it("treats a column constant in the training rows as constant", () => {
+    const rows = 2000;
+    const dim = 2;
+    for (let trial = 0; trial < 50; trial++) {
+      const features = new Float32Array(rows * dim);
+      const targets = new Float64Array(rows);
+      for (let row = 0; row < rows; row++) {
+        features[row * dim] = Math.sin(row * 1.7 + trial);
+        targets[row] = Math.cos(row);
+      }
+      const rareRow = 37 + trial;
+      features[rareRow * dim + 1] = 0.1 + trial / 37;
+      const every = Array.from({ length: rows }, (_, row) => row);
+      const { shift, targetShift } = globalShift({ features, rows, dim }, targets, every);
+      const total = emptyMoments(dim);
+      accumulateMoments(total, features, targets, every, shift, targetShift);
+      const fold = emptyMoments(dim);
+      const foldRows = every.filter((row) => row % 5 === rareRow % 5);
+      accumulateMoments(fold, features, targets, foldRows, shift, targetShift);
+      const training = emptyMoments(dim);
+      addMoments(training, total);
+      addMoments(training, fold, -1);
+      const system = ridgeSystem(training, shift, targetShift);
+      expect(system.std[1]).toBe(1);
+      expect(Math.abs(system.gram[dim + 1]!)).toBeLessThan(1e-9);
+      expect(system.std[0]).toBeGreaterThan(0.5);
+    }
   });
 });

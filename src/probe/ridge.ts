@@ -49,6 +49,12 @@ export interface RidgeSystem {
  * the training stds (or by `fixedStd`, when the scaling is set for several training sets at once).
  * Shifting by a global mean first keeps that subtraction free of cancellation.
  */
+/**
+ * A column whose centred squares are at most this share of its squares around the shift is
+ * constant in the rows at hand: rounding alone leaves about 1e-16 × the total's squares.
+ */
+const CONSTANT_COLUMN_SHARE = 1e-9;
+
 export function ridgeSystem(
   moments: Moments,
   shift: Float64Array,
@@ -65,8 +71,15 @@ export function ridgeSystem(
   for (let column = 0; column < dim; column++) {
     mean[column] = shift[column]! + shiftedMean[column]!;
     if (fixedStd) continue;
-    const centredSquares = moments.gram[column * dim + column]! - count * shiftedMean[column]! ** 2;
-    std[column] = safeScale(Math.sqrt(Math.max(0, centredSquares) / count), mean[column]!);
+    const squares = moments.gram[column * dim + column]!;
+    const centredSquares = squares - count * shiftedMean[column]! ** 2;
+    // A training set's moments are the total minus a fold's, which leaves rounding residue of the
+    // total's size. A column the training rows hold constant (a rare word only the fold has) keeps
+    // such a residue as its variance; scaling by it would blow the column up and break the system.
+    std[column] =
+      centredSquares <= CONSTANT_COLUMN_SHARE * squares
+        ? 1
+        : safeScale(Math.sqrt(centredSquares / count), mean[column]!);
   }
   const gram = new Float64Array(dim * dim);
   const rhs = new Float64Array(dim);
