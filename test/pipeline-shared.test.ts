@@ -105,10 +105,13 @@ describe.skipIf(!available)(
       // exactly those.
       const chosen = router.feature.blocks ?? [];
       expect(chosen.length).toBeGreaterThan(0);
-      expect(chosen).toEqual(["last:final", "mean:0", "mean:1"].filter((name) => chosen.includes(name)));
+      expect(chosen).toEqual(
+        ["last:final", "mean:0", "mean:1", "words"].filter((name) => chosen.includes(name)),
+      );
       expect(router.feature.layer).toBe(chosen.join(","));
-      expect(router.feature.dim).toBe(128 * chosen.length);
-      const scores = predictHeads(router, dataset.features as Float32Array, TRAIN);
+      const modelBlocks = chosen.filter((name) => name !== "words").length;
+      expect(router.feature.dim).toBe(128 * modelBlocks + (chosen.includes("words") ? 1024 : 0));
+      const scores = predictHeads(router, datasetFeatures(dataset, chosen).features, TRAIN);
       expect(scores.gain).toHaveLength(TRAIN);
       expect(Array.from(scores.gain as Float64Array).every(Number.isFinite)).toBe(true);
       console.info(

@@ -13,6 +13,7 @@ import {
 import {
   assertRouterMatches,
   loadRouter,
+  parseRouter,
   predictHeads,
   routerBlocks,
   routerFeatureSelection,
@@ -34,6 +35,7 @@ async function writeSyntheticDataset(
     tgtLang = "de",
     blocks = false,
     noGain = false,
+    wordGain = false,
   }: {
     n: number;
     seed: number;
@@ -44,12 +46,15 @@ async function writeSyntheticDataset(
     blocks?: boolean;
     /** Both models score alike on every segment: every gain is 0. */
     noGain?: boolean;
+    /** Sources are sentences of a small vocabulary; the gain is +15 where one contains "zebra", features carry none. */
+    wordGain?: boolean;
   },
 ): Promise<void> {
   const random = createRandom(seed);
   const gainWeights = Array.from({ length: DIM }, (_, i) =>
-    blocks ? (i >= 8 && i < 12 ? 3 - (i - 8) : 0) : i < 4 ? 3 - i : 0,
+    wordGain ? 0 : blocks ? (i >= 8 && i < 12 ? 3 - (i - 8) : 0) : i < 4 ? 3 - i : 0,
   );
+  const vocabulary = ["a", "dog", "runs", "the", "park", "zebra", "man", "red", "car", "sits", "on", "grass"];
   const qualityWeights = Array.from({ length: DIM }, (_, i) => (i >= 4 && i < 8 ? 2 : 0));
   const records: DatasetRecord[] = [];
   const features = new Float32Array(n * DIM);
@@ -62,12 +67,17 @@ async function writeSyntheticDataset(
       gain += gainWeights[column]! * value;
       quality += qualityWeights[column]! * value;
     }
+    // Drawn only for word datasets, so the other datasets keep their values.
+    const words = wordGain
+      ? Array.from({ length: 5 }, () => vocabulary[random.nextUint32() % vocabulary.length]!)
+      : [];
+    if (wordGain && words.includes("zebra")) gain += 15;
     gain += normal(random, 0, 0.5);
     if (noGain) gain = 0;
     records.push({
       // Ids differ between datasets: one id with the same source and pair in two datasets is one segment twice.
       id: `d${seed}-r${row}`,
-      src: "x".repeat(1 + (row % 30)),
+      src: wordGain ? `${words.join(" ")}.` : "x".repeat(1 + (row % 30)),
       ref: "y",
       src_lang: "en",
       tgt_lang: tgtLang,
@@ -124,6 +134,8 @@ beforeAll(async () => {
   await writeSyntheticDataset(path.join(work, "blocks"), { n: 400, seed: 8, blocks: true });
   await writeSyntheticDataset(path.join(work, "blocks-test"), { n: 300, seed: 9, blocks: true });
   await writeSyntheticDataset(path.join(work, "no-gain"), { n: 100, seed: 10, noGain: true });
+  await writeSyntheticDataset(path.join(work, "words"), { n: 400, seed: 11, wordGain: true });
+  await writeSyntheticDataset(path.join(work, "words-test"), { n: 300, seed: 12, wordGain: true });
 });
 
 describe("routelmt train", () => {
@@ -345,6 +357,53 @@ describe("routelmt train", () => {
     expect(summary.policies.routelmt.spearman).toBeGreaterThan(0.9);
     expect(summary.router.blocks).toEqual(["mean:1"]);
     expect(summary.router.selection.chosen.blocks).toEqual(["mean:1"]);
+  });
+
+  it("offers the words block, keeps it where the gain is in the source's words, and eval computes it", async () => {
+    const out = path.join(work, "words.json");
+    const run = await runCliCaptured([
+      "train",
+      ...["--data", path.join(work, "words"), "--out", out, "--probes", "ridge"],
+    ]);
+    expect(run.code).toBe(0);
+    const router = await loadRouter(out);
+    expect(router.feature.blocks).toEqual(["words"]);
+    expect(router.feature.dim).toBe(1024);
+    // The model is opened with the one view every engine gives; the words come from the text.
+    expect(routerFeatureSelection(router)).toBe("last:final");
+    // A live small model of 16 values: the words block follows them.
+    expect(
+      assertRouterMatches(
+        router,
+        { fingerprint: "sha256:abc", template: "{src}: {text}\n{tgt}:", dim: DIM, layer: "final" },
+        "the small model",
+      ),
+    ).toEqual([{ name: "words", pooling: "bag", layer: "source", dim: 1024, offset: DIM }]);
+
+    const report = path.join(work, "words-report");
+    const evaluated = await runCliCaptured([
+      "eval",
+      ...["--data", path.join(work, "words-test"), "--router", out, "--out", report],
+    ]);
+    expect(evaluated.code).toBe(0);
+    const summary = JSON.parse(await readFile(path.join(report, "summary.json"), "utf8"));
+    expect(summary.policies.routelmt.spearman).toBeGreaterThan(0.6);
+
+    const without = path.join(work, "no-words.json");
+    const off = await runCliCaptured([
+      "train",
+      ...["--data", path.join(work, "words"), "--out", without, "--probes", "ridge", "--words", "off"],
+    ]);
+    expect(off.code).toBe(0);
+    const noWords = await loadRouter(without);
+    expect(noWords.selection!.candidates.some((candidate) => candidate.blocks.includes("words"))).toBe(false);
+
+    // Serving appends the words after the model's values, so a router naming it elsewhere is refused.
+    const misplaced = {
+      ...router,
+      feature: { ...router.feature, blocks: ["words", "last:final"], layer: "words,last:final" },
+    };
+    expect(() => parseRouter(JSON.stringify(misplaced), "r.json")).toThrow(/words must be the last block/);
   });
 
   it("restricts the selection to --blocks", async () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { InputError, UsageError } from "../errors/index.js";
+import { sourceWordFeatures } from "../features/source-words.js";
 import {
+  appendSourceWords,
   canonicalViewName,
   checkFeatureBlocks,
   type FeatureBlock,
@@ -22,6 +24,7 @@ describe("canonicalViewName", () => {
     expect(canonicalViewName(" 08 ")).toBe("last:8");
     expect(canonicalViewName("MEAN:Final")).toBe("mean:final");
     expect(canonicalViewName("last:0")).toBe("last:0");
+    expect(canonicalViewName(" Words ")).toBe("words");
   });
 
   it("refuses what is not a view", () => {
@@ -137,5 +140,37 @@ describe("sliceFeatureBlocks and featureSelectionText", () => {
   it("joins names into the selection an engine opens", () => {
     expect(featureSelectionText([a, b])).toBe("last:0,mean:0");
     expect(featureSelectionText(["last:final"])).toBe("last:final");
+  });
+});
+
+describe("appendSourceWords", () => {
+  const blocks = [block("last:final", 2, 0), block("mean:0", 1, 2)];
+  const features = Float32Array.from([1, 2, 3, 4, 5, 6]);
+
+  it("appends each row's words block after the stored values, keeping the model's blocks in place", () => {
+    const texts = ["A dog runs.", "zebra"];
+    const joined = appendSourceWords({ features, rows: 2, dim: 3, blocks }, texts);
+    expect(joined.dim).toBe(3 + 1024);
+    expect(joined.blocks).toEqual([
+      ...blocks,
+      { name: "words", pooling: "bag", layer: "source", dim: 1024, offset: 3 },
+    ]);
+    checkFeatureBlocks(joined.blocks, joined.dim);
+    texts.forEach((text, row) => {
+      const values = joined.features.subarray(row * joined.dim, (row + 1) * joined.dim);
+      expect(Array.from(values.subarray(0, 3))).toEqual(Array.from(features.subarray(row * 3, row * 3 + 3)));
+      expect(Array.from(values.subarray(3))).toEqual(Array.from(sourceWordFeatures(text)));
+    });
+    // The router's blocks resolve against it, words last, and slice out exactly those columns.
+    const chosen = resolveFeatureBlocks(joined.blocks, ["mean:0", "words"]);
+    const sliced = sliceFeatureBlocks(joined.features, 2, joined.dim, chosen);
+    expect(sliced.dim).toBe(1025);
+    expect(sliced.features[1025]).toBe(6);
+  });
+
+  it("refuses texts that do not match the rows, and a second words block", () => {
+    expect(() => appendSourceWords({ features, rows: 2, dim: 3, blocks }, ["one"])).toThrow(UsageError);
+    const joined = appendSourceWords({ features, rows: 2, dim: 3, blocks }, ["a", "b"]);
+    expect(() => appendSourceWords(joined, ["a", "b"])).toThrow(/already hold words/);
   });
 });

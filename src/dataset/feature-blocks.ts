@@ -11,6 +11,7 @@
  */
 import { InputError, UsageError } from "../errors/index.js";
 import type { FeaturePooling, FeatureViewSpan } from "../features/feature-views.js";
+import { SOURCE_WORDS_BLOCK, SOURCE_WORDS_DIM, writeSourceWordFeatures } from "../features/source-words.js";
 
 /** How a block pools the prompt's token states (`last` token or `mean` over the prompt). */
 export type { FeaturePooling } from "../features/feature-views.js";
@@ -18,12 +19,17 @@ export type { FeaturePooling } from "../features/feature-views.js";
 /** One block of a feature row. */
 export interface FeatureBlock {
   /**
-   * Canonical name, `pooling:layer` (e.g. `last:final`, `mean:8`). A block read from an old
-   * multi-layer dataset joins its parts with commas (`last:8,last:16,last:final`).
+   * Canonical name, `pooling:layer` (e.g. `last:final`, `mean:8`), or `words` for the source-text
+   * block. A block read from an old multi-layer dataset joins its parts with commas
+   * (`last:8,last:16,last:final`).
    */
   name: string;
-  pooling: FeaturePooling;
-  /** A layer index or `final`; for an old multi-layer block, its layer list (`8,16,final`). */
+  /** How the model's states are pooled; `bag` for the `words` block (a bag of the source's words). */
+  pooling: FeaturePooling | "bag";
+  /**
+   * A layer index or `final`; for an old multi-layer block, its layer list (`8,16,final`); `source`
+   * for the `words` block, which reads the source text rather than the model.
+   */
   layer: number | string;
   /** Values in the block. */
   dim: number;
@@ -39,8 +45,8 @@ export const DEFAULT_FEATURE_BLOCK = "last:final";
 
 interface ParsedView {
   name: string;
-  pooling: FeaturePooling;
-  layer: number | "final";
+  pooling: FeaturePooling | "bag";
+  layer: number | "final" | "source";
 }
 
 /**
@@ -50,6 +56,7 @@ interface ParsedView {
  */
 function parseView(text: string): ParsedView {
   const entry = text.trim().toLowerCase();
+  if (entry === SOURCE_WORDS_BLOCK) return { name: SOURCE_WORDS_BLOCK, pooling: "bag", layer: "source" };
   const parts = entry.split(":");
   if (parts.length > 2) throw invalidView(text);
   const [first, second] = parts as [string, string | undefined];
@@ -65,7 +72,7 @@ function parseView(text: string): ParsedView {
 
 function invalidView(text: string): UsageError {
   return new UsageError(
-    `invalid feature block ${JSON.stringify(text)}: use last:LAYER or mean:LAYER, LAYER a layer index or "final"`,
+    `invalid feature block ${JSON.stringify(text)}: use last:LAYER or mean:LAYER, LAYER a layer index or "final", or ${SOURCE_WORDS_BLOCK}`,
   );
 }
 
@@ -227,4 +234,38 @@ export function sliceFeatureBlocks(
     }
   }
   return { features: sliced, rows, dim: width };
+}
+
+/** Whether a block is the source-text `words` block (computed from the text, never stored). */
+export function isSourceWordsBlock(block: Pick<FeatureBlock, "name"> | string): boolean {
+  return (typeof block === "string" ? block : block.name) === SOURCE_WORDS_BLOCK;
+}
+
+/** The `words` block placed at `offset` of a row. */
+export function sourceWordsBlock(offset: number): FeatureBlock {
+  return { name: SOURCE_WORDS_BLOCK, pooling: "bag", layer: "source", dim: SOURCE_WORDS_DIM, offset };
+}
+
+/**
+ * Rows of `features` (`rows` × `dim`, in `blocks`) with the `words` block of each row's source text
+ * appended: the shape `train` searches and a router with that block reads. The model's blocks keep
+ * their offsets; `words` is always last.
+ * @throws UsageError when the texts do not match the rows or the blocks already hold `words`.
+ */
+export function appendSourceWords(
+  matrix: { features: Float32Array; rows: number; dim: number; blocks: readonly FeatureBlock[] },
+  sources: readonly string[],
+): { features: Float32Array; rows: number; dim: number; blocks: FeatureBlock[] } {
+  const { features, rows, dim, blocks } = matrix;
+  if (sources.length !== rows)
+    throw new UsageError(`${sources.length} source texts for ${rows} feature rows`);
+  if (blocks.some(isSourceWordsBlock))
+    throw new UsageError(`the features already hold ${SOURCE_WORDS_BLOCK}`);
+  const width = dim + SOURCE_WORDS_DIM;
+  const out = new Float32Array(rows * width);
+  for (let row = 0; row < rows; row++) {
+    out.set(features.subarray(row * dim, (row + 1) * dim), row * width);
+    writeSourceWordFeatures(sources[row]!, out.subarray(row * width + dim, (row + 1) * width));
+  }
+  return { features: out, rows, dim: width, blocks: [...blocks, sourceWordsBlock(dim)] };
 }

@@ -1,4 +1,5 @@
 export {
+  appendSourceWords,
   blockParts,
   canonicalViewName,
   canonicalViewNames,
@@ -9,9 +10,11 @@ export {
   type FeatureViewSpan,
   featureBlocksOf,
   featureSelectionText,
+  isSourceWordsBlock,
   legacyFeatureBlocks,
   resolveFeatureBlocks,
   sliceFeatureBlocks,
+  sourceWordsBlock,
 } from "./feature-blocks.js";
 export { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
 export {

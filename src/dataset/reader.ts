@@ -6,8 +6,10 @@ import { InputError, UsageError } from "../errors/index.js";
 import { readJsonl } from "../util/jsonl.js";
 import { UniqueIds } from "../util/unique-ids.js";
 import {
+  appendSourceWords,
   checkFeatureBlocks,
   type FeatureBlock,
+  isSourceWordsBlock,
   legacyFeatureBlocks,
   resolveFeatureBlocks,
   sliceFeatureBlocks,
@@ -36,21 +38,30 @@ export interface DatasetFeatureMatrix {
 
 /**
  * The dataset's features restricted to the named blocks, concatenated in the order given (every
- * block, in stored order, when `names` is omitted).
+ * block, in stored order, when `names` is omitted). `words` is computed from the records' sources.
  * @throws UsageError when the dataset has no features or lacks a block.
  */
 export function datasetFeatures(dataset: Dataset, names?: readonly string[]): DatasetFeatureMatrix {
   if (dataset.features === null || dataset.meta.dim === null) {
     throw new UsageError(`${dataset.directory} has no features (replay data)`);
   }
+  const stored = {
+    features: dataset.features,
+    rows: dataset.meta.n,
+    dim: dataset.meta.dim,
+    blocks: dataset.blocks,
+  };
+  const rows = names?.some((name) => isSourceWordsBlock(name.trim().toLowerCase()))
+    ? appendSourceWords(
+        stored,
+        dataset.records.map((record) => record.src),
+      )
+    : stored;
   const blocks =
     names === undefined
       ? dataset.blocks
-      : resolveFeatureBlocks(dataset.blocks, names, `the features of ${dataset.directory}`);
-  return {
-    ...sliceFeatureBlocks(dataset.features, dataset.meta.n, dataset.meta.dim, blocks),
-    blocks,
-  };
+      : resolveFeatureBlocks(rows.blocks, names, `the features of ${dataset.directory}`);
+  return { ...sliceFeatureBlocks(rows.features, rows.rows, rows.dim, blocks), blocks };
 }
 
 const nullableNumber = z.number().nullable();
@@ -76,7 +87,7 @@ const recordSchema = z.object({
 
 const featureBlockSchema = z.object({
   name: z.string(),
-  pooling: z.enum(["last", "mean"]),
+  pooling: z.enum(["last", "mean", "bag"]),
   layer: z.union([z.number().int().nonnegative(), z.string()]),
   dim: z.number().int().positive(),
   offset: z.number().int().nonnegative(),

@@ -1,5 +1,5 @@
 import path from "node:path";
-import { loadDataset, sliceFeatureBlocks } from "../dataset/index.js";
+import { datasetFeatures, loadDataset } from "../dataset/index.js";
 import { UsageError } from "../errors/index.js";
 import { defaultSevereDelta } from "../metrics/severe-delta.js";
 import {
@@ -118,8 +118,12 @@ export async function evaluateDataset(options: EvaluateDatasetOptions): Promise<
         `the router was trained on ${router.label_metric} but the dataset's label metric is ${meta.label_metric}`,
       );
     }
-    // Exactly the router's blocks, in its order: the dataset may hold more views than it reads.
-    const features = sliceFeatureBlocks(dataset.features, meta.n, meta.dim, blocks);
+    // Exactly the router's blocks, in its order: the dataset may hold more views than it reads (and
+    // computes the words block from its sources).
+    const features = datasetFeatures(
+      dataset,
+      blocks.map((block) => block.name),
+    );
     const allHeads = predictHeads(router, features.features, meta.n);
     heads = {};
     for (const [name, scores] of Object.entries(allHeads) as [keyof HeadScores, Float64Array][]) {

@@ -26,6 +26,14 @@ export {
   sameFeatureViews,
 } from "./feature-views.js";
 export { argmax, RowPooler } from "./pooling.js";
+export {
+  fnv1a32,
+  SOURCE_WORDS_BLOCK,
+  SOURCE_WORDS_DIM,
+  sourceWordFeatures,
+  sourceWords,
+  writeSourceWordFeatures,
+} from "./source-words.js";
 
 /**
  * Shannon entropy in nats of a probability distribution given as probabilities (zeros contribute

@@ -1,8 +1,10 @@
 import path from "node:path";
 import {
+  appendSourceWords,
   type Dataset,
   type FeatureBlock,
   featureSelectionText,
+  isSourceWordsBlock,
   RECORDS_FILE,
   resolveFeatureBlocks,
   sliceFeatureBlocks,
@@ -43,8 +45,17 @@ export interface BuildRouterOptions {
   innerFolds?: number;
   /** MeanDelta share the guard may cost. Defaults to 0.05. */
   guardTolerance?: number;
-  /** Feature blocks to consider (with selection) or to read (without); defaults to every block of the data. */
+  /**
+   * Feature blocks to consider (with selection) or to read (without); defaults to every block of the
+   * data, plus `words` when selecting.
+   */
   blocks?: readonly string[];
+  /**
+   * Offer the source-text `words` block (see `features/source-words.ts`) next to the data's blocks.
+   * Defaults to `select`: the search keeps it only where it pays; without selection a block list
+   * that names `words` offers it too.
+   */
+  sourceWords?: boolean;
   onHead?: (message: string) => void;
   /** Called with a line per candidate the selection measures. */
   onProgress?: (message: string) => void;
@@ -99,7 +110,7 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
 
   assertNoSegmentTwice(datasets);
 
-  const dim = first.meta.dim as number;
+  const storedDim = first.meta.dim as number;
   let rows = 0;
   let skipped = 0;
   for (const dataset of datasets) {
@@ -108,26 +119,38 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
       else rows++;
     }
   }
-  const features = new Float32Array(rows * dim);
+  const stored = new Float32Array(rows * storedDim);
   const gain = new Float64Array(rows);
   const qSmall = new Float64Array(rows);
+  const sources: string[] = [];
   let row = 0;
   for (const dataset of datasets) {
     const source = dataset.features as Float32Array;
     dataset.records.forEach((record, index) => {
       if (record.gain === null || record.q_small === null) return;
-      features.set(source.subarray(index * dim, (index + 1) * dim), row * dim);
+      stored.set(source.subarray(index * storedDim, (index + 1) * storedDim), row * storedDim);
       gain[row] = record.gain;
       qSmall[row] = record.q_small;
+      sources.push(record.src);
       row++;
     });
   }
 
-  const candidateBlocks = options.blocks
-    ? resolveFeatureBlocks(first.blocks, options.blocks, `the features of ${first.directory}`)
-    : first.blocks;
-  const budgets = options.budgets ?? DEFAULT_SELECTION_BUDGETS;
   const select = options.select ?? true;
+  const offerWords =
+    options.sourceWords ??
+    (select || (options.blocks ?? []).some((name) => isSourceWordsBlock(name.trim().toLowerCase())));
+  const {
+    features,
+    dim,
+    blocks: availableBlocks,
+  } = offerWords
+    ? appendSourceWords({ features: stored, rows, dim: storedDim, blocks: first.blocks }, sources)
+    : { features: stored, dim: storedDim, blocks: first.blocks };
+  const candidateBlocks = options.blocks
+    ? resolveFeatureBlocks(availableBlocks, options.blocks, `the features of ${first.directory}`)
+    : availableBlocks;
+  const budgets = options.budgets ?? DEFAULT_SELECTION_BUDGETS;
   const wantsGain = options.heads.includes("gain");
   const seconds = { selection: 0, learning_curve: 0, heads: 0, guard: 0 };
 

@@ -65,6 +65,8 @@ export {
   ROUTER_FORMAT,
   type RouterFile,
   type RouterHead,
+  routerFeatureSelection,
+  routerReadsSourceWords,
 } from "./router-file.js";
 export { fitStandardizer, type Standardizer, standardizeRow } from "./standardize.js";
 export { type ProbeKind, trainHeads } from "./train-router.js";

@@ -12,19 +12,22 @@
  * the best single block, add the block from a pool of the best singles that raises the score most,
  * stop when none raises it or at a size limit); probe kinds ridge on the gain, ridge on normal
  * scores of the gain (routing needs only the order, and ranks tame the gain's heavy tails), and an
- * MLP on the best ridge feature set. With many blocks, single blocks are first screened by plain
+ * MLP on the best ridge feature set of the model's states (not the sparse `words` block). With many blocks, single blocks are first screened by plain
  * k-fold CV (penalty chosen on the same folds, so optimistic; only used to rank them) and only the
  * best few get the nested treatment.
  *
  * The rule: the highest mean MeanDelta over the budgets wins, unless a simpler candidate (fewer
  * feature values, then ridge before rank-ridge before MLP, then the default block) is within one
- * standard error of it — the standard error of their paired per-fold difference. Differences within
- * fold noise are not worth a bigger probe (Breiman's one-standard-error rule).
+ * standard error of it — the standard error of their paired per-fold difference — or within 1 % of
+ * its score. Differences within fold noise are not worth a bigger probe (Breiman's
+ * one-standard-error rule); the 1 % floor keeps near-copies of one candidate, whose paired
+ * differences are consistent and so have a tiny standard error, from winning by a hair.
  */
 import {
   blockParts,
   DEFAULT_FEATURE_BLOCK,
   type FeatureBlock,
+  isSourceWordsBlock,
   sliceFeatureBlocks,
 } from "../dataset/feature-blocks.js";
 import { UsageError } from "../errors/index.js";
@@ -488,14 +491,19 @@ export function chooseCandidate(
   );
   const eligible = nested.filter(({ candidate }) => {
     const { diff, se } = pairedDifference(best.candidate.foldScores, candidate.foldScores);
-    return diff <= se;
+    // Near-copies of one candidate (a block the ridge all but zeroes) differ consistently by a
+    // hair, so their paired standard error is a hair too: below TIE_SHARE of the score is a tie.
+    return diff <= Math.max(se, TIE_SHARE * Math.abs(best.candidate.report.score));
   });
   eligible.sort((a, b) => simplicityOrder(a.candidate, b.candidate) || a.index - b.index);
   return eligible[0]!.index;
 }
 
+/** Score differences below this share of the best score are ties: not worth a bigger probe. */
+export const TIE_SHARE = 0.01;
+
 export const SELECTION_RULE =
-  "highest mean MeanDelta@p over the budgets (nested CV: outer folds measure, inner folds choose the ridge penalty); a simpler candidate (fewer feature values, then ridge < rank-ridge < MLP, then the default last:final; equally simple ones by score) wins when within one standard error of the paired per-fold difference";
+  "highest mean MeanDelta@p over the budgets (nested CV: outer folds measure, inner folds choose the ridge penalty); a simpler candidate (fewer feature values, then ridge < rank-ridge < MLP, then the default last:final; equally simple ones by score) wins when within one standard error of the paired per-fold difference (or within 1 % of the best score)";
 
 function setKey(blocks: readonly FeatureBlock[]): string {
   return blocks
@@ -608,7 +616,13 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
     }
 
     if (options.probes.includes("mlp")) {
-      const bestRidge = bestOf(evaluations.filter((evaluation) => evaluation.report.stage === "nested"));
+      // On the model's states: an MLP over the words block's 1024 sparse counts costs minutes and
+      // learns nothing a ridge on them does not.
+      const bestRidge = bestOf(
+        evaluations.filter(
+          (evaluation) => evaluation.report.stage === "nested" && !evaluation.blocks.some(isSourceWordsBlock),
+        ),
+      );
       const blocks = bestRidge?.blocks ?? [...data.blocks];
       const width = blocks.reduce((sum, block) => sum + block.dim, 0);
       if (width <= (options.mlpMaxDim ?? DEFAULT_MLP_MAX_DIM)) {

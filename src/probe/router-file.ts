@@ -6,11 +6,14 @@ import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import {
   canonicalViewNames,
+  DEFAULT_FEATURE_BLOCK,
   type FeatureBlock,
   type FeatureViewSpan,
   featureBlocksOf,
   featureSelectionText,
+  isSourceWordsBlock,
   resolveFeatureBlocks,
+  sourceWordsBlock,
 } from "../dataset/feature-blocks.js";
 import { InputError, UsageError } from "../errors/index.js";
 import { type GuardReport, riskAdjustedScore } from "./guard-choice.js";
@@ -169,6 +172,15 @@ const routerSchema = z
       .optional(),
   })
   .superRefine((router, context) => {
+    const blocks = router.feature.blocks ?? [];
+    const words = blocks.findIndex((block) => isSourceWordsBlock(block));
+    if (words >= 0 && words !== blocks.length - 1) {
+      context.addIssue({
+        code: "custom",
+        path: ["feature", "blocks"],
+        message: "the source-text block words must be the last block",
+      });
+    }
     for (const name of HEAD_NAMES) {
       const head = router.heads[name];
       if (head && head.model.dim !== router.feature.dim) {
@@ -225,12 +237,20 @@ export function routerBlocks(router: RouterFile): string[] {
   return router.feature.blocks ?? canonicalViewNames(router.feature.layer);
 }
 
+/** Whether the router reads the source-text `words` block (always its last block). */
+export function routerReadsSourceWords(router: RouterFile): boolean {
+  return routerBlocks(router).some((block) => isSourceWordsBlock(block));
+}
+
 /**
- * The feature selection to open the small model with so that it yields exactly the router's
- * blocks, in order: their names, comma-joined (`last:final`, `last:8,mean:8`).
+ * The feature selection to open the small model with so that it yields exactly the router's model
+ * blocks, in order: their names, comma-joined (`last:final`, `last:8,mean:8`). The `words` block is
+ * computed from the text, not read from the model; a router reading nothing else opens the model
+ * with `last:final`, the view every engine gives, and ignores it.
  */
 export function routerFeatureSelection(router: RouterFile): string {
-  return featureSelectionText(routerBlocks(router));
+  const modelBlocks = routerBlocks(router).filter((block) => !isSourceWordsBlock(block));
+  return modelBlocks.length > 0 ? featureSelectionText(modelBlocks) : DEFAULT_FEATURE_BLOCK;
 }
 
 /**
@@ -260,7 +280,7 @@ export function assertRouterMatches(router: RouterFile, source: FeatureSource, w
   expect("small-model fingerprint", router.feature.fingerprint, source.fingerprint);
   expect("prompt template", router.feature.template, source.template);
   let resolved: FeatureBlock[] = [];
-  const available =
+  const modelBlocks =
     source.blocks ??
     (source.dim === null
       ? []
@@ -269,6 +289,8 @@ export function assertRouterMatches(router: RouterFile, source: FeatureSource, w
           dim: source.dim,
           views: source.views ? [...source.views] : undefined,
         }));
+  // Every text gives the words block; it lies after the model's values (see appendSourceWords).
+  const available = [...modelBlocks, sourceWordsBlock(source.dim ?? 0)];
   try {
     resolved = resolveFeatureBlocks(available, routerBlocks(router), what);
     expect(
@@ -279,7 +301,7 @@ export function assertRouterMatches(router: RouterFile, source: FeatureSource, w
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     mismatches.push(
-      `feature blocks: router ${routerFeatureSelection(router)}, ${what} ${available.map((block) => block.name).join(" | ") || "none"}`,
+      `feature blocks: router ${featureSelectionText(routerBlocks(router))}, ${what} ${available.map((block) => block.name).join(" | ") || "none"}`,
     );
   }
   if (mismatches.length > 0) {

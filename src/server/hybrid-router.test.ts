@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { EngineCallError, InputError } from "../errors/index.js";
+import { fnv1a32, SOURCE_WORDS_DIM, sourceWordFeatures } from "../features/source-words.js";
 import type { RouterFile, RouterHead } from "../probe/router-file.js";
 import { createRandom } from "../stats/random.js";
 import type {
@@ -371,5 +372,43 @@ describe("HybridRouter", () => {
     expect(failure).toMatchObject({ status: 503, code: "RLMT_ERR_SMALL_ENGINE_UNAVAILABLE" });
     expect((failure as Error).message).toMatch(/^small engine small-spec failed/);
     expect(hybrid.snapshot().smallHealthy).toBe(false);
+  });
+
+  it("reads a words router's block from each request's text, after the model's values", async () => {
+    const zebra = fnv1a32(new TextEncoder().encode("zebra")) % SOURCE_WORDS_DIM;
+    const dim = 3 + SOURCE_WORDS_DIM;
+    // Gain = feature 0 (from the model) + 100 × the words block's "zebra" bucket.
+    const weights = new Array<number>(dim).fill(0);
+    weights[0] = 1;
+    weights[3 + zebra] = 100;
+    const base = testRouter();
+    const wordsRouter: RouterFile = {
+      ...base,
+      feature: { ...base.feature, layer: "last:final,words", dim, blocks: ["last:final", "words"] },
+      heads: {
+        gain: {
+          ...base.heads.gain!,
+          model: {
+            format: 1,
+            kind: "ridge",
+            dim,
+            mean: new Array<number>(dim).fill(0),
+            std: new Array<number>(dim).fill(1),
+            weights,
+            bias: 0,
+            lambda: 1,
+          },
+        },
+      },
+    };
+    const hybrid = router([], { router: wordsRouter, budget: 0.5 });
+    const texts = ["g=5 a zebra", "g=5 a horse", "g=7 Zebra!"];
+    const expected = texts.map((text) => featuresOf(text)[0]! + 100 * sourceWordFeatures(text)[zebra]!);
+    expect(expected[0]).toBeCloseTo(5 + 100 / Math.sqrt(4), 5);
+    expect(expected[1]).toBe(5);
+    const one = await hybrid.translate(request(texts[0]!));
+    expect(one.predictedGain).toBeCloseTo(expected[0]!, 5);
+    const batch = await hybrid.translateBatch(texts.map(request));
+    for (const [index, item] of batch.entries()) expect(item.predictedGain).toBeCloseTo(expected[index]!, 5);
   });
 });

@@ -31,8 +31,15 @@
  */
 import { setMaxListeners } from "node:events";
 import { EngineCallError, EngineTimeoutError, RoutelmtError } from "../errors/index.js";
+import { SOURCE_WORDS_DIM, writeSourceWordFeatures } from "../features/source-words.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
-import { guardedScore, languagePairName, predictHeads, trainedPairNames } from "../probe/router-file.js";
+import {
+  guardedScore,
+  languagePairName,
+  predictHeads,
+  routerReadsSourceWords,
+  trainedPairNames,
+} from "../probe/router-file.js";
 import {
   allocateGuarded,
   BudgetController,
@@ -250,6 +257,8 @@ export class HybridRouter {
   private readonly smallName: string;
   private readonly largeName: string;
   private readonly router: RouterFile;
+  /** The router reads the source-text words block, after the model's values. */
+  private readonly readsWords: boolean;
   /** `guarded` with a router that carries a risk-adjusted guard: rank by gain − λ·risk instead of vetoing. */
   private readonly riskAdjusted: boolean;
   /** Tracks the gain threshold on single requests (its own cap only ever blocks more, never less). */
@@ -303,6 +312,7 @@ export class HybridRouter {
     this.smallName = options.smallName;
     this.largeName = options.largeName;
     this.router = options.router;
+    this.readsWords = routerReadsSourceWords(options.router);
     this.trainedPairs = trainedPairNames(options.router);
     this.onUnseenPair = options.onUnseenPair;
     this.weigher = options.weigher;
@@ -466,8 +476,8 @@ export class HybridRouter {
       const decisionStarted = performance.now();
       const weights = requests.map((request, index) => this.weigher?.weigh(prefills[index]!, request) ?? 1);
       const decisions = batch
-        ? await this.decideBatch(prefills, weights)
-        : [await this.decideOne(prefills[0]!, weights[0]!)];
+        ? await this.decideBatch(prefills, requests, weights)
+        : [await this.decideOne(prefills[0]!, requests[0]!, weights[0]!)];
       const decisionMs = performance.now() - decisionStarted;
       options.onDecided?.(decisions.map(decidedSource));
 
@@ -575,11 +585,18 @@ export class HybridRouter {
     );
   }
 
-  private scores(prefills: Prefilled[]): HeadScores {
+  /** Head scores of requests from their prefills' features and, for a words router, their texts. */
+  private scores(prefills: readonly Prefilled[], requests: readonly TranslationRequest[]): HeadScores {
     const dim = this.router.feature.dim;
+    const modelDim = this.readsWords ? dim - SOURCE_WORDS_DIM : dim;
     const features = new Float32Array(prefills.length * dim);
     prefills.forEach((prefilled, row) => {
-      features.set(prefilled.features.subarray(0, dim), row * dim);
+      features.set(prefilled.features.subarray(0, modelDim), row * dim);
+      if (this.readsWords)
+        writeSourceWordFeatures(
+          requests[row]!.text,
+          features.subarray(row * dim + modelDim, (row + 1) * dim),
+        );
     });
     return predictHeads(this.router, features, prefills.length);
   }
@@ -599,8 +616,12 @@ export class HybridRouter {
    * then checks the cap and records the decision in one step nothing can interleave with (see the
    * module comment, and the shared ledger's script).
    */
-  private async decideOne(prefilled: Prefilled, weight: number): Promise<Decision> {
-    const scores = this.scores([prefilled]);
+  private async decideOne(
+    prefilled: Prefilled,
+    request: TranslationRequest,
+    weight: number,
+  ): Promise<Decision> {
+    const scores = this.scores([prefilled], [request]);
     const gain = scores.gain![0]!;
     const verdict = this.controller.decide(this.rankScore(scores, 0), weight);
     let wantsLarge = verdict.target === "large";
@@ -649,9 +670,13 @@ export class HybridRouter {
    * the items are then recorded in the ledger in priority order, so if the hard cap binds it is the
    * lowest-gain candidates that stay small.
    */
-  private async decideBatch(prefills: Prefilled[], weights: readonly number[]): Promise<Decision[]> {
+  private async decideBatch(
+    prefills: Prefilled[],
+    requests: readonly TranslationRequest[],
+    weights: readonly number[],
+  ): Promise<Decision[]> {
     const count = prefills.length;
-    const scores = this.scores(prefills);
+    const scores = this.scores(prefills, requests);
     const gains = Array.from(scores.gain!);
     const ids = gains.map((_, index) => String(index).padStart(8, "0"));
     const order = routingOrder(

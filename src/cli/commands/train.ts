@@ -29,6 +29,7 @@ interface TrainFlags {
   budgets: string;
   innerFolds: number;
   blocks?: string;
+  words?: string;
   guardTolerance: number;
 }
 
@@ -61,7 +62,14 @@ export function registerTrain(program: Command, io: CliIo): void {
       "budgets p of MeanDelta@p that the selection, the learning curve and the guard judge by",
       DEFAULT_SELECTION_BUDGETS.join(","),
     )
-    .option("--blocks <list>", "feature blocks to consider (default: every block of the data)")
+    .option(
+      "--blocks <list>",
+      "feature blocks to consider (default: every block of the data, and words when selecting)",
+    )
+    .option(
+      "--words <on|off>",
+      "offer the words block, a hashed bag of the source's words computed from the text (default: on with --select on, where it is kept only if CV says it pays)",
+    )
     .option(
       "--probe <kind>",
       "ridge or mlp: the quality and risk heads (and the gain head with --select off)",
@@ -105,6 +113,7 @@ export function registerTrain(program: Command, io: CliIo): void {
       if (flags.innerFolds < 2) throw new UsageError("--inner-folds must be at least 2");
       if (!(flags.guardTolerance >= 0 && flags.guardTolerance < 1))
         throw new UsageError(`--guard-tolerance must be in [0, 1), got ${flags.guardTolerance}`);
+      const words = flags.words === undefined ? undefined : parseSwitch(flags.words, "--words");
       const blocks = flags.blocks
         ?.split(",")
         .map((name) => name.trim())
@@ -114,7 +123,13 @@ export function registerTrain(program: Command, io: CliIo): void {
       // Opened before training, so an unusable --out fails at once; replaces --out only when complete.
       const output = await AtomicFileWriter.open(flags.out);
       try {
-        await trainAndWrite(datasets, { heads, probe, select, probes, budgets, blocks }, flags, output, io);
+        await trainAndWrite(
+          datasets,
+          { heads, probe, select, probes, budgets, blocks, words },
+          flags,
+          output,
+          io,
+        );
       } finally {
         await output.discard();
       }
@@ -128,6 +143,7 @@ interface TrainChoices {
   probes: SelectableProbe[];
   budgets: number[];
   blocks: string[] | undefined;
+  words: boolean | undefined;
 }
 
 async function trainAndWrite(
@@ -152,6 +168,7 @@ async function trainAndWrite(
     innerFolds: flags.innerFolds,
     guardTolerance: flags.guardTolerance,
     blocks: choices.blocks,
+    sourceWords: choices.words,
     onHead: (message) => io.stderr(`${message}\n`),
     onProgress: (message) => io.stderr(`candidate ${message}\n`),
   });
