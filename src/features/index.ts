@@ -28,6 +28,7 @@ export {
 export { argmax, RowPooler } from "./pooling.js";
 export {
   fnv1a32,
+  fnv1a32Utf8,
   SOURCE_WORDS_BLOCK,
   SOURCE_WORDS_DIM,
   sourceWordFeatures,

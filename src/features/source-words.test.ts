@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fnv1a32, SOURCE_WORDS_DIM, sourceWordFeatures, sourceWords } from "./source-words.js";
+import { fnv1a32, fnv1a32Utf8, SOURCE_WORDS_DIM, sourceWordFeatures, sourceWords } from "./source-words.js";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
@@ -8,6 +8,13 @@ describe("fnv1a32", () => {
     expect(fnv1a32(utf8(""))).toBe(0x811c9dc5);
     expect(fnv1a32(utf8("a"))).toBe(0xe40c292c);
     expect(fnv1a32(utf8("foobar"))).toBe(0xbf9cf968);
+  });
+
+  it("hashes a string's UTF-8 bytes without encoding it first, for every UTF-8 length", () => {
+    expect(fnv1a32Utf8("foobar")).toBe(0xbf9cf968);
+    for (const text of ["", "läuft", "北京", "😀 emoji", "mixed: é北😀x", "lone \ud800 surrogate"]) {
+      expect(fnv1a32Utf8(text), text).toBe(fnv1a32(utf8(text)));
+    }
   });
 });
 

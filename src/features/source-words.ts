@@ -38,9 +38,39 @@ export function fnv1a32(bytes: Uint8Array): number {
   return hash >>> 0;
 }
 
-// One of each for the process: building them per request costs more than the hashing.
+/**
+ * 32-bit FNV-1a of a string's UTF-8 bytes, encoded on the fly (no byte array per word). A lone
+ * surrogate counts as U+FFFD, as `TextEncoder` encodes it.
+ */
+export function fnv1a32Utf8(text: string): number {
+  let hash = FNV_OFFSET_BASIS;
+  const add = (byte: number) => {
+    hash ^= byte;
+    hash = Math.imul(hash, FNV_PRIME);
+  };
+  for (const character of text) {
+    let code = character.codePointAt(0)!;
+    if (code >= 0xd800 && code <= 0xdfff) code = 0xfffd;
+    if (code < 0x80) add(code);
+    else if (code < 0x800) {
+      add(0xc0 | (code >> 6));
+      add(0x80 | (code & 0x3f));
+    } else if (code < 0x10000) {
+      add(0xe0 | (code >> 12));
+      add(0x80 | ((code >> 6) & 0x3f));
+      add(0x80 | (code & 0x3f));
+    } else {
+      add(0xf0 | (code >> 18));
+      add(0x80 | ((code >> 12) & 0x3f));
+      add(0x80 | ((code >> 6) & 0x3f));
+      add(0x80 | (code & 0x3f));
+    }
+  }
+  return hash >>> 0;
+}
+
+// One for the process: building it per request costs more than the hashing.
 const segmenter = new Intl.Segmenter("und", { granularity: "word" });
-const encoder = new TextEncoder();
 
 /** The words of a text as the block sees them: normalised, lower-cased, word-like segments in order. */
 export function sourceWords(text: string): string[] {
@@ -53,13 +83,17 @@ export function sourceWords(text: string): string[] {
 
 /** The hashed bag of words of one text, L2-normalised, written into `out` (zeroed first). */
 export function writeSourceWordFeatures(text: string, out: Float32Array): void {
-  const dim = out.length;
-  const counts = new Float64Array(dim);
-  for (const word of sourceWords(text)) counts[fnv1a32(encoder.encode(word)) % dim]! += 1;
+  // A sentence touches a few buckets: count those, not the whole width.
+  const counts = new Map<number, number>();
+  for (const word of sourceWords(text)) {
+    const bucket = fnv1a32Utf8(word) % out.length;
+    counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
+  }
   let squares = 0;
-  for (const count of counts) squares += count * count;
+  for (const count of counts.values()) squares += count * count;
+  out.fill(0);
   const scale = squares > 0 ? 1 / Math.sqrt(squares) : 0;
-  for (let index = 0; index < dim; index++) out[index] = counts[index]! * scale;
+  for (const [bucket, count] of counts) out[bucket] = count * scale;
 }
 
 /** The `words` block of one text: {@link SOURCE_WORDS_DIM} values. */
