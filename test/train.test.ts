@@ -19,7 +19,7 @@ import {
   routerFeatureSelection,
 } from "../src/probe/router-file.js";
 import { createRandom, normal, spearman } from "../src/stats/index.js";
-import { runCliCaptured } from "./helpers/cli.js";
+import { runCliCaptured, spawnCli } from "./helpers/cli.js";
 
 const DIM = 16;
 let work: string;
@@ -274,6 +274,34 @@ describe("routelmt train", () => {
     }
     expect((await readdir(folder)).sort()).toEqual(["a-directory", "a-file"]);
   });
+
+  it("interrupted mid-run, leaves no temporary file and the old --out as it was", async () => {
+    const folder = await mkdtemp(path.join(work, "interrupted-"));
+    const out = path.join(folder, "router.json");
+    await writeFile(out, "the previous router\n");
+    const child = spawnCli([
+      "train",
+      "--data",
+      path.join(work, "a"),
+      "--data",
+      path.join(work, "b"),
+      "--out",
+      out,
+    ]);
+    let stderr = "";
+    child.stderr.on("data", (data: Buffer) => {
+      stderr += data.toString();
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.once("exit", (_, signal) => resolve(signal)),
+    );
+    // The first candidate line means training is under way.
+    while (!stderr.includes("candidate")) await new Promise((resolve) => setTimeout(resolve, 50));
+    child.kill("SIGTERM");
+    expect(await exited).toBe("SIGTERM");
+    expect(await readdir(folder)).toEqual(["router.json"]);
+    expect(await readFile(out, "utf8")).toBe("the previous router\n");
+  }, 60_000);
 
   it("refuses an id twice in one dataset and one segment in two datasets, naming both lines", async () => {
     const repeated = path.join(work, "repeated-id");

@@ -2,7 +2,7 @@ import { link, mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from "nod
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCliCaptured } from "./helpers/cli.js";
+import { runCliCaptured, spawnCli } from "./helpers/cli.js";
 import { startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
 import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
 
@@ -278,4 +278,29 @@ describe("routelmt translate", () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/bad\.jsonl:1: unknown language code "english"/);
   });
+
+  it("on Ctrl-C while a backend is answering, ends leaving the old --out and no temporary file", async () => {
+    const hanging = await startFakeOpenAIServer({ behaviour: { kind: "hang" } });
+    try {
+      const folder = await mkdtemp(path.join(work, "interrupted-"));
+      const out = path.join(folder, "out.jsonl");
+      await writeFile(out, "previous output\n");
+      const child = spawnCli([
+        "translate",
+        ...["--model", `openai:${hanging.url}#big`, "--src-lang", "en", "--tgt-lang", "de"],
+        ...["--in", input, "--out", out],
+      ]);
+      const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+        child.once("exit", (_, signal) => resolve(signal)),
+      );
+      while (hanging.inFlight === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect((await readdir(folder)).some((name) => name.includes(".tmp-"))).toBe(true);
+      child.kill("SIGINT");
+      expect(await exited).toBe("SIGINT");
+      expect(await readdir(folder)).toEqual(["out.jsonl"]);
+      expect(await readFile(out, "utf8")).toBe("previous output\n");
+    } finally {
+      await hanging.close();
+    }
+  }, 60_000);
 });

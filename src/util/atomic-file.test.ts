@@ -1,6 +1,8 @@
+import { spawn } from "node:child_process";
 import { chmod, mkdtemp, readdir, readFile, readlink, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { InputError } from "../errors/index.js";
 import { AtomicFileWriter, writeFileAtomic } from "./atomic-file.js";
@@ -65,4 +67,54 @@ describe("AtomicFileWriter", () => {
     }
     expect(await readdir(directory)).toEqual(["plain"]);
   });
+});
+
+describe("AtomicFileWriter on an interrupt", () => {
+  const module = fileURLToPath(new URL("./atomic-file.ts", import.meta.url));
+
+  /** A process with an open writer on `file`; resolves with its exit status after `signal`. */
+  async function interrupted(file: string, signal: NodeJS.Signals, handlesItself: boolean) {
+    const script = [
+      `import { AtomicFileWriter } from ${JSON.stringify(module)};`,
+      handlesItself
+        ? `process.on(${JSON.stringify(signal)}, () => { console.log("own handler"); process.exit(7); });`
+        : "",
+      `const writer = await AtomicFileWriter.open(${JSON.stringify(file)});`,
+      `await writer.write("half");`,
+      `console.log("open");`,
+      "setInterval(() => {}, 1000);",
+    ].join("\n");
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let stdout = "";
+    child.stdout.on("data", (data: Buffer) => {
+      stdout += data.toString();
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+    while (!stdout.includes("open")) await new Promise((resolve) => setTimeout(resolve, 20));
+    child.kill(signal);
+    return { ...(await exited), stdout };
+  }
+
+  it("removes the temporary file and ends by the signal, as without it, on SIGINT / SIGTERM", async () => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      const directory = await folder();
+      const file = path.join(directory, "out.json");
+      await writeFile(file, "old");
+      expect((await interrupted(file, signal, false)).signal, signal).toBe(signal);
+      expect(await readdir(directory)).toEqual(["out.json"]);
+      expect(await readFile(file, "utf8")).toBe("old");
+    }
+  }, 30_000);
+
+  it("leaves a process that handles the signal itself to do so, and cleans up when it exits", async () => {
+    const directory = await folder();
+    const run = await interrupted(path.join(directory, "out.json"), "SIGTERM", true);
+    expect(run.code).toBe(7);
+    expect(run.stdout).toContain("own handler");
+    expect(await readdir(directory)).toEqual([]);
+  }, 30_000);
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { type FileHandle, open, realpath, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { InputError, pathErrorOf } from "../errors/index.js";
@@ -17,12 +18,53 @@ export async function fsyncDirectory(directory: string): Promise<void> {
   }
 }
 
+/** Temporary files of writers still open, removed if the process is interrupted or exits. */
+const openTemporaries = new Set<string>();
+const INTERRUPTS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM"];
+
+/**
+ * On SIGINT or SIGTERM: removes the open writers' temporary files, then raises the signal again
+ * without this handler, so the process ends as it would have — by the default action, or by
+ * whatever else handles the signal (a server's shutdown, a library's exit hooks).
+ */
+function onInterrupt(signal: NodeJS.Signals): void {
+  removeOpenTemporaries();
+  stopWatching();
+  process.kill(process.pid, signal);
+}
+
+/** On any exit with writers still open (`process.exit` anywhere, a failure). */
+function removeOpenTemporaries(): void {
+  for (const temporary of openTemporaries) rmSync(temporary, { force: true });
+  openTemporaries.clear();
+}
+
+function stopWatching(): void {
+  for (const signal of INTERRUPTS) process.off(signal, onInterrupt);
+  process.off("exit", removeOpenTemporaries);
+}
+
+function trackTemporary(temporary: string): void {
+  if (openTemporaries.size === 0) {
+    for (const signal of INTERRUPTS) process.on(signal, onInterrupt);
+    process.on("exit", removeOpenTemporaries);
+  }
+  openTemporaries.add(temporary);
+}
+
+function untrackTemporary(temporary: string): void {
+  if (openTemporaries.delete(temporary) && openTemporaries.size === 0) stopWatching();
+}
+
 /**
  * A file written in full under a temporary name beside it and renamed over `file` only by
  * `commit()`: until then — and for good after `discard()` or a failure — whatever was at `file`
- * stays as it was, and no temporary file is left behind (short of a kill). A symbolic link at
- * `file` keeps pointing where it did: the file it points to is the one replaced. File-system
- * errors are InputErrors naming `file`.
+ * stays as it was, and no temporary file is left behind. A symbolic link at
+ * `file` keeps pointing where it did: the file it points to is the one replaced. An interrupt
+ * (SIGINT, SIGTERM) or any `process.exit` removes the temporary file before the process ends; only
+ * a kill leaves it. Keep a writer open only around asynchronous work: an interrupt waits for the
+ * event loop, so a long synchronous computation would hold it (compute first, then write).
+ * File-system errors are InputErrors naming `file`.
  */
 export class AtomicFileWriter {
   private state: "open" | "committed" | "discarded" = "open";
@@ -53,9 +95,19 @@ export class AtomicFileWriter {
     } catch (error) {
       throw pathErrorOf(error, file, "cannot write") ?? error;
     }
+    trackTemporary(temporary);
     const writer = new AtomicFileWriter(file, target, temporary, handle);
     if (existingMode !== undefined) await writer.guard(() => handle.chmod(existingMode));
     return writer;
+  }
+
+  /**
+   * Proves that `file` can be written, as {@link open} would, and leaves nothing behind: for a
+   * command that computes for a long time before it has anything to write.
+   * @throws InputError naming `file`, as {@link open}.
+   */
+  static async check(file: string): Promise<void> {
+    await (await AtomicFileWriter.open(file)).discard();
   }
 
   /** Appends to the temporary file. */
@@ -73,6 +125,7 @@ export class AtomicFileWriter {
       await rename(this.temporary, this.target);
     });
     this.state = "committed";
+    untrackTemporary(this.temporary);
     await fsyncDirectory(path.dirname(this.target));
   }
 
@@ -82,6 +135,7 @@ export class AtomicFileWriter {
     this.state = "discarded";
     await this.handle.close().catch(() => {});
     await rm(this.temporary, { force: true });
+    untrackTemporary(this.temporary);
   }
 
   private assertOpen(): void {

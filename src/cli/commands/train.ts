@@ -12,7 +12,7 @@ import {
 } from "../../probe/probe-selection.js";
 import { HEAD_NAMES, type HeadName, type RouterFile } from "../../probe/router-file.js";
 import type { ProbeKind } from "../../probe/train-router.js";
-import { AtomicFileWriter } from "../../util/atomic-file.js";
+import { AtomicFileWriter, writeFileAtomic } from "../../util/atomic-file.js";
 import type { CliIo } from "../io.js";
 import { finiteNumber, positiveInteger } from "../options.js";
 
@@ -120,19 +120,10 @@ export function registerTrain(program: Command, io: CliIo): void {
         .filter(Boolean);
       const datasets = [];
       for (const directory of flags.data) datasets.push(await loadDataset(directory));
-      // Opened before training, so an unusable --out fails at once; replaces --out only when complete.
-      const output = await AtomicFileWriter.open(flags.out);
-      try {
-        await trainAndWrite(
-          datasets,
-          { heads, probe, select, probes, budgets, blocks, words },
-          flags,
-          output,
-          io,
-        );
-      } finally {
-        await output.discard();
-      }
+      // Checked before training, so an unusable --out fails at once; replaced only when complete. No
+      // temporary file exists while training: its CPU-bound work would hold an interrupt's cleanup.
+      await AtomicFileWriter.check(flags.out);
+      await trainAndWrite(datasets, { heads, probe, select, probes, budgets, blocks, words }, flags, io);
     });
 }
 
@@ -150,7 +141,6 @@ async function trainAndWrite(
   datasets: Dataset[],
   choices: TrainChoices,
   flags: TrainFlags,
-  output: AtomicFileWriter,
   io: CliIo,
 ): Promise<void> {
   const labelMetric = datasets[0]?.meta.label_metric ?? "chrf";
@@ -174,8 +164,7 @@ async function trainAndWrite(
   });
   const { router, notes } = built;
   for (const note of notes) io.stderr(`note: ${note}\n`);
-  await output.write(`${JSON.stringify(router)}\n`);
-  await output.commit();
+  await writeFileAtomic(flags.out, `${JSON.stringify(router)}\n`);
   const totalSeconds = (performance.now() - started) / 1000;
   io.stdout(
     `${trainingSummary(built, flags, choices.probe, totalSeconds).join("\n")}\nrouter written to ${flags.out}\n`,
