@@ -3,7 +3,8 @@
  * last prompt token, then a probe); a QE cascade first decodes the small hypothesis and then asks a
  * QE model about it. On one model, in one run, per request: prefill + probe versus prefill + full
  * greedy decode of the hypothesis — the decode-then-QE path before its QE call even starts, so the
- * ratio is a lower bound on the cascade's extra cost. Prints one JSON object.
+ * ratio is a lower bound on the cascade's extra cost. Also what the source-text `words` block adds
+ * to a decision: hashing the request's words and the wider probe. Prints one JSON object.
  * Run: `npx tsx bench/decision-cost.ts`.
  *
  * Model and data come from `../shared` unless ROUTELMT_BENCH_SMALL, ROUTELMT_BENCH_TEMPLATE and
@@ -12,6 +13,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { SOURCE_WORDS_DIM, sourceWordFeatures } from "../src/features/source-words.js";
 import { predict, type RidgeProbeModel } from "../src/probe/probe-model.js";
 import { createRandom, normal } from "../src/stats/index.js";
 import { LlamaTranslator } from "../src/translators/llama-translator.js";
@@ -86,8 +88,24 @@ export async function run(): Promise<Record<string, unknown>> {
   } finally {
     await translator.dispose();
   }
+  // The words block: computed from the text after the prefill, then a probe wider by its 1,024 values.
+  const wordsHead = randomHead(head.dim + SOURCE_WORDS_DIM);
+  const modelFeatures = new Float32Array(head.dim);
+  const wordsUs: number[] = [];
+  const repeats = 200;
+  for (const text of sources) {
+    const started = performance.now();
+    for (let repeat = 0; repeat < repeats; repeat++) {
+      const row = new Float32Array(wordsHead.dim);
+      row.set(modelFeatures);
+      row.set(sourceWordFeatures(text), head.dim);
+      predict(wordsHead, row);
+    }
+    wordsUs.push(((performance.now() - started) * 1000) / repeats);
+  }
   const decide = median(decideMs);
   const decode = median(decodeMs);
+  const words = median(wordsUs);
   return {
     bench: "decision-cost",
     model: path.basename(modelPath),
@@ -96,6 +114,8 @@ export async function run(): Promise<Record<string, unknown>> {
     routelmt_decision_ms_p50: Number(decide.toFixed(3)),
     decode_then_qe_before_qe_ms_p50: Number(decode.toFixed(3)),
     ratio_decode_then_qe_vs_routelmt: Number((decode / decide).toFixed(2)),
+    words_block_us_p50: Number(words.toFixed(1)),
+    ratio_decision_with_words_vs_without: Number(((decide + words / 1000) / decide).toFixed(3)),
     note: "decode-then-QE also pays a QE model call (e.g. CometKiwi) not included here",
   };
 }
