@@ -9,6 +9,7 @@ import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { fnv1a32Utf8, SOURCE_WORDS_DIM } from "../src/features/source-words.js";
 import { buildApp } from "../src/server/app.js";
 import { maxLargeInAnyWindow, maxOverspendOfLongRuns } from "../src/server/decision-window.js";
 import { serverErrorBodySchema } from "../src/server/errors.js";
@@ -175,6 +176,43 @@ describe("routelmt serve: API", () => {
     for (const stage of ["prefill", "decision", "small_decode", "large_call"]) {
       expect(metrics).toMatch(new RegExp(`routelmt_stage_seconds_count\\{stage="${stage}"\\} \\d+`));
     }
+  });
+
+  it("serves a router that reads the words block: computed from each request's text", async () => {
+    // Gain = 100 × the "zebra" bucket of the words block; the small model's values are not read.
+    const zebra = fnv1a32Utf8("zebra") % SOURCE_WORDS_DIM;
+    const weights = new Array<number>(SOURCE_WORDS_DIM).fill(0);
+    weights[zebra] = 100;
+    const base = remoteRouter(small.url);
+    const gain = base.heads.gain!;
+    const wordsRouter = {
+      ...base,
+      feature: { ...base.feature, layer: "words", dim: SOURCE_WORDS_DIM, blocks: ["words"] },
+      heads: {
+        gain: {
+          ...gain,
+          model: {
+            format: 1 as const,
+            kind: "ridge" as const,
+            dim: SOURCE_WORDS_DIM,
+            mean: new Array<number>(SOURCE_WORDS_DIM).fill(0),
+            std: new Array<number>(SOURCE_WORDS_DIM).fill(1),
+            weights,
+            bias: 0,
+            lambda: 1,
+          },
+        },
+      },
+    };
+    const file = await writeRouter(work, wordsRouter, "words-router.json");
+    const app = await buildApp(fakeServerConfig(small.url, large.url, file, { budget: 0.5 }));
+    apps.push(app);
+    const origin = await app.listen({ port: 0, host: "127.0.0.1" });
+    const zebraText = await postJson(`${origin}/v1/translate`, { text: "A zebra runs." });
+    expect(zebraText.status).toBe(200);
+    expect(zebraText.body.predicted_gain).toBeCloseTo(100 / Math.sqrt(3), 4);
+    const dogText = await postJson(`${origin}/v1/translate`, { text: "A dog runs." });
+    expect(dogText.body.predicted_gain).toBe(0);
   });
 });
 
