@@ -72,11 +72,35 @@ export function budgetAxis(summary: EvalSummary): ParetoAxis {
   };
 }
 
+/**
+ * Legend names of the policies: a policy whose curve is point for point another's, drawn exactly
+ * under or over it, says so (`guarded (= routelmt)`), so that the hidden line is not taken for a
+ * missing one.
+ */
+export function policyLabels(
+  points: readonly { policy: string; x: number; quality: number }[],
+): Map<string, string> {
+  const curves = new Map<string, string>();
+  for (const point of points) {
+    curves.set(point.policy, `${curves.get(point.policy) ?? ""}${point.x}:${point.quality};`);
+  }
+  const labels = new Map<string, string>();
+  const firstWithCurve = new Map<string, string>();
+  for (const [policy, curve] of curves) {
+    const twin = firstWithCurve.get(curve);
+    labels.set(policy, twin === undefined ? policy : `${policy} (= ${twin})`);
+    if (twin === undefined) firstWithCurve.set(curve, policy);
+  }
+  return labels;
+}
+
 /** The Vega-Lite spec of the plot. */
 export function paretoSpec(summary: EvalSummary, axis: ParetoAxis = budgetAxis(summary)): TopLevelSpec {
-  const names = [...new Set(axis.points.map((point) => point.policy))];
+  const labels = policyLabels(axis.points);
+  const names = [...new Set(axis.points.map((point) => labels.get(point.policy)!))];
   const points = axis.points.map((point) => ({
     ...point,
+    policy: labels.get(point.policy)!,
     family: summary.policies[point.policy]!.family,
   }));
   const [firstBudget, lastBudget] = axis.domain;
@@ -84,9 +108,7 @@ export function paretoSpec(summary: EvalSummary, axis: ParetoAxis = budgetAxis(s
     { label: `small only ${formatNumber(summary.small_only)}`, quality: summary.small_only },
     { label: `large only ${formatNumber(summary.large_only)}`, quality: summary.large_only },
   ];
-  const families = FAMILY_ORDER.filter((family) =>
-    names.some((name) => summary.policies[name]!.family === family),
-  );
+  const families = FAMILY_ORDER.filter((family) => points.some((point) => point.family === family));
   const dashes: Record<string, number[]> = { router: [1, 0], baseline: [6, 3], oracle: [2, 2] };
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
