@@ -341,6 +341,12 @@ describe("what the report says about the router", () => {
     expect(reading).toMatch(/λ = 0: in training no affordable λ cut .* so guarded ranks exactly as RouteLMT/);
     expect(reading).toContain("On this data no λ of the grid cuts severe losses at every reported budget");
     expect(plainReading(withFindings(false)).join("\n")).toContain("Feature view:");
+    expect(reading).not.toContain("words block");
+    const words = withFindings(false);
+    words.router!.blocks = ["mean:0", "words"];
+    expect(routerReading(words).join("\n")).toContain(
+      "The words block is the source text as a hashed bag of words (computed from the text, not read from the model)",
+    );
   });
 
   it("says so when some λ would have cut severe losses on this data", () => {
