@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chooseGuardLambda, guardLambdaGrid, riskAdjustedScore } from "./guard-choice.js";
+import { chooseFromTradeoff, chooseGuardLambda, guardLambdaGrid, riskAdjustedScore } from "./guard-choice.js";
 
 /**
  * Ten segments, one fold. A: high predicted gain but a likely severe loss; B–E: good; the rest
@@ -77,6 +77,20 @@ describe("chooseGuardLambda", () => {
     expect(report.best_cut!.lambda).toBe(20);
     expect(report.best_cut!.diff).toBeCloseTo(0.125, 12);
     expect(report.best_cut!.se).toBeCloseTo(0.25, 12);
+  });
+
+  it("refuses a cut between one and two standard errors: the best of a grid is a noisy maximum", () => {
+    const point = (lambda: number, severe: number) => ({ lambda, mean_delta: [10], severe_loss: [severe] });
+    const base = { point: point(0, 0.1), foldSevere: Float64Array.from([0.1, 0.1, 0.1, 0.1, 0.1]) };
+    // Cuts 0.03, −0.01, 0.02, 0, 0.01: mean 0.01, standard error 0.00707 — 1.41 standard errors.
+    const noisy = { point: point(1, 0.09), foldSevere: Float64Array.from([0.07, 0.11, 0.08, 0.1, 0.09]) };
+    const noisyChoice = chooseFromTradeoff([base, noisy], 0.05);
+    expect(noisyChoice.best!.diff).toBeCloseTo(0.01, 12);
+    expect(noisyChoice.best!.se).toBeCloseTo(Math.sqrt(0.001 / 4 / 5), 12);
+    expect(noisyChoice.index).toBe(0);
+    // Cuts 0.02, 0.01, 0.03, 0, 0.02: mean 0.016, standard error 0.0051 — 3.1 standard errors.
+    const clear = { point: point(1, 0.084), foldSevere: Float64Array.from([0.08, 0.09, 0.07, 0.1, 0.08]) };
+    expect(chooseFromTradeoff([base, clear], 0.05).index).toBe(1);
   });
 
   it("refuses a grid that does not start at 0 and a tolerance outside [0, 1)", () => {

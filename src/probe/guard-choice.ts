@@ -6,13 +6,17 @@
  *
  * λ is chosen on out-of-fold predictions. The guard may cost at most `tolerance` (a share, 5 % by
  * default) of the cross-validated MeanDelta@p of λ = 0 at every budget; within that, the λ that cuts
- * the cross-validated severe-loss rate most is taken, if it cuts it by more than fold noise (one
- * standard error of the paired per-fold difference) — else λ = 0. A risk head without skill thus
- * leaves the ranking alone rather than reshuffling it at a cost.
+ * the cross-validated severe-loss rate most is taken, if it cuts it by more than fold noise (two
+ * standard errors of the paired per-fold difference: the best of a grid of λ is a maximum over
+ * noisy rates, which one standard error lets through too often) — else λ = 0. A risk head without
+ * skill thus leaves the ranking alone rather than reshuffling it at a cost.
  */
 import { UsageError } from "../errors/index.js";
 import { quantiles, sortScores } from "../stats/quantiles.js";
 import { topMeasures } from "./routing-measures.js";
+
+/** Standard errors of the paired per-fold difference a λ's severe-loss cut must exceed. */
+export const GUARD_CUT_STANDARD_ERRORS = 2;
 
 /** MeanDelta share the guard may cost, by default. */
 export const DEFAULT_GUARD_TOLERANCE = 0.05;
@@ -24,7 +28,7 @@ const GRID_MULTIPLES: readonly number[] = [
 ];
 
 export const GUARD_RULE =
-  "rank by predicted gain − λ · predicted P(gain < −δ); among the λ before the first that costs more than the tolerance of λ = 0's cross-validated MeanDelta@p at some budget, the one with the lowest cross-validated severe-loss rate, if its cut exceeds one standard error of the paired per-fold difference; else λ = 0";
+  "rank by predicted gain − λ · predicted P(gain < −δ); among the λ before the first that costs more than the tolerance of λ = 0's cross-validated MeanDelta@p at some budget, the one with the lowest cross-validated severe-loss rate, if its cut exceeds two standard errors of the paired per-fold difference; else λ = 0";
 
 /** The trade-off at one λ. */
 export interface GuardPoint {
@@ -56,8 +60,8 @@ export interface GuardReport {
  * The rule over a measured grid (λ ascending from 0): the affordable λ are those before the first
  * that costs more than `tolerance` of λ = 0's MeanDelta at some budget; of these, the one with the
  * lowest severe-loss rate (mean over budgets; ties to the smaller λ) — provided it cuts the rate by
- * more than one standard error of the paired per-fold difference. Otherwise 0: a guard whose cut
- * is within fold noise only reshuffles the routed set.
+ * more than {@link GUARD_CUT_STANDARD_ERRORS} standard errors of the paired per-fold difference.
+ * Otherwise 0: a guard whose cut is within fold noise only reshuffles the routed set.
  */
 export function chooseFromTradeoff(
   measured: readonly { point: GuardPoint; foldSevere: Float64Array }[],
@@ -79,7 +83,7 @@ export function chooseFromTradeoff(
   if (best === 0) return { index: 0, best: null };
   const cuts = base.foldSevere.map((rate, fold) => rate - measured[best]!.foldSevere[fold]!);
   const cut = { lambda: measured[best]!.point.lambda, diff: mean(cuts), se: standardErrorOf(cuts) };
-  return { index: cut.diff > 0 && cut.diff > cut.se ? best : 0, best: cut };
+  return { index: cut.diff > 0 && cut.diff > GUARD_CUT_STANDARD_ERRORS * cut.se ? best : 0, best: cut };
 }
 
 /** The severe-loss cut of the best affordable λ: mean over folds of the paired difference, and its standard error. */
