@@ -46,7 +46,13 @@ import {
   outerSplit,
 } from "./nested-folds.js";
 import { type ProbeModel, predictRows, type RidgeProbeModel } from "./probe-model.js";
-import { createRidgeSolver, pickRows, type RidgeForm, type RidgeSolver } from "./ridge-solver.js";
+import {
+  createRidgeSolver,
+  pickRows,
+  preferredRidgeForm,
+  type RidgeForm,
+  type RidgeSolver,
+} from "./ridge-solver.js";
 import { normalScores, topMeasures } from "./routing-measures.js";
 
 /** Probe kinds the selection compares. */
@@ -727,7 +733,15 @@ function measureOnShare(context: Context, chosen: Evaluation, share: number): Fl
   if (share === 1) return chosen.foldScores;
   const { folds, data, options, lambdas } = context;
   const { probe } = chosen.report;
-  const solver = chosen.solver ?? (probe === "mlp" ? null : createRidgeSolver(chosen.matrix));
+  // The subsample may call for the other form (fewer rows than values: the dual); both give the
+  // same fit, and a wide candidate's primal form would factor its d × d system at every size.
+  const subsetRows = Math.ceil((share * (data.rows * (folds.outerFolds - 1))) / folds.outerFolds);
+  const solver =
+    probe === "mlp"
+      ? null
+      : chosen.solver && chosen.solver.form === preferredRidgeForm(chosen.matrix.dim, subsetRows)
+        ? chosen.solver
+        : createRidgeSolver(chosen.matrix, { trainingRows: subsetRows });
   const scores = new Float64Array(folds.outerFolds);
   for (let fold = 0; fold < folds.outerFolds; fold++) {
     const split = outerSplit(folds, fold);
