@@ -24,6 +24,11 @@ describe("normaliseFeatureViews", () => {
   it("keeps all unexpanded", () => {
     expect(normaliseFeatureViews(" ALL ")).toBe("all");
   });
+  it("says where the words block comes from when a model selection names it", () => {
+    expect(() => normaliseFeatureViews("last:final,words")).toThrow(
+      /not read from the model: train computes/,
+    );
+  });
   it.each([
     "",
     "last",

@@ -18,6 +18,7 @@
  * @module
  */
 import { UsageError } from "../errors/index.js";
+import { SOURCE_WORDS_BLOCK } from "./source-words.js";
 
 /** How a view pools over the prompt's tokens. */
 export type FeaturePooling = "last" | "mean";
@@ -55,6 +56,11 @@ export function featureViewName(pooling: FeaturePooling, layer: FeatureLayer): s
 }
 
 function invalidEntry(entry: string, selection: string): UsageError {
+  if (entry === SOURCE_WORDS_BLOCK) {
+    return new UsageError(
+      `"${SOURCE_WORDS_BLOCK}" in ${JSON.stringify(selection)} is not read from the model: train computes the words block from each record's source text (train --words on, the default)`,
+    );
+  }
   return new UsageError(
     `invalid feature view ${JSON.stringify(entry)} in ${JSON.stringify(selection)}: ` +
       'use last:LAYER or mean:LAYER with LAYER a layer index or "final" (a bare index or "final" means last:), or "all"',
