@@ -347,6 +347,10 @@ describe("what the report says about the router", () => {
     expect(routerReading(words).join("\n")).toContain(
       "The words block is the source text as a hashed bag of words (computed from the text, not read from the model)",
     );
+    words.router!.blocks = ["length"];
+    expect(routerReading(words).join("\n")).toContain(
+      "The length block is the source's length in words and characters",
+    );
   });
 
   it("says so when some λ would have cut severe losses on this data", () => {

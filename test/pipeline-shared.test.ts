@@ -106,11 +106,11 @@ describe.skipIf(!available)(
       const chosen = router.feature.blocks ?? [];
       expect(chosen.length).toBeGreaterThan(0);
       expect(chosen).toEqual(
-        ["last:final", "mean:0", "mean:1", "words"].filter((name) => chosen.includes(name)),
+        ["last:final", "mean:0", "mean:1", "words", "length"].filter((name) => chosen.includes(name)),
       );
       expect(router.feature.layer).toBe(chosen.join(","));
-      const modelBlocks = chosen.filter((name) => name !== "words").length;
-      expect(router.feature.dim).toBe(128 * modelBlocks + (chosen.includes("words") ? 1024 : 0));
+      const widths: Record<string, number> = { words: 1024, length: 2 };
+      expect(router.feature.dim).toBe(chosen.reduce((sum, name) => sum + (widths[name] ?? 128), 0));
       const scores = predictHeads(router, datasetFeatures(dataset, chosen).features, TRAIN);
       expect(scores.gain).toHaveLength(TRAIN);
       expect(Array.from(scores.gain as Float64Array).every(Number.isFinite)).toBe(true);

@@ -36,6 +36,7 @@ async function writeSyntheticDataset(
     blocks = false,
     noGain = false,
     wordGain = false,
+    lengthGain = false,
   }: {
     n: number;
     seed: number;
@@ -48,11 +49,13 @@ async function writeSyntheticDataset(
     noGain?: boolean;
     /** Sources are sentences of a small vocabulary; the gain is +15 where one contains "zebra", features carry none. */
     wordGain?: boolean;
+    /** Sources of 2–14 words; the gain is 2 per word, features carry none. */
+    lengthGain?: boolean;
   },
 ): Promise<void> {
   const random = createRandom(seed);
   const gainWeights = Array.from({ length: DIM }, (_, i) =>
-    wordGain ? 0 : blocks ? (i >= 8 && i < 12 ? 3 - (i - 8) : 0) : i < 4 ? 3 - i : 0,
+    wordGain || lengthGain ? 0 : blocks ? (i >= 8 && i < 12 ? 3 - (i - 8) : 0) : i < 4 ? 3 - i : 0,
   );
   const vocabulary = ["a", "dog", "runs", "the", "park", "zebra", "man", "red", "car", "sits", "on", "grass"];
   const qualityWeights = Array.from({ length: DIM }, (_, i) => (i >= 4 && i < 8 ? 2 : 0));
@@ -68,16 +71,19 @@ async function writeSyntheticDataset(
       quality += qualityWeights[column]! * value;
     }
     // Drawn only for word datasets, so the other datasets keep their values.
-    const words = wordGain
-      ? Array.from({ length: 5 }, () => vocabulary[random.nextUint32() % vocabulary.length]!)
-      : [];
+    const wordCount = lengthGain ? 2 + (random.nextUint32() % 13) : 5;
+    const words =
+      wordGain || lengthGain
+        ? Array.from({ length: wordCount }, () => vocabulary[random.nextUint32() % vocabulary.length]!)
+        : [];
     if (wordGain && words.includes("zebra")) gain += 15;
+    if (lengthGain) gain += 2 * wordCount;
     gain += normal(random, 0, 0.5);
     if (noGain) gain = 0;
     records.push({
       // Ids differ between datasets: one id with the same source and pair in two datasets is one segment twice.
       id: `d${seed}-r${row}`,
-      src: wordGain ? `${words.join(" ")}.` : "x".repeat(1 + (row % 30)),
+      src: wordGain || lengthGain ? `${words.join(" ")}.` : "x".repeat(1 + (row % 30)),
       ref: "y",
       src_lang: "en",
       tgt_lang: tgtLang,
@@ -136,6 +142,8 @@ beforeAll(async () => {
   await writeSyntheticDataset(path.join(work, "no-gain"), { n: 100, seed: 10, noGain: true });
   await writeSyntheticDataset(path.join(work, "words"), { n: 400, seed: 11, wordGain: true });
   await writeSyntheticDataset(path.join(work, "words-test"), { n: 300, seed: 12, wordGain: true });
+  await writeSyntheticDataset(path.join(work, "length"), { n: 400, seed: 13, lengthGain: true });
+  await writeSyntheticDataset(path.join(work, "length-test"), { n: 300, seed: 14, lengthGain: true });
 });
 
 describe("routelmt train", () => {
@@ -406,7 +414,7 @@ describe("routelmt train", () => {
         { fingerprint: "sha256:abc", template: "{src}: {text}\n{tgt}:", dim: DIM, layer: "final" },
         "the small model",
       ),
-    ).toEqual([{ name: "words", pooling: "bag", layer: "source", dim: 1024, offset: DIM }]);
+    ).toEqual([{ name: "words", pooling: "text", layer: "source", dim: 1024, offset: DIM }]);
 
     const report = path.join(work, "words-report");
     const evaluated = await runCliCaptured([
@@ -420,18 +428,50 @@ describe("routelmt train", () => {
     const without = path.join(work, "no-words.json");
     const off = await runCliCaptured([
       "train",
-      ...["--data", path.join(work, "words"), "--out", without, "--probes", "ridge", "--words", "off"],
+      ...[
+        "--data",
+        path.join(work, "words"),
+        "--out",
+        without,
+        "--probes",
+        "ridge",
+        "--source-blocks",
+        "off",
+      ],
     ]);
     expect(off.code).toBe(0);
     const noWords = await loadRouter(without);
-    expect(noWords.selection!.candidates.some((candidate) => candidate.blocks.includes("words"))).toBe(false);
+    expect(
+      noWords.selection!.candidates.some((candidate) =>
+        candidate.blocks.some((block) => block === "words" || block === "length"),
+      ),
+    ).toBe(false);
 
     // Serving appends the words after the model's values, so a router naming it elsewhere is refused.
     const misplaced = {
       ...router,
       feature: { ...router.feature, blocks: ["words", "last:final"], layer: "words,last:final" },
     };
-    expect(() => parseRouter(JSON.stringify(misplaced), "r.json")).toThrow(/words must be the last block/);
+    expect(() => parseRouter(JSON.stringify(misplaced), "r.json")).toThrow(
+      /source-text blocks must come last, in this order: words/,
+    );
+  });
+
+  it("offers the length block, keeps it where the gain follows the source's length", async () => {
+    const out = path.join(work, "length.json");
+    const run = await runCliCaptured([
+      "train",
+      ...["--data", path.join(work, "length"), "--out", out, "--probes", "ridge"],
+    ]);
+    expect(run.code).toBe(0);
+    const router = await loadRouter(out);
+    // Two values carry it all: the simplest candidate within noise of the best.
+    expect(router.feature.blocks).toEqual(["length"]);
+    expect(router.feature.dim).toBe(2);
+    const test = await loadDataset(path.join(work, "length-test"));
+    const scores = predictHeads(router, datasetFeatures(test, ["length"]).features, test.records.length);
+    const gains = test.records.map((record) => record.gain as number);
+    expect(spearman(scores.gain as Float64Array, gains)).toBeGreaterThan(0.9);
   });
 
   it("restricts the selection to --blocks", async () => {

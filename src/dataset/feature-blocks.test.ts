@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { InputError, UsageError } from "../errors/index.js";
 import { sourceWordFeatures } from "../features/source-words.js";
 import {
-  appendSourceWords,
+  appendSourceBlocks,
   canonicalViewName,
   checkFeatureBlocks,
   type FeatureBlock,
@@ -25,6 +25,7 @@ describe("canonicalViewName", () => {
     expect(canonicalViewName("MEAN:Final")).toBe("mean:final");
     expect(canonicalViewName("last:0")).toBe("last:0");
     expect(canonicalViewName(" Words ")).toBe("words");
+    expect(canonicalViewName("length")).toBe("length");
   });
 
   it("refuses what is not a view", () => {
@@ -143,34 +144,51 @@ describe("sliceFeatureBlocks and featureSelectionText", () => {
   });
 });
 
-describe("appendSourceWords", () => {
+describe("appendSourceBlocks", () => {
   const blocks = [block("last:final", 2, 0), block("mean:0", 1, 2)];
   const features = Float32Array.from([1, 2, 3, 4, 5, 6]);
 
   it("appends each row's words block after the stored values, keeping the model's blocks in place", () => {
     const texts = ["A dog runs.", "zebra"];
-    const joined = appendSourceWords({ features, rows: 2, dim: 3, blocks }, texts);
-    expect(joined.dim).toBe(3 + 1024);
+    const joined = appendSourceBlocks({ features, rows: 2, dim: 3, blocks }, texts);
+    expect(joined.dim).toBe(3 + 1024 + 2);
     expect(joined.blocks).toEqual([
       ...blocks,
-      { name: "words", pooling: "bag", layer: "source", dim: 1024, offset: 3 },
+      { name: "words", pooling: "text", layer: "source", dim: 1024, offset: 3 },
+      { name: "length", pooling: "text", layer: "source", dim: 2, offset: 1027 },
     ]);
     checkFeatureBlocks(joined.blocks, joined.dim);
     texts.forEach((text, row) => {
       const values = joined.features.subarray(row * joined.dim, (row + 1) * joined.dim);
       expect(Array.from(values.subarray(0, 3))).toEqual(Array.from(features.subarray(row * 3, row * 3 + 3)));
-      expect(Array.from(values.subarray(3))).toEqual(Array.from(sourceWordFeatures(text)));
+      expect(Array.from(values.subarray(3, 1027))).toEqual(Array.from(sourceWordFeatures(text)));
+      const words = text === "zebra" ? 1 : 3;
+      expect(Array.from(values.subarray(1027))).toEqual([
+        Math.fround(Math.log1p(words)),
+        Math.fround(Math.log1p(text.length)),
+      ]);
     });
     // The router's blocks resolve against it, words last, and slice out exactly those columns.
     const chosen = resolveFeatureBlocks(joined.blocks, ["mean:0", "words"]);
     const sliced = sliceFeatureBlocks(joined.features, 2, joined.dim, chosen);
     expect(sliced.dim).toBe(1025);
     expect(sliced.features[1025]).toBe(6);
+    // Only the blocks asked for, still in row order whatever order they are named in.
+    const lengthOnly = appendSourceBlocks({ features, rows: 2, dim: 3, blocks }, texts, ["length"]);
+    expect(lengthOnly.blocks.at(-1)).toEqual({
+      name: "length",
+      pooling: "text",
+      layer: "source",
+      dim: 2,
+      offset: 3,
+    });
+    const both = appendSourceBlocks({ features, rows: 2, dim: 3, blocks }, texts, ["length", "words"]);
+    expect(both.blocks.slice(2).map((block) => block.name)).toEqual(["words", "length"]);
   });
 
-  it("refuses texts that do not match the rows, and a second words block", () => {
-    expect(() => appendSourceWords({ features, rows: 2, dim: 3, blocks }, ["one"])).toThrow(UsageError);
-    const joined = appendSourceWords({ features, rows: 2, dim: 3, blocks }, ["a", "b"]);
-    expect(() => appendSourceWords(joined, ["a", "b"])).toThrow(/already hold words/);
+  it("refuses texts that do not match the rows, and source blocks twice", () => {
+    expect(() => appendSourceBlocks({ features, rows: 2, dim: 3, blocks }, ["one"])).toThrow(UsageError);
+    const joined = appendSourceBlocks({ features, rows: 2, dim: 3, blocks }, ["a", "b"]);
+    expect(() => appendSourceBlocks(joined, ["a", "b"])).toThrow(/already hold words/);
   });
 });

@@ -11,7 +11,13 @@
  */
 import { InputError, UsageError } from "../errors/index.js";
 import type { FeaturePooling, FeatureViewSpan } from "../features/feature-views.js";
-import { SOURCE_WORDS_BLOCK, SOURCE_WORDS_DIM, writeSourceWordFeatures } from "../features/source-words.js";
+import {
+  SOURCE_BLOCK_NAMES,
+  SOURCE_BLOCKS,
+  type SourceBlock,
+  sourceBlockNamed,
+  writeSourceBlocks,
+} from "../features/source-blocks.js";
 
 /** How a block pools the prompt's token states (`last` token or `mean` over the prompt). */
 export type { FeaturePooling } from "../features/feature-views.js";
@@ -19,16 +25,16 @@ export type { FeaturePooling } from "../features/feature-views.js";
 /** One block of a feature row. */
 export interface FeatureBlock {
   /**
-   * Canonical name, `pooling:layer` (e.g. `last:final`, `mean:8`), or `words` for the source-text
-   * block. A block read from an old multi-layer dataset joins its parts with commas
-   * (`last:8,last:16,last:final`).
+   * Canonical name, `pooling:layer` (e.g. `last:final`, `mean:8`), or `words` / `length` for the
+   * blocks computed from the source text. A block read from an old multi-layer dataset joins its
+   * parts with commas (`last:8,last:16,last:final`).
    */
   name: string;
-  /** How the model's states are pooled; `bag` for the `words` block (a bag of the source's words). */
-  pooling: FeaturePooling | "bag";
+  /** How the model's states are pooled; `text` for a block computed from the source text. */
+  pooling: FeaturePooling | "text";
   /**
    * A layer index or `final`; for an old multi-layer block, its layer list (`8,16,final`); `source`
-   * for the `words` block, which reads the source text rather than the model.
+   * for a source-text block, which reads the text rather than the model.
    */
   layer: number | string;
   /** Values in the block. */
@@ -45,7 +51,7 @@ export const DEFAULT_FEATURE_BLOCK = "last:final";
 
 interface ParsedView {
   name: string;
-  pooling: FeaturePooling | "bag";
+  pooling: FeaturePooling | "text";
   layer: number | "final" | "source";
 }
 
@@ -56,7 +62,7 @@ interface ParsedView {
  */
 function parseView(text: string): ParsedView {
   const entry = text.trim().toLowerCase();
-  if (entry === SOURCE_WORDS_BLOCK) return { name: SOURCE_WORDS_BLOCK, pooling: "bag", layer: "source" };
+  if (sourceBlockNamed(entry)) return { name: entry, pooling: "text", layer: "source" };
   const parts = entry.split(":");
   if (parts.length > 2) throw invalidView(text);
   const [first, second] = parts as [string, string | undefined];
@@ -72,7 +78,7 @@ function parseView(text: string): ParsedView {
 
 function invalidView(text: string): UsageError {
   return new UsageError(
-    `invalid feature block ${JSON.stringify(text)}: use last:LAYER or mean:LAYER, LAYER a layer index or "final", or ${SOURCE_WORDS_BLOCK}`,
+    `invalid feature block ${JSON.stringify(text)}: use last:LAYER or mean:LAYER, LAYER a layer index or "final", or a source-text block (${SOURCE_BLOCK_NAMES.join(", ")})`,
   );
 }
 
@@ -236,36 +242,54 @@ export function sliceFeatureBlocks(
   return { features: sliced, rows, dim: width };
 }
 
-/** Whether a block is the source-text `words` block (computed from the text, never stored). */
-export function isSourceWordsBlock(block: Pick<FeatureBlock, "name"> | string): boolean {
-  return (typeof block === "string" ? block : block.name) === SOURCE_WORDS_BLOCK;
-}
-
-/** The `words` block placed at `offset` of a row. */
-export function sourceWordsBlock(offset: number): FeatureBlock {
-  return { name: SOURCE_WORDS_BLOCK, pooling: "bag", layer: "source", dim: SOURCE_WORDS_DIM, offset };
+/** Whether a block is computed from the source text (`words`, `length`) rather than read from the model. */
+export function isSourceBlock(block: Pick<FeatureBlock, "name"> | string): boolean {
+  return sourceBlockNamed(typeof block === "string" ? block : block.name) !== undefined;
 }
 
 /**
- * Rows of `features` (`rows` × `dim`, in `blocks`) with the `words` block of each row's source text
- * appended: the shape `train` searches and a router with that block reads. The model's blocks keep
- * their offsets; `words` is always last.
- * @throws UsageError when the texts do not match the rows or the blocks already hold `words`.
+ * The source-text blocks among `names`, in row order (see `SOURCE_BLOCK_NAMES`), placed one after
+ * the other from `offset`.
  */
-export function appendSourceWords(
+export function sourceBlocksAt(names: readonly string[], offset: number): FeatureBlock[] {
+  const wanted = new Set(names.map((name) => name.trim().toLowerCase()));
+  let next = offset;
+  return SOURCE_BLOCKS.filter((block) => wanted.has(block.name)).map((block) => {
+    const placed = {
+      name: block.name,
+      pooling: "text" as const,
+      layer: "source",
+      dim: block.dim,
+      offset: next,
+    };
+    next += block.dim;
+    return placed;
+  });
+}
+
+/**
+ * Rows of `features` (`rows` × `dim`, in `blocks`) with the named source-text blocks of each row's
+ * source appended (all of them by default): the shape `train` searches and a router with such
+ * blocks reads. The model's blocks keep their offsets; the source blocks follow, in row order.
+ * @throws UsageError when the texts do not match the rows or the blocks already hold one of them.
+ */
+export function appendSourceBlocks(
   matrix: { features: Float32Array; rows: number; dim: number; blocks: readonly FeatureBlock[] },
   sources: readonly string[],
+  names: readonly string[] = SOURCE_BLOCK_NAMES,
 ): { features: Float32Array; rows: number; dim: number; blocks: FeatureBlock[] } {
   const { features, rows, dim, blocks } = matrix;
   if (sources.length !== rows)
     throw new UsageError(`${sources.length} source texts for ${rows} feature rows`);
-  if (blocks.some(isSourceWordsBlock))
-    throw new UsageError(`the features already hold ${SOURCE_WORDS_BLOCK}`);
-  const width = dim + SOURCE_WORDS_DIM;
+  const held = blocks.find(isSourceBlock);
+  if (held) throw new UsageError(`the features already hold ${held.name}`);
+  const added = sourceBlocksAt(names, dim);
+  const writers: SourceBlock[] = added.map((block) => sourceBlockNamed(block.name)!);
+  const width = dim + added.reduce((sum, block) => sum + block.dim, 0);
   const out = new Float32Array(rows * width);
   for (let row = 0; row < rows; row++) {
     out.set(features.subarray(row * dim, (row + 1) * dim), row * width);
-    writeSourceWordFeatures(sources[row]!, out.subarray(row * width + dim, (row + 1) * width));
+    writeSourceBlocks(sources[row]!, writers, out.subarray(row * width + dim, (row + 1) * width));
   }
-  return { features: out, rows, dim: width, blocks: [...blocks, sourceWordsBlock(dim)] };
+  return { features: out, rows, dim: width, blocks: [...blocks, ...added] };
 }

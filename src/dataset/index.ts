@@ -1,5 +1,5 @@
 export {
-  appendSourceWords,
+  appendSourceBlocks,
   blockParts,
   canonicalViewName,
   canonicalViewNames,
@@ -10,11 +10,11 @@ export {
   type FeatureViewSpan,
   featureBlocksOf,
   featureSelectionText,
-  isSourceWordsBlock,
+  isSourceBlock,
   legacyFeatureBlocks,
   resolveFeatureBlocks,
   sliceFeatureBlocks,
-  sourceWordsBlock,
+  sourceBlocksAt,
 } from "./feature-blocks.js";
 export { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
 export {

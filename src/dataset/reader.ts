@@ -6,10 +6,10 @@ import { InputError, UsageError } from "../errors/index.js";
 import { readJsonl } from "../util/jsonl.js";
 import { UniqueIds } from "../util/unique-ids.js";
 import {
-  appendSourceWords,
+  appendSourceBlocks,
   checkFeatureBlocks,
   type FeatureBlock,
-  isSourceWordsBlock,
+  isSourceBlock,
   legacyFeatureBlocks,
   resolveFeatureBlocks,
   sliceFeatureBlocks,
@@ -38,7 +38,8 @@ export interface DatasetFeatureMatrix {
 
 /**
  * The dataset's features restricted to the named blocks, concatenated in the order given (every
- * block, in stored order, when `names` is omitted). `words` is computed from the records' sources.
+ * block, in stored order, when `names` is omitted). Source-text blocks (`words`, `length`) are
+ * computed from the records' sources.
  * @throws UsageError when the dataset has no features or lacks a block.
  */
 export function datasetFeatures(dataset: Dataset, names?: readonly string[]): DatasetFeatureMatrix {
@@ -51,12 +52,18 @@ export function datasetFeatures(dataset: Dataset, names?: readonly string[]): Da
     dim: dataset.meta.dim,
     blocks: dataset.blocks,
   };
-  const rows = names?.some((name) => isSourceWordsBlock(name.trim().toLowerCase()))
-    ? appendSourceWords(
-        stored,
-        dataset.records.map((record) => record.src),
-      )
-    : stored;
+  // Only the source-text blocks asked for: each costs its width in every row.
+  const wantedSources = (names ?? [])
+    .flatMap((name) => name.split(","))
+    .filter((name) => isSourceBlock(name.trim().toLowerCase()));
+  const rows =
+    wantedSources.length > 0
+      ? appendSourceBlocks(
+          stored,
+          dataset.records.map((record) => record.src),
+          wantedSources,
+        )
+      : stored;
   const blocks =
     names === undefined
       ? dataset.blocks
@@ -87,7 +94,7 @@ const recordSchema = z.object({
 
 const featureBlockSchema = z.object({
   name: z.string(),
-  pooling: z.enum(["last", "mean", "bag"]),
+  pooling: z.enum(["last", "mean", "text"]),
   layer: z.union([z.number().int().nonnegative(), z.string()]),
   dim: z.number().int().positive(),
   offset: z.number().int().nonnegative(),

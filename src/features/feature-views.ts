@@ -18,7 +18,7 @@
  * @module
  */
 import { UsageError } from "../errors/index.js";
-import { SOURCE_WORDS_BLOCK } from "./source-words.js";
+import { SOURCE_BLOCK_NAMES, sourceBlockNamed } from "./source-blocks.js";
 
 /** How a view pools over the prompt's tokens. */
 export type FeaturePooling = "last" | "mean";
@@ -56,9 +56,9 @@ export function featureViewName(pooling: FeaturePooling, layer: FeatureLayer): s
 }
 
 function invalidEntry(entry: string, selection: string): UsageError {
-  if (entry === SOURCE_WORDS_BLOCK) {
+  if (sourceBlockNamed(entry)) {
     return new UsageError(
-      `"${SOURCE_WORDS_BLOCK}" in ${JSON.stringify(selection)} is not read from the model: train computes the words block from each record's source text (train --words on, the default)`,
+      `"${entry}" in ${JSON.stringify(selection)} is not read from the model: train computes the source-text blocks (${SOURCE_BLOCK_NAMES.join(", ")}) from each record's source (train --source-blocks on, the default)`,
     );
   }
   return new UsageError(

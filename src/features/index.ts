@@ -27,6 +27,16 @@ export {
 } from "./feature-views.js";
 export { argmax, RowPooler } from "./pooling.js";
 export {
+  SOURCE_BLOCK_NAMES,
+  SOURCE_BLOCKS,
+  SOURCE_LENGTH_BLOCK,
+  SOURCE_LENGTH_DIM,
+  type SourceBlock,
+  sourceBlockNamed,
+  writeSourceBlocks,
+  writeSourceLengthFeatures,
+} from "./source-blocks.js";
+export {
   fnv1a32,
   fnv1a32Utf8,
   SOURCE_WORDS_BLOCK,

@@ -1,10 +1,10 @@
 import path from "node:path";
 import {
-  appendSourceWords,
+  appendSourceBlocks,
   type Dataset,
   type FeatureBlock,
   featureSelectionText,
-  isSourceWordsBlock,
+  isSourceBlock,
   RECORDS_FILE,
   resolveFeatureBlocks,
   sliceFeatureBlocks,
@@ -47,15 +47,15 @@ export interface BuildRouterOptions {
   guardTolerance?: number;
   /**
    * Feature blocks to consider (with selection) or to read (without); defaults to every block of the
-   * data, plus `words` when selecting.
+   * data, plus the source-text blocks when selecting.
    */
   blocks?: readonly string[];
   /**
-   * Offer the source-text `words` block (see `features/source-words.ts`) next to the data's blocks.
-   * Defaults to `select`: the search keeps it only where it pays; without selection a block list
-   * that names `words` offers it too.
+   * Offer the source-text blocks (`words`, `length`: see `features/source-blocks.ts`) next to the
+   * data's blocks. Defaults to `select`: the search keeps them only where they pay; without
+   * selection a block list that names one offers them too.
    */
-  sourceWords?: boolean;
+  sourceBlocks?: boolean;
   onHead?: (message: string) => void;
   /** Called with a line per candidate the selection measures. */
   onProgress?: (message: string) => void;
@@ -137,15 +137,15 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   }
 
   const select = options.select ?? true;
-  const offerWords =
-    options.sourceWords ??
-    (select || (options.blocks ?? []).some((name) => isSourceWordsBlock(name.trim().toLowerCase())));
+  const offerSourceBlocks =
+    options.sourceBlocks ??
+    (select || (options.blocks ?? []).some((name) => isSourceBlock(name.trim().toLowerCase())));
   const {
     features,
     dim,
     blocks: availableBlocks,
-  } = offerWords
-    ? appendSourceWords({ features: stored, rows, dim: storedDim, blocks: first.blocks }, sources)
+  } = offerSourceBlocks
+    ? appendSourceBlocks({ features: stored, rows, dim: storedDim, blocks: first.blocks }, sources)
     : { features: stored, dim: storedDim, blocks: first.blocks };
   const candidateBlocks = options.blocks
     ? resolveFeatureBlocks(availableBlocks, options.blocks, `the features of ${first.directory}`)

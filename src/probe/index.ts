@@ -66,7 +66,7 @@ export {
   type RouterFile,
   type RouterHead,
   routerFeatureSelection,
-  routerReadsSourceWords,
+  routerSourceBlocks,
 } from "./router-file.js";
 export { fitStandardizer, type Standardizer, standardizeRow } from "./standardize.js";
 export { type ProbeKind, trainHeads } from "./train-router.js";

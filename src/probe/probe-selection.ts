@@ -12,7 +12,7 @@
  * the best single block, add the block from a pool of the best singles that raises the score most,
  * stop when none raises it or at a size limit); probe kinds ridge on the gain, ridge on normal
  * scores of the gain (routing needs only the order, and ranks tame the gain's heavy tails), and an
- * MLP on the best ridge feature set of the model's states (not the sparse `words` block). With many blocks, single blocks are first screened by plain
+ * MLP on the best ridge feature set without the sparse `words` block. With many blocks, single blocks are first screened by plain
  * k-fold CV (penalty chosen on the same folds, so optimistic; only used to rank them) and only the
  * best few get the nested treatment.
  *
@@ -27,10 +27,10 @@ import {
   blockParts,
   DEFAULT_FEATURE_BLOCK,
   type FeatureBlock,
-  isSourceWordsBlock,
   sliceFeatureBlocks,
 } from "../dataset/feature-blocks.js";
 import { UsageError } from "../errors/index.js";
+import { SOURCE_WORDS_BLOCK } from "../features/source-words.js";
 import { spearman } from "../stats/correlation.js";
 import { studentT975 } from "../stats/normal.js";
 import { createRandom, permutation } from "../stats/random.js";
@@ -626,7 +626,9 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
       // learns nothing a ridge on them does not.
       const bestRidge = bestOf(
         evaluations.filter(
-          (evaluation) => evaluation.report.stage === "nested" && !evaluation.blocks.some(isSourceWordsBlock),
+          (evaluation) =>
+            evaluation.report.stage === "nested" &&
+            !evaluation.blocks.some((block) => block.name === SOURCE_WORDS_BLOCK),
         ),
       );
       const blocks = bestRidge?.blocks ?? [...data.blocks];

@@ -11,9 +11,9 @@ import {
   type FeatureViewSpan,
   featureBlocksOf,
   featureSelectionText,
-  isSourceWordsBlock,
+  isSourceBlock,
   resolveFeatureBlocks,
-  sourceWordsBlock,
+  sourceBlocksAt,
 } from "../dataset/feature-blocks.js";
 import { InputError, UsageError } from "../errors/index.js";
 import { type GuardReport, riskAdjustedScore } from "./guard-choice.js";
@@ -172,13 +172,15 @@ const routerSchema = z
       .optional(),
   })
   .superRefine((router, context) => {
+    // Serving appends the source-text blocks after the model's values, in their row order.
     const blocks = router.feature.blocks ?? [];
-    const words = blocks.findIndex((block) => isSourceWordsBlock(block));
-    if (words >= 0 && words !== blocks.length - 1) {
+    const sources = blocks.filter((block) => isSourceBlock(block));
+    const expected = sourceBlocksAt(sources, 0).map((block) => block.name);
+    if (sources.length > 0 && blocks.slice(-sources.length).join() !== expected.join()) {
       context.addIssue({
         code: "custom",
         path: ["feature", "blocks"],
-        message: "the source-text block words must be the last block",
+        message: `the source-text blocks must come last, in this order: ${expected.join(", ")}`,
       });
     }
     for (const name of HEAD_NAMES) {
@@ -237,19 +239,19 @@ export function routerBlocks(router: RouterFile): string[] {
   return router.feature.blocks ?? canonicalViewNames(router.feature.layer);
 }
 
-/** Whether the router reads the source-text `words` block (always its last block). */
-export function routerReadsSourceWords(router: RouterFile): boolean {
-  return routerBlocks(router).some((block) => isSourceWordsBlock(block));
+/** The source-text blocks the router reads (`words`, `length`), in row order: always its last blocks. */
+export function routerSourceBlocks(router: RouterFile): string[] {
+  return routerBlocks(router).filter((block) => isSourceBlock(block));
 }
 
 /**
  * The feature selection to open the small model with so that it yields exactly the router's model
- * blocks, in order: their names, comma-joined (`last:final`, `last:8,mean:8`). The `words` block is
- * computed from the text, not read from the model; a router reading nothing else opens the model
- * with `last:final`, the view every engine gives, and ignores it.
+ * blocks, in order: their names, comma-joined (`last:final`, `last:8,mean:8`). Source-text blocks
+ * are computed from the text, not read from the model; a router reading nothing else opens the
+ * model with `last:final`, the view every engine gives, and ignores it.
  */
 export function routerFeatureSelection(router: RouterFile): string {
-  const modelBlocks = routerBlocks(router).filter((block) => !isSourceWordsBlock(block));
+  const modelBlocks = routerBlocks(router).filter((block) => !isSourceBlock(block));
   return modelBlocks.length > 0 ? featureSelectionText(modelBlocks) : DEFAULT_FEATURE_BLOCK;
 }
 
@@ -289,8 +291,9 @@ export function assertRouterMatches(router: RouterFile, source: FeatureSource, w
           dim: source.dim,
           views: source.views ? [...source.views] : undefined,
         }));
-  // Every text gives the words block; it lies after the model's values (see appendSourceWords).
-  const available = [...modelBlocks, sourceWordsBlock(source.dim ?? 0)];
+  // Every text gives the source-text blocks the router reads; they follow the model's values (see
+  // appendSourceBlocks).
+  const available = [...modelBlocks, ...sourceBlocksAt(routerBlocks(router), source.dim ?? 0)];
   try {
     resolved = resolveFeatureBlocks(available, routerBlocks(router), what);
     expect(

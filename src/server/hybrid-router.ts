@@ -31,13 +31,13 @@
  */
 import { setMaxListeners } from "node:events";
 import { EngineCallError, EngineTimeoutError, RoutelmtError } from "../errors/index.js";
-import { SOURCE_WORDS_DIM, writeSourceWordFeatures } from "../features/source-words.js";
+import { type SourceBlock, sourceBlockNamed, writeSourceBlocks } from "../features/source-blocks.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
 import {
   guardedScore,
   languagePairName,
   predictHeads,
-  routerReadsSourceWords,
+  routerSourceBlocks,
   trainedPairNames,
 } from "../probe/router-file.js";
 import {
@@ -257,8 +257,8 @@ export class HybridRouter {
   private readonly smallName: string;
   private readonly largeName: string;
   private readonly router: RouterFile;
-  /** The router reads the source-text words block, after the model's values. */
-  private readonly readsWords: boolean;
+  /** The source-text blocks the router reads, after the model's values. */
+  private readonly sourceBlocks: readonly SourceBlock[];
   /** `guarded` with a router that carries a risk-adjusted guard: rank by gain − λ·risk instead of vetoing. */
   private readonly riskAdjusted: boolean;
   /** Tracks the gain threshold on single requests (its own cap only ever blocks more, never less). */
@@ -312,7 +312,7 @@ export class HybridRouter {
     this.smallName = options.smallName;
     this.largeName = options.largeName;
     this.router = options.router;
-    this.readsWords = routerReadsSourceWords(options.router);
+    this.sourceBlocks = routerSourceBlocks(options.router).map((name) => sourceBlockNamed(name)!);
     this.trainedPairs = trainedPairNames(options.router);
     this.onUnseenPair = options.onUnseenPair;
     this.weigher = options.weigher;
@@ -585,18 +585,17 @@ export class HybridRouter {
     );
   }
 
-  /** Head scores of requests from their prefills' features and, for a words router, their texts. */
+  /** Head scores of requests from their prefills' features and the source-text blocks of their texts. */
   private scores(prefills: readonly Prefilled[], requests: readonly TranslationRequest[]): HeadScores {
     const dim = this.router.feature.dim;
-    const modelDim = this.readsWords ? dim - SOURCE_WORDS_DIM : dim;
+    const modelDim = dim - this.sourceBlocks.reduce((sum, block) => sum + block.dim, 0);
     const features = new Float32Array(prefills.length * dim);
     prefills.forEach((prefilled, row) => {
       features.set(prefilled.features.subarray(0, modelDim), row * dim);
-      if (this.readsWords)
-        writeSourceWordFeatures(
-          requests[row]!.text,
-          features.subarray(row * dim + modelDim, (row + 1) * dim),
-        );
+      if (this.sourceBlocks.length > 0) {
+        const out = features.subarray(row * dim + modelDim, (row + 1) * dim);
+        writeSourceBlocks(requests[row]!.text, this.sourceBlocks, out);
+      }
     });
     return predictHeads(this.router, features, prefills.length);
   }

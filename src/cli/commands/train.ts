@@ -29,7 +29,7 @@ interface TrainFlags {
   budgets: string;
   innerFolds: number;
   blocks?: string;
-  words?: string;
+  sourceBlocks?: string;
   guardTolerance: number;
 }
 
@@ -64,11 +64,11 @@ export function registerTrain(program: Command, io: CliIo): void {
     )
     .option(
       "--blocks <list>",
-      "feature blocks to consider (default: every block of the data, and words when selecting)",
+      "feature blocks to consider (default: every block of the data, and the source-text blocks when selecting)",
     )
     .option(
-      "--words <on|off>",
-      "offer the words block, a hashed bag of the source's words computed from the text (default: on with --select on, where it is kept only if CV says it pays)",
+      "--source-blocks <on|off>",
+      "offer the blocks computed from the source text, words (a hashed bag of its words) and length (default: on with --select on, where CV keeps them only if they pay)",
     )
     .option(
       "--probe <kind>",
@@ -113,7 +113,8 @@ export function registerTrain(program: Command, io: CliIo): void {
       if (flags.innerFolds < 2) throw new UsageError("--inner-folds must be at least 2");
       if (!(flags.guardTolerance >= 0 && flags.guardTolerance < 1))
         throw new UsageError(`--guard-tolerance must be in [0, 1), got ${flags.guardTolerance}`);
-      const words = flags.words === undefined ? undefined : parseSwitch(flags.words, "--words");
+      const sourceBlocks =
+        flags.sourceBlocks === undefined ? undefined : parseSwitch(flags.sourceBlocks, "--source-blocks");
       const blocks = flags.blocks
         ?.split(",")
         .map((name) => name.trim())
@@ -123,7 +124,12 @@ export function registerTrain(program: Command, io: CliIo): void {
       // Checked before training, so an unusable --out fails at once; replaced only when complete. No
       // temporary file exists while training: its CPU-bound work would hold an interrupt's cleanup.
       await AtomicFileWriter.check(flags.out);
-      await trainAndWrite(datasets, { heads, probe, select, probes, budgets, blocks, words }, flags, io);
+      await trainAndWrite(
+        datasets,
+        { heads, probe, select, probes, budgets, blocks, sourceBlocks },
+        flags,
+        io,
+      );
     });
 }
 
@@ -134,7 +140,7 @@ interface TrainChoices {
   probes: SelectableProbe[];
   budgets: number[];
   blocks: string[] | undefined;
-  words: boolean | undefined;
+  sourceBlocks: boolean | undefined;
 }
 
 async function trainAndWrite(
@@ -158,7 +164,7 @@ async function trainAndWrite(
     innerFolds: flags.innerFolds,
     guardTolerance: flags.guardTolerance,
     blocks: choices.blocks,
-    sourceWords: choices.words,
+    sourceBlocks: choices.sourceBlocks,
     onHead: (message) => io.stderr(`${message}\n`),
     onProgress: (message) => io.stderr(`candidate ${message}\n`),
   });

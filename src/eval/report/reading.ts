@@ -163,11 +163,18 @@ function signed(value: number): string {
   return `${value >= 0 ? "+" : "−"}${formatNumber(Math.abs(value))}`;
 }
 
-/** What the words block is, when the router reads it: a name alone would not say. */
-function wordsNote(blocks: readonly string[]): string {
-  return blocks.includes("words")
-    ? " The words block is the source text as a hashed bag of words (computed from the text, not read from the model): the gain here depends on which words a sentence holds, as when the small model never learned some of them."
-    : "";
+/** What the source-text blocks are, when the router reads them: a name alone would not say. */
+function sourceBlocksNote(blocks: readonly string[]): string {
+  const notes: string[] = [];
+  if (blocks.includes("words"))
+    notes.push(
+      " The words block is the source text as a hashed bag of words (computed from the text, not read from the model): the gain here depends on which words a sentence holds, as when the small model never learned some of them.",
+    );
+  if (blocks.includes("length"))
+    notes.push(
+      " The length block is the source's length in words and characters (log scale), computed from the text: the gain here depends on how long a source is.",
+    );
+  return notes.join("");
 }
 
 /** What the router reads and why, whether more labels would help, and what its guard does here. */
@@ -184,11 +191,11 @@ export function routerReading(summary: EvalSummary): string[] {
         ? ` against ${formatNumber(selection.default.score)} ± ${formatNumber(selection.default.score_se)} for the default (last:final, ridge), a paired difference of ${signed(versus.diff)} ± ${formatNumber(versus.se)}`
         : "";
     paragraphs.push(
-      `Feature view: the router reads ${blocks} with a ${selection.chosen.probe} probe, chosen in training among ${selection.candidates} candidates by nested cross-validation: mean MeanDelta over the budgets ${selection.budgets.map(formatBudget).join(", ")} of ${formatNumber(selection.chosen.score)} ± ${formatNumber(selection.chosen.score_se)} on the training data${comparison}. A simpler candidate wins when within one standard error of the best (or 1 % of its score).${wordsNote(findings.blocks)}`,
+      `Feature view: the router reads ${blocks} with a ${selection.chosen.probe} probe, chosen in training among ${selection.candidates} candidates by nested cross-validation: mean MeanDelta over the budgets ${selection.budgets.map(formatBudget).join(", ")} of ${formatNumber(selection.chosen.score)} ± ${formatNumber(selection.chosen.score_se)} on the training data${comparison}. A simpler candidate wins when within one standard error of the best (or 1 % of its score).${sourceBlocksNote(findings.blocks)}`,
     );
   } else {
     paragraphs.push(
-      `Feature view: the router reads ${blocks} (trained without selection).${wordsNote(findings.blocks)}`,
+      `Feature view: the router reads ${blocks} (trained without selection).${sourceBlocksNote(findings.blocks)}`,
     );
   }
   const curve = findings.learning_curve;
