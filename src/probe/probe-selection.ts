@@ -166,14 +166,23 @@ export interface SelectionResult {
   chosenFoldScores: Float64Array;
 }
 
-/** A candidate with everything needed to compare, refit and re-measure it. */
+/**
+ * A candidate with everything needed to compare, refit and re-measure it. Its columns and solver
+ * are let go once it is measured (see {@link selectGainProbe}) and rebuilt for the chosen one.
+ */
 interface Evaluation {
   report: CandidateReport;
   blocks: FeatureBlock[];
   foldScores: Float64Array;
   outOfFold: Float64Array;
   solver: RidgeSolver | null;
-  matrix: FeatureMatrix;
+  matrix: FeatureMatrix | null;
+}
+
+/** The candidate's columns, sliced again if they were let go. */
+function columnsOf(context: Context, evaluation: Evaluation): FeatureMatrix {
+  evaluation.matrix ??= matrixOf(context, evaluation.blocks);
+  return evaluation.matrix;
 }
 
 interface Context {
@@ -537,7 +546,15 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
   const pool = options.greedyPool ?? DEFAULT_GREEDY_POOL;
   const maxBlocks = options.maxBlocks ?? DEFAULT_MAX_BLOCKS;
   const progress = options.onProgress ?? (() => {});
+  // Measured candidates keep their scores only: every candidate's columns and factorizations at
+  // once would hold d² values per fold for each wide candidate (gigabytes with the words block).
   const evaluations: Evaluation[] = [];
+  const measured = (result: Evaluation): Evaluation => {
+    result.solver = null;
+    result.matrix = null;
+    evaluations.push(result);
+    return result;
+  };
   const bySet = new Map<string, Evaluation[]>();
   const describe = (evaluation: Evaluation) =>
     `${evaluation.report.blocks.join("+")} ${evaluation.report.probe}${evaluation.report.stage === "screen" ? " (screen)" : ""}: mean MeanDelta ${evaluation.report.score.toFixed(2)} ± ${evaluation.report.score_se.toFixed(2)}, ${evaluation.report.seconds.toFixed(1)} s`;
@@ -548,7 +565,7 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
     const results = ridgeProbes.length > 0 ? evaluateRidge(context, inStoredOrder(blocks), ridgeProbes) : [];
     bySet.set(key, results);
     for (const result of results) {
-      evaluations.push(result);
+      measured(result);
       progress(describe(result));
     }
     return results;
@@ -564,7 +581,7 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
     const blocks = [...data.blocks];
     const result =
       probe === "mlp" ? evaluateMlp(context, blocks) : evaluateRidge(context, blocks, [probe])[0]!;
-    evaluations.push(result);
+    measured(result);
     progress(describe(result));
   } else {
     searchCandidates();
@@ -577,7 +594,7 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
     if (data.blocks.length > (options.screenAbove ?? DEFAULT_SCREEN_ABOVE) && ridgeProbes.length > 0) {
       const screened = singles.map((blocks) => {
         const result = screenRidge(context, blocks);
-        evaluations.push(result);
+        measured(result);
         progress(describe(result));
         return result;
       });
@@ -635,7 +652,7 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
       const width = blocks.reduce((sum, block) => sum + block.dim, 0);
       if (width <= (options.mlpMaxDim ?? DEFAULT_MLP_MAX_DIM)) {
         const result = evaluateMlp(context, blocks);
-        evaluations.push(result);
+        measured(result);
         progress(describe(result));
       } else {
         progress(
@@ -682,10 +699,10 @@ function refit(context: Context, chosen: Evaluation): SelectedGainHead {
   const { data, options } = context;
   const { probe, lambda } = chosen.report;
   if (probe === "mlp") {
-    const fit = fitMlp(chosen.matrix, data.gains, { seed: options.seed });
+    const fit = fitMlp(columnsOf(context, chosen), data.gains, { seed: options.seed });
     return { blocks: chosen.blocks, probe, model: fit.model, outOfFold: chosen.outOfFold, lambda: null };
   }
-  const solver = chosen.solver ?? createRidgeSolver(chosen.matrix);
+  const solver = chosen.solver ?? createRidgeSolver(columnsOf(context, chosen));
   const everyRow = Int32Array.from({ length: data.rows }, (_, row) => row);
   const model = solver.fit(everyRow, ridgeTarget(probe, data.gains, everyRow), lambda!);
   if (probe === "ridge") return { blocks: chosen.blocks, probe, model, outOfFold: chosen.outOfFold, lambda };
@@ -738,12 +755,13 @@ function measureOnShare(context: Context, chosen: Evaluation, share: number): Fl
   // The subsample may call for the other form (fewer rows than values: the dual); both give the
   // same fit, and a wide candidate's primal form would factor its d × d system at every size.
   const subsetRows = Math.ceil((share * (data.rows * (folds.outerFolds - 1))) / folds.outerFolds);
+  const matrix = columnsOf(context, chosen);
   const solver =
     probe === "mlp"
       ? null
-      : chosen.solver && chosen.solver.form === preferredRidgeForm(chosen.matrix.dim, subsetRows)
+      : chosen.solver && chosen.solver.form === preferredRidgeForm(matrix.dim, subsetRows)
         ? chosen.solver
-        : createRidgeSolver(chosen.matrix, { trainingRows: subsetRows });
+        : createRidgeSolver(matrix, { trainingRows: subsetRows });
   const scores = new Float64Array(folds.outerFolds);
   for (let fold = 0; fold < folds.outerFolds; fold++) {
     const split = outerSplit(folds, fold);
@@ -752,12 +770,12 @@ function measureOnShare(context: Context, chosen: Evaluation, share: number): Fl
     const training = Int32Array.from(order.subarray(0, kept), (position) => split.training[position]!).sort();
     let predictions: Float64Array;
     if (solver === null) {
-      const fit = fitMlp(pickRows(chosen.matrix, training), pick(data.gains, training), {
+      const fit = fitMlp(pickRows(matrix, training), pick(data.gains, training), {
         seed: options.seed + fold,
       });
       predictions = predictRows(
         fit.model,
-        pickRows(chosen.matrix, split.validation).features,
+        pickRows(matrix, split.validation).features,
         split.validation.length,
       );
     } else {
