@@ -119,7 +119,7 @@ export async function evaluateDataset(options: EvaluateDatasetOptions): Promise<
       );
     }
     // Exactly the router's blocks, in its order: the dataset may hold more views than it reads (and
-    // computes the words block from its sources).
+    // computes the source-text blocks from its records' sources).
     const features = datasetFeatures(
       dataset,
       blocks.map((block) => block.name),

@@ -12,9 +12,9 @@
  * the best single block, add the block from a pool of the best singles that raises the score most,
  * stop when none raises it or at a size limit); probe kinds ridge on the gain, ridge on normal
  * scores of the gain (routing needs only the order, and ranks tame the gain's heavy tails), and an
- * MLP on the best ridge feature set without the sparse `words` block. With many blocks, single blocks are first screened by plain
- * k-fold CV (penalty chosen on the same folds, so optimistic; only used to rank them) and only the
- * best few get the nested treatment.
+ * MLP on the best ridge feature set without the sparse `words` block. With many blocks, single
+ * blocks are first screened by plain k-fold CV (penalty chosen on the same folds, so optimistic;
+ * only used to rank them) and only the best few get the nested treatment.
  *
  * The rule: the highest mean MeanDelta over the budgets wins, unless a simpler candidate (fewer
  * feature values, then ridge before rank-ridge before MLP, then the default block) is within one
@@ -639,8 +639,8 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
     }
 
     if (options.probes.includes("mlp")) {
-      // On the model's states: an MLP over the words block's 1024 sparse counts costs minutes and
-      // learns nothing a ridge on them does not.
+      // Without the words block: an MLP over its 1,024 sparse counts costs minutes and learns
+      // nothing a ridge on them does not.
       const bestRidge = bestOf(
         evaluations.filter(
           (evaluation) =>
