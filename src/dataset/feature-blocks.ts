@@ -13,9 +13,8 @@ import { InputError, UsageError } from "../errors/index.js";
 import type { FeaturePooling, FeatureViewSpan } from "../features/feature-views.js";
 import {
   SOURCE_BLOCK_NAMES,
-  SOURCE_BLOCKS,
-  type SourceBlock,
   sourceBlockNamed,
+  sourceBlocksNamed,
   writeSourceBlocks,
 } from "../features/source-blocks.js";
 
@@ -242,7 +241,10 @@ export function sliceFeatureBlocks(
   return { features: sliced, rows, dim: width };
 }
 
-/** Whether a block is computed from the source text (`words`, `length`) rather than read from the model. */
+/**
+ * Whether a block is computed from the source text (`words`, `length`) rather than read from the
+ * model; case and surrounding spaces do not matter.
+ */
 export function isSourceBlock(block: Pick<FeatureBlock, "name"> | string): boolean {
   return sourceBlockNamed(typeof block === "string" ? block : block.name) !== undefined;
 }
@@ -252,9 +254,8 @@ export function isSourceBlock(block: Pick<FeatureBlock, "name"> | string): boole
  * the other from `offset`.
  */
 export function sourceBlocksAt(names: readonly string[], offset: number): FeatureBlock[] {
-  const wanted = new Set(names.map((name) => name.trim().toLowerCase()));
   let next = offset;
-  return SOURCE_BLOCKS.filter((block) => wanted.has(block.name)).map((block) => {
+  return sourceBlocksNamed(names).map((block) => {
     const placed = {
       name: block.name,
       pooling: "text" as const,
@@ -284,7 +285,7 @@ export function appendSourceBlocks(
   const held = blocks.find(isSourceBlock);
   if (held) throw new UsageError(`the features already hold ${held.name}`);
   const added = sourceBlocksAt(names, dim);
-  const writers: SourceBlock[] = added.map((block) => sourceBlockNamed(block.name)!);
+  const writers = sourceBlocksNamed(names);
   const width = dim + added.reduce((sum, block) => sum + block.dim, 0);
   const out = new Float32Array(rows * width);
   for (let row = 0; row < rows; row++) {

@@ -55,7 +55,7 @@ export function datasetFeatures(dataset: Dataset, names?: readonly string[]): Da
   // Only the source-text blocks asked for: each costs its width in every row.
   const wantedSources = (names ?? [])
     .flatMap((name) => name.split(","))
-    .filter((name) => isSourceBlock(name.trim().toLowerCase()));
+    .filter((name) => isSourceBlock(name));
   const rows =
     wantedSources.length > 0
       ? appendSourceBlocks(
@@ -94,7 +94,7 @@ const recordSchema = z.object({
 
 const featureBlockSchema = z.object({
   name: z.string(),
-  pooling: z.enum(["last", "mean", "text"]),
+  pooling: z.enum(["last", "mean"]),
   layer: z.union([z.number().int().nonnegative(), z.string()]),
   dim: z.number().int().positive(),
   offset: z.number().int().nonnegative(),

@@ -32,7 +32,9 @@ export {
   SOURCE_LENGTH_BLOCK,
   SOURCE_LENGTH_DIM,
   type SourceBlock,
+  type SourceText,
   sourceBlockNamed,
+  sourceBlocksNamed,
   writeSourceBlocks,
   writeSourceLengthFeatures,
 } from "./source-blocks.js";
@@ -44,6 +46,7 @@ export {
   sourceWordFeatures,
   sourceWords,
   writeSourceWordFeatures,
+  writeWordBag,
 } from "./source-words.js";
 
 /**

@@ -3,6 +3,7 @@ import {
   SOURCE_BLOCK_NAMES,
   SOURCE_BLOCKS,
   sourceBlockNamed,
+  sourceBlocksNamed,
   writeSourceBlocks,
   writeSourceLengthFeatures,
 } from "./source-blocks.js";
@@ -25,6 +26,11 @@ describe("source blocks", () => {
     expect(SOURCE_BLOCK_NAMES).toEqual(["words", "length"]);
     expect(sourceBlockNamed("length")?.dim).toBe(2);
     expect(sourceBlockNamed("last:final")).toBeUndefined();
+    expect(sourceBlockNamed(" Words ")?.name).toBe("words");
+    expect(sourceBlocksNamed(["length", "mean:0", "WORDS"]).map((block) => block.name)).toEqual([
+      "words",
+      "length",
+    ]);
     const out = new Float32Array(1026);
     writeSourceBlocks("Two dogs.", SOURCE_BLOCKS, out);
     expect(Array.from(out.subarray(0, 1024))).toEqual(Array.from(sourceWordFeatures("Two dogs.")));

@@ -83,9 +83,14 @@ export function sourceWords(text: string): string[] {
 
 /** The hashed bag of words of one text, L2-normalised, written into `out` (zeroed first). */
 export function writeSourceWordFeatures(text: string, out: Float32Array): void {
+  writeWordBag(sourceWords(text), out);
+}
+
+/** The hashed bag of `words` (as {@link sourceWords} gives them), L2-normalised, written into `out`. */
+export function writeWordBag(words: readonly string[], out: Float32Array): void {
   // A sentence touches a few buckets: count those, not the whole width.
   const counts = new Map<number, number>();
-  for (const word of sourceWords(text)) {
+  for (const word of words) {
     const bucket = fnv1a32Utf8(word) % out.length;
     counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
   }

@@ -138,8 +138,7 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
 
   const select = options.select ?? true;
   const offerSourceBlocks =
-    options.sourceBlocks ??
-    (select || (options.blocks ?? []).some((name) => isSourceBlock(name.trim().toLowerCase())));
+    options.sourceBlocks ?? (select || (options.blocks ?? []).some((name) => isSourceBlock(name)));
   const {
     features,
     dim,

@@ -66,7 +66,6 @@ export {
   type RouterFile,
   type RouterHead,
   routerFeatureSelection,
-  routerSourceBlocks,
 } from "./router-file.js";
 export { fitStandardizer, type Standardizer, standardizeRow } from "./standardize.js";
 export { type ProbeKind, trainHeads } from "./train-router.js";

@@ -44,17 +44,17 @@ export interface RidgeSystem {
 }
 
 /**
- * Normal equations from moments accumulated with `shift` / `targetShift`: centring by the
- * training mean turns Σ(x−s)(x−s)ᵀ into the centred Gram G − n·μμᵀ, then both sides are scaled by
- * the training stds (or by `fixedStd`, when the scaling is set for several training sets at once).
- * Shifting by a global mean first keeps that subtraction free of cancellation.
- */
-/**
  * A column whose centred squares are at most this share of its squares around the shift is
  * constant in the rows at hand: rounding alone leaves about 1e-16 × the total's squares.
  */
 const CONSTANT_COLUMN_SHARE = 1e-9;
 
+/**
+ * Normal equations from moments accumulated with `shift` / `targetShift`: centring by the
+ * training mean turns Σ(x−s)(x−s)ᵀ into the centred Gram G − n·μμᵀ, then both sides are scaled by
+ * the training stds (or by `fixedStd`, when the scaling is set for several training sets at once).
+ * Shifting by a global mean first keeps that subtraction free of cancellation.
+ */
 export function ridgeSystem(
   moments: Moments,
   shift: Float64Array,

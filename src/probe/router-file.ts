@@ -239,11 +239,6 @@ export function routerBlocks(router: RouterFile): string[] {
   return router.feature.blocks ?? canonicalViewNames(router.feature.layer);
 }
 
-/** The source-text blocks the router reads (`words`, `length`), in row order: always its last blocks. */
-export function routerSourceBlocks(router: RouterFile): string[] {
-  return routerBlocks(router).filter((block) => isSourceBlock(block));
-}
-
 /**
  * The feature selection to open the small model with so that it yields exactly the router's model
  * blocks, in order: their names, comma-joined (`last:final`, `last:8,mean:8`). Source-text blocks
@@ -313,7 +308,6 @@ export function assertRouterMatches(router: RouterFile, source: FeatureSource, w
   return resolved;
 }
 
-/** Scores of every head the router has, for `rows` feature rows. */
 /** A language pair as routers name it: `en→de`, compared without case. */
 export function languagePairName(source: string, target: string): string {
   return `${source.toLowerCase()}→${target.toLowerCase()}`;
@@ -336,6 +330,7 @@ export function trainedPairNames(router: Pick<RouterFile, "language_pairs">): Re
 
 export type HeadScores = Partial<Record<HeadName, Float64Array>>;
 
+/** Scores of every head the router has, for `rows` feature rows. */
 export function predictHeads(router: RouterFile, features: Float32Array, rows: number): HeadScores {
   const scores: HeadScores = {};
   for (const name of HEAD_NAMES) {

@@ -31,13 +31,13 @@
  */
 import { setMaxListeners } from "node:events";
 import { EngineCallError, EngineTimeoutError, RoutelmtError } from "../errors/index.js";
-import { type SourceBlock, sourceBlockNamed, writeSourceBlocks } from "../features/source-blocks.js";
+import { type SourceBlock, sourceBlocksNamed, writeSourceBlocks } from "../features/source-blocks.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
 import {
   guardedScore,
   languagePairName,
   predictHeads,
-  routerSourceBlocks,
+  routerBlocks,
   trainedPairNames,
 } from "../probe/router-file.js";
 import {
@@ -312,7 +312,7 @@ export class HybridRouter {
     this.smallName = options.smallName;
     this.largeName = options.largeName;
     this.router = options.router;
-    this.sourceBlocks = routerSourceBlocks(options.router).map((name) => sourceBlockNamed(name)!);
+    this.sourceBlocks = sourceBlocksNamed(routerBlocks(options.router));
     this.trainedPairs = trainedPairNames(options.router);
     this.onUnseenPair = options.onUnseenPair;
     this.weigher = options.weigher;

@@ -59,12 +59,12 @@ function untrackTemporary(temporary: string): void {
 /**
  * A file written in full under a temporary name beside it and renamed over `file` only by
  * `commit()`: until then — and for good after `discard()` or a failure — whatever was at `file`
- * stays as it was, and no temporary file is left behind. A symbolic link at
- * `file` keeps pointing where it did: the file it points to is the one replaced. An interrupt
- * (SIGINT, SIGTERM) or any `process.exit` removes the temporary file before the process ends; only
- * a kill leaves it. Keep a writer open only around asynchronous work: an interrupt waits for the
- * event loop, so a long synchronous computation would hold it (compute first, then write).
- * File-system errors are InputErrors naming `file`.
+ * stays as it was, and no temporary file is left behind. A symbolic link at `file` keeps pointing
+ * where it did: the file it points to is the one replaced. An interrupt (SIGINT, SIGTERM) or any
+ * `process.exit` removes the temporary file before the process ends; only a kill leaves it. Keep a
+ * writer open only around asynchronous work: an interrupt waits for the event loop, so a long
+ * synchronous computation would hold it (compute first, then write). File-system errors are
+ * InputErrors naming `file`.
  */
 export class AtomicFileWriter {
   private state: "open" | "committed" | "discarded" = "open";
