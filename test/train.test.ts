@@ -146,6 +146,14 @@ beforeAll(async () => {
   await writeSyntheticDataset(path.join(work, "length-test"), { n: 300, seed: 14, lengthGain: true });
 });
 
+/** Trains on a dataset of the work folder with extra flags, expects success, and loads the router. */
+async function trainOn(dataset: string, name: string, flags: string[] = []) {
+  const out = path.join(work, name);
+  const run = await runCliCaptured(["train", "--data", path.join(work, dataset), "--out", out, ...flags]);
+  expect(run.code).toBe(0);
+  return { out, run, router: await loadRouter(out) };
+}
+
 describe("routelmt train", () => {
   it("fits gain, quality and risk heads that rank held-out segments, from several datasets", async () => {
     const out = path.join(work, "router.json");
@@ -368,14 +376,8 @@ describe("routelmt train", () => {
   });
 
   it("chooses the feature block that carries the gain, and eval reads exactly that block", async () => {
-    const out = path.join(work, "blocks.json");
-    const run = await runCliCaptured([
-      "train",
-      ...["--data", path.join(work, "blocks"), "--out", out, "--probes", "ridge,ridge-rank"],
-    ]);
-    expect(run.code).toBe(0);
+    const { out, run, router } = await trainOn("blocks", "blocks.json", ["--probes", "ridge,ridge-rank"]);
     expect(run.stdout).toMatch(/^chosen \(\*\): mean:1, /m);
-    const router = await loadRouter(out);
     expect(router.feature).toMatchObject({ layer: "mean:1", blocks: ["mean:1"], dim: 8 });
     expect(routerFeatureSelection(router)).toBe("mean:1");
     const chosen = router.selection!.candidates[router.selection!.chosen]!;
@@ -396,13 +398,7 @@ describe("routelmt train", () => {
   });
 
   it("offers the words block, keeps it where the gain is in the source's words, and eval computes it", async () => {
-    const out = path.join(work, "words.json");
-    const run = await runCliCaptured([
-      "train",
-      ...["--data", path.join(work, "words"), "--out", out, "--probes", "ridge"],
-    ]);
-    expect(run.code).toBe(0);
-    const router = await loadRouter(out);
+    const { out, router } = await trainOn("words", "words.json", ["--probes", "ridge"]);
     expect(router.feature.blocks).toEqual(["words"]);
     expect(router.feature.dim).toBe(1024);
     // The model is opened with the one view every engine gives; the words come from the text.
@@ -425,22 +421,9 @@ describe("routelmt train", () => {
     const summary = JSON.parse(await readFile(path.join(report, "summary.json"), "utf8"));
     expect(summary.policies.routelmt.spearman).toBeGreaterThan(0.6);
 
-    const without = path.join(work, "no-words.json");
-    const off = await runCliCaptured([
-      "train",
-      ...[
-        "--data",
-        path.join(work, "words"),
-        "--out",
-        without,
-        "--probes",
-        "ridge",
-        "--source-blocks",
-        "off",
-      ],
+    const { router: noWords } = await trainOn("words", "no-words.json", [
+      ...["--probes", "ridge", "--source-blocks", "off"],
     ]);
-    expect(off.code).toBe(0);
-    const noWords = await loadRouter(without);
     expect(
       noWords.selection!.candidates.some((candidate) =>
         candidate.blocks.some((block) => block === "words" || block === "length"),
@@ -458,13 +441,7 @@ describe("routelmt train", () => {
   });
 
   it("offers the length block, keeps it where the gain follows the source's length", async () => {
-    const out = path.join(work, "length.json");
-    const run = await runCliCaptured([
-      "train",
-      ...["--data", path.join(work, "length"), "--out", out, "--probes", "ridge"],
-    ]);
-    expect(run.code).toBe(0);
-    const router = await loadRouter(out);
+    const { router } = await trainOn("length", "length.json", ["--probes", "ridge"]);
     // Two values carry it all: the simplest candidate within noise of the best.
     expect(router.feature.blocks).toEqual(["length"]);
     expect(router.feature.dim).toBe(2);
@@ -475,13 +452,9 @@ describe("routelmt train", () => {
   });
 
   it("restricts the selection to --blocks", async () => {
-    const out = path.join(work, "restricted.json");
-    const run = await runCliCaptured([
-      "train",
-      ...["--data", path.join(work, "blocks"), "--out", out, "--blocks", "mean:1", "--probes", "ridge"],
+    const { out, router } = await trainOn("blocks", "restricted.json", [
+      ...["--blocks", "mean:1", "--probes", "ridge"],
     ]);
-    expect(run.code).toBe(0);
-    const router = await loadRouter(out);
     expect(router.feature.blocks).toEqual(["mean:1"]);
     const candidates = router.selection!.candidates;
     expect(candidates.every((candidate) => candidate.blocks.join() === "mean:1")).toBe(true);
@@ -500,13 +473,7 @@ describe("routelmt train", () => {
   });
 
   it("keeps one ridge on every block with --select off", async () => {
-    const out = path.join(work, "off.json");
-    const run = await runCliCaptured([
-      "train",
-      ...["--data", path.join(work, "blocks"), "--out", out, "--select", "off"],
-    ]);
-    expect(run.code).toBe(0);
-    const router = await loadRouter(out);
+    const { router } = await trainOn("blocks", "off.json", ["--select", "off"]);
     expect(router.feature).toMatchObject({
       layer: "last:final,mean:1",
       blocks: ["last:final", "mean:1"],
