@@ -5,7 +5,7 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadDataset } from "../src/dataset/index.js";
 import { sentenceChrf } from "../src/metrics/chrf.js";
-import { runCliCaptured, spawnCli } from "./helpers/cli.js";
+import { collectText, runCliCaptured, spawnCli } from "./helpers/cli.js";
 import { startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
 import {
   collectArguments,
@@ -50,10 +50,7 @@ function collectArgs(out: string, extra: string[] = []): string[] {
 /** Starts collect in a child process and SIGKILLs it once at least two chunks are durable, before it finishes. */
 async function killOnceTwoChunksAreDurable(args: string[], out: string): Promise<void> {
   const child = spawnCli(args);
-  let stderr = "";
-  child.stderr.on("data", (data: Buffer) => {
-    stderr += data.toString();
-  });
+  const stderr = collectText(child.stderr);
   const checkpoint = path.join(out, "checkpoint.json");
   await new Promise<number>((resolve, reject) => {
     const timer = setInterval(() => {
@@ -67,7 +64,7 @@ async function killOnceTwoChunksAreDurable(args: string[], out: string): Promise
     }, 5);
     child.on("exit", (code) => {
       clearInterval(timer);
-      reject(new Error(`collect exited (${code}) before it could be killed: ${stderr}`));
+      reject(new Error(`collect exited (${code}) before it could be killed: ${stderr()}`));
     });
   });
   await new Promise((resolve) => child.once("exit", resolve));

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type CliRun, runCliCaptured, spawnCli } from "./helpers/cli.js";
+import { type CliRun, collectText, runCliCaptured, spawnCli } from "./helpers/cli.js";
 
 let work: string;
 /** A regular file: any path under it fails with ENOTDIR, for root too. */
@@ -82,15 +82,12 @@ describe("output paths that cannot be written", () => {
         ],
         ...["--in", collectInput, "--out", out, "--src-lang", "en", "--tgt-lang", "de"],
       ]);
-      let stderr = "";
-      child.stderr.on("data", (data: Buffer) => {
-        stderr += data.toString();
-      });
+      const stderr = collectText(child.stderr);
       const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
       const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
       clearTimeout(timer);
       expectOneLinePathError(
-        { code: code ?? -1, stdout: "", stderr },
+        { code: code ?? -1, stdout: "", stderr: stderr() },
         "/proc/routelmt-no-such-dir",
         "ENOENT",
       );

@@ -19,7 +19,7 @@ import {
   routerFeatureSelection,
 } from "../src/probe/router-file.js";
 import { createRandom, normal, spearman } from "../src/stats/index.js";
-import { runCliCaptured, spawnCli } from "./helpers/cli.js";
+import { collectText, runCliCaptured, spawnCli } from "./helpers/cli.js";
 
 const DIM = 16;
 let work: string;
@@ -304,15 +304,12 @@ describe("routelmt train", () => {
       "--out",
       out,
     ]);
-    let stderr = "";
-    child.stderr.on("data", (data: Buffer) => {
-      stderr += data.toString();
-    });
+    const stderr = collectText(child.stderr);
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
       child.once("exit", (_, signal) => resolve(signal)),
     );
     // The first candidate line means training is under way.
-    while (!stderr.includes("candidate")) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (!stderr().includes("candidate")) await new Promise((resolve) => setTimeout(resolve, 50));
     child.kill("SIGTERM");
     expect(await exited).toBe("SIGTERM");
     expect(await readdir(folder)).toEqual(["router.json"]);

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
+import type { Readable } from "node:stream";
 import { runCli } from "../../src/cli/main.js";
 import { repoRoot } from "./shared.js";
 
@@ -33,4 +34,13 @@ export function spawnCli(argv: string[], environment: Record<string, string> = {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...environment },
   });
+}
+
+/** Collects what a child's output stream writes; the returned function reads it so far. */
+export function collectText(stream: Readable): () => string {
+  let text = "";
+  stream.on("data", (data: Buffer) => {
+    text += data.toString();
+  });
+  return () => text;
 }
