@@ -234,6 +234,9 @@ describe("LlamaFfiTranslator on a generated llama GGUF", () => {
         expect(mine.promptTokens).toBe(want.promptTokens);
         expect(mine.model).toBe("tiny.gguf");
       }
+      // The small model's confidence in its own output: a mean log-probability, the same on both paths.
+      expect(continued.meanLogProbability).toBeLessThan(0);
+      expect(continued.meanLogProbability).toBeCloseTo(plain[index]?.meanLogProbability as number, 6);
     }
   });
 
@@ -270,9 +273,14 @@ describe("LlamaFfiTranslator on a generated llama GGUF", () => {
         const together = await Promise.all(many.map((request, index) => run(translator, request, index)));
         const differences = together.flatMap((result, index) => {
           const single = alone[index];
+          // The confidence comes from the same logits as the tokens: batching must not move it either.
           const sameText =
             result.translation.text === single?.translation.text &&
-            result.translation.outputTokens === single?.translation.outputTokens;
+            result.translation.outputTokens === single?.translation.outputTokens &&
+            Math.abs(
+              (result.translation.meanLogProbability ?? Number.NaN) -
+                (single?.translation.meanLogProbability ?? Number.NaN),
+            ) <= 1e-6;
           const featureGap =
             result.features && single?.features ? maxAbsDifference(result.features, single.features) : 0;
           return sameText && featureGap <= 1e-5
@@ -572,6 +580,9 @@ describe("routelmt collect with a view list", () => {
     // Token embedding then mean final state: two different vectors, neither all zeros.
     expect(cosine(first.subarray(0, 64), first.subarray(64))).toBeLessThan(0.99);
     expect(Math.max(...Array.from(first.subarray(0, 64), Math.abs))).toBeGreaterThan(0);
+    // The FFI engine also records the small model's confidence in each translation (for guarded-qe).
+    // Known also where the small model stopped at once: the end token was its choice.
+    for (const record of dataset.records) expect(record.small_mean_logprob, record.id).toBeLessThan(0);
   });
 
   it("refuses --feature-engine llama for views other than last:final and bad engine names", async () => {

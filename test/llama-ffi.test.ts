@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputError, UnsupportedError, UsageError } from "../src/errors/index.js";
 import { type FeatureView, featureViewsOf } from "../src/features/feature-views.js";
 import { LlamaFfiEngine } from "../src/features/llama-ffi-engine.js";
-import { argmax } from "../src/features/pooling.js";
+import { argmax, logSoftmaxAt } from "../src/features/pooling.js";
 import { assertViewsSupported } from "../src/features/view-architectures.js";
 import { readGguf } from "./helpers/gguf-reader.js";
 import { meanRows, referenceForward } from "./helpers/reference-llama.js";
@@ -162,16 +162,24 @@ describe("LlamaFfiEngine on a generated llama GGUF, against the reference forwar
         ])[0] as number,
       );
     }
+    const logProbability = engine.generatedLogProbability(0);
     engine.releaseSequence(0);
+    expect(engine.generatedLogProbability(0)).toBe(0);
     const model = readGguf(modelPath);
     const expected: number[] = [];
+    let expectedLogProbability = 0;
     let context = [...prompt];
     for (let step = 0; step < generated.length; step++) {
-      const next = argmax(referenceForward(model, context, { simulateF16Attention: true }).logitsLast);
+      const { logitsLast } = referenceForward(model, context, { simulateF16Attention: true });
+      const next = argmax(logitsLast);
       expected.push(next);
+      // The model's confidence in each greedy token it chose.
+      expectedLogProbability += logSoftmaxAt(logitsLast, next);
       context = [...context, next];
     }
     expect(generated).toEqual(expected);
+    expect(expectedLogProbability).toBeLessThan(0);
+    expect(Math.abs(logProbability - expectedLogProbability)).toBeLessThan(1e-3 * generated.length);
   });
 
   it("decodes a batch of several sequences with exactly the tokens of one-sequence decoding", () => {

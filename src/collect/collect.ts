@@ -361,6 +361,9 @@ async function scoreChunk(
       entropy: smallResult.entropy,
       large_prompt_tokens: largeResults[index]!.promptTokens,
       large_output_tokens: largeResults[index]!.outputTokens,
+      ...(smallResult.translation.meanLogProbability === undefined
+        ? {}
+        : { small_mean_logprob: smallResult.translation.meanLogProbability }),
     };
   });
   return { records, features };

@@ -90,6 +90,7 @@ const recordSchema = z.object({
   entropy: nullableNumber,
   large_prompt_tokens: nullableNumber.optional(),
   large_output_tokens: nullableNumber.optional(),
+  small_mean_logprob: nullableNumber.optional(),
 });
 
 const featureBlockSchema = z.object({

@@ -32,6 +32,13 @@ export interface DatasetRecord {
    */
   large_prompt_tokens?: number | null;
   large_output_tokens?: number | null;
+  /**
+   * The small model's mean log-probability per token it chose for its translation, the end token
+   * included (its confidence, a quality estimate read from the decode itself; the post-hoc guard
+   * `guarded-qe` ranks with it).
+   * Absent or null when the small engine cannot give it (HTTP engines, node-llama-cpp's).
+   */
+  small_mean_logprob?: number | null;
 }
 
 /** The small model the features were read from. */

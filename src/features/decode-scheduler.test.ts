@@ -32,6 +32,11 @@ class FakeEngine implements SchedulerEngine {
     return token === END;
   }
 
+  /** Not what the scheduler checks: it passes the engine's sum through. */
+  generatedLogProbability(sequenceId: number): number {
+    return -(this.histories.get(sequenceId)?.length ?? 0);
+  }
+
   positionOf(sequenceId: number): number {
     return this.histories.get(sequenceId)?.length ?? 0;
   }
@@ -242,6 +247,16 @@ describe("DecodeScheduler", () => {
     expect(finished(runToIdle(scheduler), 2)).toMatchObject(expectedGeneration([9], 3));
   });
 
+  it("reports the engine's log-probability of a finished generation, read when it ends", () => {
+    const engine = new FakeEngine();
+    const scheduler = new DecodeScheduler(engine);
+    scheduler.translate({ requestId: 1, sequenceId: 0, maxTokens: 3, stream: false }, [5, 6]);
+    const done = finished(runToIdle(scheduler), 1) as Extract<SchedulerEvent, { kind: "finished" }>;
+    // The fake's sum is minus the sequence's history length: prompt plus the tokens decoded.
+    expect(done.tokens.length).toBeGreaterThan(0);
+    expect(done.logProbability).toBe(-engine.positionOf(0));
+  });
+
   it("finishes requests aborted before they started with no tokens", () => {
     const engine = new FakeEngine();
     const scheduler = new DecodeScheduler(engine);
@@ -255,6 +270,7 @@ describe("DecodeScheduler", () => {
       requestId: 3,
       tokens: [],
       finishReason: "abort",
+      logProbability: 0,
     });
     expect(engine.batches).toEqual([]);
   });

@@ -45,6 +45,8 @@ export interface SchedulerEngine {
     options: { views: readonly FeatureView[]; entropy: boolean },
   ): { features: Float32Array[]; firstToken: number; entropy: number | null };
   decodeBatch(entries: readonly BatchEntry[]): (number | undefined)[];
+  /** Σ log p of the greedy tokens a sequence produced (see the FFI engine's method of that name). */
+  generatedLogProbability(sequenceId: number): number;
   releaseSequence(sequenceId: number): void;
 }
 
@@ -59,7 +61,14 @@ export type SchedulerEvent =
     }
   /** Tokens a streaming generation produced in this step. */
   | { kind: "tokens"; requestId: number; tokens: number[] }
-  | { kind: "finished"; requestId: number; tokens: number[]; finishReason: GenerationEnd }
+  | {
+      kind: "finished";
+      requestId: number;
+      tokens: number[];
+      finishReason: GenerationEnd;
+      /** Σ log p of `tokens`, and of the end token when `finishReason` is `stop` (each greedy token's log-softmax). */
+      logProbability: number;
+    }
   | { kind: "failed"; requestId: number; error: Error };
 
 /** A generation's settings. */
@@ -211,6 +220,11 @@ export class DecodeScheduler {
       requestId: generation.request.requestId,
       tokens: generation.output,
       finishReason,
+      // A generation aborted before its first token has counted that token at the prefill, not output it.
+      logProbability:
+        finishReason === "abort" && generation.output.length === 0
+          ? 0
+          : this.#engine.generatedLogProbability(generation.request.sequenceId),
     });
   }
 
@@ -246,6 +260,7 @@ export class DecodeScheduler {
         requestId: prompt.request.requestId,
         tokens: [],
         finishReason: "abort",
+        logProbability: 0,
       });
     }
   }

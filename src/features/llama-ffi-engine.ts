@@ -38,7 +38,7 @@ import {
   type NativePointer,
   type TensorAddress,
 } from "./llama-ffi.js";
-import { argmax, RowPooler } from "./pooling.js";
+import { argmax, logSoftmaxAt, RowPooler } from "./pooling.js";
 import { assertViewsSupported, VIEW_ARCHITECTURES } from "./view-architectures.js";
 
 /** Options of {@link LlamaFfiEngine.open}. */
@@ -232,6 +232,8 @@ export class LlamaFfiEngine {
   readonly #batchOutputs: Int8Array;
   /** Next free position of each sequence that holds state. */
   readonly #positions = new Map<number, number>();
+  /** Per sequence, Σ log p of the greedy tokens it produced (an end-of-generation token included). */
+  readonly #generatedLogProbabilities = new Map<number, number>();
   #disposed = false;
 
   private constructor(
@@ -437,9 +439,12 @@ export class LlamaFfiEngine {
       }
       // Straight over llama.cpp's buffer: no copy of the vocabulary-sized row.
       const row = this.#ffi.float32View(logits, this.vocabularySize);
+      const firstToken = argmax(row);
+      this.#generatedLogProbabilities.set(sequenceId, 0);
+      this.#countGenerated(sequenceId, row, firstToken);
       return {
         features,
-        firstToken: argmax(row),
+        firstToken,
         entropy: options.entropy ? entropyOfLogits(row) : null,
         ...(options.keepLogits ? { logits: row.slice() } : {}),
       };
@@ -488,6 +493,7 @@ export class LlamaFfiEngine {
     let row = 0;
     for (const entry of entries) {
       const position = this.positionOf(entry.sequenceId);
+      if (position === 0) this.#generatedLogProbabilities.set(entry.sequenceId, 0);
       for (let index = 0; index < entry.tokens.length; index++) {
         this.#batchTokens[row] = entry.tokens[index] as number;
         this.#batchPositions[row] = position + index;
@@ -498,7 +504,7 @@ export class LlamaFfiEngine {
       outputRows.push(entry.outputLast ? row - 1 : undefined);
     }
     this.#decode(row, entries);
-    return outputRows.map((outputRow) => {
+    return outputRows.map((outputRow, entryIndex) => {
       if (outputRow === undefined) return undefined;
       const logits = this.#ffi.getLogitsIth(this.#context, outputRow);
       if (!logits) {
@@ -506,8 +512,25 @@ export class LlamaFfiEngine {
           isRetryable: false,
         });
       }
-      return argmax(this.#ffi.float32View(logits, this.vocabularySize));
+      const values = this.#ffi.float32View(logits, this.vocabularySize);
+      const token = argmax(values);
+      this.#countGenerated((entries[entryIndex] as BatchEntry).sequenceId, values, token);
+      return token;
     });
+  }
+
+  /**
+   * Σ log p over the greedy tokens this sequence produced since it was empty, an end-of-generation
+   * token included (each token's log-probability under the softmax of the logits it was chosen from):
+   * divided by the decoding steps, the model's mean confidence in its own output.
+   */
+  generatedLogProbability(sequenceId: number): number {
+    return this.#generatedLogProbabilities.get(sequenceId) ?? 0;
+  }
+
+  #countGenerated(sequenceId: number, logits: ArrayLike<number>, token: number): void {
+    const sum = this.#generatedLogProbabilities.get(sequenceId) ?? 0;
+    this.#generatedLogProbabilities.set(sequenceId, sum + logSoftmaxAt(logits, token));
   }
 
   /** Frees a sequence's KV cache so its id can be prefilled again. Releasing an empty id is a no-op. */
@@ -516,6 +539,7 @@ export class LlamaFfiEngine {
     this.#assertSequenceId(sequenceId);
     this.#ffi.memorySeqRm(this.#memory, sequenceId, -1, -1);
     this.#positions.delete(sequenceId);
+    this.#generatedLogProbabilities.delete(sequenceId);
   }
 
   /** Frees the context, the model, the batch and the callback. Safe to call twice. */

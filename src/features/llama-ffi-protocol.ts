@@ -12,7 +12,7 @@ import {
   UnsupportedError,
   UsageError,
 } from "../errors/index.js";
-import type { GenerationEnd } from "./decode-scheduler.js";
+import type { SchedulerEvent } from "./decode-scheduler.js";
 import type { FeatureView } from "./feature-views.js";
 
 /** What the worker is started with (`workerData`). */
@@ -86,8 +86,8 @@ export type WireEvent =
       entropy: number | null;
       firstToken: number;
     }
-  | { kind: "tokens"; requestId: number; tokens: number[] }
-  | { kind: "finished"; requestId: number; tokens: number[]; finishReason: GenerationEnd }
+  // Token and finished events cross as the scheduler emits them.
+  | Extract<SchedulerEvent, { kind: "tokens" | "finished" }>
   | { kind: "failed"; requestId: number; error: WireError };
 
 /** Worker → owner. */

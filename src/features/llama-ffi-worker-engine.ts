@@ -42,6 +42,11 @@ export interface GenerationOptions {
 export interface GenerationResult {
   tokens: number[];
   finishReason: GenerationEnd;
+  /**
+   * Σ log p under the model of `tokens` and, when generation stopped at an end-of-generation token,
+   * of that token: each greedy token's log-softmax where it was chosen.
+   */
+  logProbability: number;
 }
 
 /** What a view-reading prefill returns. */
@@ -273,7 +278,7 @@ export class LlamaFfiWorkerEngine {
         return build(id, options.signal?.aborted ?? false);
       }, options.onTokens);
       if (event.kind !== "finished") throw new EngineCallError(ENGINE_NAME, `unexpected ${event.kind} reply`);
-      return { tokens: event.tokens, finishReason: event.finishReason };
+      return { tokens: event.tokens, finishReason: event.finishReason, logProbability: event.logProbability };
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../errors/index.js";
-import { argmax, RowPooler } from "./pooling.js";
+import { argmax, logSoftmaxAt, RowPooler } from "./pooling.js";
 
 describe("RowPooler", () => {
   it("keeps the last row of the last chunk for last pooling", () => {
@@ -39,5 +39,16 @@ describe("argmax", () => {
     expect(argmax(new Float32Array([-3, -2, -2.5]))).toBe(1);
     expect(argmax([Number.NEGATIVE_INFINITY, -1e30])).toBe(1);
     expect(() => argmax([])).toThrow(UsageError);
+  });
+});
+
+describe("logSoftmaxAt", () => {
+  it("is the log of the softmax probability, computed without overflow", () => {
+    // softmax([0, ln 3]) = [1/4, 3/4]
+    expect(logSoftmaxAt([0, Math.log(3)], 1)).toBeCloseTo(Math.log(0.75), 12);
+    expect(logSoftmaxAt([0, Math.log(3)], 0)).toBeCloseTo(Math.log(0.25), 12);
+    // Shifting every logit changes nothing, even far beyond exp's range.
+    expect(logSoftmaxAt([1000, 1000 + Math.log(3)], 1)).toBeCloseTo(Math.log(0.75), 9);
+    expect(logSoftmaxAt(Float32Array.of(2, 2, 2, 2), 3)).toBeCloseTo(Math.log(0.25), 6);
   });
 });

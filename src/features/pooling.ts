@@ -77,3 +77,19 @@ export function argmax(values: ArrayLike<number>): number {
   }
   return best;
 }
+
+/**
+ * Natural-log probability of `index` under the softmax of `logits`: logits[index] − log Σ exp(logits).
+ * With the greedy choice as `index`, the model's confidence in the token it picked.
+ */
+export function logSoftmaxAt(logits: ArrayLike<number>, index: number): number {
+  let maximum = Number.NEGATIVE_INFINITY;
+  for (let position = 0; position < logits.length; position++) {
+    const value = logits[position] as number;
+    if (value > maximum) maximum = value;
+  }
+  let sum = 0;
+  for (let position = 0; position < logits.length; position++)
+    sum += Math.exp((logits[position] as number) - maximum);
+  return (logits[index] as number) - maximum - Math.log(sum);
+}

@@ -385,6 +385,11 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
     stream: ReturnType<typeof textStreamFor>,
   ): Translation {
     const text = outputText(this.#vocabulary, result.tokens, stream);
-    return decodedTranslation(text, this.modelId, start, result.tokens, result.finishReason);
+    // Decoding steps: every generated token, and the end token the model chose when it stopped.
+    const steps = result.tokens.length + (result.finishReason === "stop" ? 1 : 0);
+    return {
+      ...decodedTranslation(text, this.modelId, start, result.tokens, result.finishReason),
+      meanLogProbability: steps > 0 ? result.logProbability / steps : null,
+    };
   }
 }

@@ -22,6 +22,14 @@ export interface Translation {
   /** Wall time for this translation in milliseconds. */
   ms: number;
   finishReason?: FinishReason;
+  /**
+   * Mean natural-log probability the model gave each token it chose, the end-of-generation token
+   * included when it stopped there (greedy: each token's log-softmax where it was chosen) — the
+   * model's confidence in its own translation, an unsupervised quality estimate that costs nothing
+   * beyond the decode. Engines that cannot see the logits (HTTP engines, node-llama-cpp's) leave it
+   * out; null when no token was chosen (aborted first).
+   */
+  meanLogProbability?: number | null;
 }
 
 /** Decoding settings. Defaults are greedy and deterministic. */
