@@ -323,8 +323,33 @@ function withFindings(helps: boolean): EvalSummary {
       ],
       cross_validated: [],
     },
+    guard_qe: null,
   };
   summary.router = findings;
+  return summary;
+}
+
+/** The same, with a post-hoc guard (guarded-qe) whose λ = 5 cuts severe losses at both budgets. */
+function withConfidenceGuard(): EvalSummary {
+  const summary = withFindings(false);
+  summary.policies["guarded-qe"] = {
+    ...summary.policies.routelmt!,
+    curve: summary.policies.routelmt!.curve.map((entry) => ({
+      ...entry,
+      severe_loss: entry.severe_loss === null ? null : entry.severe_loss / 2,
+    })),
+  };
+  summary.router!.guard_qe = {
+    chosen_lambda: 5,
+    tolerance: 0.05,
+    risk_delta: 10,
+    budgets: [0.1, 0.3],
+    points: [
+      { lambda: 0, mean_delta: [10, 8], severe_loss: [0.04, 0.05] },
+      { lambda: 5, mean_delta: [10.2, 7.9], severe_loss: [0.02, 0.03] },
+    ],
+    cross_validated: [],
+  };
   return summary;
 }
 
@@ -358,6 +383,32 @@ describe("what the report says about the router", () => {
       "On this data 1 λ of the grid (from 8.00) cut severe losses at every reported budget within that MeanDelta tolerance",
     );
   });
+
+  it("reports the post-hoc guard's λ, its severe losses against RouteLMT's, and its own trade-off", async () => {
+    const summary = withConfidenceGuard();
+    const reading = routerReading(summary).join("\n");
+    expect(reading).toContain("Post-hoc guard: guarded-qe decodes the small model's translation first");
+    expect(reading).toContain("λ = 5.00, chosen in training");
+    const routelmtAt30 = summary.policies.routelmt!.curve.find(
+      (entry) => Math.abs(entry.budget - 0.3) < 1e-9,
+    )!;
+    expect(reading).toContain(
+      `30 %: ${formatPercent(routelmtAt30.severe_loss! / 2)} vs ${formatPercent(routelmtAt30.severe_loss)}`,
+    );
+    expect(reading).toContain("On this data 1 λ of the grid (from 5.00) cut severe losses");
+    expect(routerReading(withFindings(false)).join("\n")).not.toContain("Post-hoc guard");
+    // A λ that guards at some budgets only is reported as such, not as a guard without skill.
+    const partly = withConfidenceGuard();
+    partly.router!.guard_qe!.points[1] = { lambda: 5, mean_delta: [10.2, 7.9], severe_loss: [0.02, 0.06] };
+    expect(routerReading(partly).join("\n")).toContain(
+      "no λ of the grid cuts severe losses at every reported budget within that MeanDelta tolerance (see the trade-off plot); the λ in use cuts them within it at 10 % of 10 %, 30 %.",
+    );
+    const folder = await mkdtemp(path.join(tmpdir(), "routelmt-qe-guard-report-"));
+    const files = await writeReport(summary, folder);
+    expect(await readFile(files.guardQeSvg!, "utf8")).toContain("Post-hoc guard (guarded-qe) trade-off");
+    expect(await readFile(files.html, "utf8")).toContain("Post-hoc guard trade-off (guarded-qe)");
+    expect(await readFile(files.markdown, "utf8")).toContain("(guard-qe.png)");
+  }, 60_000);
 
   it("draws the guard's trade-off and the learning curve into the report", async () => {
     const folder = await mkdtemp(path.join(tmpdir(), "routelmt-guard-report-"));

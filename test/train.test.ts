@@ -37,6 +37,7 @@ async function writeSyntheticDataset(
     noGain = false,
     wordGain = false,
     lengthGain = false,
+    confidenceLoss = false,
   }: {
     n: number;
     seed: number;
@@ -51,6 +52,11 @@ async function writeSyntheticDataset(
     wordGain?: boolean;
     /** Sources of 2–14 words; the gain is 2 per word, features carry none. */
     lengthGain?: boolean;
+    /**
+     * Records carry the small model's confidence; where it is high (the top sixth), the large model
+     * loses 30 points on two segments in three — a loss the features do not show.
+     */
+    confidenceLoss?: boolean;
   },
 ): Promise<void> {
   const random = createRandom(seed);
@@ -78,6 +84,9 @@ async function writeSyntheticDataset(
         : [];
     if (wordGain && words.includes("zebra")) gain += 15;
     if (lengthGain) gain += 2 * wordCount;
+    // Drawn only for confidence datasets, so the other datasets keep their values.
+    const confidence = confidenceLoss ? normal(random, -1, 0.4) : null;
+    if (confidence !== null && confidence > -0.6 && random.nextUint32() % 3 !== 0) gain -= 30;
     gain += normal(random, 0, 0.5);
     if (noGain) gain = 0;
     records.push({
@@ -96,6 +105,7 @@ async function writeSyntheticDataset(
       src_chars: 1 + (row % 30),
       prompt_tokens: 10,
       entropy: 1,
+      ...(confidence === null ? {} : { small_mean_logprob: confidence }),
     });
   }
   const meta: DatasetMeta = {
@@ -144,6 +154,8 @@ beforeAll(async () => {
   await writeSyntheticDataset(path.join(work, "words-test"), { n: 300, seed: 12, wordGain: true });
   await writeSyntheticDataset(path.join(work, "length"), { n: 400, seed: 13, lengthGain: true });
   await writeSyntheticDataset(path.join(work, "length-test"), { n: 300, seed: 14, lengthGain: true });
+  await writeSyntheticDataset(path.join(work, "confidence"), { n: 400, seed: 15, confidenceLoss: true });
+  await writeSyntheticDataset(path.join(work, "confidence-test"), { n: 300, seed: 16, confidenceLoss: true });
 });
 
 /** Trains on a dataset of the work folder with extra flags, expects success, and loads the router. */
@@ -446,6 +458,43 @@ describe("routelmt train", () => {
     const scores = predictHeads(router, datasetFeatures(test, ["length"]).features, test.records.length);
     const gains = test.records.map((record) => record.gain as number);
     expect(spearman(scores.gain as Float64Array, gains)).toBeGreaterThan(0.9);
+  });
+
+  it("fits the post-hoc guard on the small model's confidence, and eval's guarded-qe ranks with it", async () => {
+    const { out, run, router } = await trainOn("confidence", "confidence.json", ["--probes", "ridge"]);
+    expect(run.stdout).toMatch(
+      /^post-hoc guard: rank by gain − λ·\(the small model's mean token log-probability/m,
+    );
+    const guard = router.guard_qe!;
+    expect(guard.method).toBe("qe-adjusted");
+    expect(guard.lambda).toBeGreaterThan(0);
+    expect(guard.score_quantiles).toHaveLength(101);
+    // Cross-validated in training: fewer severe losses at the chosen λ than without the guard.
+    const chosen = guard.grid.find((point) => point.lambda === guard.lambda)!;
+    const mean = (values: readonly (number | null)[]) =>
+      values.reduce((sum: number, value) => sum + (value ?? 0), 0) / values.length;
+    expect(mean(chosen.severe_loss)).toBeLessThan(mean(guard.grid[0]!.severe_loss));
+
+    const report = path.join(work, "confidence-report");
+    const evaluated = await runCliCaptured([
+      "eval",
+      ...["--data", path.join(work, "confidence-test"), "--router", out, "--out", report],
+    ]);
+    expect(evaluated.code).toBe(0);
+    const summary = JSON.parse(await readFile(path.join(report, "summary.json"), "utf8"));
+    const qe = summary.policies["guarded-qe"];
+    expect(qe.description).toMatch(/small model's confidence/);
+    const at30 = (policy: { curve: { budget: number; severe_loss: number; mean_delta: number }[] }) =>
+      policy.curve.find((entry) => Math.abs(entry.budget - 0.3) < 1e-9)!;
+    // Held out: the guard routes fewer of the segments the large model ruins, and loses no gain doing it.
+    expect(at30(qe).severe_loss).toBeLessThan(at30(summary.policies.routelmt).severe_loss);
+    expect(at30(qe).mean_delta).toBeGreaterThanOrEqual(0.95 * at30(summary.policies.routelmt).mean_delta);
+    expect(summary.router.guard_qe.chosen_lambda).toBe(guard.lambda);
+    expect(await readFile(path.join(report, "report.md"), "utf8")).toContain("Post-hoc guard: guarded-qe");
+
+    // Without the confidence in every record there is no post-hoc guard, and guarded-qe needs --qe.
+    const { router: plain } = await trainOn("a", "no-confidence.json", ["--probes", "ridge"]);
+    expect(plain.guard_qe).toBeUndefined();
   });
 
   it("restricts the selection to --blocks", async () => {

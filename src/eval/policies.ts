@@ -10,7 +10,12 @@
  */
 import type { DatasetMeta, DatasetRecord } from "../dataset/types.js";
 import { InputError, UsageError } from "../errors/index.js";
-import { guardedScore, type HeadScores, type RouterFile } from "../probe/router-file.js";
+import {
+  confidenceGuardedScore,
+  guardedScore,
+  type HeadScores,
+  type RouterFile,
+} from "../probe/router-file.js";
 import { maskFromOrder, routedCount, routingOrder } from "../routing/batch-allocation.js";
 import { allocateGuarded, type GuardSignals, type GuardThresholds } from "../routing/guard.js";
 import { quantile, sortScores } from "../stats/quantiles.js";
@@ -76,6 +81,9 @@ export const DEFAULT_GUARD_LEVEL = 0.9;
 
 export const GUARDED_QE_COST =
   "guarded-qe must decode the small model's translation of every request and call a QE model on it before deciding, so every routed request pays for a small-model decode it then discards, plus one QE call per request.";
+
+export const CONFIDENCE_GUARD_COST =
+  "guarded-qe decodes the small model's translation of every request before deciding (its confidence comes from that decode, with no QE call), so every routed request pays for a small-model decode it then discards and waits for it.";
 
 /**
  * The labelled segments of a dataset in the orientation the measures need: `outcomes` hold
@@ -375,6 +383,14 @@ export function buildPolicies(requested: readonly string[], inputs: PolicyInputs
         break;
       }
       case "guarded-qe": {
+        const confidenceGuarded =
+          inputs.qeScore === undefined && gainScores
+            ? confidenceGuardPolicy(router, gainScores, segments)
+            : null;
+        if (confidenceGuarded) {
+          policies.push(confidenceGuarded);
+          break;
+        }
         const policy = guardedQePolicy(inputs, gainScores ?? null, notes);
         if (typeof policy === "string") skip(name, policy);
         else policies.push(policy);
@@ -500,6 +516,34 @@ function riskAdjustedPolicy(
     realizations: [rankingRealization(scores, ids)],
     streamingStartScores: guard.score_quantiles,
     cost: null,
+  };
+}
+
+/**
+ * guarded-qe, as trained: one ranking by gain − λ · the small model's mean token log-probability of
+ * its decoded translation, with the λ train chose; null when the router has no post-hoc guard or a
+ * segment lacks the confidence (then `--qe` decides).
+ */
+function confidenceGuardPolicy(
+  router: RouterFile | null,
+  gainScores: Float64Array,
+  segments: EvalSegments,
+): EvalPolicy | null {
+  const guard = router?.guard_qe;
+  if (!router || !guard) return null;
+  const scores = Float64Array.from(
+    gainScores,
+    (gain, row) =>
+      confidenceGuardedScore(router, gain, segments.records[row]?.small_mean_logprob) ?? Number.NaN,
+  );
+  if (!scores.every(Number.isFinite)) return null;
+  return {
+    name: "guarded-qe",
+    family: "router",
+    description: `Guarded by the small model's confidence (post-hoc): predicted gain − λ · mean token log-probability of the decoded small translation, λ = ${formatThreshold(guard.lambda)} (chosen in training: the λ that cut cross-validated severe losses most while keeping MeanDelta within ${formatThreshold(100 * guard.tolerance)} % of the unguarded router at every budget), highest first.`,
+    realizations: [rankingRealization(scores, segments.outcomes.ids)],
+    streamingStartScores: guard.score_quantiles,
+    cost: CONFIDENCE_GUARD_COST,
   };
 }
 

@@ -5,7 +5,7 @@
  * measured on the evaluated data.
  */
 
-import { riskAdjustedScore } from "../probe/guard-choice.js";
+import { type GuardReport, riskAdjustedScore } from "../probe/guard-choice.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
 import { routerBlocks } from "../probe/router-file.js";
 import { measureRouting } from "./measures.js";
@@ -52,24 +52,47 @@ export interface RouterFindings {
     points: { share: number; rows: number; mean_delta: number; lo: number; hi: number }[];
   } | null;
   guard: GuardTradeoff | null;
+  /** The post-hoc guard of guarded-qe (the small model's confidence), when the router has one. */
+  guard_qe: GuardTradeoff | null;
 }
 
-/** The guard's trade-off over its λ grid on these segments, or null without a risk-adjusted guard. */
+/**
+ * A guard's trade-off over its λ grid on these segments: `guard`, the risk-adjusted guard of
+ * `guarded` (gain − λ · the risk head); `guard_qe`, the post-hoc guard of `guarded-qe` (gain − λ ·
+ * the small model's confidence). Null when the router has no such guard, or a segment lacks the
+ * signal.
+ */
 export function guardTradeoff(
   router: RouterFile,
   heads: HeadScores,
   segments: EvalSegments,
   budgets: readonly number[],
   severeDelta: number,
+  which: "guard" | "guard_qe" = "guard",
 ): GuardTradeoff | null {
-  const guard = router.guard;
+  const guard = router[which];
   const gain = heads.gain;
-  const risk = heads.risk;
-  if (!guard || !gain || !risk || budgets.length === 0) return null;
+  const signal =
+    which === "guard"
+      ? heads.risk
+      : Float64Array.from(segments.records, (record) => record.small_mean_logprob ?? Number.NaN);
+  if (!guard || !gain || !signal?.every(Number.isFinite)) return null;
+  return tradeoffOver(guard, gain, signal, segments, budgets, severeDelta);
+}
+
+function tradeoffOver(
+  guard: GuardReport,
+  gain: Float64Array,
+  signal: Float64Array,
+  segments: EvalSegments,
+  budgets: readonly number[],
+  severeDelta: number,
+): GuardTradeoff | null {
+  if (budgets.length === 0) return null;
   const { ids } = segments.outcomes;
   const points = guard.grid.map((point) => {
     const scores = Float64Array.from(gain, (value, row) =>
-      riskAdjustedScore(value, risk[row]!, point.lambda),
+      riskAdjustedScore(value, signal[row]!, point.lambda),
     );
     const realization = rankingRealization(scores, ids);
     const measures = budgets.map((budget) =>
@@ -138,5 +161,6 @@ export function routerFindings(
         : null,
     learning_curve: curve ? { verdict: curve.verdict, reading: curve.reading, points: curve.points } : null,
     guard: heads ? guardTradeoff(router, heads, segments, budgets, severeDelta) : null,
+    guard_qe: heads ? guardTradeoff(router, heads, segments, budgets, severeDelta, "guard_qe") : null,
   };
 }

@@ -122,6 +122,8 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   const stored = new Float32Array(rows * storedDim);
   const gain = new Float64Array(rows);
   const qSmall = new Float64Array(rows);
+  // The small model's confidence in its decoded translation, for the post-hoc guard; NaN where unknown.
+  const smallConfidence = new Float64Array(rows);
   const sources: string[] = [];
   let row = 0;
   for (const dataset of datasets) {
@@ -131,6 +133,7 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
       stored.set(source.subarray(index * storedDim, (index + 1) * storedDim), row * storedDim);
       gain[row] = record.gain;
       qSmall[row] = record.q_small;
+      smallConfidence[row] = record.small_mean_logprob ?? Number.NaN;
       sources.push(record.src);
       row++;
     });
@@ -214,17 +217,26 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   const notes = [...selectionNotes, ...headNotes];
 
   const guardStarted = performance.now();
+  const guardChoice = {
+    gains: gain,
+    folds: selection && select ? selection.folds.outer : kFoldAssignment(rows, options.folds, options.seed),
+    budgets,
+    tolerance: options.guardTolerance ?? DEFAULT_GUARD_TOLERANCE,
+    severeDelta: options.riskDelta,
+  };
   const guard =
     outOfFold.gain && outOfFold.risk
+      ? chooseGuardLambda({ ...guardChoice, gainScores: outOfFold.gain, riskScores: outOfFold.risk })
+      : null;
+  // The post-hoc guard needs the small model's confidence on every row (collected by an engine that
+  // reads logits); a dataset with gaps gets none rather than one fitted on a biased subset.
+  const qeGuard =
+    outOfFold.gain && rows > 0 && smallConfidence.every(Number.isFinite)
       ? chooseGuardLambda({
-          gains: gain,
+          ...guardChoice,
           gainScores: outOfFold.gain,
-          riskScores: outOfFold.risk,
-          folds:
-            selection && select ? selection.folds.outer : kFoldAssignment(rows, options.folds, options.seed),
-          budgets,
-          tolerance: options.guardTolerance ?? DEFAULT_GUARD_TOLERANCE,
-          severeDelta: options.riskDelta,
+          riskScores: smallConfidence,
+          method: "qe-adjusted",
         })
       : null;
   if (wantsGain && !guard)
@@ -266,6 +278,7 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
     ...(select && selection ? { selection: selection.report } : {}),
     ...(learningCurve ? { learning_curve: learningCurve } : {}),
     ...(guard ? { guard } : {}),
+    ...(qeGuard ? { guard_qe: qeGuard } : {}),
   };
   return { router, notes, skipped, seconds };
 }

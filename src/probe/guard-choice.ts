@@ -27,8 +27,13 @@ const GRID_MULTIPLES: readonly number[] = [
   ...Array.from({ length: 17 }, (_, index) => 2 ** ((index - 6) / 2)),
 ];
 
-export const GUARD_RULE =
-  "rank by predicted gain − λ · predicted P(gain < −δ); among the λ before the first that costs more than the tolerance of λ = 0's cross-validated MeanDelta@p at some budget, the one with the lowest cross-validated severe-loss rate, if its cut exceeds two standard errors of the paired per-fold difference; else λ = 0";
+const GUARD_CHOICE_RULE =
+  "among the λ before the first that costs more than the tolerance of λ = 0's cross-validated MeanDelta@p at some budget, the one with the lowest cross-validated severe-loss rate, if its cut exceeds two standard errors of the paired per-fold difference; else λ = 0";
+
+/** The post-hoc guard's rule: the same choice of λ, on the small model's confidence in its decoded translation. */
+export const QE_GUARD_RULE = `rank by predicted gain − λ · the small model's mean token log-probability of its decoded translation; ${GUARD_CHOICE_RULE}`;
+
+export const GUARD_RULE = `rank by predicted gain − λ · predicted P(gain < −δ); ${GUARD_CHOICE_RULE}`;
 
 /** The trade-off at one λ. */
 export interface GuardPoint {
@@ -38,9 +43,12 @@ export interface GuardPoint {
   severe_loss: number[];
 }
 
-/** What ROUTER.json keeps about the guard. */
+/**
+ * What ROUTER.json keeps about a guard: `risk-adjusted` (in-model, the risk head's P(g < −δ) from
+ * the prefill) or `qe-adjusted` (post-hoc, the small model's confidence in its decoded translation).
+ */
 export interface GuardReport {
-  method: "risk-adjusted";
+  method: "risk-adjusted" | "qe-adjusted";
   rule: string;
   /** The chosen λ, in gain units per unit of probability. */
   lambda: number;
@@ -141,6 +149,8 @@ export interface GuardChoiceInput {
   severeDelta: number;
   /** λ values to try, ascending from 0; defaults to {@link guardLambdaGrid}. */
   lambdas?: readonly number[];
+  /** What `riskScores` are: the risk head's probabilities (default) or the post-hoc QE signal. */
+  method?: GuardReport["method"];
 }
 
 /** Chooses λ by the rule above and reports the trade-off over the grid. */
@@ -195,8 +205,8 @@ export function chooseGuardLambda(input: GuardChoiceInput): GuardReport {
   );
   const levels = Float64Array.from({ length: 101 }, (_, index) => index / 100);
   return {
-    method: "risk-adjusted",
-    rule: GUARD_RULE,
+    method: input.method ?? "risk-adjusted",
+    rule: input.method === "qe-adjusted" ? QE_GUARD_RULE : GUARD_RULE,
     lambda,
     tolerance,
     severe_delta: severeDelta,

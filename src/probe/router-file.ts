@@ -94,9 +94,36 @@ export interface RouterFile {
   learning_curve?: LearningCurveReport;
   /** The risk-adjusted score of the `guarded` policy and its cross-validated trade-off. */
   guard?: GuardReport;
+  /**
+   * The post-hoc guard of `guarded-qe`: predicted gain − λ · the small model's mean token
+   * log-probability of its decoded translation, λ chosen as for `guard`. Present when every training
+   * record carried that confidence.
+   */
+  guard_qe?: GuardReport;
 }
 
 const finite = z.number().refine(Number.isFinite, "must be finite");
+/** A guard's record in ROUTER.json; only λ and the score quantiles are used to route. */
+function guardSchema(method: GuardReport["method"]) {
+  return z
+    .object({
+      method: z.literal(method),
+      lambda: finite.min(0),
+      tolerance: finite,
+      severe_delta: finite,
+      budgets: z.array(finite),
+      grid: z.array(
+        z.object({
+          lambda: finite,
+          mean_delta: z.array(finite.nullable()),
+          severe_loss: z.array(finite.nullable()),
+        }),
+      ),
+      score_quantiles: z.array(finite).length(101),
+    })
+    .passthrough();
+}
+
 const headReportSchema = z
   .object({
     target: z.string(),
@@ -152,24 +179,8 @@ const routerSchema = z
     // Reports are kept for people and the eval report; only the guard's numbers are used to route.
     selection: z.object({}).passthrough().optional(),
     learning_curve: z.object({}).passthrough().optional(),
-    guard: z
-      .object({
-        method: z.literal("risk-adjusted"),
-        lambda: finite.min(0),
-        tolerance: finite,
-        severe_delta: finite,
-        budgets: z.array(finite),
-        grid: z.array(
-          z.object({
-            lambda: finite,
-            mean_delta: z.array(finite.nullable()),
-            severe_loss: z.array(finite.nullable()),
-          }),
-        ),
-        score_quantiles: z.array(finite).length(101),
-      })
-      .passthrough()
-      .optional(),
+    guard: guardSchema("risk-adjusted").optional(),
+    guard_qe: guardSchema("qe-adjusted").optional(),
   })
   .superRefine((router, context) => {
     // Serving appends the source-text blocks after the model's values, in their row order.
@@ -350,4 +361,20 @@ export function guardedScore(router: RouterFile, scores: HeadScores, row: number
   const risk = scores.risk?.[row];
   if (!guard || gain === undefined || risk === undefined) return null;
   return riskAdjustedScore(gain, risk, guard.lambda);
+}
+
+/**
+ * The `guarded-qe` policy's score: a segment's predicted gain minus the router's post-hoc λ times
+ * the small model's mean token log-probability of its decoded translation; null when the router
+ * has no post-hoc guard or the confidence is unknown.
+ */
+export function confidenceGuardedScore(
+  router: RouterFile,
+  gain: number,
+  smallMeanLogprob: number | null | undefined,
+): number | null {
+  const guard = router.guard_qe;
+  if (!guard || smallMeanLogprob === null || smallMeanLogprob === undefined) return null;
+  if (!Number.isFinite(smallMeanLogprob)) return null;
+  return riskAdjustedScore(gain, smallMeanLogprob, guard.lambda);
 }

@@ -3,7 +3,7 @@ import { type Dataset, loadDataset } from "../../dataset/index.js";
 import { UsageError } from "../../errors/index.js";
 import { defaultSevereDelta } from "../../metrics/severe-delta.js";
 import { type BuiltRouter, buildRouter } from "../../probe/build-router.js";
-import { DEFAULT_GUARD_TOLERANCE } from "../../probe/guard-choice.js";
+import { DEFAULT_GUARD_TOLERANCE, type GuardReport } from "../../probe/guard-choice.js";
 import {
   DEFAULT_INNER_FOLDS,
   DEFAULT_SELECTION_BUDGETS,
@@ -234,12 +234,16 @@ function trainingSummary(
       curve.reading,
     );
   }
-  const guard = router.guard;
-  if (guard) {
-    const base = guard.grid[0]!;
-    const chosen = guard.grid.find((point) => point.lambda === guard.lambda) ?? base;
+  if (router.guard) {
+    lines.push(guardLine(router.guard, "guard: rank by gain − λ·P(gain < −δ)", "guarded"));
+  }
+  if (router.guard_qe) {
     lines.push(
-      `guard: rank by gain − λ·P(gain < −${guard.severe_delta}), λ = ${format(guard.lambda, 2)}${guard.lambda === 0 ? " (no affordable λ cut the cross-validated severe losses beyond fold noise: guarded ranks as routelmt)" : ` (fewest severe losses within ${percent(guard.tolerance)} of unguarded MeanDelta at every budget)`}${guard.best_cut ? `; best affordable cut ${percent(guard.best_cut.diff)} ± ${percent(guard.best_cut.se)} of the severe-loss rate` : ""}; CV at ${guard.budgets.join("/")}: MeanDelta ${chosen.mean_delta.map((value) => format(value, 2)).join("/")} vs ${base.mean_delta.map((value) => format(value, 2)).join("/")} unguarded, severe loss ${chosen.severe_loss.map(percent).join("/")} vs ${base.severe_loss.map(percent).join("/")}`,
+      guardLine(
+        router.guard_qe,
+        "post-hoc guard: rank by gain − λ·(the small model's mean token log-probability of its decoded translation)",
+        "guarded-qe",
+      ),
     );
   }
   lines.push(
@@ -255,6 +259,20 @@ function trainingSummary(
   }
   if (!router.selection && router.heads.gain) lines.push(`gain head: ${probe} on every block (--select off)`);
   return lines;
+}
+
+/** One guard's choice and cross-validated trade-off, as train prints it. */
+function guardLine(guard: GuardReport, ranking: string, policy: string): string {
+  const base = guard.grid[0]!;
+  const chosen = guard.grid.find((point) => point.lambda === guard.lambda) ?? base;
+  const how =
+    guard.lambda === 0
+      ? ` (no affordable λ cut the cross-validated severe losses beyond fold noise: ${policy} ranks as routelmt)`
+      : ` (fewest severe losses within ${percent(guard.tolerance)} of unguarded MeanDelta at every budget)`;
+  const cut = guard.best_cut
+    ? `; best affordable cut ${percent(guard.best_cut.diff)} ± ${percent(guard.best_cut.se)} of the severe-loss rate`
+    : "";
+  return `${ranking.replace("δ", String(guard.severe_delta))}, λ = ${format(guard.lambda, 2)}${how}${cut}; CV at ${guard.budgets.join("/")}: MeanDelta ${chosen.mean_delta.map((value) => format(value, 2)).join("/")} vs ${base.mean_delta.map((value) => format(value, 2)).join("/")} unguarded, severe loss ${chosen.severe_loss.map(percent).join("/")} vs ${base.severe_loss.map(percent).join("/")}`;
 }
 
 function parseProbe(text: string): ProbeKind {

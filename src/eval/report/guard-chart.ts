@@ -17,9 +17,16 @@ function plain(value: number): string {
 
 const BUDGET_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
 
-/** The Vega-Lite spec, or null when the summary holds no guard trade-off. */
-export function guardTradeoffSpec(summary: EvalSummary): TopLevelSpec | null {
-  const tradeoff = summary.router?.guard;
+/**
+ * The Vega-Lite spec, or null when the summary holds no such trade-off: `guard` is the in-model
+ * guard of `guarded` (the risk head), `guard_qe` the post-hoc guard of `guarded-qe` (the small
+ * model's confidence in its decoded translation).
+ */
+export function guardTradeoffSpec(
+  summary: EvalSummary,
+  which: "guard" | "guard_qe" = "guard",
+): TopLevelSpec | null {
+  const tradeoff = summary.router?.[which];
   if (!tradeoff || tradeoff.points.length === 0) return null;
   const budgets = tradeoff.budgets.map(formatBudget);
   const line = tradeoff.points.flatMap((point, order) =>
@@ -83,9 +90,9 @@ export function guardTradeoffSpec(summary: EvalSummary): TopLevelSpec | null {
     background: "white",
     padding: 12,
     title: {
-      text: "Guard trade-off: severe losses vs MeanDelta over λ",
+      text: `${which === "guard" ? "Guard" : "Post-hoc guard (guarded-qe)"} trade-off: severe losses vs MeanDelta over λ`,
       subtitle: [
-        `Ranking by gain − λ · P(gain < −${plain(tradeoff.risk_delta)}), λ from 0 (square: RouteLMT) up the router's grid.`,
+        `Ranking by gain − λ · ${which === "guard" ? `P(gain < −${plain(tradeoff.risk_delta)})` : "the small model's mean token log-probability"}, λ from 0 (square: RouteLMT) up the router's grid.`,
         `Ring: λ = ${formatNumber(tradeoff.chosen_lambda)}, in use. Cross: random.`,
       ],
     },

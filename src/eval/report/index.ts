@@ -1,5 +1,5 @@
 /**
- * Writes the evaluation report directory: summary.json, curves.csv, pareto.svg/png, guard.svg/png
+ * Writes the evaluation report directory: summary.json, curves.csv, pareto.svg/png, guard.svg/png, guard-qe.svg/png
  * (with a router that carries a guard), report.html, report.md.
  */
 import path from "node:path";
@@ -34,6 +34,8 @@ export interface ReportFiles {
   /** The guard's trade-off plot, when the router carries a guard. */
   guardSvg?: string;
   guardPng?: string;
+  guardQeSvg?: string;
+  guardQePng?: string;
   /** With a budget unit: curves-cost.csv and pareto-cost.svg/png. */
   cost?: { curves: string; svg: string; png: string };
 }
@@ -56,6 +58,8 @@ export async function writeReport(summary: EvalSummary, directory: string): Prom
   const svg = await renderParetoSvg(summary);
   const guardSpec = guardTradeoffSpec(summary);
   const guardSvg = guardSpec ? await renderSpecSvg(guardSpec) : null;
+  const guardQeSpec = guardTradeoffSpec(summary, "guard_qe");
+  const guardQeSvg = guardQeSpec ? await renderSpecSvg(guardQeSpec) : null;
   const costSvg = summary.cost ? await renderParetoSvg(summary, costAxis(summary)) : undefined;
   await writeFileAtomic(files.summary, `${JSON.stringify(summary, null, 2)}\n`);
   await writeFileAtomic(files.curves, curvesCsv(summary));
@@ -67,6 +71,12 @@ export async function writeReport(summary: EvalSummary, directory: string): Prom
     await writeFileAtomic(files.guardSvg, guardSvg);
     await writeFileAtomic(files.guardPng, renderPng(guardSvg, fontFiles));
   }
+  if (guardQeSvg !== null) {
+    files.guardQeSvg = path.join(directory, "guard-qe.svg");
+    files.guardQePng = path.join(directory, "guard-qe.png");
+    await writeFileAtomic(files.guardQeSvg, guardQeSvg);
+    await writeFileAtomic(files.guardQePng, renderPng(guardQeSvg, fontFiles));
+  }
   if (costSvg !== undefined) {
     files.cost = {
       curves: path.join(directory, "curves-cost.csv"),
@@ -77,7 +87,7 @@ export async function writeReport(summary: EvalSummary, directory: string): Prom
     await writeFileAtomic(files.cost.svg, costSvg);
     await writeFileAtomic(files.cost.png, renderPng(costSvg, fontFiles));
   }
-  await writeFileAtomic(files.html, reportHtml(summary, svg, guardSvg, costSvg));
+  await writeFileAtomic(files.html, reportHtml(summary, svg, guardSvg, costSvg, guardQeSvg));
   await writeFileAtomic(files.markdown, reportMarkdown(summary));
   return files;
 }

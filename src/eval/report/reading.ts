@@ -3,6 +3,7 @@
  * saying plainly whether RouteLMT beats the best router-free baseline, how much headroom the gain
  * oracle shows, and what the streaming controller and the QE guard cost or deliver.
  */
+import type { GuardTradeoff } from "../router-findings.js";
 import type { EvalSummary, PolicySummary } from "../run-eval.js";
 import { entryAt } from "./budget-table.js";
 import { formatBudget, formatCount, formatNumber, formatPercent } from "./format.js";
@@ -208,18 +209,11 @@ export function routerReading(summary: EvalSummary): string[] {
       .join("; ");
     paragraphs.push(`${curve.reading} Cross-validated mean MeanDelta by training size: ${points}.`);
   }
-  const guard = findings.guard;
   const routelmt = summary.policies.routelmt;
-  const random = summary.policies.random;
+  const guard = findings.guard;
   const guarded = summary.policies.guarded;
   if (guard && routelmt && guarded) {
-    const budget = guard.budgets.find((value) => Math.abs(value - 0.3) < 1e-9) ?? guard.budgets[0];
-    const at = (policy: PolicySummary | undefined) =>
-      budget === undefined || !policy ? undefined : entryAt(policy.curve, budget);
-    const mine = at(guarded);
-    const plain = at(routelmt);
-    const chance = at(random);
-    const kept = mine?.mean_delta != null && plain?.mean_delta ? mine.mean_delta / plain.mean_delta : null;
+    const { budget, mine, plain, chance, kept } = guardFigures(summary, guard, guarded);
     const how =
       guard.chosen_lambda === 0
         ? "λ = 0: in training no affordable λ cut the cross-validated severe losses by more than fold noise, so guarded ranks exactly as RouteLMT"
@@ -227,30 +221,77 @@ export function routerReading(summary: EvalSummary): string[] {
     paragraphs.push(
       `Guard: guarded ranks by predicted gain − λ · predicted P(gain < −${formatNumber(guard.risk_delta)}), ${how}. On this data at ${budget === undefined ? "–" : formatBudget(budget)} it routes ${formatPercent(mine?.severe_loss ?? null)} severe losses vs ${formatPercent(plain?.severe_loss ?? null)} for RouteLMT and ${formatPercent(chance?.severe_loss ?? null)} for random, keeping ${formatPercent(kept)} of RouteLMT's MeanDelta.`,
     );
-    paragraphs.push(guardVerdict(guard));
+    paragraphs.push(
+      guardVerdict(guard, "the risk head does not find the segments the large model will ruin"),
+    );
+  }
+  const qeGuard = findings.guard_qe;
+  const qeGuarded = summary.policies["guarded-qe"];
+  if (qeGuard && routelmt && qeGuarded) {
+    const { budget, mine, plain, chance, kept } = guardFigures(summary, qeGuard, qeGuarded);
+    const how =
+      qeGuard.chosen_lambda === 0
+        ? "λ = 0: in training no affordable λ cut the cross-validated severe losses by more than fold noise, so guarded-qe ranks exactly as RouteLMT"
+        : `λ = ${formatNumber(qeGuard.chosen_lambda)}, chosen in training as the guard's λ is`;
+    const perBudget = qeGuard.budgets
+      .map((value) => {
+        const guardedEntry = entryAt(qeGuarded.curve, value);
+        const plainEntry = entryAt(routelmt.curve, value);
+        return `${formatBudget(value)}: ${formatPercent(guardedEntry?.severe_loss ?? null)} vs ${formatPercent(plainEntry?.severe_loss ?? null)}`;
+      })
+      .join("; ");
+    paragraphs.push(
+      `Post-hoc guard: guarded-qe decodes the small model's translation first and ranks by predicted gain − λ · its mean token log-probability (the small model's confidence in its own output: a confident small model has little to gain and much to lose from routing), ${how}. On this data at ${budget === undefined ? "–" : formatBudget(budget)} it routes ${formatPercent(mine?.severe_loss ?? null)} severe losses vs ${formatPercent(plain?.severe_loss ?? null)} for RouteLMT and ${formatPercent(chance?.severe_loss ?? null)} for random, keeping ${formatPercent(kept)} of RouteLMT's MeanDelta (severe losses by budget, guarded-qe vs RouteLMT: ${perBudget}).`,
+    );
+    paragraphs.push(
+      guardVerdict(
+        qeGuard,
+        "the small model's confidence does not find the segments the large model will ruin",
+      ),
+    );
   }
   return paragraphs;
+}
+
+/** A guarded policy against RouteLMT and random at 30 % (else the guard's first budget). */
+function guardFigures(summary: EvalSummary, guard: GuardTradeoff, guarded: PolicySummary) {
+  const budget = guard.budgets.find((value) => Math.abs(value - 0.3) < 1e-9) ?? guard.budgets[0];
+  const at = (policy: PolicySummary | undefined) =>
+    budget === undefined || !policy ? undefined : entryAt(policy.curve, budget);
+  const mine = at(guarded);
+  const plain = at(summary.policies.routelmt);
+  const chance = at(summary.policies.random);
+  const kept = mine?.mean_delta != null && plain?.mean_delta ? mine.mean_delta / plain.mean_delta : null;
+  return { budget, mine, plain, chance, kept };
 }
 
 /**
  * Whether any λ of the grid would have guarded on this data: a lower severe-loss rate than λ = 0 at
  * every reported budget while keeping MeanDelta within the training tolerance.
  */
-function guardVerdict(guard: NonNullable<NonNullable<EvalSummary["router"]>["guard"]>): string {
+function guardVerdict(guard: GuardTradeoff, failure: string): string {
   const base = guard.points[0];
   if (!base) return "";
-  const helps = guard.points.slice(1).filter((point) =>
-    guard.budgets.every((_, column) => {
-      const severe = point.severe_loss[column];
-      const baseSevere = base.severe_loss[column];
-      const delta = point.mean_delta[column];
-      const baseDelta = base.mean_delta[column];
-      if (severe == null || baseSevere == null || delta == null || baseDelta == null) return false;
-      return severe < baseSevere && delta >= baseDelta - guard.tolerance * Math.abs(baseDelta);
-    }),
-  );
+  const guardsAt = (point: GuardTradeoff["points"][number], column: number) => {
+    const severe = point.severe_loss[column];
+    const baseSevere = base.severe_loss[column];
+    const delta = point.mean_delta[column];
+    const baseDelta = base.mean_delta[column];
+    if (severe == null || baseSevere == null || delta == null || baseDelta == null) return false;
+    return severe < baseSevere && delta >= baseDelta - guard.tolerance * Math.abs(baseDelta);
+  };
+  const helps = guard.points
+    .slice(1)
+    .filter((point) => guard.budgets.every((_, column) => guardsAt(point, column)));
   if (helps.length === 0) {
-    return `On this data no λ of the grid cuts severe losses at every reported budget within that MeanDelta tolerance (see the trade-off plot): the risk head does not find the segments the large model will ruin, so no weighting of it can guard.`;
+    // The λ in use may still guard at some budgets: say where, rather than that nothing can.
+    const inUse = guard.points.find((point) => point.lambda === guard.chosen_lambda && point.lambda !== 0);
+    const where = inUse ? guard.budgets.filter((_, column) => guardsAt(inUse, column)) : [];
+    const partly =
+      where.length > 0
+        ? `; the λ in use cuts them within it at ${where.map(formatBudget).join(", ")} of ${guard.budgets.map(formatBudget).join(", ")}.`
+        : `: ${failure}, so no weighting of it can guard.`;
+    return `On this data no λ of the grid cuts severe losses at every reported budget within that MeanDelta tolerance (see the trade-off plot)${partly}`;
   }
   return `On this data ${helps.length} λ of the grid (from ${formatNumber(helps[0]!.lambda)}) cut severe losses at every reported budget within that MeanDelta tolerance (see the trade-off plot).`;
 }

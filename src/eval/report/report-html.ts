@@ -143,7 +143,7 @@ function policyList(summary: EvalSummary): string {
 }
 
 /** The guard's trade-off figure and the learning curve table, when the router has them. */
-function routerSection(summary: EvalSummary, guardSvg: string | null): string {
+function routerSection(summary: EvalSummary, guardSvg: string | null, guardQeSvg: string | null): string {
   const findings = summary.router;
   if (!findings) return "";
   const parts: string[] = ['<section id="router">', "<h2>Router: feature view, labels, guard</h2>"];
@@ -170,12 +170,18 @@ function routerSection(summary: EvalSummary, guardSvg: string | null): string {
       `<h3>Guard trade-off</h3>\n<figure>\n${guardSvg}\n<figcaption>Severe-loss rate against MeanDelta on this data as λ grows from 0 (square: RouteLMT) over the router's grid, one line per budget; ring: the λ the router routes with; cross: random.</figcaption>\n</figure>`,
     );
   }
+  if (guardQeSvg !== null) {
+    parts.push(
+      `<h3>Post-hoc guard trade-off (guarded-qe)</h3>\n<figure>\n${guardQeSvg}\n<figcaption>The same for guarded-qe, which ranks by predicted gain − λ · the small model's mean token log-probability of its decoded translation.</figcaption>\n</figure>`,
+    );
+  }
   parts.push("</section>");
   return parts.join("\n");
 }
 
 /**
  * The whole page. `svg` is the quality–budget plot, `guardSvg` the guard's trade-off plot (or null),
+ * `guardQeSvg` the post-hoc guard's (or null),
  * `costSvg` the quality-against-cost plot when the evaluation counted a budget unit, all as rendered
  * by Vega (their text is already escaped by Vega).
  */
@@ -184,6 +190,7 @@ export function reportHtml(
   svg: string,
   guardSvg: string | null = null,
   costSvg?: string,
+  guardQeSvg: string | null = null,
 ): string {
   const metric = escapeHtml(summary.label_metric);
   const meta = [
@@ -223,7 +230,7 @@ ${svg}
 <figcaption>Mean hybrid quality (${metric}) when the ⌊p·N⌋ segments a policy ranks first go to the large model. Dashed grey lines: small only and large only. Solid: router policies; dashed: baselines; dotted: oracles (they read the labels).</figcaption>
 </figure>
 </section>
-${routerSection(summary, guardSvg)}
+${routerSection(summary, guardSvg, guardQeSvg)}
 ${costSection(summary, costSvg)}<section id="tables">
 <h2>At the reported budgets</h2>
 <p>Quality: mean hybrid quality. MeanDelta: mean true gain of the routed segments. HitRate: share of them among the true top-⌊p·N⌋ by gain. Severe loss: share of them with gain &lt; −${escapeHtml(formatNumber(summary.severe_delta))}. Realized: share routed in batch; streaming: one request at a time through the budget controller (none for guarded policies, which are allocations rather than scores).</p>

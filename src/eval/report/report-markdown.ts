@@ -80,6 +80,13 @@ export function reportMarkdown(summary: EvalSummary): string {
   }
   if (summary.router?.guard && summary.router.guard.points.length > 0)
     parts.push("## Guard trade-off", "", "![Severe losses vs MeanDelta over λ](guard.png)", "");
+  if (summary.router?.guard_qe && summary.router.guard_qe.points.length > 0)
+    parts.push(
+      "## Post-hoc guard trade-off (guarded-qe)",
+      "",
+      "![Severe losses vs MeanDelta over λ, guarded-qe](guard-qe.png)",
+      "",
+    );
   parts.push(
     "## Budget-free measures",
     "",
