@@ -2,13 +2,14 @@
  * `routelmt serve` as a command: config validation, router/small-model mismatch, SIGTERM drain in a
  * child process, and the in-process GGUF small model (generated tiny llama, one thread).
  */
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/server/app.js";
 import { readConfigFile, resolveServerConfig } from "../src/server/config.js";
 import { serverErrorBodySchema } from "../src/server/errors.js";
+import { LlamaFfiTranslator } from "../src/translators/llama-ffi-translator.js";
 import { runCliCaptured } from "./helpers/cli.js";
 import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
 import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
@@ -307,25 +308,29 @@ describe("routelmt serve: shutdown deadline", () => {
   });
 });
 
+/** The in-process GGUF server of these tests: a tiny model, the fake large engine, one thread, 4 tokens. */
+function ggufServerConfig(modelPath: string, router: string, settings: Record<string, unknown> = {}) {
+  return resolveServerConfig(
+    {},
+    {
+      small: modelPath,
+      large: `openai:${large.url}#large`,
+      router,
+      budget: 0.25,
+      port: 0,
+      threads: 1,
+      "small-concurrency": 2,
+      "max-tokens": 4,
+      "log-level": "silent",
+      ...settings,
+    },
+  );
+}
+
 describe("routelmt serve: in-process GGUF small model", () => {
   it("routes with features read during the small model's own prefill", async () => {
     const { modelPath, routerFile: ggufRouter, offlineGains: offline } = await tinyGgufWithRouter(work, 12);
-    const app = await buildApp(
-      resolveServerConfig(
-        {},
-        {
-          small: modelPath,
-          large: `openai:${large.url}#large`,
-          router: ggufRouter,
-          budget: 0.25,
-          port: 0,
-          threads: 1,
-          "small-concurrency": 2,
-          "max-tokens": 4,
-          "log-level": "silent",
-        },
-      ),
-    );
+    const app = await buildApp(ggufServerConfig(modelPath, ggufRouter));
     try {
       const origin = await app.listen({ port: 0, host: "127.0.0.1" });
       const batch = await postJson(`${origin}/v1/translate`, {
@@ -372,20 +377,61 @@ describe("routelmt serve: in-process GGUF small model", () => {
     // The same router in front of another model file (same shape, other weights) is refused at start.
     const otherModel = path.join(work, "tiny-llama-other.gguf");
     writeTinyLlamaGguf(otherModel, { seed: 99, name: "another-tiny-llama" });
-    await expect(
-      buildApp(
-        resolveServerConfig(
-          {},
-          {
-            small: otherModel,
-            large: `openai:${large.url}#large`,
-            router: ggufRouter,
-            budget: 0.2,
-            threads: 1,
-            "max-tokens": 4,
-          },
-        ),
+    await expect(buildApp(ggufServerConfig(otherModel, ggufRouter))).rejects.toThrow(
+      /does not match the small model .*small-model fingerprint/,
+    );
+  });
+
+  it("with guarded-qe decodes every text first and routes the top by gain − λ·the small model's confidence", async () => {
+    const { modelPath, routerFile: ggufRouter, offlineGains } = await tinyGgufWithRouter(work, 12);
+    const texts = offlineGains.map((_, index) => sampleText(index));
+    // The small model's confidence in each translation, decoded alone, as serve will decode it.
+    const reference = await LlamaFfiTranslator.create({ modelPath, threads: 1, maxTokens: 4 });
+    const confidences: number[] = [];
+    for (const text of texts) {
+      const [translation] = await reference.translate([{ text, srcLang: "en", tgtLang: "de" }]);
+      confidences.push(translation!.meanLogProbability as number);
+    }
+    await reference.dispose();
+    expect(confidences.every((value) => value < 0)).toBe(true);
+    // A λ large enough that the confidence reorders the gains.
+    const spread = (values: number[]) => Math.max(...values) - Math.min(...values);
+    const lambda = (2 * spread(offlineGains)) / spread(confidences);
+    const adjusted = offlineGains.map((gain, index) => gain - lambda * confidences[index]!);
+    const router = JSON.parse(await readFile(ggufRouter, "utf8"));
+    const sorted = [...adjusted].sort((a, b) => a - b);
+    router.guard_qe = {
+      method: "qe-adjusted",
+      rule: "test",
+      lambda,
+      tolerance: 0.05,
+      severe_delta: 10,
+      budgets: [0.25],
+      grid: [],
+      score_quantiles: Array.from(
+        { length: 101 },
+        (_, percent) => sorted[Math.round((percent / 100) * (sorted.length - 1))]!,
       ),
-    ).rejects.toThrow(/does not match the small model .*small-model fingerprint/);
+    };
+    const qeRouter = path.join(work, "gguf-router-qe.json");
+    await writeFile(qeRouter, JSON.stringify(router));
+    const app = await buildApp(ggufServerConfig(modelPath, qeRouter, { policy: "guarded-qe" }));
+    try {
+      const origin = await app.listen({ port: 0, host: "127.0.0.1" });
+      const batch = await postJson(`${origin}/v1/translate`, { texts });
+      expect(batch.status).toBe(200);
+      const models = (batch.body.translations as { model: string }[]).map((item) => item.model);
+      const byAdjusted = [...adjusted.keys()].sort((a, b) => adjusted[b]! - adjusted[a]!).slice(0, 3);
+      const byGain = [...offlineGains.keys()].sort((a, b) => offlineGains[b]! - offlineGains[a]!).slice(0, 3);
+      expect(byAdjusted).not.toEqual(byGain);
+      expect(models.filter((model) => model === "large")).toHaveLength(3);
+      expect(byAdjusted.every((index) => models[index] === "large")).toBe(true);
+    } finally {
+      await app.close();
+    }
+    // A router without the post-hoc guard cannot serve guarded-qe: refused at start, naming why.
+    await expect(buildApp(ggufServerConfig(modelPath, ggufRouter, { policy: "guarded-qe" }))).rejects.toThrow(
+      /policy guarded-qe needs a router with a post-hoc guard/,
+    );
   });
 });

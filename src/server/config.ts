@@ -67,8 +67,11 @@ export const serverConfigSchema = z
     "api-key": z
       .union([apiKey, z.array(apiKey).min(1, API_KEY_MESSAGE)], { error: API_KEY_MESSAGE })
       .optional(),
-    /** `routelmt` (gain threshold) or `guarded` (plus the quality/risk guards). Defaults to `routelmt`. */
-    policy: z.enum(["routelmt", "guarded"]).default("routelmt"),
+    /**
+     * `routelmt` (gain threshold), `guarded` (plus the quality/risk guards) or `guarded-qe` (decode the
+     * small translation first, then rank by gain − λ · its confidence). Defaults to `routelmt`.
+     */
+    policy: z.enum(["routelmt", "guarded", "guarded-qe"]).default("routelmt"),
     /** Sliding window W (decisions) of the realized fraction and the hard cap. Defaults to 1000. */
     window: positiveInteger.default(1000),
     /** Redis holding one budget for every replica that names it; absent: each replica holds its own. */
@@ -172,7 +175,7 @@ export interface ServerConfig {
   apiKeyFile: string | undefined;
   /** Keys from the config (`api-key`) and the environment; the file's are read when the server starts. */
   apiKeys: ApiKeys;
-  policy: "routelmt" | "guarded";
+  policy: "routelmt" | "guarded" | "guarded-qe";
   window: number;
   budgetStore: string | undefined;
   budgetStoreNamespace: string;

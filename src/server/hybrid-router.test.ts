@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { EngineCallError, InputError } from "../errors/index.js";
 import { fnv1a32, SOURCE_WORDS_DIM, sourceWordFeatures } from "../features/source-words.js";
+import type { GuardReport } from "../probe/guard-choice.js";
 import type { RouterFile, RouterHead } from "../probe/router-file.js";
 import { createRandom } from "../stats/random.js";
 import type {
@@ -120,6 +121,20 @@ function testRouter(): RouterFile {
   };
 }
 
+/** A router's guard record: what serving reads of it is λ and the score quantiles. */
+function guardOf(method: GuardReport["method"], lambda: number, quantiles: number[]): GuardReport {
+  return {
+    method,
+    rule: "test",
+    lambda,
+    tolerance: 0.05,
+    severe_delta: 10,
+    budgets: [0.3],
+    grid: [],
+    score_quantiles: quantiles,
+  };
+}
+
 function request(text: string): TranslationRequest {
   return { text, srcLang: "en", tgtLang: "de" };
 }
@@ -191,16 +206,11 @@ describe("HybridRouter", () => {
     const events: string[] = [];
     const percent = Array.from({ length: 101 }, (_, index) => index);
     // λ = 100: a request with risk σ(3) ≈ 0.95 loses 95 points; the guarded score's quantiles are 0..100 shifted by −50.
-    const guard = {
-      method: "risk-adjusted" as const,
-      rule: "test",
-      lambda: 100,
-      tolerance: 0.05,
-      severe_delta: 10,
-      budgets: [0.3],
-      grid: [],
-      score_quantiles: percent.map((value) => value - 50),
-    };
+    const guard = guardOf(
+      "risk-adjusted",
+      100,
+      percent.map((value) => value - 50),
+    );
     const guardedRouter = { ...testRouter(), guard };
     const hybrid = router(events, { policy: "guarded", router: guardedRouter });
     expect(hybrid.thresholds).toEqual({});
@@ -220,6 +230,73 @@ describe("HybridRouter", () => {
       98, 97, 96,
     ]);
     expect(batch.filter((item) => item.guarded).map((item) => item.predictedGain)).toEqual([99]);
+  });
+
+  it("with guarded-qe decodes the small translation first and ranks by gain − λ·its confidence", async () => {
+    const events: string[] = [];
+    // The small model's confidence is read from the text ("c=<mean log-probability>", default −1).
+    const confidenceOf = (text: string) => Number(/c=(-?[\d.]+)/.exec(text)?.[1] ?? -1);
+    const plain = memorySmall(events);
+    const withConfidence = (result: Translation, text: string) => ({
+      ...result,
+      meanLogProbability: confidenceOf(text),
+    });
+    const small: ProbedTranslator = {
+      ...plain,
+      reportsConfidence: true,
+      async prefill(request) {
+        const prefilled = await plain.prefill(request);
+        return {
+          ...prefilled,
+          continue: async () => withConfidence(await prefilled.continue(), request.text),
+        };
+      },
+    };
+    const percent = Array.from({ length: 101 }, (_, index) => index);
+    // λ = 40: a typical confidence of −1 adds 40 points, a confident −0.1 only 4.
+    const guardQe = guardOf(
+      "qe-adjusted",
+      40,
+      percent.map((value) => value + 40),
+    );
+    const qeRouter = { ...testRouter(), guard_qe: guardQe };
+    const hybrid = router(events, { policy: "guarded-qe", router: qeRouter, small });
+    // Starts at the 70th percentile of the adjusted score: 110.
+    expect(hybrid.snapshot().threshold).toBe(110);
+    // Gain 95 at a typical confidence: 135 passes; the small translation was decoded first all the same.
+    expect(await hybrid.translate(request("g=95"))).toMatchObject({ model: "large", guarded: false });
+    expect(events).toEqual(["prefill g=95", "continue g=95", "release g=95", "large g=95"]);
+    events.length = 0;
+    // Gain 95 from a confident small model: 99 does not, and the answer is the decode already made.
+    const deltas: string[] = [];
+    const kept = await hybrid.translate(request("g=95 c=-0.1"), "text", {
+      onText: (delta, source) => deltas.push(`${source.model}:${delta}`),
+    });
+    expect(kept).toMatchObject({ model: "small", translation: "small(g=95 c=-0.1)", guarded: true });
+    expect(kept.stages.smallDecode).toBeGreaterThanOrEqual(0);
+    expect(deltas).toEqual(["small:small(g=95 c=-0.1)"]);
+    // One decode, no second one after the decision.
+    expect(events).toEqual(["prefill g=95 c=-0.1", "continue g=95 c=-0.1"]);
+    // A batch: every text decoded small first, then the top ⌊0.3 · 10⌋ by the adjusted score go large.
+    const texts = [50, 99, 10, 98, 97, 20, 96, 30, 40, 60].map((gain) =>
+      gain === 99 ? "g=99 c=-0.1" : `g=${gain}`,
+    );
+    events.length = 0;
+    const batch = await router(events, { policy: "guarded-qe", router: qeRouter, small }).translateBatch(
+      texts.map(request),
+    );
+    expect(batch.filter((item) => item.model === "large").map((item) => item.predictedGain)).toEqual([
+      98, 97, 96,
+    ]);
+    expect(batch.filter((item) => item.guarded).map((item) => item.predictedGain)).toEqual([99]);
+    expect(events.filter((event) => event.startsWith("continue"))).toHaveLength(10);
+    expect(batch[1]).toMatchObject({ model: "small", translation: "small(g=99 c=-0.1)" });
+
+    // Refused up front: a router without a post-hoc guard, or an engine that cannot report confidence.
+    expect(() => router(events, { policy: "guarded-qe" })).toThrow(/needs a router with a post-hoc guard/);
+    expect(() => router(events, { policy: "guarded-qe", router: qeRouter })).toThrow(
+      /needs a small engine that reports its confidence/,
+    );
   });
 
   it("never lets batches break the hard cap", async () => {

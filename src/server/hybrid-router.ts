@@ -34,6 +34,7 @@ import { EngineCallError, EngineTimeoutError, RoutelmtError } from "../errors/in
 import { type SourceBlock, sourceBlocksNamed, writeSourceBlocks } from "../features/source-blocks.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
 import {
+  confidenceGuardedScore,
   guardedScore,
   languagePairName,
   predictHeads,
@@ -65,7 +66,7 @@ import { ServerError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
 import { TrimmedTextStream } from "./trimmed-text-stream.js";
 
-export type RoutingPolicy = "routelmt" | "guarded";
+export type RoutingPolicy = "routelmt" | "guarded" | "guarded-qe";
 
 /** Why a translation came from the small model although it was routed large. */
 export type FallbackReason = "large-error" | "large-timeout" | "large-queue-full";
@@ -261,6 +262,16 @@ export class HybridRouter {
   private readonly sourceBlocks: readonly SourceBlock[];
   /** `guarded` with a router that carries a risk-adjusted guard: rank by gain − λ·risk instead of vetoing. */
   private readonly riskAdjusted: boolean;
+  /**
+   * `guarded-qe`: decode the small translation first and rank by gain − λ · its mean token
+   * log-probability (the router's post-hoc guard), deciding only then.
+   */
+  private readonly confidenceAdjusted: boolean;
+  /**
+   * λ × a typical confidence, from the medians of the training scores (gain head against post-hoc
+   * guard): a request kept small that would have passed with this shift was kept by its confidence.
+   */
+  private readonly typicalConfidenceShift: number;
   /** Tracks the gain threshold on single requests (its own cap only ever blocks more, never less). */
   private readonly controller: BudgetController;
   /** The authority for the hard cap and the realized fraction, over every decision. */
@@ -297,9 +308,26 @@ export class HybridRouter {
     const guard = options.router.guard;
     this.riskAdjusted =
       this.policy === "guarded" && guard !== undefined && options.router.heads.risk !== undefined;
-    this.thresholds = this.riskAdjusted
-      ? {}
-      : guardThresholds(options.router, this.policy, options.guardQualityQuantile, options.guardRisk);
+    this.confidenceAdjusted = this.policy === "guarded-qe";
+    this.typicalConfidenceShift = options.router.guard_qe
+      ? gainHead.score_quantiles[50]! - options.router.guard_qe.score_quantiles[50]!
+      : 0;
+    if (this.confidenceAdjusted && !options.router.guard_qe) {
+      throw new RoutelmtError(
+        "RLMT_ERR_USAGE",
+        "policy guarded-qe needs a router with a post-hoc guard: train it on a dataset collected with the ffi engine, whose records carry the small model's confidence (small_mean_logprob)",
+      );
+    }
+    if (this.confidenceAdjusted && !options.small.reportsConfidence) {
+      throw new RoutelmtError(
+        "RLMT_ERR_USAGE",
+        `policy guarded-qe needs a small engine that reports its confidence in each translation (the in-process ffi engine); ${options.small.engine} does not`,
+      );
+    }
+    this.thresholds =
+      this.riskAdjusted || this.confidenceAdjusted
+        ? {}
+        : guardThresholds(options.router, this.policy, options.guardQualityQuantile, options.guardRisk);
     if (this.policy === "guarded" && !this.riskAdjusted && Object.keys(this.thresholds).length === 0) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
@@ -322,7 +350,12 @@ export class HybridRouter {
       budget: options.budget,
       window,
       // The controller thresholds the score requests are ranked by, so it starts from that score's quantiles.
-      trainingScores: this.riskAdjusted && guard ? guard.score_quantiles : gainHead.score_quantiles,
+      trainingScores:
+        this.confidenceAdjusted && options.router.guard_qe
+          ? options.router.guard_qe.score_quantiles
+          : this.riskAdjusted && guard
+            ? guard.score_quantiles
+            : gainHead.score_quantiles,
       weighted: this.weigher !== undefined,
       // A shared ledger holds the cap over every replica; a local cap here would only block more.
       enforceCap: options.ledger === undefined,
@@ -472,12 +505,19 @@ export class HybridRouter {
       const holdsPrefills = requests.length === 1;
       const prefills = await this.prefillAll(requests, fields, holdsPrefills, signal);
       const prefillMs = performance.now() - prefillStarted;
+      // guarded-qe decides on the decoded small translations' confidence: they come first.
+      const smallFirstStarted = performance.now();
+      const smallFirst = this.confidenceAdjusted
+        ? await this.decodeAllSmall(holdsPrefills ? prefills : requests, fields, signal)
+        : null;
+      const smallFirstMs = performance.now() - smallFirstStarted;
+      const confidences = smallFirst?.map((translation) => translation.meanLogProbability ?? null);
 
       const decisionStarted = performance.now();
       const weights = requests.map((request, index) => this.weigher?.weigh(prefills[index]!, request) ?? 1);
       const decisions = batch
-        ? await this.decideBatch(prefills, requests, weights)
-        : [await this.decideOne(prefills[0]!, requests[0]!, weights[0]!)];
+        ? await this.decideBatch(prefills, requests, weights, confidences)
+        : [await this.decideOne(prefills[0]!, requests[0]!, weights[0]!, confidences?.[0] ?? null)];
       const decisionMs = performance.now() - decisionStarted;
       options.onDecided?.(decisions.map(decidedSource));
 
@@ -486,6 +526,11 @@ export class HybridRouter {
           const decision = decisions[index]!;
           const prefilled = prefills[index]!;
           const stages: StageTimings = { prefill: prefillMs, decision: decisionMs };
+          if (smallFirst) {
+            // Decoded before the decision, also for a request then routed large.
+            stages.smallDecode = smallFirstMs;
+            this.metrics?.observeStage("small_decode", smallFirstMs);
+          }
           this.metrics?.observeStage("prefill", prefillMs);
           this.metrics?.observeStage("decision", decisionMs);
           this.metrics?.predictedGain.observe(Number.isFinite(decision.gain) ? decision.gain : 0);
@@ -496,6 +541,9 @@ export class HybridRouter {
             // The request no longer needs the small engine unless it falls back.
             releaseSmall(1);
             result = await this.callLarge(request, fields[index]!, stages, decision, signal, text);
+          } else if (smallFirst) {
+            result = this.keptSmall(smallFirst[index]!, decision, text);
+            releaseSmall(1);
           } else {
             result = await this.decodeSmall(
               holdsPrefills ? prefilled : request,
@@ -528,6 +576,43 @@ export class HybridRouter {
     } finally {
       releaseSmall(smallPlaces);
     }
+  }
+
+  /**
+   * guarded-qe: the small translation of every request, before the decision (from its held prefill,
+   * or afresh for a batch, whose prefills are not held); if one fails, throws its error, naming its field.
+   */
+  private async decodeAllSmall(
+    sources: readonly (Prefilled | TranslationRequest)[],
+    fields: readonly string[],
+    signal: AbortSignal,
+  ): Promise<Translation[]> {
+    const decode = { maxTokens: this.maxTokens, signal };
+    const settled = await Promise.allSettled(
+      sources.map((source) =>
+        "continue" in source ? source.continue(decode) : this.translateSmallAfresh(source, decode),
+      ),
+    );
+    // A held prefill frees its sequence when its decode ends, failed or not.
+    throwIfAborted(signal);
+    const failed = settled.findIndex((outcome) => outcome.status === "rejected");
+    if (failed >= 0)
+      throw this.smallFailure((settled[failed] as PromiseRejectedResult).reason, fields[failed]!);
+    this.lastSmallError = null;
+    const translations = settled.map((outcome) => (outcome as PromiseFulfilledResult<Translation>).value);
+    return translations;
+  }
+
+  /** guarded-qe: a request kept small answers with the translation decoded before the decision. */
+  private keptSmall(
+    translation: Translation,
+    decision: Decision,
+    text: TrimmedTextStream<TranslationSource> | undefined,
+  ): Omit<HybridTranslation, "latencyMs" | "stages" | "predictedGain" | "guarded"> {
+    // Nothing streamed before the decision: the whole text goes out now, in one delta.
+    if (text) text.finish(translation.text, { ...decidedSource(decision), model: "small" });
+    if (decision.fallbackReason !== null) this.metrics?.fallbacks.inc({ reason: decision.fallbackReason });
+    return this.outcome(translation, "small", decision.fallbackReason);
   }
 
   /**
@@ -600,9 +685,14 @@ export class HybridRouter {
     return predictHeads(this.router, features, prefills.length);
   }
 
-  /** The score requests are ranked and thresholded by: the gain, or the risk-adjusted gain. */
-  private rankScore(scores: HeadScores, row: number): number {
+  /**
+   * The score requests are ranked and thresholded by: the gain, the risk-adjusted gain, or for
+   * guarded-qe the gain adjusted by the small translation's confidence (the gain alone where the
+   * engine gave none).
+   */
+  private rankScore(scores: HeadScores, row: number, confidence: number | null = null): number {
     const gain = scores.gain![row]!;
+    if (this.confidenceAdjusted) return confidenceGuardedScore(this.router, gain, confidence) ?? gain;
     return this.riskAdjusted ? (guardedScore(this.router, scores, row) ?? gain) : gain;
   }
 
@@ -619,14 +709,18 @@ export class HybridRouter {
     prefilled: Prefilled,
     request: TranslationRequest,
     weight: number,
+    confidence: number | null = null,
   ): Promise<Decision> {
     const scores = this.scores([prefilled], [request]);
     const gain = scores.gain![0]!;
-    const verdict = this.controller.decide(this.rankScore(scores, 0), weight);
+    const verdict = this.controller.decide(this.rankScore(scores, 0, confidence), weight);
     let wantsLarge = verdict.target === "large";
     // Risk-adjusted: kept small by the risk term alone, its gain would have passed the threshold.
+    // Confidence-adjusted: kept small, it would have passed with the training median's adjustment.
     let guarded =
-      this.riskAdjusted && verdict.reason === "score-below-threshold" && gain >= verdict.threshold;
+      verdict.reason === "score-below-threshold" &&
+      ((this.riskAdjusted && gain >= verdict.threshold) ||
+        (this.confidenceAdjusted && gain - this.typicalConfidenceShift >= verdict.threshold));
     if (guarded) this.metrics?.guarded.inc();
     if (verdict.target === "small" && verdict.reason === "budget-cap") this.metrics?.capBlocked.inc();
     if (wantsLarge && firedGuard(this.signals(scores, 0), this.thresholds) !== null) {
@@ -673,19 +767,21 @@ export class HybridRouter {
     prefills: Prefilled[],
     requests: readonly TranslationRequest[],
     weights: readonly number[],
+    confidences: readonly (number | null)[] | undefined,
   ): Promise<Decision[]> {
     const count = prefills.length;
     const scores = this.scores(prefills, requests);
     const gains = Array.from(scores.gain!);
     const ids = gains.map((_, index) => String(index).padStart(8, "0"));
     const order = routingOrder(
-      gains.map((_, row) => this.rankScore(scores, row)),
+      gains.map((_, row) => this.rankScore(scores, row, confidences?.[row] ?? null)),
       ids,
     );
-    // Risk-adjusted: a text the gain alone would have routed but the risk term kept small is guarded.
-    const byGain = this.riskAdjusted
-      ? new Set(routingOrder(gains, ids).slice(0, routedCount(this.budget, count)))
-      : null;
+    // Adjusted scores: a text the gain alone would have routed but the adjustment kept small is guarded.
+    const byGain =
+      this.riskAdjusted || this.confidenceAdjusted
+        ? new Set(routingOrder(gains, ids).slice(0, routedCount(this.budget, count)))
+        : null;
     const signals = gains.map((_, row) => this.signals(scores, row));
     const allocation = allocateGuarded(order, signals, this.thresholds, this.budget);
     // Candidates the allocation looked at: everything up to the last one it routed (all when it ran short).

@@ -137,6 +137,7 @@ function headerNumber(metadata: Map<string, unknown>, key: string): number | und
  */
 export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
   readonly engine = engineName;
+  readonly reportsConfidence = true;
   readonly modelId: string;
   readonly featureIdentity: FeatureIdentity & { views: FeatureViewSpan[] };
   /** Token cells per sequence. */

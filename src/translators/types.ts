@@ -106,5 +106,7 @@ export interface PrefillOptions {
 /** A translator whose prompt prefill also yields the router's features (the small model). */
 export interface ProbedTranslator extends Translator {
   readonly featureIdentity: FeatureIdentity;
+  /** True when every translation carries `meanLogProbability` (what the post-hoc guard ranks with). */
+  readonly reportsConfidence?: boolean;
   prefill(request: TranslationRequest, options?: PrefillOptions): Promise<Prefilled>;
 }
