@@ -222,11 +222,13 @@ describe("LlamaFfiTranslator on a generated llama GGUF", () => {
 
   it("continue() equals translate() and LlamaTranslator's greedy output", async () => {
     const expected = await llamaTranslator.translate(requests);
-    const plain = await Promise.all(requests.map(async (request) => (await final.translate([request]))[0]));
+    const plain = await Promise.all(
+      requests.map(async (request) => (await final.translate([request], { confidence: true }))[0]),
+    );
     for (const [index, request] of requests.entries()) {
       const want = expected[index] as Translation;
       expect(want.outputTokens).toBeGreaterThan(0);
-      const continued = await (await views.prefill(request)).continue();
+      const continued = await (await views.prefill(request)).continue({ confidence: true });
       for (const mine of [continued, plain[index] as Translation]) {
         expect(mine.text).toBe(want.text);
         expect(mine.outputTokens).toBe(want.outputTokens);
@@ -237,6 +239,9 @@ describe("LlamaFfiTranslator on a generated llama GGUF", () => {
       // The small model's confidence in its own output: a mean log-probability, the same on both paths.
       expect(continued.meanLogProbability).toBeLessThan(0);
       expect(continued.meanLogProbability).toBeCloseTo(plain[index]?.meanLogProbability as number, 6);
+      // Only when asked: it costs a pass over the vocabulary per token.
+      expect(want.meanLogProbability).toBeUndefined();
+      expect((await final.translate([request]))[0]?.meanLogProbability).toBeUndefined();
     }
   });
 
@@ -253,9 +258,9 @@ describe("LlamaFfiTranslator on a generated llama GGUF", () => {
       // Half the requests read features and continue; the others translate plainly.
       if (index % 2 === 0) {
         const prefilled = await translator.prefill(request);
-        return { features: prefilled.features, translation: await prefilled.continue() };
+        return { features: prefilled.features, translation: await prefilled.continue({ confidence: true }) };
       }
-      const [translation] = await translator.translate([request]);
+      const [translation] = await translator.translate([request], { confidence: true });
       return { features: undefined, translation: translation as Translation };
     };
     const alone: Awaited<ReturnType<typeof run>>[] = [];

@@ -158,7 +158,7 @@ describe("LlamaFfiEngine on a generated llama GGUF, against the reference forwar
     for (let step = 0; step < 4; step++) {
       generated.push(
         engine.decodeBatch([
-          { sequenceId: 0, tokens: [generated.at(-1) as number], outputLast: true },
+          { sequenceId: 0, tokens: [generated.at(-1) as number], outputLast: true, scoreOutput: true },
         ])[0] as number,
       );
     }

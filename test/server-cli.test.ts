@@ -389,7 +389,9 @@ describe("routelmt serve: in-process GGUF small model", () => {
     const reference = await LlamaFfiTranslator.create({ modelPath, threads: 1, maxTokens: 4 });
     const confidences: number[] = [];
     for (const text of texts) {
-      const [translation] = await reference.translate([{ text, srcLang: "en", tgtLang: "de" }]);
+      const [translation] = await reference.translate([{ text, srcLang: "en", tgtLang: "de" }], {
+        confidence: true,
+      });
       confidences.push(translation!.meanLogProbability as number);
     }
     await reference.dispose();

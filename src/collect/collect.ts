@@ -288,7 +288,8 @@ class TranslationPipeline {
     const decode = { maxTokens: this.options.maxTokens, signal };
     const small = (async () => {
       const prefilled = await this.options.small.prefill(request, { signal });
-      const translation = await prefilled.continue(decode);
+      // The small model's confidence in its translation goes into the record (for the post-hoc guard).
+      const translation = await prefilled.continue({ ...decode, confidence: true });
       return {
         features: prefilled.features,
         entropy: prefilled.entropy,

@@ -250,11 +250,21 @@ describe("DecodeScheduler", () => {
   it("reports the engine's log-probability of a finished generation, read when it ends", () => {
     const engine = new FakeEngine();
     const scheduler = new DecodeScheduler(engine);
-    scheduler.translate({ requestId: 1, sequenceId: 0, maxTokens: 3, stream: false }, [5, 6]);
-    const done = finished(runToIdle(scheduler), 1) as Extract<SchedulerEvent, { kind: "finished" }>;
+    scheduler.translate(
+      { requestId: 1, sequenceId: 0, maxTokens: 3, stream: false, confidence: true },
+      [5, 6],
+    );
+    scheduler.translate({ requestId: 2, sequenceId: 1, maxTokens: 3, stream: false }, [5, 6]);
+    const events = runToIdle(scheduler);
+    const done = finished(events, 1) as Extract<SchedulerEvent, { kind: "finished" }>;
     // The fake's sum is minus the sequence's history length: prompt plus the tokens decoded.
     expect(done.tokens.length).toBeGreaterThan(0);
     expect(done.logProbability).toBe(-engine.positionOf(0));
+    // Asked for by the request alone: its outputs are scored, the other request's are not.
+    expect(finished(events, 2)).toMatchObject({ logProbability: null });
+    const scored = engine.batches.flat().filter((entry) => entry.scoreOutput);
+    expect(scored.length).toBeGreaterThan(0);
+    expect(scored.every((entry) => entry.sequenceId === 0)).toBe(true);
   });
 
   it("finishes requests aborted before they started with no tokens", () => {
@@ -270,7 +280,7 @@ describe("DecodeScheduler", () => {
       requestId: 3,
       tokens: [],
       finishReason: "abort",
-      logProbability: 0,
+      logProbability: null,
     });
     expect(engine.batches).toEqual([]);
   });

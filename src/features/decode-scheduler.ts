@@ -66,8 +66,11 @@ export type SchedulerEvent =
       requestId: number;
       tokens: number[];
       finishReason: GenerationEnd;
-      /** Σ log p of `tokens`, and of the end token when `finishReason` is `stop` (each greedy token's log-softmax). */
-      logProbability: number;
+      /**
+       * Σ log p of `tokens`, and of the end token when `finishReason` is `stop` (each greedy token's
+       * log-softmax); null unless the request asked for `confidence`.
+       */
+      logProbability: number | null;
     }
   | { kind: "failed"; requestId: number; error: Error };
 
@@ -80,6 +83,11 @@ export interface GenerationRequest {
   stream: boolean;
   /** Whether the request was aborted before it was submitted. */
   aborted?: boolean;
+  /**
+   * Whether to report the generation's log-probability (`finished.logProbability`): a pass over the
+   * vocabulary per generated token, so only when asked.
+   */
+  confidence?: boolean;
 }
 
 interface ViewPrefill {
@@ -221,8 +229,9 @@ export class DecodeScheduler {
       tokens: generation.output,
       finishReason,
       // A generation aborted before its first token has counted that token at the prefill, not output it.
-      logProbability:
-        finishReason === "abort" && generation.output.length === 0
+      logProbability: !generation.request.confidence
+        ? null
+        : finishReason === "abort" && generation.output.length === 0
           ? 0
           : this.#engine.generatedLogProbability(generation.request.sequenceId),
     });
@@ -260,7 +269,7 @@ export class DecodeScheduler {
         requestId: prompt.request.requestId,
         tokens: [],
         finishReason: "abort",
-        logProbability: 0,
+        logProbability: prompt.request.confidence ? 0 : null,
       });
     }
   }
@@ -320,6 +329,7 @@ export class DecodeScheduler {
       sequenceId: prompt.request.sequenceId,
       tokens: prompt.tokens.slice(start, start + count),
       outputLast: completes,
+      ...(prompt.request.confidence ? { scoreOutput: true } : {}),
     };
     const tokens = this.#decode([entry]);
     if (tokens === undefined) return;
@@ -343,6 +353,7 @@ export class DecodeScheduler {
         sequenceId: generation.request.sequenceId,
         tokens: [generation.pending],
         outputLast: true,
+        ...(generation.request.confidence ? { scoreOutput: true } : {}),
       })),
     );
     if (tokens === undefined) return;

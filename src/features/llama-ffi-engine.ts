@@ -94,6 +94,11 @@ export interface BatchEntry {
   tokens: readonly number[];
   /** Whether the last token is an output (its greedy next token is returned). */
   outputLast: boolean;
+  /**
+   * Whether to add the output token's log-probability to the sequence's sum
+   * ({@link LlamaFfiEngine.generatedLogProbability}): a pass over the vocabulary, so only when asked.
+   */
+  scoreOutput?: boolean;
 }
 
 const ENGINE_NAME = "llama-ffi";
@@ -514,7 +519,8 @@ export class LlamaFfiEngine {
       }
       const values = this.#ffi.float32View(logits, this.vocabularySize);
       const token = argmax(values);
-      this.#countGenerated((entries[entryIndex] as BatchEntry).sequenceId, values, token);
+      const entry = entries[entryIndex] as BatchEntry;
+      if (entry.scoreOutput) this.#countGenerated(entry.sequenceId, values, token);
       return token;
     });
   }
@@ -522,7 +528,8 @@ export class LlamaFfiEngine {
   /**
    * Σ log p over the greedy tokens this sequence produced since it was empty, an end-of-generation
    * token included (each token's log-probability under the softmax of the logits it was chosen from):
-   * divided by the decoding steps, the model's mean confidence in its own output.
+   * divided by the decoding steps, the model's mean confidence in its own output. Counts the first
+   * token after a view-reading prefill (one row) and the outputs of batch entries with `scoreOutput`.
    */
   generatedLogProbability(sequenceId: number): number {
     return this.#generatedLogProbabilities.get(sequenceId) ?? 0;

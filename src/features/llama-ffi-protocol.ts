@@ -61,6 +61,7 @@ export type WorkerRequest =
       maxTokens: number;
       stream: boolean;
       aborted: boolean;
+      confidence: boolean;
     }
   | {
       type: "continue";
@@ -69,6 +70,7 @@ export type WorkerRequest =
       maxTokens: number;
       stream: boolean;
       aborted: boolean;
+      confidence: boolean;
     }
   | { type: "abort"; requestId: number }
   | { type: "release"; sequenceId: number }

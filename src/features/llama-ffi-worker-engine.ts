@@ -36,6 +36,8 @@ export interface GenerationOptions {
   signal?: AbortSignal;
   /** Called with the tokens of each decode step as they come (in order). */
   onTokens?: (tokens: readonly number[]) => void;
+  /** Whether to sum the generated tokens' log-probabilities (`logProbability`). Default false. */
+  confidence?: boolean;
 }
 
 /** What a finished generation returns. */
@@ -44,9 +46,9 @@ export interface GenerationResult {
   finishReason: GenerationEnd;
   /**
    * Σ log p under the model of `tokens` and, when generation stopped at an end-of-generation token,
-   * of that token: each greedy token's log-softmax where it was chosen.
+   * of that token: each greedy token's log-softmax where it was chosen. Null unless asked for.
    */
-  logProbability: number;
+  logProbability: number | null;
 }
 
 /** What a view-reading prefill returns. */
@@ -198,6 +200,7 @@ export class LlamaFfiWorkerEngine {
       maxTokens: options.maxTokens,
       stream: options.onTokens !== undefined,
       aborted,
+      confidence: options.confidence === true,
     }));
   }
 
@@ -210,6 +213,7 @@ export class LlamaFfiWorkerEngine {
       maxTokens: options.maxTokens,
       stream: options.onTokens !== undefined,
       aborted,
+      confidence: options.confidence === true,
     }));
   }
 

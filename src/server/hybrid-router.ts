@@ -587,7 +587,7 @@ export class HybridRouter {
     fields: readonly string[],
     signal: AbortSignal,
   ): Promise<Translation[]> {
-    const decode = { maxTokens: this.maxTokens, signal };
+    const decode = { maxTokens: this.maxTokens, signal, confidence: true };
     const settled = await Promise.allSettled(
       sources.map((source) =>
         "continue" in source ? source.continue(decode) : this.translateSmallAfresh(source, decode),

@@ -280,6 +280,7 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
             maxTokens,
             ...(options.signal ? { signal: options.signal } : {}),
             ...(stream ? { onTokens: (fresh: readonly number[]) => stream.push(fresh) } : {}),
+            confidence: options.confidence === true,
           });
           return this.#translation(result, { promptTokens: tokens.length, startedAt }, stream);
         } catch (error) {
@@ -337,6 +338,7 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
           maxTokens,
           ...(options.signal ? { signal: options.signal } : {}),
           ...(stream ? { onTokens: (fresh: readonly number[]) => stream.push(fresh) } : {}),
+          confidence: options.confidence === true,
         });
         return this.#translation(result, start, stream);
       },
@@ -386,11 +388,10 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
     stream: ReturnType<typeof textStreamFor>,
   ): Translation {
     const text = outputText(this.#vocabulary, result.tokens, stream);
+    const translation = decodedTranslation(text, this.modelId, start, result.tokens, result.finishReason);
+    if (result.logProbability === null) return translation;
     // Decoding steps: every generated token, and the end token the model chose when it stopped.
     const steps = result.tokens.length + (result.finishReason === "stop" ? 1 : 0);
-    return {
-      ...decodedTranslation(text, this.modelId, start, result.tokens, result.finishReason),
-      meanLogProbability: steps > 0 ? result.logProbability / steps : null,
-    };
+    return { ...translation, meanLogProbability: steps > 0 ? result.logProbability / steps : null };
   }
 }

@@ -26,8 +26,9 @@ export interface Translation {
    * Mean natural-log probability the model gave each token it chose, the end-of-generation token
    * included when it stopped there (greedy: each token's log-softmax where it was chosen) — the
    * model's confidence in its own translation, an unsupervised quality estimate that costs nothing
-   * beyond the decode. Engines that cannot see the logits (HTTP engines, node-llama-cpp's) leave it
-   * out; null when no token was chosen (aborted first).
+   * beyond a pass over the vocabulary per token. Present when asked for (`DecodeOptions.confidence`)
+   * from engines that can see the logits (not HTTP engines, nor node-llama-cpp's); null when no token
+   * was chosen (aborted first).
    */
   meanLogProbability?: number | null;
 }
@@ -51,6 +52,12 @@ export interface DecodeOptions {
    * Defaults to none.
    */
   onText?: (delta: string) => void;
+  /**
+   * Ask for `meanLogProbability`, the model's confidence in its translation, from engines that can
+   * give it (the ffi engine; it costs a pass over the vocabulary per generated token). Defaults to
+   * false.
+   */
+  confidence?: boolean;
 }
 
 /** Any translation engine: in-process GGUF, OpenAI-compatible HTTP, ... */
