@@ -239,6 +239,15 @@ describe("LlamaFfiTranslator on a generated llama GGUF", () => {
       // The small model's confidence in its own output: a mean log-probability, the same on both paths.
       expect(continued.meanLogProbability).toBeLessThan(0);
       expect(continued.meanLogProbability).toBeCloseTo(plain[index]?.meanLogProbability as number, 6);
+      // node-llama-cpp's engine reads the same confidence, from llama.cpp's own softmax.
+      const [scored] = await llamaTranslator.translate([request], { confidence: true });
+      const held = await (await llamaTranslator.prefill(request)).continue({ confidence: true });
+      for (const other of [scored, held]) {
+        expect(other?.text).toBe(want.text);
+        expect(
+          Math.abs((other?.meanLogProbability as number) - (continued.meanLogProbability as number)),
+        ).toBeLessThan(1e-3);
+      }
       // Only when asked: it costs a pass over the vocabulary per token.
       expect(want.meanLogProbability).toBeUndefined();
       expect((await final.translate([request]))[0]?.meanLogProbability).toBeUndefined();

@@ -36,7 +36,7 @@ export interface DatasetRecord {
    * The small model's mean log-probability per token it chose for its translation, the end token
    * included (its confidence, a quality estimate read from the decode itself; the post-hoc guard
    * `guarded-qe` ranks with it).
-   * Absent or null when the small engine cannot give it (HTTP engines, node-llama-cpp's).
+   * Absent or null when the small engine cannot give it (HTTP engines).
    */
   small_mean_logprob?: number | null;
 }

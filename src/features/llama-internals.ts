@@ -241,13 +241,16 @@ export interface SequencePrefill {
   features: Float32Array | undefined;
   /** Softmax (temperature 1) over the full vocabulary at the last prompt token; undefined unless `readDistribution`. */
   probabilities: Map<Token, number> | undefined;
+  /** Probability of `nextToken` under that softmax; undefined unless `readDistribution` or `readConfidence`. */
+  confidence: number | undefined;
 }
 
 /**
  * Evaluates `tokens` on `sequence` (which must be empty), sampling the greedy next token from the
  * last one; with `readFeatures`, also reads that token's hidden state, and with `readDistribution`
  * its next-token distribution (costly for large vocabularies: llama.cpp sorts it, and it crosses
- * into JS as a Map). The sequence keeps its KV cache, so decoding continues without a second prefill.
+ * into JS as a Map), and with `readConfidence` the probability of the greedy token alone (llama.cpp
+ * still sorts). The sequence keeps its KV cache, so decoding continues without a second prefill.
  * @internal
  */
 export async function prefillSequence(
@@ -255,6 +258,7 @@ export async function prefillSequence(
   tokens: readonly Token[],
   readFeatures: boolean,
   readDistribution = readFeatures,
+  readConfidence = false,
 ): Promise<SequencePrefill> {
   const lastIndex = tokens.length - 1;
   const featureReads = guards.get(sequence.context)?.featureReads;
@@ -265,7 +269,18 @@ export async function prefillSequence(
   const read: FeatureRead = { end: sequence.nextTokenIndex + tokens.length, state: undefined };
   if (readFeatures) featureReads?.set(sequenceId, read);
   const input: ControlledEvaluateInputItem[] = tokens.map((token, index) =>
-    index === lastIndex ? [token, { generateNext: { token: true, probabilities: readDistribution } }] : token,
+    index === lastIndex
+      ? [
+          token,
+          {
+            generateNext: {
+              token: true,
+              probabilities: readDistribution,
+              confidence: readConfidence && !readDistribution,
+            },
+          },
+        ]
+      : token,
   );
   let outputs: Awaited<ReturnType<LlamaContextSequence["controlledEvaluate"]>>;
   try {
@@ -286,5 +301,6 @@ export async function prefillSequence(
   if (readDistribution && next.probabilities === undefined) {
     throw new Error("llama.cpp returned no distribution for the last prompt token");
   }
-  return { nextToken: next.token, features: read.state, probabilities: next.probabilities };
+  const confidence = next.probabilities?.get(next.token) ?? next.confidence;
+  return { nextToken: next.token, features: read.state, probabilities: next.probabilities, confidence };
 }

@@ -315,13 +315,13 @@ export class HybridRouter {
     if (this.confidenceAdjusted && !options.router.guard_qe) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
-        "policy guarded-qe needs a router with a post-hoc guard: train it on a dataset collected with the ffi engine, whose records carry the small model's confidence (small_mean_logprob)",
+        "policy guarded-qe needs a router with a post-hoc guard: train it on a dataset collected with an in-process small model, whose records carry the small model's confidence (small_mean_logprob)",
       );
     }
     if (this.confidenceAdjusted && !options.small.reportsConfidence) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
-        `policy guarded-qe needs a small engine that reports its confidence in each translation (the in-process ffi engine); ${options.small.engine} does not`,
+        `policy guarded-qe needs a small engine that reports its confidence in each translation (an in-process GGUF model); ${options.small.engine} does not`,
       );
     }
     this.thresholds =

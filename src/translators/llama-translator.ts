@@ -125,6 +125,8 @@ interface DecodeStart {
   sequence: LlamaContextSequence;
   promptTokens: number;
   firstToken: Token;
+  /** Probability of `firstToken` at the last prompt token, when the prefill read it. */
+  firstConfidence: number | undefined;
   startedAt: number;
 }
 
@@ -139,6 +141,7 @@ interface DecodeStart {
  */
 export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
   readonly engine = engineName;
+  readonly reportsConfidence = true;
   readonly modelId: string;
   readonly featureIdentity: FeatureIdentity;
   /** Token cells per sequence. */
@@ -249,9 +252,21 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
         const startedAt = performance.now();
         const sequence = await this.pool.acquire();
         try {
-          const { nextToken } = await prefillSequence(sequence, tokens, false);
+          const { nextToken, confidence } = await prefillSequence(
+            sequence,
+            tokens,
+            false,
+            false,
+            options.confidence === true,
+          );
           return await this.decode(
-            { sequence, promptTokens: tokens.length, firstToken: nextToken, startedAt },
+            {
+              sequence,
+              promptTokens: tokens.length,
+              firstToken: nextToken,
+              firstConfidence: confidence,
+              startedAt,
+            },
             maxTokens,
             options,
           );
@@ -278,7 +293,9 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
     const sequence = await this.pool.acquire();
     let prefill: Awaited<ReturnType<typeof prefillSequence>>;
     try {
-      prefill = await prefillSequence(sequence, tokens, true, this.readEntropy);
+      // The first token's confidence, for a continue() that asks for it: free when the entropy's
+      // distribution is read anyway.
+      prefill = await prefillSequence(sequence, tokens, true, this.readEntropy, true);
     } catch (error) {
       await this.pool.release(sequence);
       throw asEngineError(error);
@@ -299,6 +316,7 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
       sequence,
       promptTokens: tokens.length,
       firstToken: prefill.nextToken,
+      firstConfidence: prefill.confidence,
       startedAt,
     };
     return heldPrefill({
@@ -343,7 +361,8 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
 
   /**
    * Greedy decoding from an evaluated prompt until end of generation, `maxTokens` or abort; with
-   * `onText`, text streams out token by token (see `text-stream.ts`).
+   * `onText`, text streams out token by token (see `text-stream.ts`); with `confidence`, each
+   * chosen token's probability is read too (the end token included) for `meanLogProbability`.
    */
   private async decode(start: DecodeStart, maxTokens: number, options: DecodeOptions): Promise<Translation> {
     const { signal } = options;
@@ -353,25 +372,48 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
       output.push(token);
       stream?.push([token]);
     };
+    const scoring = options.confidence === true && start.firstConfidence !== undefined;
+    let logProbability = 0;
+    let steps = 0;
+    const score = (confidence: number | undefined) => {
+      logProbability += Math.log(confidence ?? Number.NaN);
+      steps++;
+    };
     let finishReason: FinishReason = "stop";
     if (signal?.aborted) finishReason = "abort";
-    else if (!this.eogCheck(start.firstToken)) {
-      accept(start.firstToken);
-      finishReason = "length";
-      if (output.length < maxTokens) {
-        // evaluate() stops by itself at an end-of-generation token; no repeat penalty is passed.
-        for await (const token of start.sequence.evaluate([start.firstToken], { temperature: 0 })) {
-          if (signal?.aborted) {
-            finishReason = "abort";
-            break;
+    else {
+      if (scoring) score(start.firstConfidence);
+      if (!this.eogCheck(start.firstToken)) {
+        accept(start.firstToken);
+        finishReason = "length";
+        if (output.length < maxTokens) {
+          // No repeat penalty is passed. Scoring, the end token is yielded (with its probability) and
+          // ends the loop here; otherwise evaluate() stops by itself before it.
+          const generated = scoring
+            ? start.sequence.evaluateWithMetadata(
+                [start.firstToken],
+                { confidence: true },
+                { temperature: 0, yieldEogToken: true },
+              )
+            : start.sequence.evaluate([start.firstToken], { temperature: 0 });
+          for await (const step of generated) {
+            if (signal?.aborted) {
+              finishReason = "abort";
+              break;
+            }
+            const token = typeof step === "number" ? step : step.token;
+            if (typeof step !== "number") score(step.confidence);
+            if (this.eogCheck(token)) break;
+            accept(token);
+            if (output.length >= maxTokens) break;
           }
-          accept(token);
-          if (output.length >= maxTokens) break;
         }
+        if (finishReason === "length" && output.length < maxTokens) finishReason = "stop";
       }
-      if (finishReason === "length" && output.length < maxTokens) finishReason = "stop";
     }
     const text = outputText(this.model, output, stream);
-    return decodedTranslation(text, this.modelId, start, output, finishReason);
+    const translation = decodedTranslation(text, this.modelId, start, output, finishReason);
+    if (!scoring) return translation;
+    return { ...translation, meanLogProbability: steps > 0 ? logProbability / steps : null };
   }
 }

@@ -27,7 +27,7 @@ export interface Translation {
    * included when it stopped there (greedy: each token's log-softmax where it was chosen) — the
    * model's confidence in its own translation, an unsupervised quality estimate that costs nothing
    * beyond a pass over the vocabulary per token. Present when asked for (`DecodeOptions.confidence`)
-   * from engines that can see the logits (not HTTP engines, nor node-llama-cpp's); null when no token
+   * from engines that see the logits (the in-process ones, not HTTP engines); null when no token
    * was chosen (aborted first).
    */
   meanLogProbability?: number | null;
