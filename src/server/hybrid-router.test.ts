@@ -292,6 +292,23 @@ describe("HybridRouter", () => {
     expect(events.filter((event) => event.startsWith("continue"))).toHaveLength(10);
     expect(batch[1]).toMatchObject({ model: "small", translation: "small(g=99 c=-0.1)" });
 
+    // The large engine failing, the fallback is the translation already decoded: no second decode.
+    events.length = 0;
+    const failing = router(events, {
+      policy: "guarded-qe",
+      router: qeRouter,
+      small,
+      large: memoryLarge(events, true),
+      budget: 1,
+    });
+    const fellBack = await failing.translate(request("g=95"));
+    expect(fellBack).toMatchObject({
+      model: "small",
+      translation: "small(g=95)",
+      fallbackReason: "large-error",
+    });
+    expect(events).toEqual(["prefill g=95", "continue g=95", "release g=95", "large g=95"]);
+
     // Refused up front: a router without a post-hoc guard, or an engine that cannot report confidence.
     expect(() => router(events, { policy: "guarded-qe" })).toThrow(/needs a router with a post-hoc guard/);
     expect(() => router(events, { policy: "guarded-qe", router: qeRouter })).toThrow(

@@ -540,7 +540,15 @@ export class HybridRouter {
             await prefilled.release();
             // The request no longer needs the small engine unless it falls back.
             releaseSmall(1);
-            result = await this.callLarge(request, fields[index]!, stages, decision, signal, text);
+            result = await this.callLarge(
+              request,
+              fields[index]!,
+              stages,
+              decision,
+              signal,
+              text,
+              smallFirst?.[index],
+            );
           } else if (smallFirst) {
             result = this.keptSmall(smallFirst[index]!, decision, text);
             releaseSmall(1);
@@ -851,7 +859,8 @@ export class HybridRouter {
 
   /**
    * Calls the large model under the deadline; a failure before any text was streamed falls back to
-   * a fresh small translation, one after it ends the stream.
+   * a fresh small translation (or, under guarded-qe, the one `decoded` before the decision), one
+   * after it ends the stream.
    */
   private async callLarge(
     request: TranslationRequest,
@@ -860,6 +869,7 @@ export class HybridRouter {
     decision: Decision,
     signal: AbortSignal,
     text: TrimmedTextStream<TranslationSource> | undefined,
+    decoded?: Translation,
   ): Promise<Omit<HybridTranslation, "latencyMs" | "stages" | "predictedGain" | "guarded">> {
     const started = performance.now();
     const producer = text ? { ...decidedSource(decision), model: "large" as const } : undefined;
@@ -892,6 +902,10 @@ export class HybridRouter {
     this.metrics?.fallbacks.inc({ reason });
     const fallbackStarted = performance.now();
     const fallback = { ...decidedSource(decision), model: "small" as const, fallbackReason: reason };
+    if (decoded) {
+      text?.finish(decoded.text, fallback);
+      return this.outcome(decoded, "small", reason);
+    }
     this.smallGate.forceAcquire();
     try {
       const translation = await this.translateSmallAfresh(request, {
