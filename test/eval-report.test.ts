@@ -25,7 +25,7 @@ import {
   routerReading,
   writeReport,
 } from "../src/eval/report/index.js";
-import type { RouterFindings } from "../src/eval/router-findings.js";
+import type { GuardTradeoff, GuardTradeoffPoint, RouterFindings } from "../src/eval/router-findings.js";
 import { type EvalSummary, runEval } from "../src/eval/run-eval.js";
 import { createRandom, normal } from "../src/stats/random.js";
 
@@ -288,6 +288,18 @@ describe("plain-language reading", () => {
   });
 });
 
+/** A guard's held-out trade-off at 10 % and 30 %: λ = 0 (RouteLMT) and one other point, `chosen` in use. */
+function guardTradeoffAt(chosen: number, other: GuardTradeoffPoint): GuardTradeoff {
+  return {
+    chosen_lambda: chosen,
+    tolerance: 0.05,
+    risk_delta: 10,
+    budgets: [0.1, 0.3],
+    points: [{ lambda: 0, mean_delta: [10, 8], severe_loss: [0.04, 0.05] }, other],
+    cross_validated: [],
+  };
+}
+
 /** A summary with a guarded policy and the router's findings; `helps` makes λ = 8 cut severe losses. */
 function withFindings(helps: boolean): EvalSummary {
   const summary = evaluation(1, 31);
@@ -312,17 +324,11 @@ function withFindings(helps: boolean): EvalSummary {
         { share: 1, rows: 400, mean_delta: 12, lo: 11, hi: 13 },
       ],
     },
-    guard: {
-      chosen_lambda: 0,
-      tolerance: 0.05,
-      risk_delta: 10,
-      budgets: [0.1, 0.3],
-      points: [
-        { lambda: 0, mean_delta: [10, 8], severe_loss: [0.04, 0.05] },
-        { lambda: 8, mean_delta: [9.8, 7.9], severe_loss: helps ? [0.02, 0.03] : [0.05, 0.03] },
-      ],
-      cross_validated: [],
-    },
+    guard: guardTradeoffAt(0, {
+      lambda: 8,
+      mean_delta: [9.8, 7.9],
+      severe_loss: helps ? [0.02, 0.03] : [0.05, 0.03],
+    }),
     guard_qe: null,
   };
   summary.router = findings;
@@ -339,17 +345,11 @@ function withConfidenceGuard(): EvalSummary {
       severe_loss: entry.severe_loss === null ? null : entry.severe_loss / 2,
     })),
   };
-  summary.router!.guard_qe = {
-    chosen_lambda: 5,
-    tolerance: 0.05,
-    risk_delta: 10,
-    budgets: [0.1, 0.3],
-    points: [
-      { lambda: 0, mean_delta: [10, 8], severe_loss: [0.04, 0.05] },
-      { lambda: 5, mean_delta: [10.2, 7.9], severe_loss: [0.02, 0.03] },
-    ],
-    cross_validated: [],
-  };
+  summary.router!.guard_qe = guardTradeoffAt(5, {
+    lambda: 5,
+    mean_delta: [10.2, 7.9],
+    severe_loss: [0.02, 0.03],
+  });
   return summary;
 }
 

@@ -158,6 +158,22 @@ beforeAll(async () => {
   await writeSyntheticDataset(path.join(work, "confidence-test"), { n: 300, seed: 16, confidenceLoss: true });
 });
 
+/** Evaluates a router on a dataset of the work folder into report folder `name`, expects success, and reads the summary. */
+async function evaluateOn(dataset: string, routerFile: string, name: string) {
+  const report = path.join(work, name);
+  const run = await runCliCaptured([
+    "eval",
+    "--data",
+    path.join(work, dataset),
+    "--router",
+    routerFile,
+    "--out",
+    report,
+  ]);
+  expect(run.code).toBe(0);
+  return { report, summary: JSON.parse(await readFile(path.join(report, "summary.json"), "utf8")) };
+}
+
 /** Trains on a dataset of the work folder with extra flags, expects success, and loads the router. */
 async function trainOn(dataset: string, name: string, flags: string[] = []) {
   const out = path.join(work, name);
@@ -393,13 +409,7 @@ describe("routelmt train", () => {
     const noise = router.selection!.candidates.find((candidate) => candidate.blocks.join() === "last:final")!;
     expect(chosen.score).toBeGreaterThan(noise.score);
 
-    const report = path.join(work, "blocks-report");
-    const evaluated = await runCliCaptured([
-      "eval",
-      ...["--data", path.join(work, "blocks-test"), "--router", out, "--out", report],
-    ]);
-    expect(evaluated.code).toBe(0);
-    const summary = JSON.parse(await readFile(path.join(report, "summary.json"), "utf8"));
+    const { summary } = await evaluateOn("blocks-test", out, "blocks-report");
     // The gain lives in mean:1 only: scoring any other columns would rank at random.
     expect(summary.policies.routelmt.spearman).toBeGreaterThan(0.9);
     expect(summary.router.blocks).toEqual(["mean:1"]);
@@ -421,13 +431,7 @@ describe("routelmt train", () => {
       ),
     ).toEqual([{ name: "words", pooling: "text", layer: "source", dim: 1024, offset: DIM }]);
 
-    const report = path.join(work, "words-report");
-    const evaluated = await runCliCaptured([
-      "eval",
-      ...["--data", path.join(work, "words-test"), "--router", out, "--out", report],
-    ]);
-    expect(evaluated.code).toBe(0);
-    const summary = JSON.parse(await readFile(path.join(report, "summary.json"), "utf8"));
+    const { summary } = await evaluateOn("words-test", out, "words-report");
     expect(summary.policies.routelmt.spearman).toBeGreaterThan(0.6);
 
     const { router: noWords } = await trainOn("words", "no-words.json", [
@@ -475,13 +479,7 @@ describe("routelmt train", () => {
       values.reduce((sum: number, value) => sum + (value ?? 0), 0) / values.length;
     expect(mean(chosen.severe_loss)).toBeLessThan(mean(guard.grid[0]!.severe_loss));
 
-    const report = path.join(work, "confidence-report");
-    const evaluated = await runCliCaptured([
-      "eval",
-      ...["--data", path.join(work, "confidence-test"), "--router", out, "--out", report],
-    ]);
-    expect(evaluated.code).toBe(0);
-    const summary = JSON.parse(await readFile(path.join(report, "summary.json"), "utf8"));
+    const { report, summary } = await evaluateOn("confidence-test", out, "confidence-report");
     const qe = summary.policies["guarded-qe"];
     expect(qe.description).toMatch(/small model's confidence/);
     const at30 = (policy: { curve: { budget: number; severe_loss: number; mean_delta: number }[] }) =>
