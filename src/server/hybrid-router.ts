@@ -324,10 +324,15 @@ export class HybridRouter {
         `policy guarded-qe needs a small engine that reports its confidence in each translation (an in-process GGUF model); ${options.small.engine} does not`,
       );
     }
-    this.thresholds =
-      this.riskAdjusted || this.confidenceAdjusted
-        ? {}
-        : guardThresholds(options.router, this.policy, options.guardQualityQuantile, options.guardRisk);
+    // The guard whose adjusted score requests are ranked and thresholded by, if any (else vetoes).
+    const scoreGuard = this.confidenceAdjusted
+      ? options.router.guard_qe
+      : this.riskAdjusted
+        ? guard
+        : undefined;
+    this.thresholds = scoreGuard
+      ? {}
+      : guardThresholds(options.router, this.policy, options.guardQualityQuantile, options.guardRisk);
     if (this.policy === "guarded" && !this.riskAdjusted && Object.keys(this.thresholds).length === 0) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
@@ -350,12 +355,7 @@ export class HybridRouter {
       budget: options.budget,
       window,
       // The controller thresholds the score requests are ranked by, so it starts from that score's quantiles.
-      trainingScores:
-        this.confidenceAdjusted && options.router.guard_qe
-          ? options.router.guard_qe.score_quantiles
-          : this.riskAdjusted && guard
-            ? guard.score_quantiles
-            : gainHead.score_quantiles,
+      trainingScores: (scoreGuard ?? gainHead).score_quantiles,
       weighted: this.weigher !== undefined,
       // A shared ledger holds the cap over every replica; a local cap here would only block more.
       enforceCap: options.ledger === undefined,
@@ -607,8 +607,7 @@ export class HybridRouter {
     if (failed >= 0)
       throw this.smallFailure((settled[failed] as PromiseRejectedResult).reason, fields[failed]!);
     this.lastSmallError = null;
-    const translations = settled.map((outcome) => (outcome as PromiseFulfilledResult<Translation>).value);
-    return translations;
+    return settled.map((outcome) => (outcome as PromiseFulfilledResult<Translation>).value);
   }
 
   /** guarded-qe: a request kept small answers with the translation decoded before the decision. */
