@@ -192,7 +192,7 @@ export function routerReading(summary: EvalSummary): string[] {
         ? ` against ${formatNumber(selection.default.score)} ± ${formatNumber(selection.default.score_se)} for the default (last:final, ridge), a paired difference of ${signed(versus.diff)} ± ${formatNumber(versus.se)}`
         : "";
     paragraphs.push(
-      `Feature view: the router reads ${blocks} with a ${selection.chosen.probe} probe, chosen in training among ${selection.candidates} candidates by nested cross-validation: mean MeanDelta over the budgets ${selection.budgets.map(formatBudget).join(", ")} of ${formatNumber(selection.chosen.score)} ± ${formatNumber(selection.chosen.score_se)} on the training data${comparison}. A simpler candidate wins when within one standard error of the best (or 1 % of its score).${sourceBlocksNote(findings.blocks)}`,
+      `Feature view: the router reads ${blocks} with a ${selection.chosen.probe} probe, chosen in training among ${selection.candidates} candidates by nested cross-validation: mean MeanDelta over the budgets ${selection.budgets.map(formatBudget).join(", ")} of ${formatNumber(selection.chosen.score)} ± ${formatNumber(selection.chosen.score_se)} on the training data${comparison}. The best score wins; a simpler candidate wins only a tie, within 1 % of it.${sourceBlocksNote(findings.blocks)}`,
     );
   } else {
     paragraphs.push(
