@@ -121,4 +121,23 @@ describe("crossValidateLogistic", () => {
     const reloaded = parseProbeModel(JSON.parse(JSON.stringify(result.model)));
     expect(predict(reloaded, matrix.features, 9)).toBe(predict(result.model, matrix.features, 9));
   });
+
+  it("stops the penalty path once weaker penalties keep doing worse, choosing as the whole grid does", () => {
+    const lambdas = [1e-3, 1e-2, 0.1, 1, 10, 100, 1e3, 1e4, 1e5];
+    const whole = crossValidateLogistic(matrix, labels, { seed: 5, lambdas, pathPatience: Infinity });
+    const path = crossValidateLogistic(matrix, labels, { seed: 5, lambdas });
+    expect(whole.logLossByLambda.every(Number.isFinite)).toBe(true);
+    const best = lambdas.indexOf(whole.lambda);
+    // The grid's minimum is inside it, so the path has something to skip.
+    expect(best).toBeGreaterThanOrEqual(2);
+    expect(path.lambda).toBe(whole.lambda);
+    expect(path.model).toEqual(whole.model);
+    expect(path.outOfFold).toEqual(whole.outOfFold);
+    // Walked from 1e5 down: everything from the best to two weaker ones, nothing beyond.
+    path.logLossByLambda.forEach((loss, index) => {
+      if (index >= best - 2) expect(loss).toBe(whole.logLossByLambda[index]);
+      else expect(loss).toBeNaN();
+    });
+    expect(() => crossValidateLogistic(matrix, labels, { lambdas, pathPatience: 0 })).toThrow(/pathPatience/);
+  });
 });
