@@ -187,6 +187,11 @@ function percent(value: number | null | undefined): string {
     : `${(100 * value).toFixed(1)}%`;
 }
 
+/** A difference of rates in percentage points: cuts of a few hundredths are real and must not print as 0.0. */
+function points(value: number): string {
+  return Number.isFinite(value) ? (100 * value).toFixed(2) : "n/a";
+}
+
 /** The selection table: one line per candidate, the chosen one and the default marked. */
 export function selectionTable(router: RouterFile): string[] {
   const selection = router.selection;
@@ -270,7 +275,7 @@ function guardLine(guard: GuardReport, ranking: string, policy: string): string 
       ? ` (no affordable λ cut the cross-validated severe losses beyond fold noise: ${policy} ranks as routelmt)`
       : ` (fewest severe losses within ${percent(guard.tolerance)} of unguarded MeanDelta at every budget)`;
   const cut = guard.best_cut
-    ? `; best affordable cut ${percent(guard.best_cut.diff)} ± ${percent(guard.best_cut.se)} of the severe-loss rate`
+    ? `; best affordable cut of the severe-loss rate ${points(guard.best_cut.diff)} ± ${points(guard.best_cut.se)} percentage points`
     : "";
   return `${ranking.replace("δ", String(guard.severe_delta))}, λ = ${format(guard.lambda, 2)}${how}${cut}; CV at ${guard.budgets.join("/")}: MeanDelta ${chosen.mean_delta.map((value) => format(value, 2)).join("/")} vs ${base.mean_delta.map((value) => format(value, 2)).join("/")} unguarded, severe loss ${chosen.severe_loss.map(percent).join("/")} vs ${base.severe_loss.map(percent).join("/")}`;
 }
