@@ -238,6 +238,11 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
       reply.raw.end(body);
     },
   });
+  if (config.policy === "guarded-qe" && router.guard_qe?.lambda === 0) {
+    app.log.info(
+      "guarded-qe: this router's post-hoc guard has λ = 0 (training found no cut worth its cost), so requests are ranked by gain alone and no small translation is decoded before the decision",
+    );
+  }
   // Node answers CONNECT with no route at all: the connection just closes.
   app.server.on("connect", (_request: IncomingMessage, socket: Socket) => {
     answerAndClose(

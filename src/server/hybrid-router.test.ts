@@ -316,6 +316,21 @@ describe("HybridRouter", () => {
     );
   });
 
+  it("with guarded-qe at λ = 0 ranks by gain alone and decodes nothing before deciding", async () => {
+    const events: string[] = [];
+    const percent = Array.from({ length: 101 }, (_, index) => index);
+    const qeRouter = { ...testRouter(), guard_qe: guardOf("qe-adjusted", 0, percent) };
+    // An engine that cannot report confidence is fine: the policy does not need it.
+    const hybrid = router(events, { policy: "guarded-qe", router: qeRouter });
+    expect(hybrid.snapshot().threshold).toBe(70);
+    expect(await hybrid.translate(request("g=95"))).toMatchObject({ model: "large", guarded: false });
+    // Routed straight after the prefill, as under routelmt: no small decode it would then discard.
+    expect(events).toEqual(["prefill g=95", "release g=95", "large g=95"]);
+    events.length = 0;
+    expect(await hybrid.translate(request("g=5"))).toMatchObject({ model: "small", guarded: false });
+    expect(events).toEqual(["prefill g=5", "continue g=5"]);
+  });
+
   it("never lets batches break the hard cap", async () => {
     const events: string[] = [];
     const hybrid = router(events, { budget: 0.5, window: 4 });

@@ -264,7 +264,8 @@ export class HybridRouter {
   private readonly riskAdjusted: boolean;
   /**
    * `guarded-qe`: decode the small translation first and rank by gain − λ · its mean token
-   * log-probability (the router's post-hoc guard), deciding only then.
+   * log-probability (the router's post-hoc guard), deciding only then. Off when the guard's λ is 0:
+   * its ranking is then the gain's, and a routed request would wait for a decode that changes nothing.
    */
   private readonly confidenceAdjusted: boolean;
   /**
@@ -308,11 +309,11 @@ export class HybridRouter {
     const guard = options.router.guard;
     this.riskAdjusted =
       this.policy === "guarded" && guard !== undefined && options.router.heads.risk !== undefined;
-    this.confidenceAdjusted = this.policy === "guarded-qe";
+    this.confidenceAdjusted = this.policy === "guarded-qe" && options.router.guard_qe?.lambda !== 0;
     this.typicalConfidenceShift = options.router.guard_qe
       ? gainHead.score_quantiles[50]! - options.router.guard_qe.score_quantiles[50]!
       : 0;
-    if (this.confidenceAdjusted && !options.router.guard_qe) {
+    if (this.policy === "guarded-qe" && !options.router.guard_qe) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
         "policy guarded-qe needs a router with a post-hoc guard: train it on a dataset collected with an in-process small model, whose records carry the small model's confidence (small_mean_logprob)",
