@@ -155,9 +155,25 @@ describe.skipIf(skipReason !== "")(`collect on llama.cpp's server ${skipReason}`
       expect(result.code, result.stderr).toBe(0);
       outputs.push(await datasetContent(out));
     }
-    const records = outputs[0]!.records.split("\n").filter(Boolean);
-    expect(records).toHaveLength(48);
-    expect(outputs[1]!.records).toBe(outputs[0]!.records);
+    const [first, second] = outputs.map(({ records }) =>
+      records
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+    );
+    expect(first).toHaveLength(48);
+    // The small model's confidence comes from the server's logits, with the rounding of the features
+    // below; every other field is equal.
+    const withoutConfidence = (records: Record<string, unknown>[]) =>
+      records.map(({ small_mean_logprob: _, ...rest }) => rest);
+    expect(withoutConfidence(second!)).toEqual(withoutConfidence(first!));
+    first!.forEach((record, index) => {
+      expect(record.small_mean_logprob, String(record.id)).toEqual(expect.any(Number));
+      expect(second![index]!.small_mean_logprob as number).toBeCloseTo(
+        record.small_mean_logprob as number,
+        3,
+      );
+    });
     // The second run's embeddings come out within float rounding of the first's, not bit for bit:
     // the server's prompt cache then holds all but each prompt's last token, which it evaluates on
     // its own, and parallel slots share ubatches — and llama.cpp's CPU backend multiplies a one-row

@@ -117,6 +117,7 @@ describe.skipIf(skipReason !== "")(`openai: engines on llama.cpp's server ${skip
       await openProbedTranslator(`openai:${remote.url}#tinymt-small`, { ...options, remoteDim: 128 }),
     );
     let largestDifference = 0;
+    let largestConfidenceDifference = 0;
     for (const request of requests.slice(0, COMPARED)) {
       const expected = await local.prefill(request);
       const got = await viaServer.prefill(request);
@@ -128,15 +129,23 @@ describe.skipIf(skipReason !== "")(`openai: engines on llama.cpp's server ${skip
         );
       }
       expect(got.promptTokens).toBe(expected.promptTokens);
+      // With the confidence the post-hoc guard ranks by: the server's token log-probabilities.
       const [expectedText, gotText] = [
-        await expected.continue({ maxTokens: MAX_TOKENS }),
-        await got.continue({ maxTokens: MAX_TOKENS }),
+        await expected.continue({ maxTokens: MAX_TOKENS, confidence: true }),
+        await got.continue({ maxTokens: MAX_TOKENS, confidence: true }),
       ];
       expect(gotText.text, request.id).toBe(expectedText.text);
+      expect(gotText.meanLogProbability, request.id).toEqual(expect.any(Number));
+      largestConfidenceDifference = Math.max(
+        largestConfidenceDifference,
+        Math.abs(gotText.meanLogProbability! - expectedText.meanLogProbability!),
+      );
     }
     // Both read the final normed state at the last prompt token; the f16 KV caches differ in rounding.
     expect(largestDifference).toBeLessThan(1e-2);
     expect(largestDifference).toBeGreaterThan(0);
+    // The same mean over the same tokens, the end token included.
+    expect(largestConfidenceDifference).toBeLessThan(1e-3);
   });
 
   it("sends an embedding as base64 float32 exactly as it sends it in JSON numbers", async () => {

@@ -316,13 +316,13 @@ export class HybridRouter {
     if (this.policy === "guarded-qe" && !options.router.guard_qe) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
-        "policy guarded-qe needs a router with a post-hoc guard: train it on a dataset collected with an in-process small model, whose records carry the small model's confidence (small_mean_logprob)",
+        "policy guarded-qe needs a router with a post-hoc guard: train it on a dataset whose records carry the small model's confidence (small_mean_logprob: collected with an in-process small model, or a remote one whose server returns token log-probabilities)",
       );
     }
     if (this.confidenceAdjusted && !options.small.reportsConfidence) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
-        `policy guarded-qe needs a small engine that reports its confidence in each translation (an in-process GGUF model); ${options.small.engine} does not`,
+        `policy guarded-qe needs a small engine that reports its confidence in each translation (an in-process GGUF model, or an openai: small model); ${options.small.engine} does not`,
       );
     }
     // The guard whose adjusted score requests are ranked and thresholded by, if any (else vetoes).

@@ -113,6 +113,46 @@ describe("OpenAICompatibleTranslator", () => {
     });
   });
 
+  it("asks for token log-probabilities only with confidence, and reads both formats servers send", async () => {
+    const completions = makeTranslator({ api: "completions", renderPrompt: (r) => r.text });
+    const answer = (logprobs: unknown) => ({
+      choices: [{ text: " Hallo Welt", finish_reason: "stop", logprobs }],
+    });
+    // llama.cpp's server: the chat form, also for completions (its end token included).
+    server.setBehaviour({
+      kind: "json",
+      body: answer({ content: [{ logprob: -0.5 }, { logprob: -0.25 }, { logprob: -0.75 }] }),
+    });
+    const [llamaCpp] = await completions.translate([request], { confidence: true });
+    expect(llamaCpp!.meanLogProbability).toBeCloseTo(-0.5, 12);
+    expect(server.requests[0]!.body).toMatchObject({ logprobs: 1 });
+    // vLLM: the legacy completions form.
+    server.setBehaviour({ kind: "json", body: answer({ tokens: ["a", "b"], token_logprobs: [-1, -2] }) });
+    const [vllm] = await completions.translate([request], { confidence: true });
+    expect(vllm!.meanLogProbability).toBeCloseTo(-1.5, 12);
+    // A server without logprobs: no confidence, not an error.
+    server.setBehaviour({ kind: "json", body: answer(undefined) });
+    const [none] = await completions.translate([request], { confidence: true });
+    expect(none).toMatchObject({ text: "Hallo Welt", meanLogProbability: null });
+    // Not asked: not requested, not reported.
+    server.setBehaviour({ kind: "json", body: answer({ content: [{ logprob: -3 }] }) });
+    const [plain] = await completions.translate([request]);
+    expect(server.requests[0]!.body).not.toHaveProperty("logprobs");
+    expect(plain).not.toHaveProperty("meanLogProbability");
+    // Chat completions ask with `logprobs: true`.
+    server.setBehaviour({
+      kind: "json",
+      body: {
+        choices: [
+          { message: { content: "Hallo" }, finish_reason: "stop", logprobs: { content: [{ logprob: -2 }] } },
+        ],
+      },
+    });
+    const [chat] = await makeTranslator().translate([request], { confidence: true });
+    expect(chat!.meanLogProbability).toBe(-2);
+    expect(server.requests[0]!.body).toMatchObject({ logprobs: true });
+  });
+
   it("uses the caller's prompt builder and max tokens, reporting length stops", async () => {
     const translator = makeTranslator({
       promptBuilder: (r) => ({

@@ -74,6 +74,17 @@ const usageSchema = z
   .object({ prompt_tokens: z.number().nullish(), completion_tokens: z.number().nullish() })
   .nullish();
 
+/**
+ * Token log-probabilities as servers send them: the chat form (`content[].logprob`, which llama.cpp's
+ * server also uses for completions) or the legacy completions form (`token_logprobs`, vLLM).
+ */
+const logprobsSchema = z
+  .object({
+    content: z.array(z.object({ logprob: z.number() })).nullish(),
+    token_logprobs: z.array(z.number().nullable()).nullish(),
+  })
+  .nullish();
+
 const chatResponseSchema = z.object({
   model: z.string().nullish(),
   choices: z
@@ -81,6 +92,7 @@ const chatResponseSchema = z.object({
       z.object({
         message: z.object({ content: z.string().nullish() }).nullish(),
         finish_reason: z.string().nullish(),
+        logprobs: logprobsSchema,
       }),
     )
     .min(1),
@@ -89,9 +101,25 @@ const chatResponseSchema = z.object({
 
 const completionResponseSchema = z.object({
   model: z.string().nullish(),
-  choices: z.array(z.object({ text: z.string().nullish(), finish_reason: z.string().nullish() })).min(1),
+  choices: z
+    .array(
+      z.object({ text: z.string().nullish(), finish_reason: z.string().nullish(), logprobs: logprobsSchema }),
+    )
+    .min(1),
   usage: usageSchema,
 });
+
+/**
+ * Mean log-probability of the chosen tokens the server reported, or null when it reported none
+ * (a server without `logprobs` support: the caller then has no confidence, not an error).
+ */
+export function meanTokenLogProbability(logprobs: z.infer<typeof logprobsSchema>): number | null {
+  const values =
+    logprobs?.content?.map((token) => token.logprob) ??
+    logprobs?.token_logprobs?.filter((value): value is number => value !== null);
+  if (!values || values.length === 0) return null;
+  return values.reduce((sum, value) => sum + value, 0) / values.length;
+}
 
 /** Token counts from `usage`, null where the server did not report them. */
 export function usageCounts(usage: z.infer<typeof usageSchema>): {
@@ -199,7 +227,12 @@ export class OpenAICompatibleTranslator implements Translator {
     if (options.onText) return this.#streamAnswer("/chat/completions", { messages }, options, options.onText);
     const { answer, ms } = await this.post(
       "/chat/completions",
-      { messages, max_tokens: options.maxTokens ?? this.maxTokens, ...this.#deterministic() },
+      {
+        messages,
+        max_tokens: options.maxTokens ?? this.maxTokens,
+        ...this.#deterministic(),
+        ...(options.confidence ? { logprobs: true } : {}),
+      },
       options.signal,
     );
     const parsed = this.parse(chatResponseSchema, answer, "/chat/completions");
@@ -218,6 +251,7 @@ export class OpenAICompatibleTranslator implements Translator {
       ...usageCounts(parsed.usage),
       ms,
       finishReason: mapOpenAIFinishReason(choice.finish_reason),
+      ...(options.confidence ? { meanLogProbability: meanTokenLogProbability(choice.logprobs) } : {}),
     };
   }
 
@@ -231,7 +265,12 @@ export class OpenAICompatibleTranslator implements Translator {
     if (options.onText) return this.#streamAnswer("/completions", { prompt }, options, options.onText);
     const { answer, ms } = await this.post(
       "/completions",
-      { prompt, max_tokens: options.maxTokens ?? this.maxTokens, ...this.#deterministic() },
+      {
+        prompt,
+        max_tokens: options.maxTokens ?? this.maxTokens,
+        ...this.#deterministic(),
+        ...(options.confidence ? { logprobs: 1 } : {}),
+      },
       options.signal,
     );
     const parsed = this.parse(completionResponseSchema, answer, "/completions");
@@ -247,6 +286,7 @@ export class OpenAICompatibleTranslator implements Translator {
       ...usageCounts(parsed.usage),
       ms,
       finishReason: mapOpenAIFinishReason(choice.finish_reason),
+      ...(options.confidence ? { meanLogProbability: meanTokenLogProbability(choice.logprobs) } : {}),
     };
   }
 

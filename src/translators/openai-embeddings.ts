@@ -94,6 +94,11 @@ const POOLING_HINT =
  */
 export class OpenAIProbedTranslator extends OpenAICompatibleTranslator implements ProbedTranslator {
   override readonly engine: string = "openai-embeddings";
+  /**
+   * Its decodes ask the server for the chosen tokens' log-probabilities (`logprobs`); a server that
+   * sends none leaves a translation without confidence (null), which the post-hoc guard ranks by gain.
+   */
+  readonly reportsConfidence = true;
   readonly featureIdentity: FeatureIdentity;
   /** Whether embeddings are asked for in base64; false once the server refused that encoding. */
   #base64 = true;

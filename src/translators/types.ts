@@ -27,8 +27,8 @@ export interface Translation {
    * included when it stopped there (greedy: each token's log-softmax where it was chosen) — the
    * model's confidence in its own translation, an unsupervised quality estimate that costs nothing
    * beyond a pass over the vocabulary per token. Present when asked for (`DecodeOptions.confidence`)
-   * from engines that see the logits (the in-process ones, not HTTP engines); null when no token
-   * was chosen (aborted first).
+   * from engines that see the logits (the in-process ones) or ask a server for them (a remote small
+   * model's `logprobs`); null when no token was chosen (aborted first) or the server sent none.
    */
   meanLogProbability?: number | null;
 }
@@ -54,8 +54,8 @@ export interface DecodeOptions {
   onText?: (delta: string) => void;
   /**
    * Ask for `meanLogProbability`, the model's confidence in its translation, from engines that can
-   * give it (the ffi engine; it costs a pass over the vocabulary per generated token). Defaults to
-   * false.
+   * give it (the in-process engines, at a pass over the vocabulary per generated token; a remote
+   * small model, by asking its server for `logprobs`; not while streaming). Defaults to false.
    */
   confidence?: boolean;
 }
