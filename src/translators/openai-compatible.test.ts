@@ -134,6 +134,12 @@ describe("OpenAICompatibleTranslator", () => {
     server.setBehaviour({ kind: "json", body: answer(undefined) });
     const [none] = await completions.translate([request], { confidence: true });
     expect(none).toMatchObject({ text: "Hallo Welt", meanLogProbability: null });
+    // Nor does a shape of the server's own fail the translation, asked or not.
+    server.setBehaviour({ kind: "json", body: answer([{ odd: true }]) });
+    const [odd] = await completions.translate([request], { confidence: true });
+    expect(odd).toMatchObject({ text: "Hallo Welt", meanLogProbability: null });
+    server.setBehaviour({ kind: "json", body: answer("unexpected") });
+    expect((await completions.translate([request]))[0]).toMatchObject({ text: "Hallo Welt" });
     // Not asked: not requested, not reported.
     server.setBehaviour({ kind: "json", body: answer({ content: [{ logprob: -3 }] }) });
     const [plain] = await completions.translate([request]);

@@ -92,7 +92,7 @@ const chatResponseSchema = z.object({
       z.object({
         message: z.object({ content: z.string().nullish() }).nullish(),
         finish_reason: z.string().nullish(),
-        logprobs: logprobsSchema,
+        logprobs: z.unknown().optional(),
       }),
     )
     .min(1),
@@ -103,17 +103,25 @@ const completionResponseSchema = z.object({
   model: z.string().nullish(),
   choices: z
     .array(
-      z.object({ text: z.string().nullish(), finish_reason: z.string().nullish(), logprobs: logprobsSchema }),
+      z.object({
+        text: z.string().nullish(),
+        finish_reason: z.string().nullish(),
+        logprobs: z.unknown().optional(),
+      }),
     )
     .min(1),
   usage: usageSchema,
 });
 
 /**
- * Mean log-probability of the chosen tokens the server reported, or null when it reported none
- * (a server without `logprobs` support: the caller then has no confidence, not an error).
+ * Mean log-probability of the chosen tokens the server reported, or null when it reported none or
+ * in a shape of its own (a server without `logprobs` support: the caller then has no confidence,
+ * and the translation itself never fails over it).
  */
-export function meanTokenLogProbability(logprobs: z.infer<typeof logprobsSchema>): number | null {
+export function meanTokenLogProbability(answer: unknown): number | null {
+  const parsed = logprobsSchema.safeParse(answer);
+  if (!parsed.success) return null;
+  const logprobs = parsed.data;
   const values =
     logprobs?.content?.map((token) => token.logprob) ??
     logprobs?.token_logprobs?.filter((value): value is number => value !== null);
