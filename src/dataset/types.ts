@@ -36,7 +36,8 @@ export interface DatasetRecord {
    * The small model's mean log-probability per token it chose for its translation, the end token
    * included (its confidence, a quality estimate read from the decode itself; the post-hoc guard
    * `guarded-qe` ranks with it).
-   * Absent or null when the small engine cannot give it (HTTP engines).
+   * Absent or null when the small engine cannot give it (a remote small model whose server sends no
+   * token log-probabilities).
    */
   small_mean_logprob?: number | null;
 }

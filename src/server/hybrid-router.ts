@@ -268,6 +268,10 @@ export class HybridRouter {
    * its ranking is then the gain's, and a routed request would wait for a decode that changes nothing.
    */
   private readonly confidenceAdjusted: boolean;
+  /** Whether every request's small translation is decoded before its decision (`guarded-qe` with λ > 0). */
+  get decodesSmallFirst(): boolean {
+    return this.confidenceAdjusted;
+  }
   /**
    * λ × a typical confidence, from the medians of the training scores (gain head against post-hoc
    * guard): a request kept small that would have passed with this shift was kept by its confidence.

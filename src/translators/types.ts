@@ -113,7 +113,10 @@ export interface PrefillOptions {
 /** A translator whose prompt prefill also yields the router's features (the small model). */
 export interface ProbedTranslator extends Translator {
   readonly featureIdentity: FeatureIdentity;
-  /** True when every translation carries `meanLogProbability` (what the post-hoc guard ranks with). */
+  /**
+   * True when translations asked for `confidence` carry `meanLogProbability` (what the post-hoc guard
+   * ranks with); from a remote small model it is null where the server sent no log-probabilities.
+   */
   readonly reportsConfidence?: boolean;
   prefill(request: TranslationRequest, options?: PrefillOptions): Promise<Prefilled>;
 }
