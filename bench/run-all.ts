@@ -15,6 +15,7 @@ const benchmarks: Record<string, () => Promise<{ run: () => Promise<Record<strin
   "llama-overhead": () => import("./llama-overhead.js"),
   "feature-overhead": () => import("./feature-overhead.js"),
   "collect-throughput": () => import("./collect-throughput.js"),
+  "large-likelihood-cost": () => import("./large-likelihood-cost.js"),
   "collect-llama-server": () => import("./collect-llama-server.js"),
   "decision-cost": () => import("./decision-cost.js"),
   "server-overhead": () => import("./server-overhead.js"),

@@ -5,6 +5,7 @@ import { getLlama, LlamaLogLevel, type LlamaModel, type Token } from "node-llama
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputError, UnsupportedError, UsageError } from "../src/errors/index.js";
 import { entropyOfLogits } from "../src/features/index.js";
+import { logSoftmaxAt } from "../src/features/pooling.js";
 import { LlamaTranslator } from "../src/translators/llama-translator.js";
 import {
   loadPromptTemplate,
@@ -189,6 +190,77 @@ for (const modelCase of cases) {
         }
         expect(translation?.outputTokens).toBe(tokens.length);
         expect(translation?.text).toBe(referenceModel.detokenize(tokens).trim());
+      } finally {
+        await context.dispose();
+      }
+    });
+
+    it("scores a translation by forced decoding: the mean log-softmax of its tokens and the end token", async () => {
+      const request = requests[1] as TranslationRequest;
+      const answer = "Zwei Hunde spielen im Schnee.";
+      const prompt = [1, ...referenceModel.tokenize(tinymtPrompt(request.text))];
+      const tokens = [1, ...referenceModel.tokenize(`${tinymtPrompt(request.text)} ${answer}`)];
+      expect(tokens.slice(0, prompt.length)).toEqual(prompt);
+      const score = await translator.scoreTranslation(request, answer);
+      // Independently: the log-softmax of each next token from the logits the model gives its prefix.
+      const logitsAfter = (length: number): ArrayLike<number> =>
+        modelCase.checkAgainstReference
+          ? referenceForward(gguf, tokens.slice(0, length), { simulateF16Attention: true }).logitsLast
+          : [];
+      if (modelCase.checkAgainstReference) {
+        const expected: number[] = [];
+        for (let index = prompt.length; index < tokens.length; index++)
+          expected.push(logSoftmaxAt(logitsAfter(index), tokens[index] as number));
+        expected.push(logSoftmaxAt(logitsAfter(tokens.length), referenceModel.tokens.eos as number));
+        const mean = expected.reduce((sum, value) => sum + value, 0) / expected.length;
+        expect(Math.abs(score - mean)).toBeLessThan(2e-2);
+      }
+      expect(score).toBeLessThan(0);
+      // Its own greedy translation, where it ended by itself, scores what it was decoded with (its confidence).
+      let compared = 0;
+      for (const each of requests) {
+        const [own] = await translator.translate([each], { confidence: true });
+        if (own?.finishReason !== "stop" || own.text === "") continue;
+        // Only where re-tokenizing the text gives as many tokens as the decode chose.
+        const promptLength = translator.tokenizePrompt(each).length;
+        const reTokenized = [1, ...referenceModel.tokenize(`${tinymtPrompt(each.text)} ${own.text}`)];
+        if (reTokenized.length - promptLength !== own.outputTokens) continue;
+        const ownScore = await translator.scoreTranslation(each, own.text);
+        expect(Math.abs(ownScore - (own.meanLogProbability ?? 0))).toBeLessThan(1e-4);
+        compared++;
+      }
+      // The trained model ends its translations; the random-weight one seldom does.
+      if (!modelCase.checkAgainstReference) expect(compared).toBeGreaterThan(4);
+    });
+
+    it("scores the same whether translations are scored one at a time or together", async () => {
+      const answers = requests.map((request) => `${request.text} Ende.`);
+      const alone: number[] = [];
+      for (const [index, request] of requests.entries())
+        alone.push(await translator.scoreTranslation(request, answers[index] as string));
+      const together = await Promise.all(
+        requests.map((request, index) => translator.scoreTranslation(request, answers[index] as string)),
+      );
+      expect(together).toEqual(alone);
+    });
+
+    it("scores an empty translation by the end token alone, the probability of ending at once", async () => {
+      const request = requests[0] as TranslationRequest;
+      const prompt = translator.tokenizePrompt(request);
+      const context = await referenceModel.createContext({ contextSize: 256, threads: 1 });
+      try {
+        const outputs = await context
+          .getSequence()
+          .controlledEvaluate(
+            prompt.map((token, index) =>
+              index === prompt.length - 1 ? [token, { generateNext: { probabilities: true } }] : token,
+            ),
+          );
+        const ending = outputs.at(-1)?.next?.probabilities?.get(referenceModel.tokens.eos as Token);
+        expect(await translator.scoreTranslation(request, "  ")).toBeCloseTo(
+          Math.log(ending ?? Number.NaN),
+          4,
+        );
       } finally {
         await context.dispose();
       }

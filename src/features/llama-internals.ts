@@ -304,3 +304,37 @@ export async function prefillSequence(
   const confidence = next.probabilities?.get(next.token) ?? next.confidence;
   return { nextToken: next.token, features: read.state, probabilities: next.probabilities, confidence };
 }
+
+/**
+ * Forced decoding on an empty sequence: evaluates `tokens` as one prompt and returns the natural-log
+ * probability the model gave each token from `answerStart` on where it stood, then that of the likeliest
+ * of `endTokens` after the last one (the answer ending there; for an empty answer, `answerStart` =
+ * `tokens.length`, that alone). Each from the full next-token
+ * distribution of llama.cpp's greedy sampler, as `prefillSequence` reads the first token's.
+ * @internal
+ */
+export async function forcedLogProbabilities(
+  sequence: LlamaContextSequence,
+  tokens: readonly Token[],
+  answerStart: number,
+  endTokens: readonly Token[],
+): Promise<number[]> {
+  if (answerStart < 1 || answerStart > tokens.length) {
+    throw new Error(`answer start ${answerStart} is outside the ${tokens.length} tokens scored`);
+  }
+  const input: ControlledEvaluateInputItem[] = tokens.map((token, index) =>
+    index >= answerStart - 1 ? [token, { generateNext: { probabilities: true } }] : token,
+  );
+  const outputs = await sequence.controlledEvaluate(input, { evaluationPriority: promptEvaluationPriority });
+  const distribution = (index: number) => {
+    const probabilities = outputs[index]?.next?.probabilities;
+    if (probabilities === undefined) throw new Error(`llama.cpp returned no distribution at token ${index}`);
+    return probabilities;
+  };
+  const logProbabilities: number[] = [];
+  for (let index = answerStart; index < tokens.length; index++)
+    logProbabilities.push(Math.log(distribution(index - 1).get(tokens[index]!) ?? 0));
+  const last = distribution(tokens.length - 1);
+  logProbabilities.push(Math.log(Math.max(0, ...endTokens.map((token) => last.get(token) ?? 0))));
+  return logProbabilities;
+}

@@ -109,3 +109,35 @@ export function promptTokenIds(
   }
   return tokens;
 }
+
+/**
+ * The token ids of a request's prompt followed by `translation` as the model's answer, and where the
+ * answer starts. The answer is tokenized where a decode would have produced it: after a raw prompt
+ * the two are tokenized as one text joined by a space (unless the prompt ends in whitespace), so a
+ * tokenizer that merges a leading space into the first word does so here too; after a chat template's
+ * assistant header the answer's tokens follow the header's. Where joint tokenization merges across
+ * the boundary, the answer starts at the first token that differs from the prompt's. An empty
+ * translation (blank after trimming) is no tokens: the prompt alone, the answer starting at its end.
+ * @throws InputError as `promptTokenIds`.
+ */
+export function continuationTokenIds(
+  tokenizer: PromptTokenizerModel,
+  template: PromptTemplate,
+  request: TranslationRequest,
+  translation: string,
+): { tokens: Token[]; answerStart: number } {
+  const prompt = promptTokenIds(tokenizer, template, request);
+  if (translation.trim() === "") return { tokens: prompt, answerStart: prompt.length };
+  const { model, chatTemplate } = tokenizer;
+  let tokens: Token[];
+  if (chatTemplate !== undefined) tokens = [...prompt, ...model.tokenize(translation)];
+  else {
+    const text = renderPrompt(template, request);
+    tokens = model.tokenize(/\s$/.test(text) ? text + translation : `${text} ${translation}`);
+    const bos = model.tokens.bos;
+    if (model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos) tokens.unshift(bos);
+  }
+  let answerStart = 0;
+  while (answerStart < prompt.length && prompt[answerStart] === tokens[answerStart]) answerStart++;
+  return { tokens, answerStart };
+}

@@ -8,7 +8,11 @@ import {
   featureViewsOf,
   normaliseFeatureViews,
 } from "../features/index.js";
-import { createGuardedContext, prefillSequence } from "../features/llama-internals.js";
+import {
+  createGuardedContext,
+  forcedLogProbabilities,
+  prefillSequence,
+} from "../features/llama-internals.js";
 import { ggufFingerprint } from "./gguf-fingerprint.js";
 import {
   asEngineError as asEngineErrorOf,
@@ -25,6 +29,7 @@ import {
   WaitingPool,
 } from "./llama-common.js";
 import {
+  continuationTokenIds,
   type PromptTokenizerModel,
   promptTokenIds,
   promptTokenizerModel,
@@ -330,6 +335,34 @@ export class LlamaTranslator implements ProbedTranslator, AsyncDisposable {
       decode: (maxTokens, options) => this.decode(start, maxTokens, options),
       releaseSequence: () => this.pool.release(sequence),
     });
+  }
+
+  /**
+   * The mean log-probability this model gives `translation` as its answer to `request` (see
+   * `Translator.scoreTranslation`): one evaluation of prompt and answer on a sequence of the pool,
+   * batched alone like any prompt, so the score does not depend on what else runs.
+   */
+  async scoreTranslation(request: TranslationRequest, translation: string): Promise<number> {
+    this.assertUsable();
+    const { tokens, answerStart } = continuationTokenIds(
+      this.promptTokenizer,
+      this.template,
+      request,
+      translation,
+    );
+    assertPromptFits(tokens.length, 1, this.contextSize, request.id);
+    const endTokens = [this.model.tokens.eos, this.model.tokens.eot].filter(
+      (token): token is Token => token !== null,
+    );
+    const sequence = await this.pool.acquire();
+    try {
+      const logProbabilities = await forcedLogProbabilities(sequence, tokens, answerStart, endTokens);
+      return logProbabilities.reduce((sum, value) => sum + value, 0) / logProbabilities.length;
+    } catch (error) {
+      throw asEngineError(error);
+    } finally {
+      await this.pool.release(sequence);
+    }
   }
 
   /** Frees the context and the model (the process-wide llama.cpp binding stays). Idempotent. */

@@ -66,6 +66,14 @@ export interface Translator {
   readonly engine: string;
   readonly modelId: string;
   translate(requests: TranslationRequest[], options?: DecodeOptions): Promise<Translation[]>;
+  /**
+   * Mean natural-log probability per token this model gives `translation` as its answer to the
+   * request — forced decoding: the prompt, the translation's tokens, then the end of generation
+   * (the likelier of the model's end-of-sequence and end-of-turn tokens; for an empty translation,
+   * that alone) — one prefill, no decoding. A stronger model's likelihood of another model's translation is a quality estimate of
+   * it (what the `guarded-qe` guard can rank with). Present on the in-process engines.
+   */
+  scoreTranslation?(request: TranslationRequest, translation: string): Promise<number>;
   dispose(): Promise<void>;
 }
 
