@@ -1,7 +1,8 @@
 /**
  * Collect throughput on the tinymt pair: segments per second with the two models decoding one
- * sequence each (the deterministic default) versus 4 parallel sequences per model (batched), in one
- * run. Prints one JSON object. Run: `npx tsx bench/collect-throughput.ts`.
+ * sequence each (the deterministic default) versus 4 parallel sequences per model (batched), and
+ * what reading the large model's likelihood of each small translation costs (the default, against
+ * `--no-large-likelihood`, one sequence each), in one run. Prints one JSON object. Run: `npx tsx bench/collect-throughput.ts`.
  *
  * Models and data come from `../shared` unless ROUTELMT_BENCH_SMALL, ROUTELMT_BENCH_LARGE,
  * ROUTELMT_BENCH_TEMPLATE and ROUTELMT_BENCH_SOURCES (JSONL with id/src/ref) say otherwise;
@@ -21,7 +22,12 @@ import { runIfMain } from "./run-if-main.js";
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const shared = path.resolve(repoRoot, "../shared");
 
-async function collectOnce(concurrency: number, paths: Record<string, string>, segments: number) {
+async function collectOnce(
+  concurrency: number,
+  paths: Record<string, string>,
+  segments: number,
+  largeLikelihood = true,
+) {
   const template = await loadPromptTemplate(paths.template as string);
   const input = await readCollectInput(paths.sources as string, {
     needsReference: true,
@@ -47,10 +53,12 @@ async function collectOnce(concurrency: number, paths: Record<string, string>, s
       metric: createMetric("chrf"),
       maxTokens: 64,
       chunkSize: 16,
+      largeLikelihood,
     });
     const seconds = (performance.now() - started) / 1000;
     return {
       concurrency,
+      large_likelihood: largeLikelihood,
       segments: summary.n,
       seconds: Number(seconds.toFixed(3)),
       segments_per_second: Number((summary.n / seconds).toFixed(3)),
@@ -74,6 +82,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const segments = Number(process.env.ROUTELMT_BENCH_SEGMENTS ?? 48);
   const sequential = await collectOnce(1, paths, segments);
   const batched = await collectOnce(4, paths, segments);
+  const withoutLikelihood = await collectOnce(1, paths, segments, false);
   return {
     bench: "collect-throughput",
     pair: "tinymt-small / tinymt-large, chrF labels, greedy, max 64 tokens, 1 thread per model",
@@ -81,6 +90,10 @@ export async function run(): Promise<Record<string, unknown>> {
     batched,
     ratio_batched_vs_sequential: Number(
       (batched.segments_per_second / sequential.segments_per_second).toFixed(3),
+    ),
+    without_large_likelihood: withoutLikelihood,
+    ratio_with_vs_without_large_likelihood: Number(
+      (sequential.segments_per_second / withoutLikelihood.segments_per_second).toFixed(3),
     ),
   };
 }

@@ -5,6 +5,8 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadDataset } from "../src/dataset/index.js";
 import { sentenceChrf } from "../src/metrics/chrf.js";
+import { LlamaTranslator } from "../src/translators/llama-translator.js";
+import { loadPromptTemplate } from "../src/translators/prompt-template.js";
 import { collectText, runCliCaptured, spawnCli } from "./helpers/cli.js";
 import { startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
 import {
@@ -118,6 +120,37 @@ describe("routelmt collect", () => {
       expect(record.prompt_tokens).toBeGreaterThan(3);
       expect(record.entropy).toBeGreaterThan(0);
     }
+    // The large model's likelihood of each small translation: what the large engine itself gives it.
+    const large = await LlamaTranslator.create({
+      modelPath: pair.large,
+      threads: 1,
+      template: await loadPromptTemplate(pair.template),
+      maxTokens: 6,
+      readsFeatures: false,
+    });
+    try {
+      for (const record of dataset.records.slice(0, 12)) {
+        const request = { id: record.id, text: record.src, srcLang: "en", tgtLang: "de" };
+        expect(record.large_logprob_of_small, record.id).toBe(
+          await large.scoreTranslation(request, record.small ?? ""),
+        );
+      }
+    } finally {
+      await large.dispose();
+    }
+    // Every one a log-probability, an empty small translation's that of ending at once.
+    expect(dataset.records.some((record) => record.small === "")).toBe(true);
+    for (const record of dataset.records) expect(record.large_logprob_of_small, record.id).toBeLessThan(0);
+  });
+
+  it("with --no-large-likelihood records no large-model likelihood, and the same everything else", async () => {
+    const out = path.join(work, "no-likelihood");
+    const run = await runCliCaptured(collectArgs(out, ["--limit", "8", "--no-large-likelihood"]));
+    expect(run.code).toBe(0);
+    const [plain, full] = await Promise.all([loadDataset(out), loadDataset(reference)]);
+    expect(plain.records).toEqual(
+      full.records.slice(0, 8).map(({ large_logprob_of_small: _, ...rest }) => rest),
+    );
   });
 
   it("resumes after SIGKILL without losing, duplicating or misaligning segments", async () => {

@@ -47,6 +47,11 @@ export interface CollectOptions {
    * order they finish in. Defaults to 1.
    */
   concurrency?: number;
+  /**
+   * Record the large model's likelihood of each small translation (`large_logprob_of_small`) where
+   * the large engine can score a given text. Defaults to true.
+   */
+  largeLikelihood?: boolean;
   /** Called after each chunk with (done, total). */
   onProgress?: (done: number, total: number, chunk: number) => void;
   /**
@@ -232,6 +237,8 @@ interface TranslatedSegment {
     entropy: number | null;
     promptTokens: number | null;
     translation: Translation;
+    /** The large model's mean log-probability of the small translation; undefined where it cannot score. */
+    scoredByLarge: number | undefined;
   };
   large: Translation;
 }
@@ -290,11 +297,17 @@ class TranslationPipeline {
       const prefilled = await this.options.small.prefill(request, { signal });
       // The small model's confidence in its translation goes into the record (for the post-hoc guard).
       const translation = await prefilled.continue({ ...decode, confidence: true });
+      // And the large model's likelihood of it, where the large engine can score a given text.
+      const scoredByLarge =
+        this.options.large.scoreTranslation === undefined || this.options.largeLikelihood === false
+          ? undefined
+          : await this.options.large.scoreTranslation(request, translation.text);
       return {
         features: prefilled.features,
         entropy: prefilled.entropy,
         promptTokens: prefilled.promptTokens,
         translation,
+        scoredByLarge,
       };
     })();
     const large = this.options.large.translate([request], decode).then(([translation]) => {
@@ -365,6 +378,9 @@ async function scoreChunk(
       ...(smallResult.translation.meanLogProbability === undefined
         ? {}
         : { small_mean_logprob: smallResult.translation.meanLogProbability }),
+      ...(smallResult.scoredByLarge === undefined
+        ? {}
+        : { large_logprob_of_small: smallResult.scoredByLarge }),
     };
   });
   return { records, features };

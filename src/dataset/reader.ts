@@ -91,6 +91,7 @@ const recordSchema = z.object({
   large_prompt_tokens: nullableNumber.optional(),
   large_output_tokens: nullableNumber.optional(),
   small_mean_logprob: nullableNumber.optional(),
+  large_logprob_of_small: nullableNumber.optional(),
 });
 
 const featureBlockSchema = z.object({

@@ -40,6 +40,13 @@ export interface DatasetRecord {
    * token log-probabilities).
    */
   small_mean_logprob?: number | null;
+  /**
+   * The large model's mean log-probability per token of the small model's translation, its end
+   * included (forced decoding: one large-model prefill, no decode) — a stronger model's quality
+   * estimate of the small output, the other signal `guarded-qe` can rank with. Absent when the
+   * large engine cannot score a given text (a remote one).
+   */
+  large_logprob_of_small?: number | null;
 }
 
 /** The small model the features were read from. */

@@ -36,6 +36,7 @@ interface CollectFlags {
   chunkSize: number;
   smallDim?: number;
   skipTooLong?: boolean;
+  largeLikelihood: boolean;
 }
 
 export function registerCollect(program: Command, io: CliIo): void {
@@ -100,6 +101,10 @@ export function registerCollect(program: Command, io: CliIo): void {
       "--skip-too-long",
       "leave out segments whose prompt plus --max-tokens does not fit a model's context, recording them in meta.json (default: refuse the run, listing them)",
     )
+    .option(
+      "--no-large-likelihood",
+      "do not record the large model's likelihood of each small translation (large_logprob_of_small, the signal guarded-qe can rank with: one large-model prefill per segment, in-process large models only)",
+    )
     .action(async (flags: CollectFlags) => {
       const metric = createMetric(flags.metric);
       const extraMetrics = flags.extraMetric.map(createMetric);
@@ -143,6 +148,7 @@ export function registerCollect(program: Command, io: CliIo): void {
           maxTokens: flags.maxTokens,
           chunkSize: flags.chunkSize,
           concurrency: flags.concurrency,
+          largeLikelihood: flags.largeLikelihood,
           onProgress: progress.onProgress,
           tooLong: flags.skipTooLong ? "skip" : "refuse",
           onNote: (note) => io.stderr(`note: ${note}\n`),
