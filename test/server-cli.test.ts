@@ -10,6 +10,7 @@ import { buildApp } from "../src/server/app.js";
 import { readConfigFile, resolveServerConfig } from "../src/server/config.js";
 import { serverErrorBodySchema } from "../src/server/errors.js";
 import { LlamaFfiTranslator } from "../src/translators/llama-ffi-translator.js";
+import { LlamaTranslator } from "../src/translators/llama-translator.js";
 import { runCliCaptured } from "./helpers/cli.js";
 import { type FakeOpenAIServer, startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
 import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
@@ -327,6 +328,64 @@ function ggufServerConfig(modelPath: string, router: string, settings: Record<st
   );
 }
 
+/**
+ * A copy of `routerFile` with a post-hoc guard on `signal` (one value per gain) whose λ is large
+ * enough for the signal to reorder the gains; returns the file and each text's adjusted score.
+ */
+async function withPostHocGuard(
+  routerFile: string,
+  name: string,
+  gains: number[],
+  signal: number[],
+  signalName?: "large-likelihood",
+): Promise<{ file: string; adjusted: number[] }> {
+  const spread = (values: number[]) => Math.max(...values) - Math.min(...values);
+  const lambda = (2 * spread(gains)) / spread(signal);
+  const adjusted = gains.map((gain, index) => gain - lambda * signal[index]!);
+  const sorted = [...adjusted].sort((a, b) => a - b);
+  const router = JSON.parse(await readFile(routerFile, "utf8"));
+  router.guard_qe = {
+    method: "qe-adjusted",
+    ...(signalName ? { signal: signalName } : {}),
+    rule: "test",
+    lambda,
+    tolerance: 0.05,
+    severe_delta: 10,
+    budgets: [0.25],
+    grid: [],
+    score_quantiles: Array.from(
+      { length: 101 },
+      (_, percent) => sorted[Math.round((percent / 100) * (sorted.length - 1))]!,
+    ),
+  };
+  const file = path.join(work, name);
+  await writeFile(file, JSON.stringify(router));
+  return { file, adjusted };
+}
+
+/** Serves `texts` as one batch at budget 0.25: the top 3 by the adjusted score — not by gain — go large. */
+async function expectAdjustedTopRoutedLarge(
+  config: ReturnType<typeof ggufServerConfig>,
+  texts: string[],
+  adjusted: number[],
+  gains: number[],
+): Promise<void> {
+  const app = await buildApp(config);
+  try {
+    const origin = await app.listen({ port: 0, host: "127.0.0.1" });
+    const batch = await postJson(`${origin}/v1/translate`, { texts });
+    expect(batch.status).toBe(200);
+    const models = (batch.body.translations as { model: string }[]).map((item) => item.model);
+    const byAdjusted = [...adjusted.keys()].sort((a, b) => adjusted[b]! - adjusted[a]!).slice(0, 3);
+    const byGain = [...gains.keys()].sort((a, b) => gains[b]! - gains[a]!).slice(0, 3);
+    expect(byAdjusted).not.toEqual(byGain);
+    expect(models.filter((model) => model === "large")).toHaveLength(3);
+    expect(byAdjusted.every((index) => models[index] === "large")).toBe(true);
+  } finally {
+    await app.close();
+  }
+}
+
 describe("routelmt serve: in-process GGUF small model", () => {
   it("routes with features read during the small model's own prefill", async () => {
     const { modelPath, routerFile: ggufRouter, offlineGains: offline } = await tinyGgufWithRouter(work, 12);
@@ -396,44 +455,61 @@ describe("routelmt serve: in-process GGUF small model", () => {
     }
     await reference.dispose();
     expect(confidences.every((value) => value < 0)).toBe(true);
-    // A λ large enough that the confidence reorders the gains.
-    const spread = (values: number[]) => Math.max(...values) - Math.min(...values);
-    const lambda = (2 * spread(offlineGains)) / spread(confidences);
-    const adjusted = offlineGains.map((gain, index) => gain - lambda * confidences[index]!);
-    const router = JSON.parse(await readFile(ggufRouter, "utf8"));
-    const sorted = [...adjusted].sort((a, b) => a - b);
-    router.guard_qe = {
-      method: "qe-adjusted",
-      rule: "test",
-      lambda,
-      tolerance: 0.05,
-      severe_delta: 10,
-      budgets: [0.25],
-      grid: [],
-      score_quantiles: Array.from(
-        { length: 101 },
-        (_, percent) => sorted[Math.round((percent / 100) * (sorted.length - 1))]!,
-      ),
-    };
-    const qeRouter = path.join(work, "gguf-router-qe.json");
-    await writeFile(qeRouter, JSON.stringify(router));
-    const app = await buildApp(ggufServerConfig(modelPath, qeRouter, { policy: "guarded-qe" }));
-    try {
-      const origin = await app.listen({ port: 0, host: "127.0.0.1" });
-      const batch = await postJson(`${origin}/v1/translate`, { texts });
-      expect(batch.status).toBe(200);
-      const models = (batch.body.translations as { model: string }[]).map((item) => item.model);
-      const byAdjusted = [...adjusted.keys()].sort((a, b) => adjusted[b]! - adjusted[a]!).slice(0, 3);
-      const byGain = [...offlineGains.keys()].sort((a, b) => offlineGains[b]! - offlineGains[a]!).slice(0, 3);
-      expect(byAdjusted).not.toEqual(byGain);
-      expect(models.filter((model) => model === "large")).toHaveLength(3);
-      expect(byAdjusted.every((index) => models[index] === "large")).toBe(true);
-    } finally {
-      await app.close();
-    }
+    const { file: qeRouter, adjusted } = await withPostHocGuard(
+      ggufRouter,
+      "gguf-router-qe.json",
+      offlineGains,
+      confidences,
+    );
+    await expectAdjustedTopRoutedLarge(
+      ggufServerConfig(modelPath, qeRouter, { policy: "guarded-qe" }),
+      texts,
+      adjusted,
+      offlineGains,
+    );
     // A router without the post-hoc guard cannot serve guarded-qe: refused at start, naming why.
     await expect(buildApp(ggufServerConfig(modelPath, ggufRouter, { policy: "guarded-qe" }))).rejects.toThrow(
       /policy guarded-qe needs a router with a post-hoc guard/,
+    );
+  });
+
+  it("with guarded-qe on the large model's likelihood routes the top by gain − λ·the in-process large model's score", async () => {
+    const { modelPath, routerFile: ggufRouter, offlineGains } = await tinyGgufWithRouter(work, 12);
+    const texts = offlineGains.map((_, index) => sampleText(index));
+    const largePath = path.join(work, "likelihood-large.gguf");
+    writeTinyLlamaGguf(largePath, { seed: 5 });
+    // Each small translation as serve decodes it, and the large model's likelihood of it.
+    const small = await LlamaFfiTranslator.create({ modelPath, threads: 1, maxTokens: 4 });
+    const large = await LlamaTranslator.create({
+      modelPath: largePath,
+      threads: 1,
+      maxTokens: 4,
+      readsFeatures: false,
+    });
+    const likelihoods: number[] = [];
+    for (const text of texts) {
+      const request = { text, srcLang: "en", tgtLang: "de" };
+      const [translation] = await small.translate([request]);
+      likelihoods.push(await large.scoreTranslation(request, translation!.text));
+    }
+    await small.dispose();
+    await large.dispose();
+    const { file: qeRouter, adjusted } = await withPostHocGuard(
+      ggufRouter,
+      "gguf-router-likelihood.json",
+      offlineGains,
+      likelihoods,
+      "large-likelihood",
+    );
+    await expectAdjustedTopRoutedLarge(
+      ggufServerConfig(modelPath, qeRouter, { policy: "guarded-qe", large: largePath }),
+      texts,
+      adjusted,
+      offlineGains,
+    );
+    // A remote large model cannot score a given text: refused at start, naming why.
+    await expect(buildApp(ggufServerConfig(modelPath, qeRouter, { policy: "guarded-qe" }))).rejects.toThrow(
+      /needs a large engine that scores a given text/,
     );
   });
 });

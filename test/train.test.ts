@@ -38,6 +38,7 @@ async function writeSyntheticDataset(
     wordGain = false,
     lengthGain = false,
     confidenceLoss = false,
+    largeLikelihoodLoss = false,
   }: {
     n: number;
     seed: number;
@@ -57,6 +58,12 @@ async function writeSyntheticDataset(
      * loses 30 points on two segments in three — a loss the features do not show.
      */
     confidenceLoss?: boolean;
+    /**
+     * Records carry the small model's confidence (noise here) and the large model's likelihood of
+     * the small translation; where the latter is high (the top sixth), the large model loses 30
+     * points.
+     */
+    largeLikelihoodLoss?: boolean;
   },
 ): Promise<void> {
   const random = createRandom(seed);
@@ -87,6 +94,9 @@ async function writeSyntheticDataset(
     // Drawn only for confidence datasets, so the other datasets keep their values.
     const confidence = confidenceLoss ? normal(random, -1, 0.4) : null;
     if (confidence !== null && confidence > -0.6 && random.nextUint32() % 3 !== 0) gain -= 30;
+    const likelihood = largeLikelihoodLoss ? normal(random, -1, 0.4) : null;
+    const noise = largeLikelihoodLoss ? normal(random, -1, 0.4) : null;
+    if (likelihood !== null && likelihood > -0.6) gain -= 30;
     gain += normal(random, 0, 0.5);
     if (noGain) gain = 0;
     records.push({
@@ -106,6 +116,7 @@ async function writeSyntheticDataset(
       prompt_tokens: 10,
       entropy: 1,
       ...(confidence === null ? {} : { small_mean_logprob: confidence }),
+      ...(likelihood === null ? {} : { small_mean_logprob: noise, large_logprob_of_small: likelihood }),
     });
   }
   const meta: DatasetMeta = {
@@ -136,6 +147,24 @@ async function writeSyntheticDataset(
   await writer.finish(meta);
 }
 
+type CurvePolicy = { curve: { budget: number; severe_loss: number; mean_delta: number }[] };
+
+/**
+ * Held out at p = 0.3, guarded-qe routes fewer of the segments the large model ruins than RouteLMT
+ * and loses no more than 5 % of its gain doing it; the report names the λ train chose.
+ */
+function expectGuardedQeHeldOut(
+  summary: { policies: Record<string, CurvePolicy>; router: { guard_qe: { chosen_lambda: number } } },
+  lambda: number,
+): void {
+  const at30 = (policy: CurvePolicy) => policy.curve.find((entry) => Math.abs(entry.budget - 0.3) < 1e-9)!;
+  const guarded = at30(summary.policies["guarded-qe"]!);
+  const plain = at30(summary.policies.routelmt!);
+  expect(guarded.severe_loss).toBeLessThan(plain.severe_loss);
+  expect(guarded.mean_delta).toBeGreaterThanOrEqual(0.95 * plain.mean_delta);
+  expect(summary.router.guard_qe.chosen_lambda).toBe(lambda);
+}
+
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "routelmt-train-"));
   await writeSyntheticDataset(path.join(work, "a"), { n: 400, seed: 1 });
@@ -156,6 +185,12 @@ beforeAll(async () => {
   await writeSyntheticDataset(path.join(work, "length-test"), { n: 300, seed: 14, lengthGain: true });
   await writeSyntheticDataset(path.join(work, "confidence"), { n: 400, seed: 15, confidenceLoss: true });
   await writeSyntheticDataset(path.join(work, "confidence-test"), { n: 300, seed: 16, confidenceLoss: true });
+  await writeSyntheticDataset(path.join(work, "likelihood"), { n: 400, seed: 17, largeLikelihoodLoss: true });
+  await writeSyntheticDataset(path.join(work, "likelihood-test"), {
+    n: 300,
+    seed: 18,
+    largeLikelihoodLoss: true,
+  });
 });
 
 /** Evaluates a router on a dataset of the work folder into report folder `name`, expects success, and reads the summary. */
@@ -480,19 +515,32 @@ describe("routelmt train", () => {
     expect(mean(chosen.severe_loss)).toBeLessThan(mean(guard.grid[0]!.severe_loss));
 
     const { report, summary } = await evaluateOn("confidence-test", out, "confidence-report");
-    const qe = summary.policies["guarded-qe"];
-    expect(qe.description).toMatch(/small model's confidence/);
-    const at30 = (policy: { curve: { budget: number; severe_loss: number; mean_delta: number }[] }) =>
-      policy.curve.find((entry) => Math.abs(entry.budget - 0.3) < 1e-9)!;
-    // Held out: the guard routes fewer of the segments the large model ruins, and loses no gain doing it.
-    expect(at30(qe).severe_loss).toBeLessThan(at30(summary.policies.routelmt).severe_loss);
-    expect(at30(qe).mean_delta).toBeGreaterThanOrEqual(0.95 * at30(summary.policies.routelmt).mean_delta);
-    expect(summary.router.guard_qe.chosen_lambda).toBe(guard.lambda);
+    expect(summary.policies["guarded-qe"].description).toMatch(/small model's confidence/);
+    expectGuardedQeHeldOut(summary, guard.lambda);
     expect(await readFile(path.join(report, "report.md"), "utf8")).toContain("Post-hoc guard: guarded-qe");
 
     // Without the confidence in every record there is no post-hoc guard, and guarded-qe needs --qe.
     const { router: plain } = await trainOn("a", "no-confidence.json", ["--probes", "ridge"]);
     expect(plain.guard_qe).toBeUndefined();
+  });
+
+  it("chooses the post-hoc signal that cuts severe losses: the large model's likelihood of the small translation", async () => {
+    const { out, run, router } = await trainOn("likelihood", "likelihood.json", ["--probes", "ridge"]);
+    expect(run.stdout).toMatch(
+      /^post-hoc guard: rank by gain − λ·\(the large model's mean token log-probability/m,
+    );
+    const guard = router.guard_qe!;
+    expect(guard.signal).toBe("large-likelihood");
+    expect(guard.lambda).toBeGreaterThan(0);
+    // Both signals were measured; the small model's confidence (noise here) cut nothing.
+    const candidates = guard.signal_choice!.candidates;
+    expect(candidates.map((candidate) => candidate.signal)).toEqual(["small-confidence", "large-likelihood"]);
+    expect(candidates[0]!.lambda).toBe(0);
+    const { summary } = await evaluateOn("likelihood-test", out, "likelihood-report");
+    const qe = summary.policies["guarded-qe"];
+    expect(qe.description).toMatch(/large model's likelihood of the small translation/);
+    expect(qe.cost).toMatch(/large-model prefill/);
+    expectGuardedQeHeldOut(summary, guard.lambda);
   });
 
   it("restricts the selection to --blocks", async () => {

@@ -11,9 +11,11 @@
 import type { DatasetMeta, DatasetRecord } from "../dataset/types.js";
 import { InputError, UsageError } from "../errors/index.js";
 import {
-  confidenceGuardedScore,
   guardedScore,
   type HeadScores,
+  qeGuardedScore,
+  qeSignalOf,
+  qeSignalValue,
   type RouterFile,
 } from "../probe/router-file.js";
 import { maskFromOrder, routedCount, routingOrder } from "../routing/batch-allocation.js";
@@ -84,6 +86,9 @@ export const GUARDED_QE_COST =
 
 export const CONFIDENCE_GUARD_COST =
   "guarded-qe decodes the small model's translation of every request before deciding (its confidence comes from that decode, with no QE call), so every routed request pays for a small-model decode it then discards and waits for it.";
+
+export const LARGE_LIKELIHOOD_GUARD_COST =
+  "guarded-qe decodes the small model's translation of every request and has the large model score it (one large-model prefill of prompt and translation, no decode) before deciding, so every request pays for that prefill and every routed one for a small-model decode it then discards.";
 
 /**
  * The labelled segments of a dataset in the orientation the measures need: `outcomes` hold
@@ -520,9 +525,10 @@ function riskAdjustedPolicy(
 }
 
 /**
- * guarded-qe, as trained: one ranking by gain − λ · the small model's mean token log-probability of
- * its decoded translation, with the λ train chose; null when the router has no post-hoc guard or a
- * segment lacks the confidence (then `--qe` decides).
+ * guarded-qe, as trained: one ranking by gain − λ · the router's post-hoc signal of the decoded small
+ * translation (the small model's confidence in it or the large model's likelihood of it), with the λ
+ * train chose; null when the router has no post-hoc guard or a segment lacks the signal (then `--qe`
+ * decides).
  */
 function confidenceGuardPolicy(
   router: RouterFile | null,
@@ -530,20 +536,21 @@ function confidenceGuardPolicy(
   segments: EvalSegments,
 ): EvalPolicy | null {
   const guard = router?.guard_qe;
-  if (!router || !guard) return null;
+  const signal = router ? qeSignalOf(router) : null;
+  if (!router || !guard || !signal) return null;
   const scores = Float64Array.from(
     gainScores,
     (gain, row) =>
-      confidenceGuardedScore(router, gain, segments.records[row]?.small_mean_logprob) ?? Number.NaN,
+      qeGuardedScore(router, gain, qeSignalValue(segments.records[row] ?? {}, signal)) ?? Number.NaN,
   );
   if (!scores.every(Number.isFinite)) return null;
   return {
     name: "guarded-qe",
     family: "router",
-    description: `Guarded by the small model's confidence (post-hoc): predicted gain − λ · mean token log-probability of the decoded small translation, λ = ${formatThreshold(guard.lambda)} (chosen in training: the λ that cut cross-validated severe losses most while keeping MeanDelta within ${formatThreshold(100 * guard.tolerance)} % of the unguarded router at every budget), highest first.`,
+    description: `Guarded by ${signal === "large-likelihood" ? "the large model's likelihood of the small translation" : "the small model's confidence"} (post-hoc): predicted gain − λ · ${signal === "large-likelihood" ? "the large model's" : "the small model's"} mean token log-probability of the decoded small translation, λ = ${formatThreshold(guard.lambda)} (chosen in training: the λ that cut cross-validated severe losses most while keeping MeanDelta within ${formatThreshold(100 * guard.tolerance)} % of the unguarded router at every budget), highest first.`,
     realizations: [rankingRealization(scores, segments.outcomes.ids)],
     streamingStartScores: guard.score_quantiles,
-    cost: CONFIDENCE_GUARD_COST,
+    cost: signal === "large-likelihood" ? LARGE_LIKELIHOOD_GUARD_COST : CONFIDENCE_GUARD_COST,
   };
 }
 

@@ -5,9 +5,9 @@
  * measured on the evaluated data.
  */
 
-import { type GuardReport, riskAdjustedScore } from "../probe/guard-choice.js";
+import { type GuardReport, type QeSignal, riskAdjustedScore } from "../probe/guard-choice.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
-import { routerBlocks } from "../probe/router-file.js";
+import { qeSignalOf, qeSignalValue, routerBlocks } from "../probe/router-file.js";
 import { measureRouting } from "./measures.js";
 import { type EvalSegments, rankingRealization } from "./policies.js";
 
@@ -31,6 +31,8 @@ export interface GuardTradeoff {
   points: GuardTradeoffPoint[];
   /** The cross-validated trade-off train saw over the same grid. */
   cross_validated: GuardTradeoffPoint[];
+  /** The post-hoc guard's signal (`guard_qe` only). */
+  signal?: QeSignal;
 }
 
 /** How the router was trained, as the report reads it. */
@@ -59,7 +61,7 @@ export interface RouterFindings {
 /**
  * A guard's trade-off over its λ grid on these segments: `guard`, the risk-adjusted guard of
  * `guarded` (gain − λ · the risk head); `guard_qe`, the post-hoc guard of `guarded-qe` (gain − λ ·
- * the small model's confidence). Null when the router has no such guard, or a segment lacks the
+ * its signal: the small model's confidence or the large model's likelihood of the small translation). Null when the router has no such guard, or a segment lacks the
  * signal.
  */
 export function guardTradeoff(
@@ -72,12 +74,16 @@ export function guardTradeoff(
 ): GuardTradeoff | null {
   const guard = router[which];
   const gain = heads.gain;
+  const qeSignal = qeSignalOf(router);
   const signal =
     which === "guard"
       ? heads.risk
-      : Float64Array.from(segments.records, (record) => record.small_mean_logprob ?? Number.NaN);
+      : qeSignal === null
+        ? undefined
+        : Float64Array.from(segments.records, (record) => qeSignalValue(record, qeSignal) ?? Number.NaN);
   if (!guard || !gain || !signal?.every(Number.isFinite)) return null;
-  return tradeoffOver(guard, gain, signal, segments, budgets, severeDelta);
+  const tradeoff = tradeoffOver(guard, gain, signal, segments, budgets, severeDelta);
+  return tradeoff && which === "guard_qe" && qeSignal !== null ? { ...tradeoff, signal: qeSignal } : tradeoff;
 }
 
 function tradeoffOver(

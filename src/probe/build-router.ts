@@ -12,7 +12,14 @@ import {
 import { InputError, UsageError } from "../errors/index.js";
 import { VERSION } from "../version.js";
 import { kFoldAssignment } from "./cross-validation.js";
-import { chooseGuardLambda, DEFAULT_GUARD_TOLERANCE } from "./guard-choice.js";
+import {
+  chooseGuardLambda,
+  chooseQeSignal,
+  chosenPoint,
+  DEFAULT_GUARD_TOLERANCE,
+  QE_SIGNAL_RULE,
+  type QeSignal,
+} from "./guard-choice.js";
 import { measureLearningCurve } from "./learning-curve.js";
 import {
   DEFAULT_INNER_FOLDS,
@@ -124,6 +131,8 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   const qSmall = new Float64Array(rows);
   // The small model's confidence in its decoded translation, for the post-hoc guard; NaN where unknown.
   const smallConfidence = new Float64Array(rows);
+  // The large model's likelihood of the small translation, the other post-hoc signal; NaN where unknown.
+  const largeLikelihood = new Float64Array(rows);
   const sources: string[] = [];
   let row = 0;
   for (const dataset of datasets) {
@@ -134,6 +143,7 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
       gain[row] = record.gain;
       qSmall[row] = record.q_small;
       smallConfidence[row] = record.small_mean_logprob ?? Number.NaN;
+      largeLikelihood[row] = record.large_logprob_of_small ?? Number.NaN;
       sources.push(record.src);
       row++;
     });
@@ -228,17 +238,37 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
     outOfFold.gain && outOfFold.risk
       ? chooseGuardLambda({ ...guardChoice, gainScores: outOfFold.gain, riskScores: outOfFold.risk })
       : null;
-  // The post-hoc guard needs the small model's confidence on every row (collected by an engine that
-  // reads logits); a dataset with gaps gets none rather than one fitted on a biased subset.
+  // A post-hoc signal is offered only where every row has it (collected by engines that read
+  // logits): a dataset with gaps gets no guard on it rather than one fitted on a biased subset.
+  const qeSignals: [QeSignal, Float64Array][] = [
+    ["small-confidence", smallConfidence],
+    ["large-likelihood", largeLikelihood],
+  ];
+  const qeGuards = qeSignals
+    .filter(([, values]) => outOfFold.gain && rows > 0 && values.every(Number.isFinite))
+    .map(([signal, values]) =>
+      chooseGuardLambda({
+        ...guardChoice,
+        gainScores: outOfFold.gain as Float64Array,
+        riskScores: values,
+        method: "qe-adjusted",
+        signal,
+      }),
+    );
+  const chosenQeGuard = chooseQeSignal(qeGuards);
   const qeGuard =
-    outOfFold.gain && rows > 0 && smallConfidence.every(Number.isFinite)
-      ? chooseGuardLambda({
-          ...guardChoice,
-          gainScores: outOfFold.gain,
-          riskScores: smallConfidence,
-          method: "qe-adjusted",
-        })
-      : null;
+    chosenQeGuard && qeGuards.length > 1
+      ? {
+          ...chosenQeGuard,
+          signal_choice: {
+            rule: QE_SIGNAL_RULE,
+            candidates: qeGuards.map((report) => ({
+              signal: report.signal ?? "small-confidence",
+              ...chosenPoint(report),
+            })),
+          },
+        }
+      : chosenQeGuard;
   if (wantsGain && !guard)
     notes.push(
       "no risk-adjusted guard: it needs the gain and risk heads (the guarded policy falls back to vetoes)",

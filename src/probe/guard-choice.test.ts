@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { chooseFromTradeoff, chooseGuardLambda, guardLambdaGrid, riskAdjustedScore } from "./guard-choice.js";
+import {
+  chooseFromTradeoff,
+  chooseGuardLambda,
+  chooseQeSignal,
+  chosenPoint,
+  type GuardReport,
+  guardLambdaGrid,
+  type QeSignal,
+  riskAdjustedScore,
+} from "./guard-choice.js";
 
 /**
  * Ten segments, one fold. A: high predicted gain but a likely severe loss; B–E: good; the rest
@@ -108,5 +117,40 @@ describe("guardLambdaGrid", () => {
     expect(grid[7]).toBeCloseTo(4 * Math.sqrt(5), 12);
     expect(grid[17]).toBeCloseTo(32 * 4 * Math.sqrt(5), 9);
     expect(guardLambdaGrid([1, 2, 3], [0.2, 0.2, 0.2])).toEqual([0]);
+  });
+});
+
+describe("chooseQeSignal", () => {
+  const report = (signal: QeSignal, lambda: number, severe: number[]): GuardReport => ({
+    method: "qe-adjusted",
+    signal,
+    rule: "test",
+    lambda,
+    tolerance: 0.05,
+    severe_delta: 10,
+    budgets: [0.1, 0.3],
+    grid: [
+      { lambda: 0, mean_delta: [10, 8], severe_loss: [0.05, 0.05] },
+      { lambda, mean_delta: [10, 8], severe_loss: severe },
+    ],
+    score_quantiles: [],
+  });
+
+  it("keeps the signal with the lower severe-loss rate at its chosen λ, mean over budgets", () => {
+    const confidence = report("small-confidence", 1, [0.04, 0.04]);
+    const likelihood = report("large-likelihood", 2, [0.01, 0.05]);
+    expect(chooseQeSignal([confidence, likelihood])).toBe(likelihood);
+    expect(chooseQeSignal([report("small-confidence", 1, [0.02, 0.02]), likelihood])?.signal).toBe(
+      "small-confidence",
+    );
+  });
+
+  it("keeps the first (the cheaper small-model confidence) on a tie, and nothing from nothing", () => {
+    const confidence = report("small-confidence", 0, [0.05, 0.05]);
+    const likelihood = report("large-likelihood", 0, [0.05, 0.05]);
+    expect(chooseQeSignal([confidence, likelihood])).toBe(confidence);
+    expect(chooseQeSignal([])).toBeNull();
+    expect(chosenPoint(likelihood)).toEqual(likelihood.grid[0]);
+    expect(() => chosenPoint({ ...likelihood, lambda: 7 })).toThrow(/not on its grid/);
   });
 });

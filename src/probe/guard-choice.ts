@@ -30,8 +30,23 @@ const GRID_MULTIPLES: readonly number[] = [
 const GUARD_CHOICE_RULE =
   "among the λ before the first that costs more than the tolerance of λ = 0's cross-validated MeanDelta@p at some budget, the one with the lowest cross-validated severe-loss rate, if its cut exceeds two standard errors of the paired per-fold difference; else λ = 0";
 
+/**
+ * What the post-hoc guard ranks with, read from the small model's decoded translation:
+ * `small-confidence`, the small model's own mean token log-probability of it (free with the decode);
+ * `large-likelihood`, the large model's (a forced-decoding prefill of the large model per request).
+ */
+export const QE_SIGNALS = ["small-confidence", "large-likelihood"] as const;
+export type QeSignal = (typeof QE_SIGNALS)[number];
+
 /** The post-hoc guard's rule: the same choice of λ, on the small model's confidence in its decoded translation. */
 export const QE_GUARD_RULE = `rank by predicted gain − λ · the small model's mean token log-probability of its decoded translation; ${GUARD_CHOICE_RULE}`;
+
+/** The same on the large model's likelihood of the small translation. */
+export const LARGE_QE_GUARD_RULE = `rank by predicted gain − λ · the large model's mean token log-probability of the small model's decoded translation; ${GUARD_CHOICE_RULE}`;
+
+/** How the post-hoc guard's signal is chosen when the data holds both. */
+export const QE_SIGNAL_RULE =
+  "each signal's λ is chosen by the rule; the signal whose chosen λ has the lower cross-validated severe-loss rate (mean over budgets) is kept, the small model's confidence on a tie (it costs nothing beyond the decode)";
 
 export const GUARD_RULE = `rank by predicted gain − λ · predicted P(gain < −δ); ${GUARD_CHOICE_RULE}`;
 
@@ -49,6 +64,8 @@ export interface GuardPoint {
  */
 export interface GuardReport {
   method: "risk-adjusted" | "qe-adjusted";
+  /** A post-hoc guard's signal; absent (as in files written before there was a choice) means `small-confidence`. */
+  signal?: QeSignal;
   rule: string;
   /** The chosen λ, in gain units per unit of probability. */
   lambda: number;
@@ -62,6 +79,11 @@ export interface GuardReport {
   best_cut?: GuardCut | null;
   /** 101 quantiles of the out-of-fold risk-adjusted scores at the chosen λ: a streaming controller's start. */
   score_quantiles: number[];
+  /** A post-hoc guard chosen between signals: the rule and each signal's trade-off at its chosen λ. */
+  signal_choice?: {
+    rule: string;
+    candidates: ({ signal: QeSignal } & GuardPoint)[];
+  };
 }
 
 /**
@@ -151,6 +173,8 @@ export interface GuardChoiceInput {
   lambdas?: readonly number[];
   /** What `riskScores` are: the risk head's probabilities (default) or the post-hoc QE signal. */
   method?: GuardReport["method"];
+  /** Which QE signal, for `qe-adjusted`. Defaults to `small-confidence`. */
+  signal?: QeSignal;
 }
 
 /** Chooses λ by the rule above and reports the trade-off over the grid. */
@@ -204,9 +228,16 @@ export function chooseGuardLambda(input: GuardChoiceInput): GuardReport {
     riskAdjustedScore(gainScores[row]!, riskScores[row]!, lambda),
   );
   const levels = Float64Array.from({ length: 101 }, (_, index) => index / 100);
+  const signal = input.signal ?? "small-confidence";
   return {
     method: input.method ?? "risk-adjusted",
-    rule: input.method === "qe-adjusted" ? QE_GUARD_RULE : GUARD_RULE,
+    ...(input.method === "qe-adjusted" ? { signal } : {}),
+    rule:
+      input.method !== "qe-adjusted"
+        ? GUARD_RULE
+        : signal === "large-likelihood"
+          ? LARGE_QE_GUARD_RULE
+          : QE_GUARD_RULE,
     lambda,
     tolerance,
     severe_delta: severeDelta,
@@ -215,4 +246,25 @@ export function chooseGuardLambda(input: GuardChoiceInput): GuardReport {
     best_cut: best,
     score_quantiles: Array.from(quantiles(sortScores(guarded), levels)),
   };
+}
+
+/** A guard's cross-validated trade-off at its chosen λ. */
+export function chosenPoint(report: GuardReport): GuardPoint {
+  const point = report.grid.find((each) => each.lambda === report.lambda);
+  if (!point) throw new UsageError(`the guard's λ ${report.lambda} is not on its grid`);
+  return point;
+}
+
+/**
+ * The post-hoc guard to keep from one per QE signal (in {@link QE_SIGNALS} order): the lowest
+ * cross-validated severe-loss rate at its chosen λ, the first on a tie (see {@link QE_SIGNAL_RULE}).
+ */
+export function chooseQeSignal(reports: readonly GuardReport[]): GuardReport | null {
+  const severe = (report: GuardReport) => {
+    const rates = chosenPoint(report).severe_loss;
+    return rates.reduce((sum, rate) => sum + rate, 0) / rates.length;
+  };
+  let best: GuardReport | null = null;
+  for (const report of reports) if (best === null || severe(report) < severe(best)) best = report;
+  return best;
 }

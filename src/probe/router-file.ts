@@ -15,8 +15,9 @@ import {
   resolveFeatureBlocks,
   sourceBlocksAt,
 } from "../dataset/feature-blocks.js";
+import type { DatasetRecord } from "../dataset/types.js";
 import { InputError, UsageError } from "../errors/index.js";
-import { type GuardReport, riskAdjustedScore } from "./guard-choice.js";
+import { type GuardReport, QE_SIGNALS, type QeSignal, riskAdjustedScore } from "./guard-choice.js";
 import type { LearningCurveReport } from "./learning-curve.js";
 import { type ProbeModel, predictRows, probeModelSchema } from "./probe-model.js";
 import type { SelectionReport } from "./probe-selection.js";
@@ -95,9 +96,9 @@ export interface RouterFile {
   /** The risk-adjusted score of the `guarded` policy and its cross-validated trade-off. */
   guard?: GuardReport;
   /**
-   * The post-hoc guard of `guarded-qe`: predicted gain − λ · the small model's mean token
-   * log-probability of its decoded translation, λ chosen as for `guard`. Present when every training
-   * record carried that confidence.
+   * The post-hoc guard of `guarded-qe`: predicted gain − λ · a quality estimate of the decoded
+   * small translation (`signal`: the small model's confidence in it, or the large model's likelihood
+   * of it), λ chosen as for `guard`. Present when every training record carried a signal.
    */
   guard_qe?: GuardReport;
 }
@@ -108,6 +109,7 @@ function guardSchema(method: GuardReport["method"]) {
   return z
     .object({
       method: z.literal(method),
+      signal: z.enum(QE_SIGNALS).optional(),
       lambda: finite.min(0),
       tolerance: finite,
       severe_delta: finite,
@@ -363,18 +365,31 @@ export function guardedScore(router: RouterFile, scores: HeadScores, row: number
   return riskAdjustedScore(gain, risk, guard.lambda);
 }
 
+/** The signal the router's post-hoc guard ranks with; null when it has none. */
+export function qeSignalOf(router: RouterFile): QeSignal | null {
+  return router.guard_qe ? (router.guard_qe.signal ?? "small-confidence") : null;
+}
+
+/** A record's value of a post-hoc signal (undefined or null where it was not collected). */
+export function qeSignalValue(
+  record: Pick<DatasetRecord, "small_mean_logprob" | "large_logprob_of_small">,
+  signal: QeSignal,
+): number | null | undefined {
+  return signal === "large-likelihood" ? record.large_logprob_of_small : record.small_mean_logprob;
+}
+
 /**
  * The `guarded-qe` policy's score: a segment's predicted gain minus the router's post-hoc λ times
- * the small model's mean token log-probability of its decoded translation; null when the router
- * has no post-hoc guard or the confidence is unknown.
+ * its post-hoc signal (see {@link qeSignalOf}); null when the router has no post-hoc guard or the
+ * signal is unknown.
  */
-export function confidenceGuardedScore(
+export function qeGuardedScore(
   router: RouterFile,
   gain: number,
-  smallMeanLogprob: number | null | undefined,
+  signalValue: number | null | undefined,
 ): number | null {
   const guard = router.guard_qe;
-  if (!guard || smallMeanLogprob === null || smallMeanLogprob === undefined) return null;
-  if (!Number.isFinite(smallMeanLogprob)) return null;
-  return riskAdjustedScore(gain, smallMeanLogprob, guard.lambda);
+  if (!guard || signalValue === null || signalValue === undefined) return null;
+  if (!Number.isFinite(signalValue)) return null;
+  return riskAdjustedScore(gain, signalValue, guard.lambda);
 }

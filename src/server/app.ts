@@ -242,6 +242,10 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     app.log.info(
       "guarded-qe: this router's post-hoc guard has λ = 0 (training found no cut worth its cost), so requests are ranked by gain alone and no small translation is decoded before the decision",
     );
+  } else if (config.policy === "guarded-qe" && hybrid.qeScoredByLarge) {
+    app.log.info(
+      "guarded-qe: this router's post-hoc guard ranks by the large model's likelihood of the small translation: every request's small translation is decoded and scored by one large-model prefill before the decision",
+    );
   }
   // Node answers CONNECT with no route at all: the connection just closes.
   app.server.on("connect", (_request: IncomingMessage, socket: Socket) => {
@@ -329,6 +333,7 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
                   prefill: roundMs(result.stages.prefill),
                   decision: roundMs(result.stages.decision),
                   small_decode: roundMs(result.stages.smallDecode),
+                  qe_score: roundMs(result.stages.qeScore),
                   large_call: roundMs(result.stages.largeCall),
                   fallback_decode: roundMs(result.stages.fallbackDecode),
                   first_text: roundMs(result.stages.firstText),

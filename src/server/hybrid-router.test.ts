@@ -316,6 +316,64 @@ describe("HybridRouter", () => {
     );
   });
 
+  it("with guarded-qe on the large model's likelihood has the large model score each small translation first", async () => {
+    const events: string[] = [];
+    // The large model's likelihood of the small translation is read from it ("l=<value>", default −1);
+    // "l=fail" makes the scoring call fail.
+    const large: Translator = {
+      ...memoryLarge(events),
+      async scoreTranslation(_request: TranslationRequest, text: string) {
+        events.push(`large.score ${text}`);
+        if (text.includes("l=fail")) throw new EngineCallError("large", "HTTP 500", { status: 500 });
+        return Number(/l=(-?[\d.]+)/.exec(text)?.[1] ?? -1);
+      },
+    };
+    const percent = Array.from({ length: 101 }, (_, index) => index);
+    const guardQe = {
+      ...guardOf(
+        "qe-adjusted",
+        40,
+        percent.map((value) => value + 40),
+      ),
+      signal: "large-likelihood" as const,
+    };
+    const qeRouter = { ...testRouter(), guard_qe: guardQe };
+    // The small engine need not report confidence: the large model gives the signal.
+    const hybrid = router(events, { policy: "guarded-qe", router: qeRouter, large });
+    expect(hybrid.qeScoredByLarge).toBe(true);
+    const routed = await hybrid.translate(request("g=95"));
+    expect(routed).toMatchObject({ model: "large", guarded: false });
+    expect(routed.stages.qeScore).toBeGreaterThanOrEqual(0);
+    expect(events).toEqual([
+      "prefill g=95",
+      "continue g=95",
+      "large.score small(g=95)",
+      "release g=95",
+      "large g=95",
+    ]);
+    events.length = 0;
+    // The large model finds the small translation likely: 95 + 4 stays below the threshold of 110.
+    expect(await hybrid.translate(request("g=95 l=-0.1"))).toMatchObject({
+      model: "small",
+      translation: "small(g=95 l=-0.1)",
+      guarded: true,
+    });
+    expect(events).toEqual(["prefill g=95 l=-0.1", "continue g=95 l=-0.1", "large.score small(g=95 l=-0.1)"]);
+    // A failed score ranks that request by its gain alone (95 < 110: kept) and does not fail it.
+    events.length = 0;
+    expect(await hybrid.translate(request("g=95 l=fail"))).toMatchObject({ model: "small" });
+    // A large engine that cannot score a given text is refused up front.
+    expect(() => router(events, { policy: "guarded-qe", router: qeRouter })).toThrow(
+      /ranks by the large model's likelihood of the small translation, which needs a large engine that scores/,
+    );
+    // At λ = 0 nothing is decoded or scored before the decision.
+    const still = router(events, {
+      policy: "guarded-qe",
+      router: { ...testRouter(), guard_qe: { ...guardQe, lambda: 0, score_quantiles: percent } },
+    });
+    expect(still.qeScoredByLarge).toBe(false);
+  });
+
   it("with guarded-qe at λ = 0 ranks by gain alone and decodes nothing before deciding", async () => {
     const events: string[] = [];
     const percent = Array.from({ length: 101 }, (_, index) => index);

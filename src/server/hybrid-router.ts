@@ -32,12 +32,14 @@
 import { setMaxListeners } from "node:events";
 import { EngineCallError, EngineTimeoutError, RoutelmtError } from "../errors/index.js";
 import { type SourceBlock, sourceBlocksNamed, writeSourceBlocks } from "../features/source-blocks.js";
+import type { QeSignal } from "../probe/guard-choice.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
 import {
-  confidenceGuardedScore,
   guardedScore,
   languagePairName,
   predictHeads,
+  qeGuardedScore,
+  qeSignalOf,
   routerBlocks,
   trainedPairNames,
 } from "../probe/router-file.js";
@@ -109,6 +111,8 @@ export interface StageTimings {
   prefill: number;
   decision: number;
   smallDecode?: number;
+  /** guarded-qe on the large model's likelihood: the large model scoring the small translation. */
+  qeScore?: number;
   largeCall?: number;
   fallbackDecode?: number;
   /** Streamed requests: from arrival in the router to the first text sent. */
@@ -268,9 +272,15 @@ export class HybridRouter {
    * its ranking is then the gain's, and a routed request would wait for a decode that changes nothing.
    */
   private readonly confidenceAdjusted: boolean;
+  /** What the post-hoc guard ranks with (see `QeSignal`); null without one. */
+  private readonly qeSignal: QeSignal | null;
   /** Whether every request's small translation is decoded before its decision (`guarded-qe` with λ > 0). */
   get decodesSmallFirst(): boolean {
     return this.confidenceAdjusted;
+  }
+  /** Whether the large model scores every request's small translation before the decision. */
+  get qeScoredByLarge(): boolean {
+    return this.confidenceAdjusted && this.qeSignal === "large-likelihood";
   }
   /**
    * λ × a typical confidence, from the medians of the training scores (gain head against post-hoc
@@ -314,6 +324,7 @@ export class HybridRouter {
     this.riskAdjusted =
       this.policy === "guarded" && guard !== undefined && options.router.heads.risk !== undefined;
     this.confidenceAdjusted = this.policy === "guarded-qe" && options.router.guard_qe?.lambda !== 0;
+    this.qeSignal = qeSignalOf(options.router);
     this.typicalConfidenceShift = options.router.guard_qe
       ? gainHead.score_quantiles[50]! - options.router.guard_qe.score_quantiles[50]!
       : 0;
@@ -323,7 +334,17 @@ export class HybridRouter {
         "policy guarded-qe needs a router with a post-hoc guard: train it on a dataset whose records carry the small model's confidence (small_mean_logprob: collected with an in-process small model, or a remote one whose server returns token log-probabilities)",
       );
     }
-    if (this.confidenceAdjusted && !options.small.reportsConfidence) {
+    if (
+      this.confidenceAdjusted &&
+      this.qeSignal === "large-likelihood" &&
+      options.large.scoreTranslation === undefined
+    ) {
+      throw new RoutelmtError(
+        "RLMT_ERR_USAGE",
+        `policy guarded-qe: this router's post-hoc guard ranks by the large model's likelihood of the small translation, which needs a large engine that scores a given text (an in-process GGUF model); ${options.large.engine} does not. Serve --policy routelmt or guarded, or retrain on a dataset without large_logprob_of_small`,
+      );
+    }
+    if (this.confidenceAdjusted && this.qeSignal === "small-confidence" && !options.small.reportsConfidence) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
         `policy guarded-qe needs a small engine that reports its confidence in each translation (an in-process GGUF model, or an openai: small model); ${options.small.engine} does not`,
@@ -516,13 +537,15 @@ export class HybridRouter {
         ? await this.decodeAllSmall(holdsPrefills ? prefills : requests, fields, signal)
         : null;
       const smallFirstMs = performance.now() - smallFirstStarted;
-      const confidences = smallFirst?.map((translation) => translation.meanLogProbability ?? null);
+      const qeStarted = performance.now();
+      const qeValues = smallFirst ? await this.qeSignalValues(requests, smallFirst) : undefined;
+      const qeMs = performance.now() - qeStarted;
 
       const decisionStarted = performance.now();
       const weights = requests.map((request, index) => this.weigher?.weigh(prefills[index]!, request) ?? 1);
       const decisions = batch
-        ? await this.decideBatch(prefills, requests, weights, confidences)
-        : [await this.decideOne(prefills[0]!, requests[0]!, weights[0]!, confidences?.[0] ?? null)];
+        ? await this.decideBatch(prefills, requests, weights, qeValues)
+        : [await this.decideOne(prefills[0]!, requests[0]!, weights[0]!, qeValues?.[0] ?? null)];
       const decisionMs = performance.now() - decisionStarted;
       options.onDecided?.(decisions.map(decidedSource));
 
@@ -535,6 +558,10 @@ export class HybridRouter {
             // Decoded before the decision, also for a request then routed large.
             stages.smallDecode = smallFirstMs;
             this.metrics?.observeStage("small_decode", smallFirstMs);
+            if (this.qeSignal === "large-likelihood") {
+              stages.qeScore = qeMs;
+              this.metrics?.observeStage("qe_score", qeMs);
+            }
           }
           this.metrics?.observeStage("prefill", prefillMs);
           this.metrics?.observeStage("decision", decisionMs);
@@ -613,6 +640,30 @@ export class HybridRouter {
       throw this.smallFailure((settled[failed] as PromiseRejectedResult).reason, fields[failed]!);
     this.lastSmallError = null;
     return settled.map((outcome) => (outcome as PromiseFulfilledResult<Translation>).value);
+  }
+
+  /**
+   * guarded-qe: the post-hoc signal of each decoded small translation — its confidence, or the large
+   * model's likelihood of it. A failed one is null (that request ranks by its gain alone);
+   * a failed large-model score is counted as a large-engine error, never fails the request.
+   */
+  private async qeSignalValues(
+    requests: readonly TranslationRequest[],
+    translations: readonly Translation[],
+  ): Promise<(number | null)[]> {
+    const score = this.large.scoreTranslation?.bind(this.large);
+    if (this.qeSignal !== "large-likelihood" || score === undefined)
+      return translations.map((translation) => translation.meanLogProbability ?? null);
+    return await Promise.all(
+      translations.map(async (translation, index) => {
+        try {
+          return await score(requests[index]!, translation.text);
+        } catch (error) {
+          this.metrics?.backendErrors.inc({ engine: "large", kind: errorKind(error) });
+          return null;
+        }
+      }),
+    );
   }
 
   /** guarded-qe: a request kept small answers with the translation decoded before the decision. */
@@ -699,12 +750,12 @@ export class HybridRouter {
 
   /**
    * The score requests are ranked and thresholded by: the gain, the risk-adjusted gain, or for
-   * guarded-qe the gain adjusted by the small translation's confidence (the gain alone where the
-   * engine gave none).
+   * guarded-qe the gain adjusted by the small translation's post-hoc signal (the gain alone where
+   * there is none).
    */
   private rankScore(scores: HeadScores, row: number, confidence: number | null = null): number {
     const gain = scores.gain![row]!;
-    if (this.confidenceAdjusted) return confidenceGuardedScore(this.router, gain, confidence) ?? gain;
+    if (this.confidenceAdjusted) return qeGuardedScore(this.router, gain, confidence) ?? gain;
     return this.riskAdjusted ? (guardedScore(this.router, scores, row) ?? gain) : gain;
   }
 

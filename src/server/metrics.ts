@@ -9,6 +9,7 @@ export type Stage =
   | "prefill"
   | "decision"
   | "small_decode"
+  | "qe_score"
   | "large_call"
   | "fallback_decode"
   | "first_text"
@@ -84,7 +85,7 @@ export class ServerMetrics {
     });
     this.stageSeconds = new Histogram({
       name: "routelmt_stage_seconds",
-      help: "Latency per stage: prefill, decision, small_decode, large_call, fallback_decode, first_text (streamed), total",
+      help: "Latency per stage: prefill, decision, small_decode, qe_score, large_call, fallback_decode, first_text (streamed), total",
       labelNames: ["stage"],
       buckets: LATENCY_BUCKETS,
       registers,

@@ -243,13 +243,28 @@ function trainingSummary(
     lines.push(guardLine(router.guard, "guard: rank by gain − λ·P(gain < −δ)", "guarded"));
   }
   if (router.guard_qe) {
+    const qe = router.guard_qe;
     lines.push(
       guardLine(
-        router.guard_qe,
-        "post-hoc guard: rank by gain − λ·(the small model's mean token log-probability of its decoded translation)",
+        qe,
+        qe.signal === "large-likelihood"
+          ? "post-hoc guard: rank by gain − λ·(the large model's mean token log-probability of the small model's decoded translation)"
+          : "post-hoc guard: rank by gain − λ·(the small model's mean token log-probability of its decoded translation)",
         "guarded-qe",
       ),
     );
+    if (qe.signal_choice) {
+      const mean = (values: readonly number[]) =>
+        values.reduce((sum, value) => sum + value, 0) / values.length;
+      lines.push(
+        `post-hoc signal: ${qe.signal} (${qe.signal_choice.candidates
+          .map(
+            (candidate) =>
+              `${candidate.signal} λ = ${format(candidate.lambda, 2)}, CV severe loss ${percent(mean(candidate.severe_loss))}, MeanDelta ${format(mean(candidate.mean_delta), 2)}`,
+          )
+          .join("; ")}; mean over budgets)`,
+      );
+    }
   }
   lines.push(
     "head     target            probe       cv_spearman  cv_pearson  spearman_vs_gain  cv_mse      lambda",

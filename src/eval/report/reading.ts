@@ -240,13 +240,19 @@ export function routerReading(summary: EvalSummary): string[] {
         return `${formatBudget(value)}: ${formatPercent(guardedEntry?.severe_loss ?? null)} vs ${formatPercent(plainEntry?.severe_loss ?? null)}`;
       })
       .join("; ");
+    const ranking =
+      qeGuard.signal === "large-likelihood"
+        ? "the large model's mean token log-probability of it (a stronger model's quality estimate of the small output, one large-model prefill per request: where the large model finds the small translation likely, routing has little to gain and much to lose)"
+        : "its mean token log-probability (the small model's confidence in its own output: a confident small model has little to gain and much to lose from routing)";
     paragraphs.push(
-      `Post-hoc guard: guarded-qe decodes the small model's translation first and ranks by predicted gain − λ · its mean token log-probability (the small model's confidence in its own output: a confident small model has little to gain and much to lose from routing), ${how}. On this data at ${budget === undefined ? "–" : formatBudget(budget)} it routes ${formatPercent(mine?.severe_loss ?? null)} severe losses vs ${formatPercent(plain?.severe_loss ?? null)} for RouteLMT and ${formatPercent(chance?.severe_loss ?? null)} for random, keeping ${formatPercent(kept)} of RouteLMT's MeanDelta (severe losses by budget, guarded-qe vs RouteLMT: ${perBudget}).`,
+      `Post-hoc guard: guarded-qe decodes the small model's translation first and ranks by predicted gain − λ · ${ranking}, ${how}. On this data at ${budget === undefined ? "–" : formatBudget(budget)} it routes ${formatPercent(mine?.severe_loss ?? null)} severe losses vs ${formatPercent(plain?.severe_loss ?? null)} for RouteLMT and ${formatPercent(chance?.severe_loss ?? null)} for random, keeping ${formatPercent(kept)} of RouteLMT's MeanDelta (severe losses by budget, guarded-qe vs RouteLMT: ${perBudget}).`,
     );
     paragraphs.push(
       guardVerdict(
         qeGuard,
-        "the small model's confidence does not find the segments the large model will ruin",
+        qeGuard.signal === "large-likelihood"
+          ? "the large model's likelihood of the small translation does not find the segments the large model will ruin"
+          : "the small model's confidence does not find the segments the large model will ruin",
       ),
     );
   }
