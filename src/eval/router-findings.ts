@@ -61,8 +61,8 @@ export interface RouterFindings {
 /**
  * A guard's trade-off over its λ grid on these segments: `guard`, the risk-adjusted guard of
  * `guarded` (gain − λ · the risk head); `guard_qe`, the post-hoc guard of `guarded-qe` (gain − λ ·
- * its signal: the small model's confidence or the large model's likelihood of the small translation). Null when the router has no such guard, or a segment lacks the
- * signal.
+ * its signal: the small model's confidence, or the large model's likelihood of the small
+ * translation). Null when the router has no such guard, or a segment lacks the signal.
  */
 export function guardTradeoff(
   router: RouterFile,

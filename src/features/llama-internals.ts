@@ -307,10 +307,10 @@ export async function prefillSequence(
 
 /**
  * Forced decoding on an empty sequence: evaluates `tokens` as one prompt and returns the natural-log
- * probability the model gave each token from `answerStart` on where it stood, then that of the likeliest
- * of `endTokens` after the last one (the answer ending there; for an empty answer, `answerStart` =
- * `tokens.length`, that alone). Each from the full next-token
- * distribution of llama.cpp's greedy sampler, as `prefillSequence` reads the first token's.
+ * probability the model gave each token from `answerStart` on where it stood, then that of the
+ * likeliest of `endTokens` after the last one (the answer ending there; for an empty answer,
+ * `answerStart` = `tokens.length`, that alone). Each is read from the full next-token distribution
+ * of llama.cpp's greedy sampler, as `prefillSequence` reads the first token's.
  * @internal
  */
 export async function forcedLogProbabilities(
