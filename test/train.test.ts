@@ -15,6 +15,7 @@ import {
   loadRouter,
   parseRouter,
   predictHeads,
+  qeGuardOnSignal,
   routerBlocks,
   routerFeatureSelection,
 } from "../src/probe/router-file.js";
@@ -536,6 +537,13 @@ describe("routelmt train", () => {
     const candidates = guard.signal_choice!.candidates;
     expect(candidates.map((candidate) => candidate.signal)).toEqual(["small-confidence", "large-likelihood"]);
     expect(candidates[0]!.lambda).toBe(0);
+    // Each with its score quantiles, for serving by the other signal where the engines cannot give this one.
+    expect(candidates.map((candidate) => candidate.score_quantiles?.length)).toEqual([101, 101]);
+    expect(qeGuardOnSignal(router, "small-confidence")).toMatchObject({
+      signal: "small-confidence",
+      lambda: 0,
+      score_quantiles: candidates[0]!.score_quantiles,
+    });
     const { summary } = await evaluateOn("likelihood-test", out, "likelihood-report");
     const qe = summary.policies["guarded-qe"];
     expect(qe.description).toMatch(/large model's likelihood of the small translation/);

@@ -265,6 +265,7 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
             candidates: qeGuards.map((report) => ({
               signal: report.signal ?? "small-confidence",
               ...chosenPoint(report),
+              score_quantiles: report.score_quantiles,
             })),
           },
         }

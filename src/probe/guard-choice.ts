@@ -79,10 +79,14 @@ export interface GuardReport {
   best_cut?: GuardCut | null;
   /** 101 quantiles of the out-of-fold risk-adjusted scores at the chosen λ: a streaming controller's start. */
   score_quantiles: number[];
-  /** A post-hoc guard chosen between signals: the rule and each signal's trade-off at its chosen λ. */
+  /**
+   * A post-hoc guard chosen between signals: the rule and each signal's trade-off at its chosen λ,
+   * with the quantiles of its scores (so that serve can rank by another signal than the one kept,
+   * where the engines cannot give that one).
+   */
   signal_choice?: {
     rule: string;
-    candidates: ({ signal: QeSignal } & GuardPoint)[];
+    candidates: ({ signal: QeSignal; score_quantiles?: number[] } & GuardPoint)[];
   };
 }
 

@@ -63,6 +63,7 @@ export {
   parseRouter,
   predictHeads,
   qeGuardedScore,
+  qeGuardOnSignal,
   qeSignalOf,
   qeSignalValue,
   ROUTER_FORMAT,

@@ -17,7 +17,14 @@ import {
 } from "../dataset/feature-blocks.js";
 import type { DatasetRecord } from "../dataset/types.js";
 import { InputError, UsageError } from "../errors/index.js";
-import { type GuardReport, QE_SIGNALS, type QeSignal, riskAdjustedScore } from "./guard-choice.js";
+import {
+  type GuardReport,
+  LARGE_QE_GUARD_RULE,
+  QE_GUARD_RULE,
+  QE_SIGNALS,
+  type QeSignal,
+  riskAdjustedScore,
+} from "./guard-choice.js";
 import type { LearningCurveReport } from "./learning-curve.js";
 import { type ProbeModel, predictRows, probeModelSchema } from "./probe-model.js";
 import type { SelectionReport } from "./probe-selection.js";
@@ -110,6 +117,22 @@ function guardSchema(method: GuardReport["method"]) {
     .object({
       method: z.literal(method),
       signal: z.enum(QE_SIGNALS).optional(),
+      signal_choice: z
+        .object({
+          rule: z.string(),
+          candidates: z.array(
+            z
+              .object({
+                signal: z.enum(QE_SIGNALS),
+                lambda: finite.min(0),
+                mean_delta: z.array(finite.nullable()),
+                severe_loss: z.array(finite.nullable()),
+                score_quantiles: z.array(finite).length(101).optional(),
+              })
+              .passthrough(),
+          ),
+        })
+        .optional(),
       lambda: finite.min(0),
       tolerance: finite,
       severe_delta: finite,
@@ -368,6 +391,32 @@ export function guardedScore(router: RouterFile, scores: HeadScores, row: number
 /** The signal the router's post-hoc guard ranks with; null when it has none. */
 export function qeSignalOf(router: RouterFile): QeSignal | null {
   return router.guard_qe ? (router.guard_qe.signal ?? "small-confidence") : null;
+}
+
+/**
+ * The router's post-hoc guard on `signal`: its own when that is the signal it kept, else the one
+ * training measured for that signal too (`guard_qe.signal_choice`, its λ and score quantiles); null
+ * when there is none.
+ */
+export function qeGuardOnSignal(router: RouterFile, signal: QeSignal): GuardReport | null {
+  const guard = router.guard_qe;
+  if (!guard) return null;
+  if (qeSignalOf(router) === signal) return guard;
+  const candidate = guard.signal_choice?.candidates.find((each) => each.signal === signal);
+  if (!candidate?.score_quantiles) return null;
+  return {
+    method: guard.method,
+    signal,
+    rule: signal === "large-likelihood" ? LARGE_QE_GUARD_RULE : QE_GUARD_RULE,
+    lambda: candidate.lambda,
+    tolerance: guard.tolerance,
+    severe_delta: guard.severe_delta,
+    budgets: guard.budgets,
+    grid: [
+      { lambda: candidate.lambda, mean_delta: candidate.mean_delta, severe_loss: candidate.severe_loss },
+    ],
+    score_quantiles: candidate.score_quantiles,
+  };
 }
 
 /** A record's value of a post-hoc signal (undefined or null where it was not collected). */

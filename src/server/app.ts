@@ -238,6 +238,7 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
       reply.raw.end(body);
     },
   });
+  if (hybrid.qeNotice !== null) app.log.info(hybrid.qeNotice);
   if (config.policy === "guarded-qe" && !hybrid.decodesSmallFirst) {
     app.log.info(
       "guarded-qe: this router's post-hoc guard has λ = 0 (training found no cut worth its cost), so requests are ranked by gain alone and no small translation is decoded before the decision",

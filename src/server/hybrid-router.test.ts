@@ -63,6 +63,26 @@ function memorySmall(events: string[]): ProbedTranslator {
   };
 }
 
+/** `memorySmall` whose translations report a confidence read from the text ("c=<mean log-probability>", default −1). */
+function confidentSmall(events: string[]): ProbedTranslator {
+  const plain = memorySmall(events);
+  const confidenceOf = (text: string) => Number(/c=(-?[\d.]+)/.exec(text)?.[1] ?? -1);
+  return {
+    ...plain,
+    reportsConfidence: true,
+    async prefill(request) {
+      const prefilled = await plain.prefill(request);
+      return {
+        ...prefilled,
+        continue: async () => ({
+          ...(await prefilled.continue()),
+          meanLogProbability: confidenceOf(request.text),
+        }),
+      };
+    },
+  };
+}
+
 function memoryLarge(events: string[], fail = false): Translator {
   return {
     engine: "memory",
@@ -234,24 +254,7 @@ describe("HybridRouter", () => {
 
   it("with guarded-qe decodes the small translation first and ranks by gain − λ·its confidence", async () => {
     const events: string[] = [];
-    // The small model's confidence is read from the text ("c=<mean log-probability>", default −1).
-    const confidenceOf = (text: string) => Number(/c=(-?[\d.]+)/.exec(text)?.[1] ?? -1);
-    const plain = memorySmall(events);
-    const withConfidence = (result: Translation, text: string) => ({
-      ...result,
-      meanLogProbability: confidenceOf(text),
-    });
-    const small: ProbedTranslator = {
-      ...plain,
-      reportsConfidence: true,
-      async prefill(request) {
-        const prefilled = await plain.prefill(request);
-        return {
-          ...prefilled,
-          continue: async () => withConfidence(await prefilled.continue(), request.text),
-        };
-      },
-    };
+    const small = confidentSmall(events);
     const percent = Array.from({ length: 101 }, (_, index) => index);
     // λ = 40: a typical confidence of −1 adds 40 points, a confident −0.1 only 4.
     const guardQe = guardOf(
@@ -362,10 +365,34 @@ describe("HybridRouter", () => {
     // A failed score ranks that request by its gain alone (95 < 110: kept) and does not fail it.
     events.length = 0;
     expect(await hybrid.translate(request("g=95 l=fail"))).toMatchObject({ model: "small" });
-    // A large engine that cannot score a given text is refused up front.
+    // A large engine that cannot score a given text is refused up front...
     expect(() => router(events, { policy: "guarded-qe", router: qeRouter })).toThrow(
       /ranks by the large model's likelihood of the small translation, which needs a large engine that scores/,
     );
+    // ...unless training also measured the small model's confidence: then that guard ranks, and says so.
+    const confidence = {
+      signal: "small-confidence" as const,
+      lambda: 20,
+      mean_delta: [1],
+      severe_loss: [0],
+      score_quantiles: percent.map((value) => value + 20),
+    };
+    const bothRouter = {
+      ...testRouter(),
+      guard_qe: { ...guardQe, signal_choice: { rule: "test", candidates: [confidence] } },
+    };
+    const fallback = router(events, {
+      policy: "guarded-qe",
+      router: bothRouter,
+      small: confidentSmall(events),
+    });
+    expect(fallback.qeNotice).toMatch(
+      /ranks by the small model's confidence instead, with the λ training chose for that signal \(20\.0\)/,
+    );
+    expect(fallback.qeScoredByLarge).toBe(false);
+    // Its λ and start quantiles: threshold 90 at the 70th percentile; gain 95 at confidence −1 passes (115).
+    expect(fallback.snapshot().threshold).toBe(90);
+    expect(await fallback.translate(request("g=75 c=-0.1"))).toMatchObject({ model: "small", guarded: true });
     // At λ = 0 nothing is decoded or scored before the decision.
     const still = router(events, {
       policy: "guarded-qe",

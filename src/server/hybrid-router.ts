@@ -39,6 +39,7 @@ import {
   languagePairName,
   predictHeads,
   qeGuardedScore,
+  qeGuardOnSignal,
   qeSignalOf,
   routerBlocks,
   trainedPairNames,
@@ -253,6 +254,27 @@ export function guardThresholds(
   return thresholds;
 }
 
+/**
+ * guarded-qe with a router whose post-hoc guard ranks by the large model's likelihood, served by a
+ * large engine that cannot score a given text (a remote one): the guard training measured on the
+ * small model's confidence instead, where there is one, with a notice saying so; else the router as
+ * it is (the constructor then refuses it, naming why).
+ */
+function servableQeRouter(
+  router: RouterFile,
+  large: Translator,
+): { router: RouterFile; notice: string | null } {
+  const guard = router.guard_qe;
+  if (!guard || guard.lambda === 0 || qeSignalOf(router) !== "large-likelihood" || large.scoreTranslation)
+    return { router, notice: null };
+  const fallback = qeGuardOnSignal(router, "small-confidence");
+  if (!fallback) return { router, notice: null };
+  return {
+    router: { ...router, guard_qe: fallback },
+    notice: `guarded-qe: this router's post-hoc guard ranks by the large model's likelihood of the small translation, which the large engine ${large.engine} cannot give; it ranks by the small model's confidence instead, with the λ training chose for that signal (${fallback.lambda.toPrecision(3)}${fallback.lambda === 0 ? ": no cut worth its cost, so by gain alone" : ""})`,
+  };
+}
+
 export class HybridRouter {
   readonly budget: number;
   readonly policy: RoutingPolicy;
@@ -274,6 +296,8 @@ export class HybridRouter {
   private readonly confidenceAdjusted: boolean;
   /** What the post-hoc guard ranks with (see `QeSignal`); null without one. */
   private readonly qeSignal: QeSignal | null;
+  /** Why guarded-qe ranks by another signal than the router kept (for the log at start); null if it does not. */
+  readonly qeNotice: string | null;
   /** Whether every request's small translation is decoded before its decision (`guarded-qe` with λ > 0). */
   get decodesSmallFirst(): boolean {
     return this.confidenceAdjusted;
@@ -320,15 +344,19 @@ export class HybridRouter {
     }
     this.budget = options.budget;
     this.policy = options.policy ?? "routelmt";
-    const guard = options.router.guard;
-    this.riskAdjusted =
-      this.policy === "guarded" && guard !== undefined && options.router.heads.risk !== undefined;
-    this.confidenceAdjusted = this.policy === "guarded-qe" && options.router.guard_qe?.lambda !== 0;
-    this.qeSignal = qeSignalOf(options.router);
-    this.typicalConfidenceShift = options.router.guard_qe
-      ? gainHead.score_quantiles[50]! - options.router.guard_qe.score_quantiles[50]!
+    const { router, notice } =
+      this.policy === "guarded-qe"
+        ? servableQeRouter(options.router, options.large)
+        : { router: options.router, notice: null };
+    this.qeNotice = notice;
+    const guard = router.guard;
+    this.riskAdjusted = this.policy === "guarded" && guard !== undefined && router.heads.risk !== undefined;
+    this.confidenceAdjusted = this.policy === "guarded-qe" && router.guard_qe?.lambda !== 0;
+    this.qeSignal = qeSignalOf(router);
+    this.typicalConfidenceShift = router.guard_qe
+      ? gainHead.score_quantiles[50]! - router.guard_qe.score_quantiles[50]!
       : 0;
-    if (this.policy === "guarded-qe" && !options.router.guard_qe) {
+    if (this.policy === "guarded-qe" && !router.guard_qe) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
         "policy guarded-qe needs a router with a post-hoc guard: train it on a dataset whose records carry the small model's confidence (small_mean_logprob: collected with an in-process small model, or a remote one whose server returns token log-probabilities)",
@@ -351,14 +379,10 @@ export class HybridRouter {
       );
     }
     // The guard whose adjusted score requests are ranked and thresholded by, if any (else vetoes).
-    const scoreGuard = this.confidenceAdjusted
-      ? options.router.guard_qe
-      : this.riskAdjusted
-        ? guard
-        : undefined;
+    const scoreGuard = this.confidenceAdjusted ? router.guard_qe : this.riskAdjusted ? guard : undefined;
     this.thresholds = scoreGuard
       ? {}
-      : guardThresholds(options.router, this.policy, options.guardQualityQuantile, options.guardRisk);
+      : guardThresholds(router, this.policy, options.guardQualityQuantile, options.guardRisk);
     if (this.policy === "guarded" && !this.riskAdjusted && Object.keys(this.thresholds).length === 0) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
@@ -370,9 +394,9 @@ export class HybridRouter {
     this.large = options.large;
     this.smallName = options.smallName;
     this.largeName = options.largeName;
-    this.router = options.router;
-    this.sourceBlocks = sourceBlocksNamed(routerBlocks(options.router));
-    this.trainedPairs = trainedPairNames(options.router);
+    this.router = router;
+    this.sourceBlocks = sourceBlocksNamed(routerBlocks(router));
+    this.trainedPairs = trainedPairNames(router);
     this.onUnseenPair = options.onUnseenPair;
     this.weigher = options.weigher;
     this.onAnswer = options.onAnswer;
