@@ -44,6 +44,11 @@ export const QE_GUARD_RULE = `rank by predicted gain − λ · the small model's
 /** The same on the large model's likelihood of the small translation. */
 export const LARGE_QE_GUARD_RULE = `rank by predicted gain − λ · the large model's mean token log-probability of the small model's decoded translation; ${GUARD_CHOICE_RULE}`;
 
+/** The rule of a post-hoc guard on `signal`. */
+export function qeGuardRule(signal: QeSignal): string {
+  return signal === "large-likelihood" ? LARGE_QE_GUARD_RULE : QE_GUARD_RULE;
+}
+
 /** How the post-hoc guard's signal is chosen when the data holds both. */
 export const QE_SIGNAL_RULE =
   "each signal's λ is chosen by the rule; the signal whose chosen λ has the lower cross-validated severe-loss rate (mean over budgets) is kept, the small model's confidence on a tie (it costs nothing beyond the decode)";
@@ -236,12 +241,7 @@ export function chooseGuardLambda(input: GuardChoiceInput): GuardReport {
   return {
     method: input.method ?? "risk-adjusted",
     ...(input.method === "qe-adjusted" ? { signal } : {}),
-    rule:
-      input.method !== "qe-adjusted"
-        ? GUARD_RULE
-        : signal === "large-likelihood"
-          ? LARGE_QE_GUARD_RULE
-          : QE_GUARD_RULE,
+    rule: input.method === "qe-adjusted" ? qeGuardRule(signal) : GUARD_RULE,
     lambda,
     tolerance,
     severe_delta: severeDelta,

@@ -19,10 +19,9 @@ import type { DatasetRecord } from "../dataset/types.js";
 import { InputError, UsageError } from "../errors/index.js";
 import {
   type GuardReport,
-  LARGE_QE_GUARD_RULE,
-  QE_GUARD_RULE,
   QE_SIGNALS,
   type QeSignal,
+  qeGuardRule,
   riskAdjustedScore,
 } from "./guard-choice.js";
 import type { LearningCurveReport } from "./learning-curve.js";
@@ -407,7 +406,7 @@ export function qeGuardOnSignal(router: RouterFile, signal: QeSignal): GuardRepo
   return {
     method: guard.method,
     signal,
-    rule: signal === "large-likelihood" ? LARGE_QE_GUARD_RULE : QE_GUARD_RULE,
+    rule: qeGuardRule(signal),
     lambda: candidate.lambda,
     tolerance: guard.tolerance,
     severe_delta: guard.severe_delta,
