@@ -15,7 +15,9 @@ import {
   loadRouter,
   parseRouter,
   predictHeads,
-  qeGuardOnSignal,
+  qeGuardAdjusts,
+  qeGuardNeedsLargeLikelihood,
+  qeGuardWithoutLargeLikelihood,
   routerBlocks,
   routerFeatureSelection,
 } from "../src/probe/router-file.js";
@@ -40,6 +42,7 @@ async function writeSyntheticDataset(
     lengthGain = false,
     confidenceLoss = false,
     largeLikelihoodLoss = false,
+    truncationLoss = false,
   }: {
     n: number;
     seed: number;
@@ -65,6 +68,12 @@ async function writeSyntheticDataset(
      * points.
      */
     largeLikelihoodLoss?: boolean;
+    /**
+     * Records carry the small model's confidence (noise here); where the small translation came out
+     * long for its source (a third of the segments), the large model loses 30 points — a loss only
+     * the translation's length shows, so only the gain re-estimate can see it.
+     */
+    truncationLoss?: boolean;
   },
 ): Promise<void> {
   const random = createRandom(seed);
@@ -98,16 +107,23 @@ async function writeSyntheticDataset(
     const likelihood = largeLikelihoodLoss ? normal(random, -1, 0.4) : null;
     const noise = largeLikelihoodLoss ? normal(random, -1, 0.4) : null;
     if (likelihood !== null && likelihood > -0.6) gain -= 30;
+    const smallWords = truncationLoss ? 2 + (random.nextUint32() % 6) : null;
+    if (smallWords !== null && smallWords >= 6) gain -= 30;
     gain += normal(random, 0, 0.5);
     if (noGain) gain = 0;
     records.push({
       // Ids differ between datasets: one id with the same source and pair in two datasets is one segment twice.
       id: `d${seed}-r${row}`,
-      src: wordGain || lengthGain ? `${words.join(" ")}.` : "x".repeat(1 + (row % 30)),
+      src:
+        wordGain || lengthGain
+          ? `${words.join(" ")}.`
+          : truncationLoss
+            ? "x".repeat(20)
+            : "x".repeat(1 + (row % 30)),
       ref: "y",
       src_lang: "en",
       tgt_lang: tgtLang,
-      small: "s",
+      small: smallWords === null ? "s" : Array.from({ length: smallWords }, () => "wort").join(" "),
       large: "l",
       scores: { chrf: { small: quality, large: quality + gain } },
       q_small: quality,
@@ -118,6 +134,7 @@ async function writeSyntheticDataset(
       entropy: 1,
       ...(confidence === null ? {} : { small_mean_logprob: confidence }),
       ...(likelihood === null ? {} : { small_mean_logprob: noise, large_logprob_of_small: likelihood }),
+      ...(smallWords === null ? {} : { small_mean_logprob: normal(random, -1, 0.4) }),
     });
   }
   const meta: DatasetMeta = {
@@ -187,6 +204,8 @@ beforeAll(async () => {
   await writeSyntheticDataset(path.join(work, "confidence"), { n: 400, seed: 15, confidenceLoss: true });
   await writeSyntheticDataset(path.join(work, "confidence-test"), { n: 300, seed: 16, confidenceLoss: true });
   await writeSyntheticDataset(path.join(work, "likelihood"), { n: 400, seed: 17, largeLikelihoodLoss: true });
+  await writeSyntheticDataset(path.join(work, "truncation"), { n: 400, seed: 19, truncationLoss: true });
+  await writeSyntheticDataset(path.join(work, "truncation-test"), { n: 300, seed: 20, truncationLoss: true });
   await writeSyntheticDataset(path.join(work, "likelihood-test"), {
     n: 300,
     seed: 18,
@@ -507,7 +526,7 @@ describe("routelmt train", () => {
     );
     const guard = router.guard_qe!;
     expect(guard.method).toBe("qe-adjusted");
-    expect(guard.lambda).toBeGreaterThan(0);
+    expect(qeGuardAdjusts(guard)).toBe(true);
     expect(guard.score_quantiles).toHaveLength(101);
     // Cross-validated in training: fewer severe losses at the chosen λ than without the guard.
     const chosen = guard.grid.find((point) => point.lambda === guard.lambda)!;
@@ -528,26 +547,48 @@ describe("routelmt train", () => {
   it("chooses the post-hoc signal that cuts severe losses: the large model's likelihood of the small translation", async () => {
     const { out, run, router } = await trainOn("likelihood", "likelihood.json", ["--probes", "ridge"]);
     expect(run.stdout).toMatch(
-      /^post-hoc guard: rank by gain − λ·\(the large model's mean token log-probability/m,
+      /^post-hoc guard: rank by (gain|the gain re-estimated after the decode from [a-z, -]+) − λ·\(the large model's mean token log-probability/m,
     );
     const guard = router.guard_qe!;
     expect(guard.signal).toBe("large-likelihood");
-    expect(guard.lambda).toBeGreaterThan(0);
-    // Both signals were measured; the small model's confidence (noise here) cut nothing.
+    expect(qeGuardNeedsLargeLikelihood(guard)).toBe(true);
+    // Both signals were measured, each on the gain head's prediction and on the re-estimated gain;
+    // the small model's confidence (noise here) cut nothing.
     const candidates = guard.signal_choice!.candidates;
-    expect(candidates.map((candidate) => candidate.signal)).toEqual(["small-confidence", "large-likelihood"]);
+    expect(
+      candidates.map((candidate) => `${candidate.signal}${candidate.restack ? " re-estimated" : ""}`),
+    ).toEqual([
+      "small-confidence",
+      "large-likelihood",
+      "small-confidence re-estimated",
+      "large-likelihood re-estimated",
+    ]);
     expect(candidates[0]!.lambda).toBe(0);
-    // Each with its score quantiles, for serving by the other signal where the engines cannot give this one.
-    expect(candidates.map((candidate) => candidate.score_quantiles?.length)).toEqual([101, 101]);
-    expect(qeGuardOnSignal(router, "small-confidence")).toMatchObject({
-      signal: "small-confidence",
-      lambda: 0,
-      score_quantiles: candidates[0]!.score_quantiles,
-    });
+    expect(candidates[3]!.restack!.inputs).toContain("large-likelihood");
+    expect(candidates[2]!.restack!.inputs).not.toContain("large-likelihood");
+    // Each with its score quantiles, for serving without the large model's likelihood where the engines cannot give it.
+    expect(candidates.map((candidate) => candidate.score_quantiles?.length)).toEqual([101, 101, 101, 101]);
+    const fallback = qeGuardWithoutLargeLikelihood(router)!;
+    expect(qeGuardNeedsLargeLikelihood(fallback)).toBe(false);
+    expect(candidates.some((candidate) => candidate.score_quantiles === fallback.score_quantiles)).toBe(true);
     const { summary } = await evaluateOn("likelihood-test", out, "likelihood-report");
     const qe = summary.policies["guarded-qe"];
-    expect(qe.description).toMatch(/large model's likelihood of the small translation/);
+    expect(qe.description).toMatch(/large model's likelihood of the small translation|large-likelihood/);
     expect(qe.cost).toMatch(/large-model prefill/);
+    expectGuardedQeHeldOut(summary, guard.lambda);
+  });
+
+  it("re-estimates the gain after the decode where the small translation's length shows the loss", async () => {
+    const { out, run, router } = await trainOn("truncation", "truncation.json", ["--probes", "ridge"]);
+    const guard = router.guard_qe!;
+    expect(guard.restack?.inputs).toEqual(["gain", "small-confidence", "log-prompt-tokens", "length-ratio"]);
+    expect(run.stdout).toMatch(
+      /^post-hoc guard: rank by the gain re-estimated after the decode from gain, /m,
+    );
+    // The plain guard on the small model's confidence (noise here) cut nothing: λ = 0.
+    expect(guard.signal_choice!.candidates[0]).toMatchObject({ signal: "small-confidence", lambda: 0 });
+    const { summary } = await evaluateOn("truncation-test", out, "truncation-report");
+    expect(summary.policies["guarded-qe"].description).toMatch(/re-estimated from the predicted gain and/);
     expectGuardedQeHeldOut(summary, guard.lambda);
   });
 

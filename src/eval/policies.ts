@@ -13,9 +13,10 @@ import { InputError, UsageError } from "../errors/index.js";
 import {
   guardedScore,
   type HeadScores,
+  posthocObservationOf,
   qeGuardedScore,
+  qeGuardNeedsLargeLikelihood,
   qeSignalOf,
-  qeSignalValue,
   type RouterFile,
 } from "../probe/router-file.js";
 import { maskFromOrder, routedCount, routingOrder } from "../routing/batch-allocation.js";
@@ -540,17 +541,18 @@ function confidenceGuardPolicy(
   if (!router || !guard || !signal) return null;
   const scores = Float64Array.from(
     gainScores,
-    (gain, row) =>
-      qeGuardedScore(router, gain, qeSignalValue(segments.records[row] ?? {}, signal)) ?? Number.NaN,
+    (gain, row) => qeGuardedScore(router, posthocObservationOf(segments.records[row]!, gain)) ?? Number.NaN,
   );
   if (!scores.every(Number.isFinite)) return null;
   return {
     name: "guarded-qe",
     family: "router",
-    description: `Guarded by ${signal === "large-likelihood" ? "the large model's likelihood of the small translation" : "the small model's confidence"} (post-hoc): predicted gain − λ · ${signal === "large-likelihood" ? "the large model's" : "the small model's"} mean token log-probability of the decoded small translation, λ = ${formatThreshold(guard.lambda)} (chosen in training: the λ that cut cross-validated severe losses most while keeping MeanDelta within ${formatThreshold(100 * guard.tolerance)} % of the unguarded router at every budget), highest first.`,
+    description: guard.restack
+      ? `Guarded after the small decode (post-hoc): the gain re-estimated from the predicted gain and ${guard.restack.inputs.slice(1).join(", ")} of the decoded small translation (a ridge regression fitted in training on out-of-fold predictions)${guard.lambda === 0 ? "" : ` − λ · ${signal === "large-likelihood" ? "the large model's" : "the small model's"} mean token log-probability of it, λ = ${formatThreshold(guard.lambda)}`}; chosen in training as the post-hoc candidate that cut cross-validated severe losses most while keeping MeanDelta within ${formatThreshold(100 * guard.tolerance)} % of the unguarded router at every budget, highest first.`
+      : `Guarded by ${signal === "large-likelihood" ? "the large model's likelihood of the small translation" : "the small model's confidence"} (post-hoc): predicted gain − λ · ${signal === "large-likelihood" ? "the large model's" : "the small model's"} mean token log-probability of the decoded small translation, λ = ${formatThreshold(guard.lambda)} (chosen in training: the λ that cut cross-validated severe losses most while keeping MeanDelta within ${formatThreshold(100 * guard.tolerance)} % of the unguarded router at every budget), highest first.`,
     realizations: [rankingRealization(scores, segments.outcomes.ids)],
     streamingStartScores: guard.score_quantiles,
-    cost: signal === "large-likelihood" ? LARGE_LIKELIHOOD_GUARD_COST : CONFIDENCE_GUARD_COST,
+    cost: qeGuardNeedsLargeLikelihood(guard) ? LARGE_LIKELIHOOD_GUARD_COST : CONFIDENCE_GUARD_COST,
   };
 }
 

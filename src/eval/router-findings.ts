@@ -5,9 +5,10 @@
  * measured on the evaluated data.
  */
 
+import { restackScore } from "../probe/gain-restack.js";
 import { type GuardReport, type QeSignal, riskAdjustedScore } from "../probe/guard-choice.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
-import { qeSignalOf, qeSignalValue, routerBlocks } from "../probe/router-file.js";
+import { posthocObservationOf, qeSignalOf, qeSignalValue, routerBlocks } from "../probe/router-file.js";
 import { measureRouting } from "./measures.js";
 import { type EvalSegments, rankingRealization } from "./policies.js";
 
@@ -33,6 +34,8 @@ export interface GuardTradeoff {
   cross_validated: GuardTradeoffPoint[];
   /** The post-hoc guard's signal (`guard_qe` only). */
   signal?: QeSignal;
+  /** A post-hoc guard on the re-estimated gain: the re-estimate's inputs (then λ = 0 is the re-estimate, not RouteLMT). */
+  restack_inputs?: string[];
 }
 
 /** How the router was trained, as the report reads it. */
@@ -82,8 +85,18 @@ export function guardTradeoff(
         ? undefined
         : Float64Array.from(segments.records, (record) => qeSignalValue(record, qeSignal) ?? Number.NaN);
   if (!guard || !gain || !signal?.every(Number.isFinite)) return null;
-  const tradeoff = tradeoffOver(guard, gain, signal, segments, budgets, severeDelta);
-  return tradeoff && which === "guard_qe" && qeSignal !== null ? { ...tradeoff, signal: qeSignal } : tradeoff;
+  // A post-hoc guard on the re-estimated gain trades against that, not the gain head's prediction.
+  const restack = which === "guard_qe" ? guard.restack : undefined;
+  const base = restack
+    ? Float64Array.from(
+        segments.records,
+        (record, row) => restackScore(restack, posthocObservationOf(record, gain[row]!)) ?? Number.NaN,
+      )
+    : gain;
+  if (!base.every(Number.isFinite)) return null;
+  const tradeoff = tradeoffOver(guard, base, signal, segments, budgets, severeDelta);
+  if (!tradeoff || which !== "guard_qe" || qeSignal === null) return tradeoff;
+  return { ...tradeoff, signal: qeSignal, ...(restack ? { restack_inputs: [...restack.inputs] } : {}) };
 }
 
 function tradeoffOver(

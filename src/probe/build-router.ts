@@ -13,12 +13,22 @@ import { InputError, UsageError } from "../errors/index.js";
 import { VERSION } from "../version.js";
 import { kFoldAssignment } from "./cross-validation.js";
 import {
+  availableRestackInputs,
+  fitRestack,
+  outOfFoldRestack,
+  type PosthocObservation,
+  type RestackInput,
+} from "./gain-restack.js";
+import {
   chooseGuardLambda,
-  chooseQeSignal,
+  chooseQeGuard,
   chosenPoint,
+  cutAgainstUnguarded,
   DEFAULT_GUARD_TOLERANCE,
+  type GuardReport,
   QE_SIGNAL_RULE,
   type QeSignal,
+  riskAdjustedScore,
 } from "./guard-choice.js";
 import { measureLearningCurve } from "./learning-curve.js";
 import {
@@ -134,6 +144,8 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   // The large model's likelihood of the small translation, the other post-hoc signal; NaN where unknown.
   const largeLikelihood = new Float64Array(rows);
   const sources: string[] = [];
+  // What the decode makes known of each row, for the gain re-estimate of the post-hoc guard.
+  const decoded: Omit<PosthocObservation, "gain">[] = [];
   let row = 0;
   for (const dataset of datasets) {
     const source = dataset.features as Float32Array;
@@ -145,6 +157,13 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
       smallConfidence[row] = record.small_mean_logprob ?? Number.NaN;
       largeLikelihood[row] = record.large_logprob_of_small ?? Number.NaN;
       sources.push(record.src);
+      decoded.push({
+        smallConfidence: record.small_mean_logprob ?? null,
+        largeLikelihood: record.large_logprob_of_small ?? null,
+        promptTokens: record.prompt_tokens,
+        src: record.src,
+        small: record.small,
+      });
       row++;
     });
   }
@@ -255,15 +274,22 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
         signal,
       }),
     );
-  const chosenQeGuard = chooseQeSignal(qeGuards);
+  const restackedGuards = outOfFold.gain
+    ? restackedQeGuards(outOfFold.gain, decoded, qeGuards, guardChoice)
+    : [];
+  const candidates = [...qeGuards, ...restackedGuards];
+  const chosenQeGuard = qeGuards[0]
+    ? chooseQeGuard(candidates, chosenPoint({ ...qeGuards[0], lambda: 0 }).mean_delta, guardChoice.tolerance)
+    : null;
   const qeGuard =
-    chosenQeGuard && qeGuards.length > 1
+    chosenQeGuard && candidates.length > 1
       ? {
           ...chosenQeGuard,
           signal_choice: {
             rule: QE_SIGNAL_RULE,
-            candidates: qeGuards.map((report) => ({
+            candidates: candidates.map((report) => ({
               signal: report.signal ?? "small-confidence",
+              ...(report.restack ? { restack: report.restack, restack_cut: report.restack_cut } : {}),
               ...chosenPoint(report),
               score_quantiles: report.score_quantiles,
             })),
@@ -312,6 +338,56 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
     ...(qeGuard ? { guard_qe: qeGuard } : {}),
   };
   return { router, notes, skipped, seconds };
+}
+
+/**
+ * The post-hoc guards on the re-estimated gain (see `gain-restack.ts`), one per signal a plain
+ * guard was measured on: the re-estimate reads every input the data has (the large model's
+ * likelihood only for the guard on that signal, so the small-confidence one can serve where the
+ * large engine cannot score), measured out of fold on the folds of the plain guards.
+ */
+function restackedQeGuards(
+  gainScores: Float64Array,
+  decoded: readonly Omit<PosthocObservation, "gain">[],
+  plain: readonly GuardReport[],
+  choice: {
+    gains: Float64Array;
+    folds: Int32Array;
+    budgets: readonly number[];
+    tolerance: number;
+    severeDelta: number;
+  },
+): GuardReport[] {
+  const observations = decoded.map((each, row) => ({ ...each, gain: gainScores[row]! }));
+  return plain.flatMap((report) => {
+    const signal = report.signal ?? "small-confidence";
+    const wanted: RestackInput[] = ["gain", "small-confidence", "log-prompt-tokens", "length-ratio"];
+    if (signal === "large-likelihood") wanted.splice(2, 0, "large-likelihood");
+    const inputs = availableRestackInputs(observations, wanted);
+    // The gain alone would only rescale the gain head's prediction.
+    if (inputs.length < 2) return [];
+    const scores = outOfFoldRestack(inputs, observations, choice.gains, choice.folds);
+    const signalValues = Float64Array.from(decoded, (each) =>
+      signal === "large-likelihood" ? (each.largeLikelihood as number) : (each.smallConfidence as number),
+    );
+    const guard = chooseGuardLambda({
+      ...choice,
+      gainScores: scores,
+      riskScores: signalValues,
+      method: "qe-adjusted",
+      signal,
+      restack: fitRestack(inputs, observations, choice.gains),
+    });
+    const guarded = scores.map((score, row) => riskAdjustedScore(score, signalValues[row]!, guard.lambda));
+    const { taken, cut, unguarded } = cutAgainstUnguarded(gainScores, guarded, choice);
+    const restack_cut = {
+      diff: cut?.diff ?? 0,
+      se: cut?.se ?? 0,
+      taken,
+      unguarded: { mean_delta: unguarded.mean_delta, severe_loss: unguarded.severe_loss },
+    };
+    return [{ ...guard, restack_cut }];
+  });
 }
 
 /**

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   chooseFromTradeoff,
   chooseGuardLambda,
-  chooseQeSignal,
+  chooseQeGuard,
   chosenPoint,
   type GuardReport,
   guardLambdaGrid,
@@ -120,8 +120,8 @@ describe("guardLambdaGrid", () => {
   });
 });
 
-describe("chooseQeSignal", () => {
-  const report = (signal: QeSignal, lambda: number, severe: number[]): GuardReport => ({
+describe("chooseQeGuard", () => {
+  const report = (signal: QeSignal, lambda: number, severe: number[], delta = [10, 8]): GuardReport => ({
     method: "qe-adjusted",
     signal,
     rule: "test",
@@ -131,25 +131,36 @@ describe("chooseQeSignal", () => {
     budgets: [0.1, 0.3],
     grid: [
       { lambda: 0, mean_delta: [10, 8], severe_loss: [0.05, 0.05] },
-      { lambda, mean_delta: [10, 8], severe_loss: severe },
+      { lambda, mean_delta: delta, severe_loss: severe },
     ],
     score_quantiles: [],
   });
+  const unguarded = [10, 8];
 
-  it("keeps the signal with the lower severe-loss rate at its chosen λ, mean over budgets", () => {
+  it("keeps the candidate with the lower severe-loss rate at its chosen λ, mean over budgets", () => {
     const confidence = report("small-confidence", 1, [0.04, 0.04]);
     const likelihood = report("large-likelihood", 2, [0.01, 0.05]);
-    expect(chooseQeSignal([confidence, likelihood])).toBe(likelihood);
-    expect(chooseQeSignal([report("small-confidence", 1, [0.02, 0.02]), likelihood])?.signal).toBe(
-      "small-confidence",
-    );
+    expect(chooseQeGuard([confidence, likelihood], unguarded, 0.05)).toBe(likelihood);
+    expect(
+      chooseQeGuard([report("small-confidence", 1, [0.02, 0.02]), likelihood], unguarded, 0.05)?.signal,
+    ).toBe("small-confidence");
   });
 
-  it("keeps the first (the cheaper small-model confidence) on a tie, and nothing from nothing", () => {
+  it("passes over a candidate that costs more than the tolerance of the unguarded MeanDelta at some budget", () => {
+    const confidence = report("small-confidence", 1, [0.04, 0.04]);
+    // 7.59 < 8 − 0.05 · 8 = 7.6 at the second budget: too dear, however few its severe losses.
+    const dear = report("large-likelihood", 2, [0, 0], [11, 7.59]);
+    expect(chooseQeGuard([confidence, dear], unguarded, 0.05)).toBe(confidence);
+    const justAffordable = report("large-likelihood", 2, [0, 0], [11, 7.6]);
+    expect(chooseQeGuard([confidence, justAffordable], unguarded, 0.05)).toBe(justAffordable);
+    expect(chooseQeGuard([dear], unguarded, 0.05)).toBeNull();
+  });
+
+  it("keeps the first (the cheaper) on a tie, and nothing from nothing", () => {
     const confidence = report("small-confidence", 0, [0.05, 0.05]);
     const likelihood = report("large-likelihood", 0, [0.05, 0.05]);
-    expect(chooseQeSignal([confidence, likelihood])).toBe(confidence);
-    expect(chooseQeSignal([])).toBeNull();
+    expect(chooseQeGuard([confidence, likelihood], unguarded, 0.05)).toBe(confidence);
+    expect(chooseQeGuard([], unguarded, 0.05)).toBeNull();
     expect(chosenPoint(likelihood)).toEqual(likelihood.grid[0]);
     expect(() => chosenPoint({ ...likelihood, lambda: 7 })).toThrow(/not on its grid/);
   });

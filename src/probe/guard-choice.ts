@@ -13,6 +13,7 @@
  */
 import { UsageError } from "../errors/index.js";
 import { quantiles, sortScores } from "../stats/quantiles.js";
+import type { GainRestack } from "./gain-restack.js";
 import { topMeasures } from "./routing-measures.js";
 
 /** Standard errors of the paired per-fold difference a λ's severe-loss cut must exceed. */
@@ -44,14 +45,19 @@ export const QE_GUARD_RULE = `rank by predicted gain − λ · the small model's
 /** The same on the large model's likelihood of the small translation. */
 export const LARGE_QE_GUARD_RULE = `rank by predicted gain − λ · the large model's mean token log-probability of the small model's decoded translation; ${GUARD_CHOICE_RULE}`;
 
-/** The rule of a post-hoc guard on `signal`. */
-export function qeGuardRule(signal: QeSignal): string {
+/** The same on the gain re-estimated after the decode (see `gain-restack.ts`). */
+const RESTACK_GUARD_RULE = (signal: QeSignal) =>
+  `rank by the gain re-estimated from the predicted gain and what the decode makes known (a ridge regression fitted on out-of-fold predictions) − λ · ${signal === "large-likelihood" ? "the large model's mean token log-probability of the small model's decoded translation" : "the small model's mean token log-probability of its decoded translation"}; ${GUARD_CHOICE_RULE}`;
+
+/** The rule of a post-hoc guard on `signal`, on the re-estimated gain when `restacked`. */
+export function qeGuardRule(signal: QeSignal, restacked = false): string {
+  if (restacked) return RESTACK_GUARD_RULE(signal);
   return signal === "large-likelihood" ? LARGE_QE_GUARD_RULE : QE_GUARD_RULE;
 }
 
-/** How the post-hoc guard's signal is chosen when the data holds both. */
+/** How the post-hoc guard is chosen among its candidates (signals, with or without the re-estimate). */
 export const QE_SIGNAL_RULE =
-  "each signal's λ is chosen by the rule; the signal whose chosen λ has the lower cross-validated severe-loss rate (mean over budgets) is kept, the small model's confidence on a tie (it costs nothing beyond the decode)";
+  "each candidate's λ is chosen by the rule; a candidate is affordable when its cross-validated MeanDelta stays within the tolerance of the unguarded router's at every budget. The re-estimated gain is kept when it is affordable and cuts the cross-validated severe-loss rate of the unguarded router by more than two standard errors of the paired per-fold difference (of two such, the lower rate); else the plain guard with the lowest rate. Ties go to the cheaper: the small model's confidence costs nothing beyond the decode, the large model's likelihood a forced-decoding prefill";
 
 export const GUARD_RULE = `rank by predicted gain − λ · predicted P(gain < −δ); ${GUARD_CHOICE_RULE}`;
 
@@ -71,6 +77,13 @@ export interface GuardReport {
   method: "risk-adjusted" | "qe-adjusted";
   /** A post-hoc guard's signal; absent (as in files written before there was a choice) means `small-confidence`. */
   signal?: QeSignal;
+  /**
+   * A post-hoc guard on the re-estimated gain: what replaces the gain head's prediction in its score
+   * (absent: the gain head's prediction itself).
+   */
+  restack?: GainRestack;
+  /** A re-estimated guard's severe-loss cut against the gain head alone, and whether it passed the rule. */
+  restack_cut?: RestackCut;
   rule: string;
   /** The chosen λ, in gain units per unit of probability. */
   lambda: number;
@@ -91,7 +104,12 @@ export interface GuardReport {
    */
   signal_choice?: {
     rule: string;
-    candidates: ({ signal: QeSignal; score_quantiles?: number[] } & GuardPoint)[];
+    candidates: ({
+      signal: QeSignal;
+      restack?: GainRestack;
+      restack_cut?: RestackCut;
+      score_quantiles?: number[];
+    } & GuardPoint)[];
   };
 }
 
@@ -123,6 +141,16 @@ export function chooseFromTradeoff(
   const cuts = base.foldSevere.map((rate, fold) => rate - measured[best]!.foldSevere[fold]!);
   const cut = { lambda: measured[best]!.point.lambda, diff: mean(cuts), se: standardErrorOf(cuts) };
   return { index: cut.diff > 0 && cut.diff > GUARD_CUT_STANDARD_ERRORS * cut.se ? best : 0, best: cut };
+}
+
+/** A re-estimated guard's cut of the severe-loss rate against the gain head alone (mean over folds, its standard error). */
+export interface RestackCut {
+  diff: number;
+  se: number;
+  /** Affordable, and the cut beyond {@link GUARD_CUT_STANDARD_ERRORS} standard errors. */
+  taken: boolean;
+  /** The gain head's own cross-validated trade-off, per budget, it was measured against. */
+  unguarded?: { mean_delta: number[]; severe_loss: number[] };
 }
 
 /** The severe-loss cut of the best affordable λ: mean over folds of the paired difference, and its standard error. */
@@ -184,6 +212,77 @@ export interface GuardChoiceInput {
   method?: GuardReport["method"];
   /** Which QE signal, for `qe-adjusted`. Defaults to `small-confidence`. */
   signal?: QeSignal;
+  /** The re-estimate `gainScores` come from (out of fold), kept in the report; `qe-adjusted` only. */
+  restack?: GainRestack;
+}
+
+/** Rows of each fold, by fold number. */
+function foldMembers(folds: Int32Array): number[][] {
+  const foldCount = folds.reduce((most, fold) => Math.max(most, fold + 1), 0);
+  const members = Array.from({ length: foldCount }, () => [] as number[]);
+  folds.forEach((fold, row) => {
+    members[fold]!.push(row);
+  });
+  return members;
+}
+
+/**
+ * One ranking's trade-off, measured per fold then averaged; with each fold's severe-loss rate
+ * (mean over budgets) for the paired comparison of {@link chooseFromTradeoff}.
+ */
+function measureFolds(
+  scores: Float64Array,
+  lambda: number,
+  where: { gains: ArrayLike<number>; members: number[][]; budgets: readonly number[]; severeDelta: number },
+): { point: GuardPoint; foldSevere: Float64Array } {
+  const { gains, members, budgets, severeDelta } = where;
+  const sums = { delta: budgets.map(() => 0), severe: budgets.map(() => 0), counts: budgets.map(() => 0) };
+  const foldSevere: number[] = [];
+  for (const rows of members) {
+    if (rows.length === 0) continue;
+    const measures = topMeasures(
+      rows.map((row) => scores[row]!),
+      rows.map((row) => gains[row]!),
+      budgets,
+      severeDelta,
+    );
+    let severe = 0;
+    let known = 0;
+    measures.forEach((measure, budget) => {
+      if (measure.meanDelta === null || measure.severeLoss === null) return;
+      sums.delta[budget]! += measure.meanDelta;
+      sums.severe[budget]! += measure.severeLoss;
+      sums.counts[budget]!++;
+      severe += measure.severeLoss;
+      known++;
+    });
+    if (known > 0) foldSevere.push(severe / known);
+  }
+  const point: GuardPoint = {
+    lambda,
+    mean_delta: sums.delta.map((sum, budget) => sum / sums.counts[budget]!),
+    severe_loss: sums.severe.map((sum, budget) => sum / sums.counts[budget]!),
+  };
+  return { point, foldSevere: Float64Array.from(foldSevere) };
+}
+
+/**
+ * Whether a guard's ranking earns its place against the gain head's alone by the rule of
+ * {@link chooseFromTradeoff} (affordable at every budget, and a severe-loss cut beyond two standard
+ * errors of the paired per-fold difference), with the cut measured.
+ */
+export function cutAgainstUnguarded(
+  unguarded: ArrayLike<number>,
+  guarded: ArrayLike<number>,
+  input: Pick<GuardChoiceInput, "gains" | "folds" | "budgets" | "tolerance" | "severeDelta">,
+): { taken: boolean; cut: GuardCut | null; unguarded: GuardPoint } {
+  const where = { ...input, members: foldMembers(input.folds) };
+  const base = measureFolds(Float64Array.from(unguarded), 0, where);
+  const { index, best } = chooseFromTradeoff(
+    [base, measureFolds(Float64Array.from(guarded), 1, where)],
+    input.tolerance,
+  );
+  return { taken: index === 1, cut: best, unguarded: base.point };
 }
 
 /** Chooses λ by the rule above and reports the trade-off over the grid. */
@@ -193,43 +292,15 @@ export function chooseGuardLambda(input: GuardChoiceInput): GuardReport {
     throw new UsageError(`the guard's MeanDelta tolerance must be in [0, 1), got ${tolerance}`);
   const lambdas = input.lambdas ?? guardLambdaGrid(gainScores, riskScores);
   if (lambdas[0] !== 0) throw new UsageError("the λ grid must start at 0 (no guard)");
-  const foldCount = folds.reduce((most, fold) => Math.max(most, fold + 1), 0);
-  const members = Array.from({ length: foldCount }, () => [] as number[]);
-  folds.forEach((fold, row) => {
-    members[fold]!.push(row);
-  });
+  const members = foldMembers(folds);
   // Per λ: the trade-off averaged over folds, and each fold's severe-loss rate averaged over budgets.
-  const measured = lambdas.map((lambda) => {
-    const sums = { delta: budgets.map(() => 0), severe: budgets.map(() => 0), counts: budgets.map(() => 0) };
-    const foldSevere: number[] = [];
-    for (const rows of members) {
-      if (rows.length === 0) continue;
-      const scores = rows.map((row) => riskAdjustedScore(gainScores[row]!, riskScores[row]!, lambda));
-      const measures = topMeasures(
-        scores,
-        rows.map((row) => gains[row]!),
-        budgets,
-        severeDelta,
-      );
-      let severe = 0;
-      let known = 0;
-      measures.forEach((measure, budget) => {
-        if (measure.meanDelta === null || measure.severeLoss === null) return;
-        sums.delta[budget]! += measure.meanDelta;
-        sums.severe[budget]! += measure.severeLoss;
-        sums.counts[budget]!++;
-        severe += measure.severeLoss;
-        known++;
-      });
-      if (known > 0) foldSevere.push(severe / known);
-    }
-    const point: GuardPoint = {
+  const measured = lambdas.map((lambda) =>
+    measureFolds(
+      Float64Array.from(gains, (_, row) => riskAdjustedScore(gainScores[row]!, riskScores[row]!, lambda)),
       lambda,
-      mean_delta: sums.delta.map((sum, budget) => sum / sums.counts[budget]!),
-      severe_loss: sums.severe.map((sum, budget) => sum / sums.counts[budget]!),
-    };
-    return { point, foldSevere: Float64Array.from(foldSevere) };
-  });
+      { gains, members, budgets, severeDelta },
+    ),
+  );
   const grid = measured.map((entry) => entry.point);
   const { index: chosen, best } = chooseFromTradeoff(measured, tolerance);
   const lambda = lambdas[chosen]!;
@@ -241,7 +312,8 @@ export function chooseGuardLambda(input: GuardChoiceInput): GuardReport {
   return {
     method: input.method ?? "risk-adjusted",
     ...(input.method === "qe-adjusted" ? { signal } : {}),
-    rule: input.method === "qe-adjusted" ? qeGuardRule(signal) : GUARD_RULE,
+    ...(input.method === "qe-adjusted" && input.restack ? { restack: input.restack } : {}),
+    rule: input.method === "qe-adjusted" ? qeGuardRule(signal, input.restack !== undefined) : GUARD_RULE,
     lambda,
     tolerance,
     severe_delta: severeDelta,
@@ -259,16 +331,40 @@ export function chosenPoint(report: GuardReport): GuardPoint {
   return point;
 }
 
+/** Mean of a guard's cross-validated severe-loss rates at its chosen λ, over budgets. */
+export function meanSevereLoss(point: Pick<GuardPoint, "severe_loss">): number {
+  return point.severe_loss.reduce((sum, rate) => sum + rate, 0) / point.severe_loss.length;
+}
+
 /**
- * The post-hoc guard to keep from one per QE signal (in {@link QE_SIGNALS} order): the lowest
- * cross-validated severe-loss rate at its chosen λ, the first on a tie (see {@link QE_SIGNAL_RULE}).
+ * The post-hoc guard to keep from its candidates, cheapest first (see {@link QE_SIGNAL_RULE}):
+ * affordable are those whose chosen λ keeps cross-validated MeanDelta within `tolerance` of
+ * `unguarded` (the gain head's alone) at every budget. Re-estimated candidates whose cut passed
+ * (`restack_cut.taken`) come first; else the plain ones. Of these, the lowest severe-loss rate, the
+ * first on a tie. Null when no candidate is affordable.
+ *
+ * Why the re-estimate first: a plain guard's rate is the lowest over a λ grid measured on the same
+ * folds (a minimum over noisy rates, optimistic), while the re-estimate is fitted to the gain by
+ * least squares and its cut is tested once; it is also the more general ranking (a plain guard
+ * is the special case of fixed weights on the gain and one signal).
  */
-export function chooseQeSignal(reports: readonly GuardReport[]): GuardReport | null {
-  const severe = (report: GuardReport) => {
-    const rates = chosenPoint(report).severe_loss;
-    return rates.reduce((sum, rate) => sum + rate, 0) / rates.length;
-  };
+export function chooseQeGuard(
+  reports: readonly GuardReport[],
+  unguarded: readonly number[],
+  tolerance: number,
+): GuardReport | null {
+  const affordable = (report: GuardReport) =>
+    chosenPoint(report).mean_delta.every(
+      (value, budget) => value >= unguarded[budget]! - tolerance * Math.abs(unguarded[budget]!),
+    );
+  const restacked = reports.filter(
+    (report) => report.restack && report.restack_cut?.taken && affordable(report),
+  );
+  const pool =
+    restacked.length > 0 ? restacked : reports.filter((report) => !report.restack && affordable(report));
   let best: GuardReport | null = null;
-  for (const report of reports) if (best === null || severe(report) < severe(best)) best = report;
+  for (const report of pool)
+    if (best === null || meanSevereLoss(chosenPoint(report)) < meanSevereLoss(chosenPoint(best)))
+      best = report;
   return best;
 }

@@ -21,6 +21,13 @@ export {
   stratifiedKFoldAssignment,
 } from "./cross-validation.js";
 export {
+  type GainRestack,
+  type PosthocObservation,
+  RESTACK_INPUTS,
+  type RestackInput,
+  restackScore,
+} from "./gain-restack.js";
+export {
   type ClassWeighting,
   crossValidateLogistic,
   fitLogistic,
@@ -61,9 +68,13 @@ export {
   type HeadScores,
   loadRouter,
   parseRouter,
+  posthocObservationOf,
   predictHeads,
+  qeGuardAdjusts,
   qeGuardedScore,
-  qeGuardOnSignal,
+  qeGuardNeedsLargeLikelihood,
+  qeGuardNeedsSmallConfidence,
+  qeGuardWithoutLargeLikelihood,
   qeSignalOf,
   qeSignalValue,
   ROUTER_FORMAT,

@@ -17,8 +17,10 @@ import {
 } from "../dataset/feature-blocks.js";
 import type { DatasetRecord } from "../dataset/types.js";
 import { InputError, UsageError } from "../errors/index.js";
+import { type PosthocObservation, RESTACK_INPUTS, restackScore } from "./gain-restack.js";
 import {
   type GuardReport,
+  meanSevereLoss,
   QE_SIGNALS,
   type QeSignal,
   qeGuardRule,
@@ -110,12 +112,38 @@ export interface RouterFile {
 }
 
 const finite = z.number().refine(Number.isFinite, "must be finite");
-/** A guard's record in ROUTER.json; only λ and the score quantiles are used to route. */
+/** A gain re-estimate: a ridge model over its named inputs, one weight per input. */
+const restackSchema = z
+  .object({
+    inputs: z.array(z.enum(RESTACK_INPUTS)).nonempty(),
+    model: probeModelSchema,
+  })
+  .superRefine((restack, context) => {
+    if (restack.model.kind !== "ridge")
+      context.addIssue({ code: "custom", path: ["model", "kind"], message: "must be ridge" });
+    if (restack.model.dim !== restack.inputs.length)
+      context.addIssue({
+        code: "custom",
+        path: ["model", "dim"],
+        message: `is ${restack.model.dim}, but the re-estimate names ${restack.inputs.length} inputs`,
+      });
+  });
+const restackCutSchema = z
+  .object({
+    diff: finite,
+    se: finite,
+    taken: z.boolean(),
+    unguarded: z.object({ mean_delta: z.array(finite), severe_loss: z.array(finite) }).optional(),
+  })
+  .passthrough();
+/** A guard's record in ROUTER.json; only λ, the re-estimate and the score quantiles are used to route. */
 function guardSchema(method: GuardReport["method"]) {
   return z
     .object({
       method: z.literal(method),
       signal: z.enum(QE_SIGNALS).optional(),
+      restack: restackSchema.optional(),
+      restack_cut: restackCutSchema.optional(),
       signal_choice: z
         .object({
           rule: z.string(),
@@ -123,6 +151,8 @@ function guardSchema(method: GuardReport["method"]) {
             z
               .object({
                 signal: z.enum(QE_SIGNALS),
+                restack: restackSchema.optional(),
+                restack_cut: restackCutSchema.optional(),
                 lambda: finite.min(0),
                 mean_delta: z.array(finite.nullable()),
                 severe_loss: z.array(finite.nullable()),
@@ -392,30 +422,104 @@ export function qeSignalOf(router: RouterFile): QeSignal | null {
   return router.guard_qe ? (router.guard_qe.signal ?? "small-confidence") : null;
 }
 
+/** Whether a post-hoc guard reads the large model's likelihood of the small translation. */
+export function qeGuardNeedsLargeLikelihood(guard: GuardReport): boolean {
+  const signal = guard.signal ?? "small-confidence";
+  return (
+    (signal === "large-likelihood" && guard.lambda !== 0) ||
+    (guard.restack?.inputs.includes("large-likelihood") ?? false)
+  );
+}
+
+/** Whether a post-hoc guard reads the small model's confidence in its translation. */
+export function qeGuardNeedsSmallConfidence(guard: GuardReport): boolean {
+  const signal = guard.signal ?? "small-confidence";
+  return (
+    (signal === "small-confidence" && guard.lambda !== 0) ||
+    (guard.restack?.inputs.includes("small-confidence") ?? false)
+  );
+}
+
+/** Whether a post-hoc guard ranks by anything but the gain head's prediction (else nothing is decoded first). */
+export function qeGuardAdjusts(guard: GuardReport | undefined): boolean {
+  return guard !== undefined && (guard.lambda !== 0 || guard.restack !== undefined);
+}
+
 /**
- * The router's post-hoc guard on `signal`: its own when that is the signal it kept, else the one
- * training measured for that signal too (`guard_qe.signal_choice`, its λ and score quantiles); null
- * when there is none.
+ * The router's best post-hoc guard that does not read the large model's likelihood (for a large
+ * engine that cannot score a given text): its own if it does not, else, among the candidates
+ * training measured that do not, the one training's rule would have kept (a re-estimate that passed
+ * its cut first, the lowest cross-validated severe-loss rate), with its λ, re-estimate and score
+ * quantiles; null when there is none.
  */
-export function qeGuardOnSignal(router: RouterFile, signal: QeSignal): GuardReport | null {
+export function qeGuardWithoutLargeLikelihood(router: RouterFile): GuardReport | null {
   const guard = router.guard_qe;
   if (!guard) return null;
-  if (qeSignalOf(router) === signal) return guard;
-  const candidate = guard.signal_choice?.candidates.find((each) => each.signal === signal);
-  if (!candidate?.score_quantiles) return null;
+  if (!qeGuardNeedsLargeLikelihood(guard)) return guard;
+  const usable: GuardReport[] = [];
+  for (const candidate of guard.signal_choice?.candidates ?? []) {
+    if (!candidate.score_quantiles) continue;
+    const report: GuardReport = {
+      method: guard.method,
+      signal: candidate.signal,
+      ...(candidate.restack ? { restack: candidate.restack } : {}),
+      rule: qeGuardRule(candidate.signal, candidate.restack !== undefined),
+      lambda: candidate.lambda,
+      tolerance: guard.tolerance,
+      severe_delta: guard.severe_delta,
+      budgets: guard.budgets,
+      grid: [
+        { lambda: candidate.lambda, mean_delta: candidate.mean_delta, severe_loss: candidate.severe_loss },
+      ],
+      score_quantiles: candidate.score_quantiles,
+    };
+    if (qeGuardNeedsLargeLikelihood(report)) continue;
+    usable.push({ ...report, ...(candidate.restack_cut ? { restack_cut: candidate.restack_cut } : {}) });
+  }
+  // The same preference as training's choice: a re-estimate that passed its cut, else the plain guard.
+  const preferred = usable.filter((report) => report.restack_cut?.taken);
+  const pool = preferred.length > 0 ? preferred : usable.filter((report) => !report.restack);
+  let best: GuardReport | null = null;
+  for (const report of pool)
+    if (best === null || meanSevereLoss(report.grid[0]!) < meanSevereLoss(best.grid[0]!)) best = report;
+  return best;
+}
+
+/** What a record says of its decoded small translation, with `gain` the gain head's prediction for it. */
+export function posthocObservationOf(
+  record: Pick<
+    DatasetRecord,
+    "small_mean_logprob" | "large_logprob_of_small" | "prompt_tokens" | "src" | "small"
+  >,
+  gain: number,
+): PosthocObservation {
   return {
-    method: guard.method,
-    signal,
-    rule: qeGuardRule(signal),
-    lambda: candidate.lambda,
-    tolerance: guard.tolerance,
-    severe_delta: guard.severe_delta,
-    budgets: guard.budgets,
-    grid: [
-      { lambda: candidate.lambda, mean_delta: candidate.mean_delta, severe_loss: candidate.severe_loss },
-    ],
-    score_quantiles: candidate.score_quantiles,
+    gain,
+    smallConfidence: record.small_mean_logprob ?? null,
+    largeLikelihood: record.large_logprob_of_small ?? null,
+    promptTokens: record.prompt_tokens,
+    src: record.src,
+    small: record.small,
   };
+}
+
+/**
+ * The `guarded-qe` policy's score: a segment's predicted gain (re-estimated after the decode where
+ * the guard has a re-estimate) minus the router's post-hoc λ times its post-hoc signal (see
+ * {@link qeSignalOf}); null when the router has no post-hoc guard or the request lacks what it reads.
+ */
+export function qeGuardedScore(router: RouterFile, observation: PosthocObservation): number | null {
+  const guard = router.guard_qe;
+  if (!guard) return null;
+  const gain = guard.restack ? restackScore(guard.restack, observation) : observation.gain;
+  if (gain === null || !Number.isFinite(gain)) return null;
+  if (guard.lambda === 0) return gain;
+  const signalValue =
+    (guard.signal ?? "small-confidence") === "large-likelihood"
+      ? observation.largeLikelihood
+      : observation.smallConfidence;
+  if (signalValue === null || !Number.isFinite(signalValue)) return null;
+  return riskAdjustedScore(gain, signalValue, guard.lambda);
 }
 
 /** A record's value of a post-hoc signal (undefined or null where it was not collected). */
@@ -424,20 +528,4 @@ export function qeSignalValue(
   signal: QeSignal,
 ): number | null | undefined {
   return signal === "large-likelihood" ? record.large_logprob_of_small : record.small_mean_logprob;
-}
-
-/**
- * The `guarded-qe` policy's score: a segment's predicted gain minus the router's post-hoc λ times
- * its post-hoc signal (see {@link qeSignalOf}); null when the router has no post-hoc guard or the
- * signal is unknown.
- */
-export function qeGuardedScore(
-  router: RouterFile,
-  gain: number,
-  signalValue: number | null | undefined,
-): number | null {
-  const guard = router.guard_qe;
-  if (!guard || signalValue === null || signalValue === undefined) return null;
-  if (!Number.isFinite(signalValue)) return null;
-  return riskAdjustedScore(gain, signalValue, guard.lambda);
 }

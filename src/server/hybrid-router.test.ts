@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { EngineCallError, InputError } from "../errors/index.js";
 import { fnv1a32, SOURCE_WORDS_DIM, sourceWordFeatures } from "../features/source-words.js";
+import type { GainRestack, RestackInput } from "../probe/gain-restack.js";
 import type { GuardReport } from "../probe/guard-choice.js";
+import { PROBE_MODEL_FORMAT } from "../probe/probe-model.js";
 import type { RouterFile, RouterHead } from "../probe/router-file.js";
 import { createRandom } from "../stats/random.js";
 import type {
@@ -387,7 +389,7 @@ describe("HybridRouter", () => {
       small: confidentSmall(events),
     });
     expect(fallback.qeNotice).toMatch(
-      /ranks by the small model's confidence instead, with the λ training chose for that signal \(20\.0\)/,
+      /ranks by the small model's confidence instead, the best guard training measured without it \(λ 20\.0\)/,
     );
     expect(fallback.qeScoredByLarge).toBe(false);
     // Its λ and start quantiles: threshold 90 at the 70th percentile; gain 95 at confidence −1 passes (115).
@@ -414,6 +416,75 @@ describe("HybridRouter", () => {
     events.length = 0;
     expect(await hybrid.translate(request("g=5"))).toMatchObject({ model: "small", guarded: false });
     expect(events).toEqual(["prefill g=5", "continue g=5"]);
+  });
+
+  it("with guarded-qe on the re-estimated gain ranks by what the decode made known, even at λ = 0", async () => {
+    const events: string[] = [];
+    const percent = Array.from({ length: 101 }, (_, index) => index);
+    // Re-estimate = gain + 50 · the small model's confidence: −1 (typical) costs 50 points, −0.1 only 5.
+    const restack: GainRestack = {
+      inputs: ["gain", "small-confidence"],
+      model: {
+        format: PROBE_MODEL_FORMAT,
+        kind: "ridge",
+        dim: 2,
+        mean: [0, 0],
+        std: [1, 1],
+        weights: [1, 50],
+        bias: 0,
+        lambda: 1,
+      },
+    };
+    const qeRouter = { ...testRouter(), guard_qe: { ...guardOf("qe-adjusted", 0, percent), restack } };
+    const hybrid = router(events, { policy: "guarded-qe", router: qeRouter, small: confidentSmall(events) });
+    expect(hybrid.decodesSmallFirst).toBe(true);
+    expect(hybrid.snapshot().threshold).toBe(70);
+    // 95 − 5 = 90 passes; 95 − 50 = 45 does not, though its gain alone would have: guarded.
+    expect(await hybrid.translate(request("g=95 c=-0.1"))).toMatchObject({ model: "large", guarded: false });
+    expect(await hybrid.translate(request("g=95"))).toMatchObject({
+      model: "small",
+      translation: "small(g=95)",
+      guarded: true,
+    });
+    expect(events.slice(-2)).toEqual(["prefill g=95", "continue g=95"]);
+    // It reads the small model's confidence: an engine that cannot report it is refused.
+    expect(() => router(events, { policy: "guarded-qe", router: qeRouter })).toThrow(
+      /needs a small engine that reports its confidence/,
+    );
+    // A re-estimate reading the large model's likelihood, with a large engine that cannot score: the
+    // router's candidate without it serves instead, and the notice says which.
+    const withLarge = {
+      ...qeRouter,
+      guard_qe: {
+        ...qeRouter.guard_qe,
+        restack: { ...restack, inputs: ["gain", "large-likelihood"] as RestackInput[] },
+        signal_choice: {
+          rule: "test",
+          candidates: [
+            {
+              signal: "small-confidence" as const,
+              lambda: 0,
+              mean_delta: [1],
+              severe_loss: [0.05],
+              score_quantiles: percent,
+            },
+            {
+              signal: "small-confidence" as const,
+              restack,
+              restack_cut: { diff: 0.02, se: 0.005, taken: true },
+              lambda: 0,
+              mean_delta: [1],
+              severe_loss: [0.03],
+              score_quantiles: percent,
+            },
+          ],
+        },
+      },
+    };
+    const served = router(events, { policy: "guarded-qe", router: withLarge, small: confidentSmall(events) });
+    expect(served.qeNotice).toMatch(/ranks by the gain re-estimated from gain, small-confidence instead/);
+    expect(served.qeScoredByLarge).toBe(false);
+    expect(await served.translate(request("g=95"))).toMatchObject({ model: "small", guarded: true });
   });
 
   it("never lets batches break the hard cap", async () => {

@@ -32,15 +32,17 @@
 import { setMaxListeners } from "node:events";
 import { EngineCallError, EngineTimeoutError, RoutelmtError } from "../errors/index.js";
 import { type SourceBlock, sourceBlocksNamed, writeSourceBlocks } from "../features/source-blocks.js";
-import type { QeSignal } from "../probe/guard-choice.js";
+import type { PosthocObservation } from "../probe/gain-restack.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
 import {
   guardedScore,
   languagePairName,
   predictHeads,
+  qeGuardAdjusts,
   qeGuardedScore,
-  qeGuardOnSignal,
-  qeSignalOf,
+  qeGuardNeedsLargeLikelihood,
+  qeGuardNeedsSmallConfidence,
+  qeGuardWithoutLargeLikelihood,
   routerBlocks,
   trainedPairNames,
 } from "../probe/router-file.js";
@@ -265,15 +267,21 @@ function servableQeRouter(
   large: Translator,
 ): { router: RouterFile; notice: string | null } {
   const guard = router.guard_qe;
-  if (!guard || guard.lambda === 0 || qeSignalOf(router) !== "large-likelihood" || large.scoreTranslation)
+  if (!guard || !qeGuardNeedsLargeLikelihood(guard) || large.scoreTranslation)
     return { router, notice: null };
-  const fallback = qeGuardOnSignal(router, "small-confidence");
+  const fallback = qeGuardWithoutLargeLikelihood(router);
   if (!fallback) return { router, notice: null };
+  const what = fallback.restack
+    ? `the gain re-estimated from ${fallback.restack.inputs.join(", ")}`
+    : "the small model's confidence";
   return {
     router: { ...router, guard_qe: fallback },
-    notice: `guarded-qe: this router's post-hoc guard ranks by the large model's likelihood of the small translation, which the large engine ${large.engine} cannot give; it ranks by the small model's confidence instead, with the λ training chose for that signal (${fallback.lambda.toPrecision(3)}${fallback.lambda === 0 ? ": no cut worth its cost, so by gain alone" : ""})`,
+    notice: `guarded-qe: this router's post-hoc guard reads the large model's likelihood of the small translation, which the large engine ${large.engine} cannot give; it ranks by ${what} instead, the best guard training measured without it (λ ${fallback.lambda.toPrecision(3)}${fallback.lambda === 0 && !fallback.restack ? ": no cut worth its cost, so by gain alone" : ""})`,
   };
 }
+
+/** What the post-hoc guard reads of a request's decoded small translation, besides its predicted gain. */
+type DecodedObservation = Omit<PosthocObservation, "gain">;
 
 export class HybridRouter {
   readonly budget: number;
@@ -294,8 +302,8 @@ export class HybridRouter {
    * its ranking is then the gain's, and a routed request would wait for a decode that changes nothing.
    */
   private readonly confidenceAdjusted: boolean;
-  /** What the post-hoc guard ranks with (see `QeSignal`); null without one. */
-  private readonly qeSignal: QeSignal | null;
+  /** Whether the post-hoc guard reads the large model's likelihood of each small translation. */
+  private readonly qeNeedsLarge: boolean;
   /** Why guarded-qe ranks by another signal than the router kept (for the log at start); null if it does not. */
   readonly qeNotice: string | null;
   /** Whether every request's small translation is decoded before its decision (`guarded-qe` with λ > 0). */
@@ -304,7 +312,7 @@ export class HybridRouter {
   }
   /** Whether the large model scores every request's small translation before the decision. */
   get qeScoredByLarge(): boolean {
-    return this.confidenceAdjusted && this.qeSignal === "large-likelihood";
+    return this.confidenceAdjusted && this.qeNeedsLarge;
   }
   /**
    * λ × a typical confidence, from the medians of the training scores (gain head against post-hoc
@@ -351,8 +359,8 @@ export class HybridRouter {
     this.qeNotice = notice;
     const guard = router.guard;
     this.riskAdjusted = this.policy === "guarded" && guard !== undefined && router.heads.risk !== undefined;
-    this.confidenceAdjusted = this.policy === "guarded-qe" && router.guard_qe?.lambda !== 0;
-    this.qeSignal = qeSignalOf(router);
+    this.confidenceAdjusted = this.policy === "guarded-qe" && qeGuardAdjusts(router.guard_qe);
+    this.qeNeedsLarge = router.guard_qe !== undefined && qeGuardNeedsLargeLikelihood(router.guard_qe);
     this.typicalConfidenceShift = router.guard_qe
       ? gainHead.score_quantiles[50]! - router.guard_qe.score_quantiles[50]!
       : 0;
@@ -362,17 +370,18 @@ export class HybridRouter {
         "policy guarded-qe needs a router with a post-hoc guard: train it on a dataset whose records carry the small model's confidence (small_mean_logprob: collected with an in-process small model, or a remote one whose server returns token log-probabilities)",
       );
     }
-    if (
-      this.confidenceAdjusted &&
-      this.qeSignal === "large-likelihood" &&
-      options.large.scoreTranslation === undefined
-    ) {
+    if (this.confidenceAdjusted && this.qeNeedsLarge && options.large.scoreTranslation === undefined) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
         `policy guarded-qe: this router's post-hoc guard ranks by the large model's likelihood of the small translation, which needs a large engine that scores a given text (an in-process GGUF model); ${options.large.engine} does not. Serve --policy routelmt or guarded, or retrain on a dataset without large_logprob_of_small`,
       );
     }
-    if (this.confidenceAdjusted && this.qeSignal === "small-confidence" && !options.small.reportsConfidence) {
+    if (
+      this.confidenceAdjusted &&
+      router.guard_qe !== undefined &&
+      qeGuardNeedsSmallConfidence(router.guard_qe) &&
+      !options.small.reportsConfidence
+    ) {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
         `policy guarded-qe needs a small engine that reports its confidence in each translation (an in-process GGUF model, or an openai: small model); ${options.small.engine} does not`,
@@ -562,7 +571,7 @@ export class HybridRouter {
         : null;
       const smallFirstMs = performance.now() - smallFirstStarted;
       const qeStarted = performance.now();
-      const qeValues = smallFirst ? await this.qeSignalValues(requests, smallFirst) : undefined;
+      const qeValues = smallFirst ? await this.posthocObservations(requests, smallFirst) : undefined;
       const qeMs = performance.now() - qeStarted;
 
       const decisionStarted = performance.now();
@@ -582,7 +591,7 @@ export class HybridRouter {
             // Decoded before the decision, also for a request then routed large.
             stages.smallDecode = smallFirstMs;
             this.metrics?.observeStage("small_decode", smallFirstMs);
-            if (this.qeSignal === "large-likelihood") {
+            if (this.qeNeedsLarge) {
               stages.qeScore = qeMs;
               this.metrics?.observeStage("qe_score", qeMs);
             }
@@ -667,25 +676,32 @@ export class HybridRouter {
   }
 
   /**
-   * guarded-qe: the post-hoc signal of each decoded small translation — its confidence, or the large
-   * model's likelihood of it. A failed one is null (that request ranks by its gain alone);
-   * a failed large-model score is counted as a large-engine error, never fails the request.
+   * guarded-qe: what the post-hoc guard reads of each decoded small translation — its confidence,
+   * its length, and where the guard needs it the large model's likelihood of it. A failed score is
+   * null (that request ranks by its gain alone), counted as a large-engine error, never fails the request.
    */
-  private async qeSignalValues(
+  private async posthocObservations(
     requests: readonly TranslationRequest[],
     translations: readonly Translation[],
-  ): Promise<(number | null)[]> {
-    const score = this.large.scoreTranslation?.bind(this.large);
-    if (this.qeSignal !== "large-likelihood" || score === undefined)
-      return translations.map((translation) => translation.meanLogProbability ?? null);
+  ): Promise<DecodedObservation[]> {
+    const score = this.qeNeedsLarge ? this.large.scoreTranslation?.bind(this.large) : undefined;
     return await Promise.all(
       translations.map(async (translation, index) => {
-        try {
-          return await score(requests[index]!, translation.text);
-        } catch (error) {
-          this.metrics?.backendErrors.inc({ engine: "large", kind: errorKind(error) });
-          return null;
+        let largeLikelihood: number | null = null;
+        if (score) {
+          try {
+            largeLikelihood = await score(requests[index]!, translation.text);
+          } catch (error) {
+            this.metrics?.backendErrors.inc({ engine: "large", kind: errorKind(error) });
+          }
         }
+        return {
+          smallConfidence: translation.meanLogProbability ?? null,
+          largeLikelihood,
+          promptTokens: translation.promptTokens,
+          src: requests[index]!.text,
+          small: translation.text,
+        };
       }),
     );
   }
@@ -777,9 +793,10 @@ export class HybridRouter {
    * guarded-qe the gain adjusted by the small translation's post-hoc signal (the gain alone where
    * there is none).
    */
-  private rankScore(scores: HeadScores, row: number, confidence: number | null = null): number {
+  private rankScore(scores: HeadScores, row: number, decoded: DecodedObservation | null = null): number {
     const gain = scores.gain![row]!;
-    if (this.confidenceAdjusted) return qeGuardedScore(this.router, gain, confidence) ?? gain;
+    if (this.confidenceAdjusted)
+      return decoded ? (qeGuardedScore(this.router, { ...decoded, gain }) ?? gain) : gain;
     return this.riskAdjusted ? (guardedScore(this.router, scores, row) ?? gain) : gain;
   }
 
@@ -796,11 +813,11 @@ export class HybridRouter {
     prefilled: Prefilled,
     request: TranslationRequest,
     weight: number,
-    confidence: number | null = null,
+    decoded: DecodedObservation | null = null,
   ): Promise<Decision> {
     const scores = this.scores([prefilled], [request]);
     const gain = scores.gain![0]!;
-    const verdict = this.controller.decide(this.rankScore(scores, 0, confidence), weight);
+    const verdict = this.controller.decide(this.rankScore(scores, 0, decoded), weight);
     let wantsLarge = verdict.target === "large";
     // Risk-adjusted: kept small by the risk term alone, its gain would have passed the threshold.
     // Confidence-adjusted: kept small, it would have passed with the training median's adjustment.
@@ -854,14 +871,14 @@ export class HybridRouter {
     prefills: Prefilled[],
     requests: readonly TranslationRequest[],
     weights: readonly number[],
-    confidences: readonly (number | null)[] | undefined,
+    decoded: readonly DecodedObservation[] | undefined,
   ): Promise<Decision[]> {
     const count = prefills.length;
     const scores = this.scores(prefills, requests);
     const gains = Array.from(scores.gain!);
     const ids = gains.map((_, index) => String(index).padStart(8, "0"));
     const order = routingOrder(
-      gains.map((_, row) => this.rankScore(scores, row, confidences?.[row] ?? null)),
+      gains.map((_, row) => this.rankScore(scores, row, decoded?.[row] ?? null)),
       ids,
     );
     // Adjusted scores: a text the gain alone would have routed but the adjustment kept small is guarded.

@@ -247,9 +247,11 @@ function trainingSummary(
     lines.push(
       guardLine(
         qe,
-        qe.signal === "large-likelihood"
-          ? "post-hoc guard: rank by gain − λ·(the large model's mean token log-probability of the small model's decoded translation)"
-          : "post-hoc guard: rank by gain − λ·(the small model's mean token log-probability of its decoded translation)",
+        `post-hoc guard: rank by ${qe.restack ? `the gain re-estimated after the decode from ${qe.restack.inputs.join(", ")}` : "gain"} − λ·${
+          qe.signal === "large-likelihood"
+            ? "(the large model's mean token log-probability of the small model's decoded translation)"
+            : "(the small model's mean token log-probability of its decoded translation)"
+        }`,
         "guarded-qe",
       ),
     );
@@ -257,10 +259,10 @@ function trainingSummary(
       const mean = (values: readonly number[]) =>
         values.reduce((sum, value) => sum + value, 0) / values.length;
       lines.push(
-        `post-hoc signal: ${qe.signal} (${qe.signal_choice.candidates
+        `post-hoc guard chosen: ${qe.signal}${qe.restack ? " on the re-estimated gain" : ""} (candidates: ${qe.signal_choice.candidates
           .map(
             (candidate) =>
-              `${candidate.signal} λ = ${format(candidate.lambda, 2)}, CV severe loss ${percent(mean(candidate.severe_loss))}, MeanDelta ${format(mean(candidate.mean_delta), 2)}`,
+              `${candidate.signal}${candidate.restack ? " on the re-estimated gain" : ""} λ = ${format(candidate.lambda, 2)}, CV severe loss ${percent(mean(candidate.severe_loss))}, MeanDelta ${format(mean(candidate.mean_delta), 2)}`,
           )
           .join("; ")}; mean over budgets)`,
       );
@@ -283,15 +285,19 @@ function trainingSummary(
 
 /** One guard's choice and cross-validated trade-off, as train prints it. */
 function guardLine(guard: GuardReport, ranking: string, policy: string): string {
-  const base = guard.grid[0]!;
-  const chosen = guard.grid.find((point) => point.lambda === guard.lambda) ?? base;
-  const how =
-    guard.lambda === 0
+  // A re-estimated guard is measured against the gain head alone, not its own λ = 0.
+  const restackCut = guard.restack ? guard.restack_cut : undefined;
+  const base = restackCut?.unguarded ?? guard.grid[0]!;
+  const chosen = guard.grid.find((point) => point.lambda === guard.lambda) ?? guard.grid[0]!;
+  const how = restackCut
+    ? ` (the re-estimate${guard.lambda === 0 ? " alone: no λ term on it cut severe losses beyond fold noise" : ` with the λ that cut severe losses most within ${percent(guard.tolerance)} of its MeanDelta`}; against the gain head alone it cuts the cross-validated severe-loss rate by ${points(restackCut.diff)} ± ${points(restackCut.se)} percentage points)`
+    : guard.lambda === 0
       ? ` (no affordable λ cut the cross-validated severe losses beyond fold noise: ${policy} ranks as routelmt)`
       : ` (fewest severe losses within ${percent(guard.tolerance)} of unguarded MeanDelta at every budget)`;
-  const cut = guard.best_cut
-    ? `; best affordable cut of the severe-loss rate ${points(guard.best_cut.diff)} ± ${points(guard.best_cut.se)} percentage points`
-    : "";
+  const cut =
+    guard.best_cut && !restackCut
+      ? `; best affordable cut of the severe-loss rate ${points(guard.best_cut.diff)} ± ${points(guard.best_cut.se)} percentage points`
+      : "";
   return `${ranking.replace("δ", String(guard.severe_delta))}, λ = ${format(guard.lambda, 2)}${how}${cut}; CV at ${guard.budgets.join("/")}: MeanDelta ${chosen.mean_delta.map((value) => format(value, 2)).join("/")} vs ${base.mean_delta.map((value) => format(value, 2)).join("/")} unguarded, severe loss ${chosen.severe_loss.map(percent).join("/")} vs ${base.severe_loss.map(percent).join("/")}`;
 }
 

@@ -229,9 +229,12 @@ export function routerReading(summary: EvalSummary): string[] {
   const qeGuarded = summary.policies["guarded-qe"];
   if (qeGuard && routelmt && qeGuarded) {
     const { budget, mine, plain, chance, kept } = guardFigures(summary, qeGuard, qeGuarded);
+    const restacked = qeGuard.restack_inputs !== undefined;
     const how =
       qeGuard.chosen_lambda === 0
-        ? "λ = 0: in training no affordable λ cut the cross-validated severe losses by more than fold noise, so guarded-qe ranks exactly as RouteLMT"
+        ? restacked
+          ? "λ = 0: no λ term on the re-estimate cut the cross-validated severe losses by more than fold noise"
+          : "λ = 0: in training no affordable λ cut the cross-validated severe losses by more than fold noise, so guarded-qe ranks exactly as RouteLMT"
         : `λ = ${formatNumber(qeGuard.chosen_lambda)}, chosen in training as the guard's λ is`;
     const perBudget = qeGuard.budgets
       .map((value) => {
@@ -244,16 +247,21 @@ export function routerReading(summary: EvalSummary): string[] {
       qeGuard.signal === "large-likelihood"
         ? "the large model's mean token log-probability of it (a stronger model's quality estimate of the small output, one large-model prefill per request: where the large model finds the small translation likely, routing has little to gain and much to lose)"
         : "its mean token log-probability (the small model's confidence in its own output: a confident small model has little to gain and much to lose from routing)";
+    const gainText = restacked
+      ? `the gain re-estimated after the decode (a ridge regression, fitted in training on out-of-fold predictions, of the gain on ${qeGuard.restack_inputs!.join(", ")}: what the decode makes known says when the prefill's prediction is too hopeful)`
+      : "predicted gain";
     paragraphs.push(
-      `Post-hoc guard: guarded-qe decodes the small model's translation first and ranks by predicted gain − λ · ${ranking}, ${how}. On this data at ${budget === undefined ? "–" : formatBudget(budget)} it routes ${formatPercent(mine?.severe_loss ?? null)} severe losses vs ${formatPercent(plain?.severe_loss ?? null)} for RouteLMT and ${formatPercent(chance?.severe_loss ?? null)} for random, keeping ${formatPercent(kept)} of RouteLMT's MeanDelta (severe losses by budget, guarded-qe vs RouteLMT: ${perBudget}).`,
+      `Post-hoc guard: guarded-qe decodes the small model's translation first and ranks by ${gainText} − λ · ${ranking}, ${how}. On this data at ${budget === undefined ? "–" : formatBudget(budget)} it routes ${formatPercent(mine?.severe_loss ?? null)} severe losses vs ${formatPercent(plain?.severe_loss ?? null)} for RouteLMT and ${formatPercent(chance?.severe_loss ?? null)} for random, keeping ${formatPercent(kept)} of RouteLMT's MeanDelta (severe losses by budget, guarded-qe vs RouteLMT: ${perBudget}).`,
     );
     paragraphs.push(
-      guardVerdict(
-        qeGuard,
-        qeGuard.signal === "large-likelihood"
-          ? "the large model's likelihood of the small translation does not find the segments the large model will ruin"
-          : "the small model's confidence does not find the segments the large model will ruin",
-      ),
+      restacked
+        ? restackVerdict(qeGuard, qeGuarded, routelmt)
+        : guardVerdict(
+            qeGuard,
+            qeGuard.signal === "large-likelihood"
+              ? "the large model's likelihood of the small translation does not find the segments the large model will ruin"
+              : "the small model's confidence does not find the segments the large model will ruin",
+          ),
     );
   }
   return paragraphs;
@@ -275,6 +283,37 @@ function guardFigures(summary: EvalSummary, guard: GuardTradeoff, guarded: Polic
  * Whether any λ of the grid would have guarded on this data: a lower severe-loss rate than λ = 0 at
  * every reported budget while keeping MeanDelta within the training tolerance.
  */
+/**
+ * Whether guarded-qe on the re-estimated gain guards on this data: the budgets at which it routes
+ * fewer severe losses than RouteLMT within the MeanDelta tolerance.
+ */
+function restackVerdict(
+  guard: GuardTradeoff,
+  guarded: EvalSummary["policies"][string],
+  plain: EvalSummary["policies"][string],
+): string {
+  const where = guard.budgets.filter((budget) => {
+    const mine = entryAt(guarded.curve, budget);
+    const theirs = entryAt(plain.curve, budget);
+    if (
+      !mine ||
+      !theirs ||
+      mine.severe_loss == null ||
+      theirs.severe_loss == null ||
+      mine.mean_delta == null ||
+      theirs.mean_delta == null
+    )
+      return false;
+    return (
+      mine.severe_loss < theirs.severe_loss &&
+      mine.mean_delta >= theirs.mean_delta - guard.tolerance * Math.abs(theirs.mean_delta)
+    );
+  });
+  return where.length === guard.budgets.length
+    ? `On this data it cuts RouteLMT's severe losses within that MeanDelta tolerance at every reported budget.`
+    : `On this data it cuts RouteLMT's severe losses within that MeanDelta tolerance at ${where.length === 0 ? "none" : where.map(formatBudget).join(", ")} of ${guard.budgets.map(formatBudget).join(", ")}.`;
+}
+
 function guardVerdict(guard: GuardTradeoff, failure: string): string {
   const base = guard.points[0];
   if (!base) return "";

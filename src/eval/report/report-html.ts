@@ -172,7 +172,7 @@ function routerSection(summary: EvalSummary, guardSvg: string | null, guardQeSvg
   }
   if (guardQeSvg !== null) {
     parts.push(
-      `<h3>Post-hoc guard trade-off (guarded-qe)</h3>\n<figure>\n${guardQeSvg}\n<figcaption>The same for guarded-qe, which ranks by predicted gain − λ · ${summary.router?.guard_qe?.signal === "large-likelihood" ? "the large model's" : "the small model's"} mean token log-probability of the decoded small translation.</figcaption>\n</figure>`,
+      `<h3>Post-hoc guard trade-off (guarded-qe)</h3>\n<figure>\n${guardQeSvg}\n<figcaption>The same for guarded-qe, which ranks by ${summary.router?.guard_qe?.restack_inputs ? "the re-estimated gain" : "predicted gain"} − λ · ${summary.router?.guard_qe?.signal === "large-likelihood" ? "the large model's" : "the small model's"} mean token log-probability of the decoded small translation${summary.router?.guard_qe?.restack_inputs ? ", on the gain re-estimated after the decode (so its square, λ = 0, is the re-estimate, not RouteLMT)" : ""}.</figcaption>\n</figure>`,
     );
   }
   parts.push("</section>");
