@@ -23,11 +23,11 @@ import {
   chooseGuardLambda,
   chooseQeGuard,
   chosenPoint,
-  cutAgainstUnguarded,
   DEFAULT_GUARD_TOLERANCE,
   type GuardReport,
   QE_SIGNAL_RULE,
   type QeSignal,
+  restackCutOf,
   riskAdjustedScore,
 } from "./guard-choice.js";
 import { measureLearningCurve } from "./learning-curve.js";
@@ -379,14 +379,7 @@ function restackedQeGuards(
       restack: fitRestack(inputs, observations, choice.gains),
     });
     const guarded = scores.map((score, row) => riskAdjustedScore(score, signalValues[row]!, guard.lambda));
-    const { taken, cut, unguarded } = cutAgainstUnguarded(gainScores, guarded, choice);
-    const restack_cut = {
-      diff: cut?.diff ?? 0,
-      se: cut?.se ?? 0,
-      taken,
-      unguarded: { mean_delta: unguarded.mean_delta, severe_loss: unguarded.severe_loss },
-    };
-    return [{ ...guard, restack_cut }];
+    return [{ ...guard, restack_cut: restackCutOf(gainScores, guarded, choice) }];
   });
 }
 

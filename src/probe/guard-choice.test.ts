@@ -7,6 +7,7 @@ import {
   type GuardReport,
   guardLambdaGrid,
   type QeSignal,
+  restackCutOf,
   riskAdjustedScore,
 } from "./guard-choice.js";
 
@@ -163,5 +164,39 @@ describe("chooseQeGuard", () => {
     expect(chooseQeGuard([], unguarded, 0.05)).toBeNull();
     expect(chosenPoint(likelihood)).toEqual(likelihood.grid[0]);
     expect(() => chosenPoint({ ...likelihood, lambda: 7 })).toThrow(/not on its grid/);
+  });
+});
+
+describe("restackCutOf", () => {
+  // Two folds of four rows, budget 0.5 (two routed per fold), severe below −10.
+  const gains = [30, -20, 10, 5, 8, 6, -15, 2];
+  const folds = Int32Array.from([0, 0, 0, 0, 1, 1, 1, 1]);
+  const input = { gains, folds, budgets: [0.5], tolerance: 0.05, severeDelta: 10 };
+  // Fold 0: the gain head routes rows 1 and 2 (MeanDelta −5, one severe loss in two), the
+  // re-estimate rows 0 and 2 (20, none); fold 1: both route rows 4 and 5 (7, none).
+  const unguarded = [1, 4, 3, 2, 4, 3, 2, 1];
+  const restacked = [4, 1, 3, 2, 4, 3, 2, 1];
+
+  it("measures the paired per-fold cut and keeps an affordable re-estimate with no more severe losses", () => {
+    const cut = restackCutOf(unguarded, restacked, input);
+    // Cuts 0.5 and 0: mean 0.25, standard error sd([0.5, 0]) / √2 = 0.25.
+    expect(cut.diff).toBeCloseTo(0.25, 12);
+    expect(cut.se).toBeCloseTo(0.25, 12);
+    expect(cut.taken).toBe(true);
+    expect(cut.unguarded).toEqual({ mean_delta: [1], severe_loss: [0.25] });
+  });
+
+  it("refuses one with more severe losses, or one that costs more MeanDelta than the tolerance", () => {
+    expect(restackCutOf(restacked, unguarded, input)).toMatchObject({ diff: -0.25, taken: false });
+    // Fold 0 routes rows 2 and 3 (7.5, none), fold 1 rows 6 and 7 (−6.5, one in two): MeanDelta 0.5
+    // against 1, more than 5 % below, and more severe losses too.
+    const dear = [1, 2, 3, 4, 1, 2, 3, 4];
+    expect(restackCutOf(unguarded, dear, input).taken).toBe(false);
+    // Rows 3 and 2 in fold 0 (7.5, none): more MeanDelta, no severe loss, kept even at tolerance 0.
+    const cheap = [1, 0, 3, 4, 4, 3, 2, 1];
+    expect(restackCutOf(unguarded, cheap, { ...input, tolerance: 0 })).toMatchObject({
+      diff: 0.25,
+      taken: true,
+    });
   });
 });

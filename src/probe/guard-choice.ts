@@ -57,7 +57,7 @@ export function qeGuardRule(signal: QeSignal, restacked = false): string {
 
 /** How the post-hoc guard is chosen among its candidates (signals, with or without the re-estimate). */
 export const QE_SIGNAL_RULE =
-  "each candidate's λ is chosen by the rule; a candidate is affordable when its cross-validated MeanDelta stays within the tolerance of the unguarded router's at every budget. The re-estimated gain is kept when it is affordable and cuts the cross-validated severe-loss rate of the unguarded router by more than two standard errors of the paired per-fold difference (of two such, the lower rate); else the plain guard with the lowest rate. Ties go to the cheaper: the small model's confidence costs nothing beyond the decode, the large model's likelihood a forced-decoding prefill";
+  "each candidate's λ is chosen by the rule; a candidate is affordable when its cross-validated MeanDelta stays within the tolerance of the unguarded router's at every budget. The re-estimated gain is kept when it is affordable and its cross-validated severe-loss rate is no higher than the unguarded router's (of two such, the lower rate): it is fitted to the gain, not picked from a grid by the rate it is measured on, so its rate is not the optimistic minimum a plain guard's is; else the plain guard with the lowest rate. Ties go to the cheaper: the small model's confidence costs nothing beyond the decode, the large model's likelihood a forced-decoding prefill";
 
 export const GUARD_RULE = `rank by predicted gain − λ · predicted P(gain < −δ); ${GUARD_CHOICE_RULE}`;
 
@@ -147,7 +147,7 @@ export function chooseFromTradeoff(
 export interface RestackCut {
   diff: number;
   se: number;
-  /** Affordable, and the cut beyond {@link GUARD_CUT_STANDARD_ERRORS} standard errors. */
+  /** Affordable, and no more severe losses than the gain head alone (see {@link restackCutOf}). */
   taken: boolean;
   /** The gain head's own cross-validated trade-off, per budget, it was measured against. */
   unguarded?: { mean_delta: number[]; severe_loss: number[] };
@@ -267,22 +267,33 @@ function measureFolds(
 }
 
 /**
- * Whether a guard's ranking earns its place against the gain head's alone by the rule of
- * {@link chooseFromTradeoff} (affordable at every budget, and a severe-loss cut beyond two standard
- * errors of the paired per-fold difference), with the cut measured.
+ * A re-estimated ranking against the gain head's alone, on the same folds: its cut of the
+ * severe-loss rate (mean over folds of the paired difference, and its standard error), and whether
+ * it is kept — affordable at every budget (MeanDelta within the tolerance) and no more severe losses.
+ * No significance bar, unlike λ: the re-estimate is fitted to the gain, not picked from a grid by
+ * the severe-loss rate it is then measured on, so its cross-validated rate is not a minimum over
+ * noisy rates; and a better estimate of the gain is what routing wants in the first place.
  */
-export function cutAgainstUnguarded(
+export function restackCutOf(
   unguarded: ArrayLike<number>,
-  guarded: ArrayLike<number>,
+  restacked: ArrayLike<number>,
   input: Pick<GuardChoiceInput, "gains" | "folds" | "budgets" | "tolerance" | "severeDelta">,
-): { taken: boolean; cut: GuardCut | null; unguarded: GuardPoint } {
+): RestackCut {
   const where = { ...input, members: foldMembers(input.folds) };
   const base = measureFolds(Float64Array.from(unguarded), 0, where);
-  const { index, best } = chooseFromTradeoff(
-    [base, measureFolds(Float64Array.from(guarded), 1, where)],
-    input.tolerance,
+  const mine = measureFolds(Float64Array.from(restacked), 0, where);
+  const cuts = base.foldSevere.map((rate, fold) => rate - mine.foldSevere[fold]!);
+  const diff = cuts.reduce((sum, value) => sum + value, 0) / Math.max(1, cuts.length);
+  const affordable = mine.point.mean_delta.every(
+    (value, budget) =>
+      value >= base.point.mean_delta[budget]! - input.tolerance * Math.abs(base.point.mean_delta[budget]!),
   );
-  return { taken: index === 1, cut: best, unguarded: base.point };
+  return {
+    diff,
+    se: standardErrorOf(cuts),
+    taken: affordable && diff >= 0,
+    unguarded: { mean_delta: base.point.mean_delta, severe_loss: base.point.severe_loss },
+  };
 }
 
 /** Chooses λ by the rule above and reports the trade-off over the grid. */
@@ -339,8 +350,8 @@ export function meanSevereLoss(point: Pick<GuardPoint, "severe_loss">): number {
 /**
  * The post-hoc guard to keep from its candidates, cheapest first (see {@link QE_SIGNAL_RULE}):
  * affordable are those whose chosen λ keeps cross-validated MeanDelta within `tolerance` of
- * `unguarded` (the gain head's alone) at every budget. Re-estimated candidates whose cut passed
- * (`restack_cut.taken`) come first; else the plain ones. Of these, the lowest severe-loss rate, the
+ * `unguarded` (the gain head's alone) at every budget. Re-estimated candidates kept by their cut
+ * (`restack_cut.taken`, see {@link restackCutOf}) come first; else the plain ones. Of these, the lowest severe-loss rate, the
  * first on a tie. Null when no candidate is affordable.
  *
  * Why the re-estimate first: a plain guard's rate is the lowest over a λ grid measured on the same
