@@ -6,6 +6,8 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type GainRestack, type PosthocObservation, restackScore } from "../src/probe/gain-restack.js";
+import { PROBE_MODEL_FORMAT } from "../src/probe/probe-model.js";
 import { buildApp } from "../src/server/app.js";
 import { readConfigFile, resolveServerConfig } from "../src/server/config.js";
 import { serverErrorBodySchema } from "../src/server/errors.js";
@@ -328,6 +330,24 @@ function ggufServerConfig(modelPath: string, router: string, settings: Record<st
   );
 }
 
+/** A post-hoc guard whose score quantiles are those of `adjusted` (the scores serve will rank by). */
+function testQeGuard(adjusted: number[], fields: Record<string, unknown>): Record<string, unknown> {
+  const sorted = [...adjusted].sort((a, b) => a - b);
+  return {
+    method: "qe-adjusted",
+    rule: "test",
+    tolerance: 0.05,
+    severe_delta: 10,
+    budgets: [0.25],
+    grid: [],
+    score_quantiles: Array.from(
+      { length: 101 },
+      (_, percent) => sorted[Math.round((percent / 100) * (sorted.length - 1))]!,
+    ),
+    ...fields,
+  };
+}
+
 /**
  * A copy of `routerFile` with a post-hoc guard on `signal` (one value per gain) whose λ is large
  * enough for the signal to reorder the gains; returns the file and each text's adjusted score.
@@ -342,22 +362,8 @@ async function withPostHocGuard(
   const spread = (values: number[]) => Math.max(...values) - Math.min(...values);
   const lambda = (2 * spread(gains)) / spread(signal);
   const adjusted = gains.map((gain, index) => gain - lambda * signal[index]!);
-  const sorted = [...adjusted].sort((a, b) => a - b);
   const router = JSON.parse(await readFile(routerFile, "utf8"));
-  router.guard_qe = {
-    method: "qe-adjusted",
-    ...(signalName ? { signal: signalName } : {}),
-    rule: "test",
-    lambda,
-    tolerance: 0.05,
-    severe_delta: 10,
-    budgets: [0.25],
-    grid: [],
-    score_quantiles: Array.from(
-      { length: 101 },
-      (_, percent) => sorted[Math.round((percent / 100) * (sorted.length - 1))]!,
-    ),
-  };
+  router.guard_qe = testQeGuard(adjusted, { lambda, ...(signalName ? { signal: signalName } : {}) });
   const file = path.join(work, name);
   await writeFile(file, JSON.stringify(router));
   return { file, adjusted };
@@ -470,6 +476,56 @@ describe("routelmt serve: in-process GGUF small model", () => {
     // A router without the post-hoc guard cannot serve guarded-qe: refused at start, naming why.
     await expect(buildApp(ggufServerConfig(modelPath, ggufRouter, { policy: "guarded-qe" }))).rejects.toThrow(
       /policy guarded-qe needs a router with a post-hoc guard/,
+    );
+  });
+
+  it("with guarded-qe on the re-estimated gain routes the top by the re-estimate of each served translation", async () => {
+    const { modelPath, routerFile: ggufRouter, offlineGains } = await tinyGgufWithRouter(work, 12);
+    const texts = offlineGains.map((_, index) => sampleText(index));
+    // Each translation decoded alone, as serve will decode it: its confidence, prompt length and text.
+    const reference = await LlamaFfiTranslator.create({ modelPath, threads: 1, maxTokens: 4 });
+    const observations: PosthocObservation[] = [];
+    for (const [index, text] of texts.entries()) {
+      const [translation] = await reference.translate([{ text, srcLang: "en", tgtLang: "de" }], {
+        confidence: true,
+      });
+      observations.push({
+        gain: offlineGains[index]!,
+        smallConfidence: translation!.meanLogProbability ?? null,
+        largeLikelihood: null,
+        promptTokens: translation!.promptTokens,
+        src: text,
+        small: translation!.text,
+      });
+    }
+    await reference.dispose();
+    // Weights that let the confidence and the length reorder the gains.
+    const spread = (values: number[]) => Math.max(...values) - Math.min(...values) || 1;
+    const confidences = observations.map((each) => each.smallConfidence as number);
+    const restack: GainRestack = {
+      inputs: ["gain", "small-confidence", "log-prompt-tokens", "length-ratio"],
+      model: {
+        format: PROBE_MODEL_FORMAT,
+        kind: "ridge",
+        dim: 4,
+        mean: [0, 0, 0, 0],
+        std: [1, 1, 1, 1],
+        weights: [1, (-2 * spread(offlineGains)) / spread(confidences), 0.5, spread(offlineGains)],
+        bias: 0,
+        lambda: 1,
+      },
+    };
+    const adjusted = observations.map((each) => restackScore(restack, each) as number);
+    expect(adjusted.every(Number.isFinite)).toBe(true);
+    const router = JSON.parse(await readFile(ggufRouter, "utf8"));
+    router.guard_qe = testQeGuard(adjusted, { lambda: 0, restack });
+    const qeRouter = path.join(work, "gguf-router-restack.json");
+    await writeFile(qeRouter, JSON.stringify(router));
+    await expectAdjustedTopRoutedLarge(
+      ggufServerConfig(modelPath, qeRouter, { policy: "guarded-qe" }),
+      texts,
+      adjusted,
+      offlineGains,
     );
   });
 
