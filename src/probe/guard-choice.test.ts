@@ -186,12 +186,22 @@ describe("restackCutOf", () => {
     expect(cut.unguarded).toEqual({ mean_delta: [1], severe_loss: [0.25] });
   });
 
-  it("refuses one with more severe losses, or one that costs more MeanDelta than the tolerance", () => {
-    expect(restackCutOf(restacked, unguarded, input)).toMatchObject({ diff: -0.25, taken: false });
-    // Fold 0 routes rows 2 and 3 (7.5, none), fold 1 rows 6 and 7 (−6.5, one in two): MeanDelta 0.5
-    // against 1, more than 5 % below, and more severe losses too.
-    const dear = [1, 2, 3, 4, 1, 2, 3, 4];
-    expect(restackCutOf(unguarded, dear, input).taken).toBe(false);
+  it("keeps one with more severe losses within fold noise, refuses one beyond it or one too dear", () => {
+    // Swapped: cuts −0.5 and 0, mean −0.25 within two standard errors (0.5); affordable at a loose tolerance.
+    expect(restackCutOf(restacked, unguarded, { ...input, tolerance: 0.99 })).toMatchObject({
+      diff: -0.25,
+      taken: true,
+    });
+    // ...but not at 5 %: MeanDelta 1 against 13.5.
+    expect(restackCutOf(restacked, unguarded, input).taken).toBe(false);
+    // One severe loss in two in both folds where the other routes none: cuts −0.5 and −0.5, no
+    // spread, so beyond any noise, whatever the MeanDelta tolerance.
+    const worse = [1, 4, 3, 2, 1, 2, 4, 3];
+    expect(restackCutOf(restacked, worse, { ...input, tolerance: 2 })).toMatchObject({
+      diff: -0.5,
+      se: 0,
+      taken: false,
+    });
     // Rows 3 and 2 in fold 0 (7.5, none): more MeanDelta, no severe loss, kept even at tolerance 0.
     const cheap = [1, 0, 3, 4, 4, 3, 2, 1];
     expect(restackCutOf(unguarded, cheap, { ...input, tolerance: 0 })).toMatchObject({

@@ -57,7 +57,7 @@ export function qeGuardRule(signal: QeSignal, restacked = false): string {
 
 /** How the post-hoc guard is chosen among its candidates (signals, with or without the re-estimate). */
 export const QE_SIGNAL_RULE =
-  "each candidate's λ is chosen by the rule; a candidate is affordable when its cross-validated MeanDelta stays within the tolerance of the unguarded router's at every budget. The re-estimated gain is kept when it is affordable and its cross-validated severe-loss rate is no higher than the unguarded router's (of two such, the lower rate): it is fitted to the gain, not picked from a grid by the rate it is measured on, so its rate is not the optimistic minimum a plain guard's is; else the plain guard with the lowest rate. Ties go to the cheaper: the small model's confidence costs nothing beyond the decode, the large model's likelihood a forced-decoding prefill";
+  "each candidate's λ is chosen by the rule; a candidate is affordable when its cross-validated MeanDelta stays within the tolerance of the unguarded router's at every budget. The re-estimated gain is kept when it is affordable and its cross-validated severe-loss rate is not above the unguarded router's by more than two standard errors of the paired per-fold difference (of two such, the lower rate): it is fitted to the gain, not picked from a grid by the rate it is measured on, so its rate is not the optimistic minimum a plain guard's is; else the plain guard with the lowest rate. Ties go to the cheaper: the small model's confidence costs nothing beyond the decode, the large model's likelihood a forced-decoding prefill";
 
 export const GUARD_RULE = `rank by predicted gain − λ · predicted P(gain < −δ); ${GUARD_CHOICE_RULE}`;
 
@@ -147,7 +147,7 @@ export function chooseFromTradeoff(
 export interface RestackCut {
   diff: number;
   se: number;
-  /** Affordable, and no more severe losses than the gain head alone (see {@link restackCutOf}). */
+  /** Affordable, and not more severe losses than the gain head alone beyond fold noise (see {@link restackCutOf}). */
   taken: boolean;
   /** The gain head's own cross-validated trade-off, per budget, it was measured against. */
   unguarded?: { mean_delta: number[]; severe_loss: number[] };
@@ -269,10 +269,12 @@ function measureFolds(
 /**
  * A re-estimated ranking against the gain head's alone, on the same folds: its cut of the
  * severe-loss rate (mean over folds of the paired difference, and its standard error), and whether
- * it is kept — affordable at every budget (MeanDelta within the tolerance) and no more severe losses.
- * No significance bar, unlike λ: the re-estimate is fitted to the gain, not picked from a grid by
- * the severe-loss rate it is then measured on, so its cross-validated rate is not a minimum over
- * noisy rates; and a better estimate of the gain is what routing wants in the first place.
+ * it is kept — affordable at every budget (MeanDelta within the tolerance) and not more severe
+ * losses beyond fold noise ({@link GUARD_CUT_STANDARD_ERRORS} standard errors of the paired
+ * difference). The burden of proof is the other way round from λ's: the re-estimate is fitted to
+ * the gain, not picked from a grid by the severe-loss rate it is then measured on, and a better
+ * estimate of the gain is what routing wants in the first place; severe losses among the routed
+ * are too rare in each fold for a cut to show, but an increase would.
  */
 export function restackCutOf(
   unguarded: ArrayLike<number>,
@@ -291,7 +293,7 @@ export function restackCutOf(
   return {
     diff,
     se: standardErrorOf(cuts),
-    taken: affordable && diff >= 0,
+    taken: affordable && diff >= -GUARD_CUT_STANDARD_ERRORS * standardErrorOf(cuts),
     unguarded: { mean_delta: base.point.mean_delta, severe_loss: base.point.severe_loss },
   };
 }
