@@ -410,6 +410,49 @@ describe("what the report says about the router", () => {
     expect(await readFile(files.markdown, "utf8")).toContain("(guard-qe.png)");
   }, 60_000);
 
+  it("reads a post-hoc guard on the re-estimated gain against RouteLMT, not against its own λ = 0", async () => {
+    const summary = withConfidenceGuard();
+    const withSevere = (name: string, rate: number) => {
+      const policy = summary.policies[name]!;
+      summary.policies[name] = {
+        ...policy,
+        curve: policy.curve.map((entry) => ({ ...entry, severe_loss: rate })),
+      };
+    };
+    withSevere("routelmt", 0.06);
+    withSevere("guarded-qe", 0.03);
+    summary.router!.guard_qe = {
+      ...guardTradeoffAt(0, { lambda: 5, mean_delta: [9, 7], severe_loss: [0.05, 0.06] }),
+      signal: "large-likelihood",
+      restack_inputs: ["gain", "small-confidence", "large-likelihood", "length-ratio"],
+    };
+    const reading = routerReading(summary).join("\n");
+    expect(reading).toContain(
+      "ranks by the gain re-estimated after the decode (a ridge regression, fitted in training on out-of-fold predictions, of the gain on gain, small-confidence, large-likelihood, length-ratio",
+    );
+    expect(reading).toContain("λ = 0: no λ term on the re-estimate cut");
+    expect(reading).not.toContain("so guarded-qe ranks exactly as RouteLMT");
+    // guarded-qe halves RouteLMT's severe losses at the same MeanDelta: a cut at every budget...
+    expect(reading).toContain(
+      "On this data it cuts RouteLMT's severe losses within that MeanDelta tolerance at every reported budget.",
+    );
+    // ...and none where it routes as many.
+    withSevere("guarded-qe", 0.06);
+    expect(routerReading(summary).join("\n")).toContain(
+      "On this data it cuts RouteLMT's severe losses within that MeanDelta tolerance at none of 10 %, 30 %.",
+    );
+    const folder = await mkdtemp(path.join(tmpdir(), "routelmt-restack-report-"));
+    const files = await writeReport(summary, folder);
+    const svg = await readFile(files.guardQeSvg!, "utf8");
+    expect(svg).toContain(
+      "Ranking by the re-estimated gain − λ · the large model's mean token log-probability",
+    );
+    expect(svg).toContain("Diamond: RouteLMT.");
+    expect(await readFile(files.html, "utf8")).toContain(
+      "its square, λ = 0, is the re-estimate, not RouteLMT",
+    );
+  }, 60_000);
+
   it("draws the guard's trade-off and the learning curve into the report", async () => {
     const folder = await mkdtemp(path.join(tmpdir(), "routelmt-guard-report-"));
     const files = await writeReport(withFindings(true), folder);

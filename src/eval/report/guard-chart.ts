@@ -19,8 +19,8 @@ const BUDGET_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "
 
 /**
  * The Vega-Lite spec, or null when the summary holds no such trade-off: `guard` is the in-model
- * guard of `guarded` (the risk head), `guard_qe` the post-hoc guard of `guarded-qe` (the small
- * model's confidence in its decoded translation).
+ * guard of `guarded` (the risk head), `guard_qe` the post-hoc guard of `guarded-qe` (its signal of
+ * the decoded small translation; on the re-estimated gain, RouteLMT is drawn as a diamond apart).
  */
 export function guardTradeoffSpec(
   summary: EvalSummary,
@@ -29,6 +29,9 @@ export function guardTradeoffSpec(
   const tradeoff = summary.router?.[which];
   if (!tradeoff || tradeoff.points.length === 0) return null;
   const budgets = tradeoff.budgets.map(formatBudget);
+  // On the re-estimated gain, λ = 0 is the re-estimate; RouteLMT itself is then drawn apart.
+  const restacked = which === "guard_qe" && tradeoff.restack_inputs !== undefined;
+  const baseRole = restacked ? "λ = 0 (re-estimate)" : "λ = 0 (RouteLMT)";
   const line = tradeoff.points.flatMap((point, order) =>
     tradeoff.budgets.flatMap((_, column) => {
       const meanDelta = point.mean_delta[column];
@@ -42,25 +45,27 @@ export function guardTradeoffSpec(
           severe,
           meanDelta,
           role:
-            point.lambda === 0
-              ? "λ = 0 (RouteLMT)"
-              : point.lambda === tradeoff.chosen_lambda
-                ? "chosen λ"
-                : "other λ",
+            point.lambda === 0 ? baseRole : point.lambda === tradeoff.chosen_lambda ? "chosen λ" : "other λ",
         },
       ];
     }),
   );
-  const random = summary.policies.random;
-  const randomPoints = random
-    ? tradeoff.budgets.flatMap((budget, column) => {
-        const entry = entryAt(random.curve, budget);
-        if (!entry || entry.mean_delta === null || entry.severe_loss === null) return [];
-        return [
-          { budget: budgets[column], severe: entry.severe_loss, meanDelta: entry.mean_delta, role: "random" },
-        ];
-      })
-    : [];
+  const policyPoints = (name: string) => {
+    const policy = summary.policies[name];
+    if (!policy) return [];
+    return tradeoff.budgets.flatMap((budget, column) => {
+      const entry = entryAt(policy.curve, budget);
+      if (!entry || entry.mean_delta === null || entry.severe_loss === null) return [];
+      return [
+        { budget: budgets[column], severe: entry.severe_loss, meanDelta: entry.mean_delta, role: name },
+      ];
+    });
+  };
+  const randomPoints = policyPoints("random");
+  const signalText =
+    tradeoff.signal === "large-likelihood"
+      ? "the large model's mean token log-probability of the small translation"
+      : "the small model's mean token log-probability";
   const colour = {
     field: "budget",
     type: "nominal" as const,
@@ -92,8 +97,8 @@ export function guardTradeoffSpec(
     title: {
       text: `${which === "guard" ? "Guard" : "Post-hoc guard (guarded-qe)"} trade-off: severe losses vs MeanDelta over λ`,
       subtitle: [
-        `Ranking by gain − λ · ${which === "guard" ? `P(gain < −${plain(tradeoff.risk_delta)})` : "the small model's mean token log-probability"}, λ from 0 (square: RouteLMT) up the router's grid.`,
-        `Ring: λ = ${formatNumber(tradeoff.chosen_lambda)}, in use. Cross: random.`,
+        `Ranking by ${restacked ? "the re-estimated gain" : "gain"} − λ · ${which === "guard" ? `P(gain < −${plain(tradeoff.risk_delta)})` : signalText}, λ from 0 (square: ${restacked ? "the re-estimate" : "RouteLMT"}) up the router's grid.`,
+        `Ring: λ = ${formatNumber(tradeoff.chosen_lambda)}, in use. Cross: random.${restacked ? " Diamond: RouteLMT." : ""}`,
       ],
     },
     config: CHART_CONFIG,
@@ -104,7 +109,7 @@ export function guardTradeoffSpec(
         encoding: { x, y, color: colour, order: { field: "order", type: "quantitative" } },
       },
       {
-        data: { values: line.filter((point) => point.role === "λ = 0 (RouteLMT)") },
+        data: { values: line.filter((point) => point.role === baseRole) },
         mark: { type: "point", shape: "square", filled: true, size: 90 },
         encoding: { x, y, color: colour },
       },
@@ -118,6 +123,15 @@ export function guardTradeoffSpec(
         mark: { type: "point", shape: "cross", filled: true, size: 110 },
         encoding: { x, y, color: colour },
       },
+      ...(restacked
+        ? [
+            {
+              data: { values: policyPoints("routelmt") },
+              mark: { type: "point" as const, shape: "diamond", filled: true, size: 110 },
+              encoding: { x, y, color: colour },
+            },
+          ]
+        : []),
     ],
   };
 }
