@@ -301,6 +301,29 @@ describe.skipIf(!available)(
             ? "cut severe losses at every reported budget within that MeanDelta tolerance"
             : "no λ of the grid cuts severe losses",
         );
+
+        // The post-hoc guard's contract when it ranks by the re-estimated gain: kept only within the
+        // MeanDelta tolerance of the gain head's at every budget and without more cross-validated
+        // severe losses beyond two standard errors; the report reads it against RouteLMT.
+        const qe = router.guard_qe;
+        if (qe?.restack) {
+          const cut = qe.restack_cut!;
+          expect(cut.taken).toBe(true);
+          expect(cut.diff).toBeGreaterThanOrEqual(-2 * cut.se - 1e-12);
+          const chosen = qe.grid.find((point) => point.lambda === qe.lambda)!;
+          chosen.mean_delta.forEach((value, budget) => {
+            const unguarded = cut.unguarded!.mean_delta[budget]!;
+            expect(value).toBeGreaterThanOrEqual(unguarded - qe.tolerance * Math.abs(unguarded) - 1e-9);
+          });
+          expect(report).toContain(
+            "On this data it cuts RouteLMT's severe losses within that MeanDelta tolerance at",
+          );
+          for (const budget of [0.1, 0.2, 0.3, 0.5]) {
+            console.info(
+              `gap pair, p = ${budget}: severe loss guarded-qe ${row("guarded-qe", budget).severe_loss} routelmt ${row("routelmt", budget).severe_loss}; MeanDelta guarded-qe ${row("guarded-qe", budget).mean_delta.toFixed(2)} routelmt ${row("routelmt", budget).mean_delta.toFixed(2)}`,
+            );
+          }
+        }
       },
       300_000,
     );
