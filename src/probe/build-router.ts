@@ -139,12 +139,8 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   const stored = new Float32Array(rows * storedDim);
   const gain = new Float64Array(rows);
   const qSmall = new Float64Array(rows);
-  // The small model's confidence in its decoded translation, for the post-hoc guard; NaN where unknown.
-  const smallConfidence = new Float64Array(rows);
-  // The large model's likelihood of the small translation, the other post-hoc signal; NaN where unknown.
-  const largeLikelihood = new Float64Array(rows);
   const sources: string[] = [];
-  // What the decode makes known of each row, for the gain re-estimate of the post-hoc guard.
+  // What the decode makes known of each row (the post-hoc guard's signals, the re-estimate's inputs).
   const decoded: Omit<PosthocObservation, "gain">[] = [];
   let row = 0;
   for (const dataset of datasets) {
@@ -154,8 +150,6 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
       stored.set(source.subarray(index * storedDim, (index + 1) * storedDim), row * storedDim);
       gain[row] = record.gain;
       qSmall[row] = record.q_small;
-      smallConfidence[row] = record.small_mean_logprob ?? Number.NaN;
-      largeLikelihood[row] = record.large_logprob_of_small ?? Number.NaN;
       sources.push(record.src);
       decoded.push({
         smallConfidence: record.small_mean_logprob ?? null,
@@ -258,28 +252,31 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
       ? chooseGuardLambda({ ...guardChoice, gainScores: outOfFold.gain, riskScores: outOfFold.risk })
       : null;
   // A post-hoc signal is offered only where every row has it (collected by engines that read
-  // logits): a dataset with gaps gets no guard on it rather than one fitted on a biased subset.
+  // logits): a dataset with gaps (NaN where unknown) gets no guard on it rather than one fitted
+  // on a biased subset.
   const qeSignals: [QeSignal, Float64Array][] = [
-    ["small-confidence", smallConfidence],
-    ["large-likelihood", largeLikelihood],
+    ["small-confidence", Float64Array.from(decoded, (each) => each.smallConfidence ?? Number.NaN)],
+    ["large-likelihood", Float64Array.from(decoded, (each) => each.largeLikelihood ?? Number.NaN)],
   ];
-  const qeGuards = qeSignals
-    .filter(([, values]) => outOfFold.gain && rows > 0 && values.every(Number.isFinite))
-    .map(([signal, values]) =>
-      chooseGuardLambda({
-        ...guardChoice,
-        gainScores: outOfFold.gain as Float64Array,
-        riskScores: values,
-        method: "qe-adjusted",
-        signal,
-      }),
-    );
+  const offered = qeSignals.filter(
+    ([, values]) => outOfFold.gain && rows > 0 && values.every(Number.isFinite),
+  );
+  const qeGuards = offered.map(([signal, values]) =>
+    chooseGuardLambda({
+      ...guardChoice,
+      gainScores: outOfFold.gain as Float64Array,
+      riskScores: values,
+      method: "qe-adjusted",
+      signal,
+    }),
+  );
   const restackedGuards = outOfFold.gain
-    ? restackedQeGuards(outOfFold.gain, decoded, qeGuards, guardChoice)
+    ? restackedQeGuards(outOfFold.gain, decoded, offered, guardChoice)
     : [];
   const candidates = [...qeGuards, ...restackedGuards];
+  // Every plain guard's grid starts at λ = 0: the gain head alone.
   const chosenQeGuard = qeGuards[0]
-    ? chooseQeGuard(candidates, chosenPoint({ ...qeGuards[0], lambda: 0 }).mean_delta, guardChoice.tolerance)
+    ? chooseQeGuard(candidates, qeGuards[0].grid[0]!.mean_delta, guardChoice.tolerance)
     : null;
   const qeGuard =
     chosenQeGuard && candidates.length > 1
@@ -341,15 +338,15 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
 }
 
 /**
- * The post-hoc guards on the re-estimated gain (see `gain-restack.ts`), one per signal a plain
- * guard was measured on: the re-estimate reads every input the data has (the large model's
- * likelihood only for the guard on that signal, so the small-confidence one can serve where the
- * large engine cannot score), measured out of fold on the folds of the plain guards.
+ * The post-hoc guards on the re-estimated gain (see `gain-restack.ts`), one per signal offered to
+ * the plain guards (with its values): the re-estimate reads every input the data has (the large
+ * model's likelihood only for the guard on that signal, so the small-confidence one can serve where
+ * the large engine cannot score), measured out of fold on the folds of the plain guards.
  */
 function restackedQeGuards(
   gainScores: Float64Array,
   decoded: readonly Omit<PosthocObservation, "gain">[],
-  plain: readonly GuardReport[],
+  signals: readonly [QeSignal, Float64Array][],
   choice: {
     gains: Float64Array;
     folds: Int32Array;
@@ -359,17 +356,13 @@ function restackedQeGuards(
   },
 ): GuardReport[] {
   const observations = decoded.map((each, row) => ({ ...each, gain: gainScores[row]! }));
-  return plain.flatMap((report) => {
-    const signal = report.signal ?? "small-confidence";
+  return signals.flatMap(([signal, signalValues]) => {
     const wanted: RestackInput[] = ["gain", "small-confidence", "log-prompt-tokens", "length-ratio"];
     if (signal === "large-likelihood") wanted.splice(2, 0, "large-likelihood");
     const inputs = availableRestackInputs(observations, wanted);
     // The gain alone would only rescale the gain head's prediction.
     if (inputs.length < 2) return [];
     const scores = outOfFoldRestack(inputs, observations, choice.gains, choice.folds);
-    const signalValues = Float64Array.from(decoded, (each) =>
-      signal === "large-likelihood" ? (each.largeLikelihood as number) : (each.smallConfidence as number),
-    );
     const guard = chooseGuardLambda({
       ...choice,
       gainScores: scores,

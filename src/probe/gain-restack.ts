@@ -108,8 +108,16 @@ export function fitRestack(
   gains: ArrayLike<number>,
   rows?: ArrayLike<number>,
 ): GainRestack {
+  return fitOnMatrix(inputs, restackMatrix(inputs, observations), gains, rows);
+}
+
+function fitOnMatrix(
+  inputs: readonly RestackInput[],
+  matrix: FeatureMatrix,
+  gains: ArrayLike<number>,
+  rows?: ArrayLike<number>,
+): GainRestack {
   if (inputs[0] !== "gain") throw new UsageError("the gain re-estimate's first input must be the gain");
-  const matrix = restackMatrix(inputs, observations);
   return {
     inputs: [...inputs],
     model: fitRidge(matrix, gains, { lambda: RESTACK_PENALTY, ...(rows ? { rows } : {}) }),
@@ -138,6 +146,8 @@ export function outOfFoldRestack(
   gains: ArrayLike<number>,
   folds: Int32Array,
 ): Float64Array {
+  // One matrix for every fold: each fit reads its rows, each held-out row is scored where it lies.
+  const matrix = restackMatrix(inputs, observations);
   const foldCount = folds.reduce((most, fold) => Math.max(most, fold + 1), 0);
   const scores = new Float64Array(observations.length);
   for (let fold = 0; fold < foldCount; fold++) {
@@ -147,8 +157,8 @@ export function outOfFoldRestack(
       (each === fold ? held : training).push(row);
     });
     if (held.length === 0) continue;
-    const restack = fitRestack(inputs, observations, gains, training);
-    for (const row of held) scores[row] = restackScore(restack, observations[row]!) as number;
+    const { model } = fitOnMatrix(inputs, matrix, gains, training);
+    for (const row of held) scores[row] = predict(model, matrix.features, row);
   }
   return scores;
 }

@@ -130,17 +130,24 @@ export function chooseFromTradeoff(
   let best = 0;
   for (let index = 1; index < measured.length; index++) {
     const { point } = measured[index]!;
-    const affordable = point.mean_delta.every(
-      (value, budget) =>
-        value >= base.point.mean_delta[budget]! - tolerance * Math.abs(base.point.mean_delta[budget]!),
-    );
-    if (!affordable) break;
+    if (!withinTolerance(point.mean_delta, base.point.mean_delta, tolerance)) break;
     if (mean(point.severe_loss) < mean(measured[best]!.point.severe_loss)) best = index;
   }
   if (best === 0) return { index: 0, best: null };
   const cuts = base.foldSevere.map((rate, fold) => rate - measured[best]!.foldSevere[fold]!);
   const cut = { lambda: measured[best]!.point.lambda, diff: mean(cuts), se: standardErrorOf(cuts) };
   return { index: cut.diff > 0 && cut.diff > GUARD_CUT_STANDARD_ERRORS * cut.se ? best : 0, best: cut };
+}
+
+/** Whether `meanDelta` stays within `tolerance` (a share) of `unguarded` at every budget. */
+export function withinTolerance(
+  meanDelta: readonly number[],
+  unguarded: readonly number[],
+  tolerance: number,
+): boolean {
+  return meanDelta.every(
+    (value, budget) => value >= unguarded[budget]! - tolerance * Math.abs(unguarded[budget]!),
+  );
 }
 
 /** A re-estimated guard's cut of the severe-loss rate against the gain head alone (mean over folds, its standard error). */
@@ -286,14 +293,13 @@ export function restackCutOf(
   const mine = measureFolds(Float64Array.from(restacked), 0, where);
   const cuts = base.foldSevere.map((rate, fold) => rate - mine.foldSevere[fold]!);
   const diff = cuts.reduce((sum, value) => sum + value, 0) / Math.max(1, cuts.length);
-  const affordable = mine.point.mean_delta.every(
-    (value, budget) =>
-      value >= base.point.mean_delta[budget]! - input.tolerance * Math.abs(base.point.mean_delta[budget]!),
-  );
+  const se = standardErrorOf(cuts);
   return {
     diff,
-    se: standardErrorOf(cuts),
-    taken: affordable && diff >= -GUARD_CUT_STANDARD_ERRORS * standardErrorOf(cuts),
+    se,
+    taken:
+      withinTolerance(mine.point.mean_delta, base.point.mean_delta, input.tolerance) &&
+      diff >= -GUARD_CUT_STANDARD_ERRORS * se,
     unguarded: { mean_delta: base.point.mean_delta, severe_loss: base.point.severe_loss },
   };
 }
@@ -345,39 +351,42 @@ export function chosenPoint(report: GuardReport): GuardPoint {
 }
 
 /** Mean of a guard's cross-validated severe-loss rates at its chosen λ, over budgets. */
-export function meanSevereLoss(point: Pick<GuardPoint, "severe_loss">): number {
+function meanSevereLoss(point: Pick<GuardPoint, "severe_loss">): number {
   return point.severe_loss.reduce((sum, rate) => sum + rate, 0) / point.severe_loss.length;
 }
 
 /**
- * The post-hoc guard to keep from its candidates, cheapest first (see {@link QE_SIGNAL_RULE}):
- * affordable are those whose chosen λ keeps cross-validated MeanDelta within `tolerance` of
- * `unguarded` (the gain head's alone) at every budget. Re-estimated candidates kept by their cut
- * (`restack_cut.taken`, see {@link restackCutOf}) come first; else the plain ones. Of these, the lowest severe-loss rate, the
- * first on a tie. Null when no candidate is affordable.
+ * The post-hoc guard the rule keeps among affordable candidates (see {@link QE_SIGNAL_RULE}):
+ * re-estimated ones kept by their cut (`restack_cut.taken`, see {@link restackCutOf}) first, else
+ * the plain ones; of these the lowest cross-validated severe-loss rate at the chosen λ, the first
+ * (the cheaper) on a tie. Null when there is none.
  *
  * Why the re-estimate first: a plain guard's rate is the lowest over a λ grid measured on the same
  * folds (a minimum over noisy rates, optimistic), while the re-estimate is fitted to the gain by
  * least squares and its cut is tested once; it is also the more general ranking (a plain guard
  * is the special case of fixed weights on the gain and one signal).
  */
-export function chooseQeGuard(
-  reports: readonly GuardReport[],
-  unguarded: readonly number[],
-  tolerance: number,
-): GuardReport | null {
-  const affordable = (report: GuardReport) =>
-    chosenPoint(report).mean_delta.every(
-      (value, budget) => value >= unguarded[budget]! - tolerance * Math.abs(unguarded[budget]!),
-    );
-  const restacked = reports.filter(
-    (report) => report.restack && report.restack_cut?.taken && affordable(report),
-  );
-  const pool =
-    restacked.length > 0 ? restacked : reports.filter((report) => !report.restack && affordable(report));
+export function preferredQeGuard(affordable: readonly GuardReport[]): GuardReport | null {
+  const restacked = affordable.filter((report) => report.restack && report.restack_cut?.taken);
+  const pool = restacked.length > 0 ? restacked : affordable.filter((report) => !report.restack);
   let best: GuardReport | null = null;
   for (const report of pool)
     if (best === null || meanSevereLoss(chosenPoint(report)) < meanSevereLoss(chosenPoint(best)))
       best = report;
   return best;
+}
+
+/**
+ * The post-hoc guard to keep from its candidates, cheapest first: those whose chosen λ keeps
+ * cross-validated MeanDelta within `tolerance` of `unguarded` (the gain head's alone) at every
+ * budget, then {@link preferredQeGuard}. Null when no candidate is affordable.
+ */
+export function chooseQeGuard(
+  reports: readonly GuardReport[],
+  unguarded: readonly number[],
+  tolerance: number,
+): GuardReport | null {
+  return preferredQeGuard(
+    reports.filter((report) => withinTolerance(chosenPoint(report).mean_delta, unguarded, tolerance)),
+  );
 }

@@ -20,7 +20,7 @@ import { InputError, UsageError } from "../errors/index.js";
 import { type PosthocObservation, RESTACK_INPUTS, restackScore } from "./gain-restack.js";
 import {
   type GuardReport,
-  meanSevereLoss,
+  preferredQeGuard,
   QE_SIGNALS,
   type QeSignal,
   qeGuardRule,
@@ -463,6 +463,7 @@ export function qeGuardWithoutLargeLikelihood(router: RouterFile): GuardReport |
       method: guard.method,
       signal: candidate.signal,
       ...(candidate.restack ? { restack: candidate.restack } : {}),
+      ...(candidate.restack_cut ? { restack_cut: candidate.restack_cut } : {}),
       rule: qeGuardRule(candidate.signal, candidate.restack !== undefined),
       lambda: candidate.lambda,
       tolerance: guard.tolerance,
@@ -473,16 +474,10 @@ export function qeGuardWithoutLargeLikelihood(router: RouterFile): GuardReport |
       ],
       score_quantiles: candidate.score_quantiles,
     };
-    if (qeGuardNeedsLargeLikelihood(report)) continue;
-    usable.push({ ...report, ...(candidate.restack_cut ? { restack_cut: candidate.restack_cut } : {}) });
+    if (!qeGuardNeedsLargeLikelihood(report)) usable.push(report);
   }
-  // The same preference as training's choice: a re-estimate that passed its cut, else the plain guard.
-  const preferred = usable.filter((report) => report.restack_cut?.taken);
-  const pool = preferred.length > 0 ? preferred : usable.filter((report) => !report.restack);
-  let best: GuardReport | null = null;
-  for (const report of pool)
-    if (best === null || meanSevereLoss(report.grid[0]!) < meanSevereLoss(best.grid[0]!)) best = report;
-  return best;
+  // The same preference as training's choice (a re-estimate that passed its cut, else the plain guard).
+  return preferredQeGuard(usable);
 }
 
 /** What a record says of its decoded small translation, with `gain` the gain head's prediction for it. */
