@@ -280,9 +280,18 @@ function guardFigures(summary: EvalSummary, guard: GuardTradeoff, guarded: Polic
 }
 
 /**
- * Whether any λ of the grid would have guarded on this data: a lower severe-loss rate than λ = 0 at
- * every reported budget while keeping MeanDelta within the training tolerance.
+ * A guarded policy's figures at one budget against the unguarded ones: fewer severe losses at a
+ * MeanDelta within `tolerance` of the unguarded MeanDelta (false where a figure is missing).
  */
+function cutsWithinTolerance(
+  tolerance: number,
+  mine: { severe: number | null | undefined; delta: number | null | undefined },
+  base: { severe: number | null | undefined; delta: number | null | undefined },
+): boolean {
+  if (mine.severe == null || base.severe == null || mine.delta == null || base.delta == null) return false;
+  return mine.severe < base.severe && mine.delta >= base.delta - tolerance * Math.abs(base.delta);
+}
+
 /**
  * Whether guarded-qe on the re-estimated gain guards on this data: the budgets at which it routes
  * fewer severe losses than RouteLMT within the MeanDelta tolerance.
@@ -292,39 +301,31 @@ function restackVerdict(
   guarded: EvalSummary["policies"][string],
   plain: EvalSummary["policies"][string],
 ): string {
-  const where = guard.budgets.filter((budget) => {
-    const mine = entryAt(guarded.curve, budget);
-    const theirs = entryAt(plain.curve, budget);
-    if (
-      !mine ||
-      !theirs ||
-      mine.severe_loss == null ||
-      theirs.severe_loss == null ||
-      mine.mean_delta == null ||
-      theirs.mean_delta == null
-    )
-      return false;
-    return (
-      mine.severe_loss < theirs.severe_loss &&
-      mine.mean_delta >= theirs.mean_delta - guard.tolerance * Math.abs(theirs.mean_delta)
-    );
-  });
+  const figures = (policy: EvalSummary["policies"][string], budget: number) => {
+    const entry = entryAt(policy.curve, budget);
+    return { severe: entry?.severe_loss, delta: entry?.mean_delta };
+  };
+  const where = guard.budgets.filter((budget) =>
+    cutsWithinTolerance(guard.tolerance, figures(guarded, budget), figures(plain, budget)),
+  );
   return where.length === guard.budgets.length
     ? `On this data it cuts RouteLMT's severe losses within that MeanDelta tolerance at every reported budget.`
     : `On this data it cuts RouteLMT's severe losses within that MeanDelta tolerance at ${where.length === 0 ? "none" : where.map(formatBudget).join(", ")} of ${guard.budgets.map(formatBudget).join(", ")}.`;
 }
 
+/**
+ * Whether any λ of the grid would have guarded on this data: a lower severe-loss rate than λ = 0 at
+ * every reported budget while keeping MeanDelta within the training tolerance.
+ */
 function guardVerdict(guard: GuardTradeoff, failure: string): string {
   const base = guard.points[0];
   if (!base) return "";
-  const guardsAt = (point: GuardTradeoff["points"][number], column: number) => {
-    const severe = point.severe_loss[column];
-    const baseSevere = base.severe_loss[column];
-    const delta = point.mean_delta[column];
-    const baseDelta = base.mean_delta[column];
-    if (severe == null || baseSevere == null || delta == null || baseDelta == null) return false;
-    return severe < baseSevere && delta >= baseDelta - guard.tolerance * Math.abs(baseDelta);
-  };
+  const figures = (point: GuardTradeoff["points"][number], column: number) => ({
+    severe: point.severe_loss[column],
+    delta: point.mean_delta[column],
+  });
+  const guardsAt = (point: GuardTradeoff["points"][number], column: number) =>
+    cutsWithinTolerance(guard.tolerance, figures(point, column), figures(base, column));
   const helps = guard.points
     .slice(1)
     .filter((point) => guard.budgets.every((_, column) => guardsAt(point, column)));
