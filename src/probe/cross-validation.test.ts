@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { UsageError } from "../errors/index.js";
 import {
   DEFAULT_LAMBDAS,
+  foldCountOf,
   foldRows,
   kFoldAssignment,
   logLoss,
@@ -17,6 +18,8 @@ describe("fold assignment", () => {
     const assignment = kFoldAssignment(23, 5, 1);
     const sizes = [0, 1, 2, 3, 4].map((fold) => foldRows(assignment, fold, true).length);
     expect(sizes.sort()).toEqual([4, 4, 5, 5, 5]);
+    expect(foldCountOf(assignment)).toBe(5);
+    expect(foldCountOf(new Int32Array(0))).toBe(0);
     expect(foldRows(assignment, 2, false).length + foldRows(assignment, 2, true).length).toBe(23);
     expect(Array.from(kFoldAssignment(23, 5, 1))).toEqual(Array.from(assignment));
     expect(Array.from(kFoldAssignment(23, 5, 2))).not.toEqual(Array.from(assignment));

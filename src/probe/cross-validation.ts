@@ -74,6 +74,11 @@ export function stratifiedKFoldAssignment(
   return assignment;
 }
 
+/** How many folds an assignment deals rows into (its largest fold number + 1; 0 for no rows). */
+export function foldCountOf(assignment: Int32Array): number {
+  return assignment.reduce((most, fold) => Math.max(most, fold + 1), 0);
+}
+
 /** Rows in fold `fold` (`inFold` true) or in every other fold (false), ascending. */
 export function foldRows(assignment: Int32Array, fold: number, inFold: boolean): Int32Array {
   let count = 0;

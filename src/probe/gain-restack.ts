@@ -11,6 +11,7 @@
  * Inputs are plain numbers computed the same way in training, eval and serving.
  */
 import { UsageError } from "../errors/index.js";
+import { foldCountOf, foldRows } from "./cross-validation.js";
 import type { FeatureMatrix } from "./matrix.js";
 import { predict, type RidgeProbeModel } from "./probe-model.js";
 import { fitRidge } from "./ridge.js";
@@ -148,16 +149,12 @@ export function outOfFoldRestack(
 ): Float64Array {
   // One matrix for every fold: each fit reads its rows, each held-out row is scored where it lies.
   const matrix = restackMatrix(inputs, observations);
-  const foldCount = folds.reduce((most, fold) => Math.max(most, fold + 1), 0);
   const scores = new Float64Array(observations.length);
+  const foldCount = foldCountOf(folds);
   for (let fold = 0; fold < foldCount; fold++) {
-    const training: number[] = [];
-    const held: number[] = [];
-    folds.forEach((each, row) => {
-      (each === fold ? held : training).push(row);
-    });
+    const held = foldRows(folds, fold, true);
     if (held.length === 0) continue;
-    const { model } = fitOnMatrix(inputs, matrix, gains, training);
+    const { model } = fitOnMatrix(inputs, matrix, gains, foldRows(folds, fold, false));
     for (const row of held) scores[row] = predict(model, matrix.features, row);
   }
   return scores;

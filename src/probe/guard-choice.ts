@@ -13,6 +13,7 @@
  */
 import { UsageError } from "../errors/index.js";
 import { quantiles, sortScores } from "../stats/quantiles.js";
+import { foldCountOf } from "./cross-validation.js";
 import type { GainRestack } from "./gain-restack.js";
 import { topMeasures } from "./routing-measures.js";
 
@@ -225,8 +226,7 @@ export interface GuardChoiceInput {
 
 /** Rows of each fold, by fold number. */
 function foldMembers(folds: Int32Array): number[][] {
-  const foldCount = folds.reduce((most, fold) => Math.max(most, fold + 1), 0);
-  const members = Array.from({ length: foldCount }, () => [] as number[]);
+  const members = Array.from({ length: foldCountOf(folds) }, () => [] as number[]);
   folds.forEach((fold, row) => {
     members[fold]!.push(row);
   });
