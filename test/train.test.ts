@@ -16,7 +16,7 @@ import {
   parseRouter,
   predictHeads,
   qeGuardAdjusts,
-  qeGuardNeedsLargeLikelihood,
+  qeGuardReads,
   qeGuardWithoutLargeLikelihood,
   routerBlocks,
   routerFeatureSelection,
@@ -551,7 +551,7 @@ describe("routelmt train", () => {
     );
     const guard = router.guard_qe!;
     expect(guard.signal).toBe("large-likelihood");
-    expect(qeGuardNeedsLargeLikelihood(guard)).toBe(true);
+    expect(qeGuardReads(guard, "large-likelihood")).toBe(true);
     // Both signals were measured, each on the gain head's prediction and on the re-estimated gain;
     // the small model's confidence (noise here) cut nothing.
     const candidates = guard.signal_choice!.candidates;
@@ -569,7 +569,7 @@ describe("routelmt train", () => {
     // Each with its score quantiles, for serving without the large model's likelihood where the engines cannot give it.
     expect(candidates.map((candidate) => candidate.score_quantiles?.length)).toEqual([101, 101, 101, 101]);
     const fallback = qeGuardWithoutLargeLikelihood(router)!;
-    expect(qeGuardNeedsLargeLikelihood(fallback)).toBe(false);
+    expect(qeGuardReads(fallback, "large-likelihood")).toBe(false);
     expect(candidates.some((candidate) => candidate.score_quantiles === fallback.score_quantiles)).toBe(true);
     const { summary } = await evaluateOn("likelihood-test", out, "likelihood-report");
     const qe = summary.policies["guarded-qe"];

@@ -15,7 +15,7 @@ import {
   type HeadScores,
   posthocObservationOf,
   qeGuardedScore,
-  qeGuardNeedsLargeLikelihood,
+  qeGuardReads,
   qeSignalOf,
   type RouterFile,
 } from "../probe/router-file.js";
@@ -552,7 +552,7 @@ function confidenceGuardPolicy(
       : `Guarded by ${signal === "large-likelihood" ? "the large model's likelihood of the small translation" : "the small model's confidence"} (post-hoc): predicted gain − λ · ${signal === "large-likelihood" ? "the large model's" : "the small model's"} mean token log-probability of the decoded small translation, λ = ${formatThreshold(guard.lambda)} (chosen in training: the λ that cut cross-validated severe losses most while keeping MeanDelta within ${formatThreshold(100 * guard.tolerance)} % of the unguarded router at every budget), highest first.`,
     realizations: [rankingRealization(scores, segments.outcomes.ids)],
     streamingStartScores: guard.score_quantiles,
-    cost: qeGuardNeedsLargeLikelihood(guard) ? LARGE_LIKELIHOOD_GUARD_COST : CONFIDENCE_GUARD_COST,
+    cost: qeGuardReads(guard, "large-likelihood") ? LARGE_LIKELIHOOD_GUARD_COST : CONFIDENCE_GUARD_COST,
   };
 }
 

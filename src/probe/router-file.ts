@@ -422,21 +422,14 @@ export function qeSignalOf(router: RouterFile): QeSignal | null {
   return router.guard_qe ? (router.guard_qe.signal ?? "small-confidence") : null;
 }
 
-/** Whether a post-hoc guard reads the large model's likelihood of the small translation. */
-export function qeGuardNeedsLargeLikelihood(guard: GuardReport): boolean {
-  const signal = guard.signal ?? "small-confidence";
+/**
+ * Whether a post-hoc guard reads `signal` of each decoded small translation: as its λ term (λ > 0),
+ * or as an input of its gain re-estimate.
+ */
+export function qeGuardReads(guard: GuardReport, signal: QeSignal): boolean {
   return (
-    (signal === "large-likelihood" && guard.lambda !== 0) ||
-    (guard.restack?.inputs.includes("large-likelihood") ?? false)
-  );
-}
-
-/** Whether a post-hoc guard reads the small model's confidence in its translation. */
-export function qeGuardNeedsSmallConfidence(guard: GuardReport): boolean {
-  const signal = guard.signal ?? "small-confidence";
-  return (
-    (signal === "small-confidence" && guard.lambda !== 0) ||
-    (guard.restack?.inputs.includes("small-confidence") ?? false)
+    ((guard.signal ?? "small-confidence") === signal && guard.lambda !== 0) ||
+    (guard.restack?.inputs.includes(signal) ?? false)
   );
 }
 
@@ -455,7 +448,7 @@ export function qeGuardAdjusts(guard: GuardReport | undefined): boolean {
 export function qeGuardWithoutLargeLikelihood(router: RouterFile): GuardReport | null {
   const guard = router.guard_qe;
   if (!guard) return null;
-  if (!qeGuardNeedsLargeLikelihood(guard)) return guard;
+  if (!qeGuardReads(guard, "large-likelihood")) return guard;
   const usable: GuardReport[] = [];
   for (const candidate of guard.signal_choice?.candidates ?? []) {
     if (!candidate.score_quantiles) continue;
@@ -474,7 +467,7 @@ export function qeGuardWithoutLargeLikelihood(router: RouterFile): GuardReport |
       ],
       score_quantiles: candidate.score_quantiles,
     };
-    if (!qeGuardNeedsLargeLikelihood(report)) usable.push(report);
+    if (!qeGuardReads(report, "large-likelihood")) usable.push(report);
   }
   // The same preference as training's choice (a re-estimate that passed its cut, else the plain guard).
   return preferredQeGuard(usable);

@@ -40,8 +40,7 @@ import {
   predictHeads,
   qeGuardAdjusts,
   qeGuardedScore,
-  qeGuardNeedsLargeLikelihood,
-  qeGuardNeedsSmallConfidence,
+  qeGuardReads,
   qeGuardWithoutLargeLikelihood,
   routerBlocks,
   trainedPairNames,
@@ -267,7 +266,7 @@ function servableQeRouter(
   large: Translator,
 ): { router: RouterFile; notice: string | null } {
   const guard = router.guard_qe;
-  if (!guard || !qeGuardNeedsLargeLikelihood(guard) || large.scoreTranslation)
+  if (!guard || !qeGuardReads(guard, "large-likelihood") || large.scoreTranslation)
     return { router, notice: null };
   const fallback = qeGuardWithoutLargeLikelihood(router);
   if (!fallback) return { router, notice: null };
@@ -360,7 +359,7 @@ export class HybridRouter {
     const guard = router.guard;
     this.riskAdjusted = this.policy === "guarded" && guard !== undefined && router.heads.risk !== undefined;
     this.confidenceAdjusted = this.policy === "guarded-qe" && qeGuardAdjusts(router.guard_qe);
-    this.qeNeedsLarge = router.guard_qe !== undefined && qeGuardNeedsLargeLikelihood(router.guard_qe);
+    this.qeNeedsLarge = router.guard_qe !== undefined && qeGuardReads(router.guard_qe, "large-likelihood");
     this.typicalConfidenceShift = router.guard_qe
       ? gainHead.score_quantiles[50]! - router.guard_qe.score_quantiles[50]!
       : 0;
@@ -379,7 +378,7 @@ export class HybridRouter {
     if (
       this.confidenceAdjusted &&
       router.guard_qe !== undefined &&
-      qeGuardNeedsSmallConfidence(router.guard_qe) &&
+      qeGuardReads(router.guard_qe, "small-confidence") &&
       !options.small.reportsConfidence
     ) {
       throw new RoutelmtError(
