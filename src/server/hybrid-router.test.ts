@@ -328,7 +328,8 @@ describe("HybridRouter", () => {
     const large: Translator = {
       ...memoryLarge(events),
       async scoreTranslation(_request: TranslationRequest, text: string) {
-        events.push(`large.score ${text}`);
+        // The score holds a large-engine place of the router it serves while it runs.
+        events.push(`large.score ${text} (large places ${scoring.largeGate.depth})`);
         if (text.includes("l=fail")) throw new EngineCallError("large", "HTTP 500", { status: 500 });
         return Number(/l=(-?[\d.]+)/.exec(text)?.[1] ?? -1);
       },
@@ -345,6 +346,7 @@ describe("HybridRouter", () => {
     const qeRouter = { ...testRouter(), guard_qe: guardQe };
     // The small engine need not report confidence: the large model gives the signal.
     const hybrid = router(events, { policy: "guarded-qe", router: qeRouter, large });
+    let scoring = hybrid;
     expect(hybrid.qeScoredByLarge).toBe(true);
     const routed = await hybrid.translate(request("g=95"));
     expect(routed).toMatchObject({ model: "large", guarded: false });
@@ -352,7 +354,7 @@ describe("HybridRouter", () => {
     expect(events).toEqual([
       "prefill g=95",
       "continue g=95",
-      "large.score small(g=95)",
+      "large.score small(g=95) (large places 1)",
       "release g=95",
       "large g=95",
     ]);
@@ -363,10 +365,28 @@ describe("HybridRouter", () => {
       translation: "small(g=95 l=-0.1)",
       guarded: true,
     });
-    expect(events).toEqual(["prefill g=95 l=-0.1", "continue g=95 l=-0.1", "large.score small(g=95 l=-0.1)"]);
+    expect(events).toEqual([
+      "prefill g=95 l=-0.1",
+      "continue g=95 l=-0.1",
+      "large.score small(g=95 l=-0.1) (large places 1)",
+    ]);
+    expect(hybrid.largeGate.depth).toBe(0);
     // A failed score ranks that request by its gain alone (95 < 110: kept) and does not fail it.
     events.length = 0;
     expect(await hybrid.translate(request("g=95 l=fail"))).toMatchObject({ model: "small" });
+    expect(hybrid.largeGate.depth).toBe(0);
+    // With every large-engine place taken the score is skipped, not queued past the bound: the
+    // request ranks by its gain alone (105 < 110: kept, where the likelihood −3 would send it large).
+    events.length = 0;
+    const full = router(events, { policy: "guarded-qe", router: qeRouter, large, queueSize: 1 });
+    scoring = full;
+    expect(full.largeGate.tryAcquire()).toBe(true);
+    expect(await full.translate(request("g=105 l=-3"))).toMatchObject({ model: "small" });
+    expect(events).toEqual(["prefill g=105 l=-3", "continue g=105 l=-3"]);
+    full.largeGate.release();
+    events.length = 0;
+    expect(await full.translate(request("g=105 l=-3"))).toMatchObject({ model: "large" });
+    expect(events).toContain("large.score small(g=105 l=-3) (large places 1)");
     // A large engine that cannot score a given text is refused up front...
     expect(() => router(events, { policy: "guarded-qe", router: qeRouter })).toThrow(
       /ranks by the large model's likelihood of the small translation, which needs a large engine that scores/,

@@ -678,6 +678,8 @@ export class HybridRouter {
    * guarded-qe: what the post-hoc guard reads of each decoded small translation — its confidence,
    * its length, and where the guard needs it the large model's likelihood of it. A failed score is
    * null (that request ranks by its gain alone), counted as a large-engine error, never fails the request.
+   * A score is large-engine work, so it takes a large-engine place like a routed request; with none
+   * free it is skipped (null, counted as `queue-full`) rather than queued past the bound.
    */
   private async posthocObservations(
     requests: readonly TranslationRequest[],
@@ -687,11 +689,15 @@ export class HybridRouter {
     return await Promise.all(
       translations.map(async (translation, index) => {
         let largeLikelihood: number | null = null;
-        if (score) {
+        if (score && !this.largeGate.tryAcquire()) {
+          this.metrics?.backendErrors.inc({ engine: "large", kind: "queue-full" });
+        } else if (score) {
           try {
             largeLikelihood = await score(requests[index]!, translation.text);
           } catch (error) {
             this.metrics?.backendErrors.inc({ engine: "large", kind: errorKind(error) });
+          } finally {
+            this.largeGate.release();
           }
         }
         return {
