@@ -70,3 +70,22 @@ describe("serve settings: budget units and prices", () => {
     expect(() => resolveServerConfig(required, { "budget-unit": "dollars" })).toThrow(/--budget-unit: /);
   });
 });
+
+describe("serve settings: batches and the queue", () => {
+  it("bounds a batch by the queue it must fit in whole", () => {
+    expect(resolveServerConfig(required, {})).toMatchObject({ maxBatchSize: 64, queueSize: 256 });
+    // Unset, the batch bound follows a smaller queue rather than refusing it.
+    expect(resolveServerConfig(required, { "queue-size": 3 })).toMatchObject({
+      maxBatchSize: 3,
+      queueSize: 3,
+    });
+    expect(resolveServerConfig(required, { "queue-size": 8, "max-batch-size": 8 }).maxBatchSize).toBe(8);
+    // Set above the queue, every batch that large would get a 429 forever: refused at start.
+    expect(() => resolveServerConfig(required, { "queue-size": 3, "max-batch-size": 4 })).toThrow(
+      /--max-batch-size: is 4, above queue-size 3: a batch takes one queue place per text/,
+    );
+    expect(() =>
+      resolveServerConfig({ ...required, "queue-size": 3, "max-batch-size": 64 }, {}, "serve.yaml"),
+    ).toThrow(/max-batch-size: is 64, above queue-size 3/);
+  });
+});

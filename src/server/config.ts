@@ -20,6 +20,8 @@ const nonEmpty = z.string().trim().min(1, "must not be empty");
 const API_KEY_MESSAGE = "must be one key without spaces or line breaks, or a list of such keys";
 const apiKey = z.string().regex(API_KEY_PATTERN, API_KEY_MESSAGE);
 
+/** Largest `texts` batch unless set (or `queue-size` is smaller). */
+const DEFAULT_MAX_BATCH_SIZE = 64;
 const price = z.number().min(0, "must be a price ≥ 0 (per 1000 tokens)");
 
 const budgetStoreUrl = nonEmpty.refine(
@@ -97,8 +99,8 @@ export const serverConfigSchema = z
     "small-timeout-ms": positiveInteger.default(60_000),
     /** Largest text, in UTF-8 bytes. Defaults to 16 384. */
     "max-text-bytes": positiveInteger.default(16_384),
-    /** Largest `texts` batch. Defaults to 64. */
-    "max-batch-size": positiveInteger.default(64),
+    /** Largest `texts` batch; at most `queue-size`, as a larger batch could never be admitted. Defaults to 64 or `queue-size`, the smaller. */
+    "max-batch-size": positiveInteger.optional(),
     /** Longest time to receive a whole request, headers and body; past it 408 and the connection closes. Defaults to 30 000 ms. */
     "request-timeout-ms": positiveInteger.default(30_000),
     /** Largest request body, checked before parsing. Defaults to 2 MiB. */
@@ -127,6 +129,15 @@ export const serverConfigSchema = z
     "log-level": z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .superRefine((config, context) => {
+    const maxBatchSize = config["max-batch-size"];
+    if (maxBatchSize !== undefined && maxBatchSize > config["queue-size"]) {
+      // A batch takes one small-engine place per text, all or none: a 429 it could never get past.
+      context.addIssue({
+        code: "custom",
+        path: ["max-batch-size"],
+        message: `is ${maxBatchSize}, above queue-size ${config["queue-size"]}: a batch takes one queue place per text, so one that large could never be admitted`,
+      });
+    }
     for (const model of ["large", "small"] as const) {
       const input = config[`${model}-input-price`];
       const output = config[`${model}-output-price`];
@@ -237,7 +248,7 @@ function toServerConfig(parsed: ParsedConfig, environmentKey: string | undefined
     smallRetries: parsed["small-retries"],
     smallTimeoutMs: parsed["small-timeout-ms"],
     maxTextBytes: parsed["max-text-bytes"],
-    maxBatchSize: parsed["max-batch-size"],
+    maxBatchSize: parsed["max-batch-size"] ?? Math.min(DEFAULT_MAX_BATCH_SIZE, parsed["queue-size"]),
     bodyLimitBytes: parsed["body-limit-bytes"],
     requestTimeoutMs: parsed["request-timeout-ms"],
     queueSize: parsed["queue-size"],

@@ -143,7 +143,7 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
   {
     key: "max-batch-size",
     flag: "--max-batch-size <n>",
-    help: "largest texts batch (default 64)",
+    help: "largest texts batch, at most --queue-size (default 64, or --queue-size if smaller)",
     parse: positiveInteger("--max-batch-size"),
   },
   {
