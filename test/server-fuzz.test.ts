@@ -275,6 +275,7 @@ const generators: Record<string, Generator> = {
       "\u00ff\u00fe",
     ]);
     const headers: Record<string, string> = type === null ? {} : { "content-type": type };
+    if (random.nextFloat() < 0.2) headers["content-encoding"] = pick(random, ["gzip", "br", "identity", ""]);
     return {
       kind: "contentType",
       chunks: [raw("POST", "/v1/translate", headers, bytes(JSON.stringify({ text: "content type" })))],
@@ -321,7 +322,7 @@ const generators: Record<string, Generator> = {
   },
 
   headers: (random) => {
-    const variant = randomInt(random, 5);
+    const variant = randomInt(random, 6);
     const body = bytes(JSON.stringify({ text: "headers" }));
     if (variant === 0) {
       // Over Node's 16 KiB of headers in one value.
@@ -349,6 +350,11 @@ const generators: Record<string, Generator> = {
           raw("POST", "/v1/translate", { ...JSON_TYPE, "bad header": "x", "x-ctl": "a\u0001b" }, body),
         ],
       };
+    }
+    if (variant === 4) {
+      // HTTP/1.1 without Host, which Node itself would answer with an empty body.
+      const request = raw("POST", postRoute(random), JSON_TYPE, body).replace("Host: 127.0.0.1\r\n", "");
+      return { kind: "headers:no-host", chunks: [request] };
     }
     if (variant === 3) {
       // Content-Length and Transfer-Encoding together: a smuggling attempt the parser must refuse.

@@ -526,6 +526,38 @@ describe("routelmt serve: input validation and auth", () => {
         field: "content-type",
       });
     }
+    // A body of another type or content coding is refused for what it is, naming the header.
+    for (const [headers, field] of [
+      [{ "content-type": "text/plain" }, "content-type"],
+      [{ "content-type": "application/json", "content-encoding": "gzip" }, "content-encoding"],
+    ] as const) {
+      const answer = await fetch(url, { method: "POST", headers, body: '{"text": "hi"}' });
+      expect({ headers, status: answer.status }).toEqual({ headers, status: 415 });
+      expect(serverErrorBodySchema.parse(await answer.json()).error).toMatchObject({
+        code: "RLMT_ERR_UNSUPPORTED_MEDIA_TYPE",
+        field,
+      });
+    }
+    const identity = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-encoding": "identity" },
+      body: '{"text": "hi"}',
+    });
+    expect(identity.status).toBe(200);
+    // HTTP/1.1 without Host: the error format and Connection: close (HTTP/1.0 needs none).
+    for (const target of ["/healthz", "/v1/translate"]) {
+      const hostless = await rawRequest(origin, [`GET ${target} HTTP/1.1\r\nConnection: keep-alive\r\n\r\n`]);
+      expect({ target, status: hostless.status, connection: hostless.headers.connection }).toEqual({
+        target,
+        status: 400,
+        connection: "close",
+      });
+      expect(serverErrorBodySchema.parse(JSON.parse(hostless.body)).error).toMatchObject({
+        code: "RLMT_ERR_MALFORMED_REQUEST",
+        field: "host",
+      });
+    }
+    expect((await rawRequest(origin, ["GET /healthz HTTP/1.0\r\n\r\n"])).status).toBe(200);
     for (const accepted of [
       "application/json; charset=utf-8",
       "application/json;charset=UTF8",
@@ -539,6 +571,10 @@ describe("routelmt serve: input validation and auth", () => {
       ["GET", "/%76%31/chat/completions", "POST"],
       ["DELETE", "/v1/models", "GET, HEAD"],
       ["POST", "/healthz", "GET, HEAD"],
+      // Methods fastify does not route by default, on a known path: still 405, not 404.
+      ["TRACE", "/v1/translate", "POST"],
+      ["PROPFIND", "/healthz", "GET, HEAD"],
+      ["COPY", "/%76%31/models", "GET, HEAD"],
     ] as const) {
       const answer = await rawRequest(origin, [requestText(method, target)]);
       expect({ method, target, status: answer.status, allow: answer.headers.allow }).toEqual({

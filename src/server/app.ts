@@ -4,7 +4,7 @@
  * test) calls `listen`. Closing the instance waits for in-flight requests and disposes the engines.
  */
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import { type IncomingMessage, METHODS } from "node:http";
 import type { Socket } from "node:net";
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
 import type { DestinationStream } from "pino";
@@ -215,6 +215,8 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
     // Without a bound, a client that announces a body and never sends it holds its connection forever.
     requestTimeout: config.requestTimeoutMs,
     http: {
+      // Node's own check answers a missing Host with an empty 400; ours answers in the error format.
+      requireHostHeader: false,
       headersTimeout: config.requestTimeoutMs,
       // Node checks for expired requests only this often; a tenth of the timeout keeps the bound tight.
       connectionsCheckingInterval: Math.min(1000, Math.max(10, Math.round(config.requestTimeoutMs / 10))),
@@ -278,13 +280,28 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
 
   registerJsonParser(app);
   // Hooks take `done` rather than being async: a promise per hook per request is measurable here.
-  app.addHook("onRequest", (_request, _reply, done) => {
-    if (!app.routelmt.closing) return done();
-    done(
-      new ServerError("RLMT_ERR_SHUTTING_DOWN", "the server is shutting down: retry on another replica", {
-        retryAfterSeconds: 1,
-      }),
-    );
+  app.addHook("onRequest", (request, reply, done) => {
+    if (app.routelmt.closing) {
+      return done(
+        new ServerError("RLMT_ERR_SHUTTING_DOWN", "the server is shutting down: retry on another replica", {
+          retryAfterSeconds: 1,
+        }),
+      );
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is malformed (HTTP/1.0 has none to send).
+    if (request.headers.host === undefined && request.raw.httpVersion === "1.1") {
+      reply.header("connection", "close");
+      return done(
+        new ServerError(
+          "RLMT_ERR_MALFORMED_REQUEST",
+          "the request has no Host header, which HTTP/1.1 requires",
+          {
+            field: "host",
+          },
+        ),
+      );
+    }
+    done();
   });
   if (authenticator) {
     // Decided on the route the router matched, never on the raw URL: `/%76%31/translate` and other
@@ -395,9 +412,6 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
   return app;
 }
 
-/** Methods fastify routes: every other one reaches the not-found handler. */
-const ROUTABLE_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] as const;
-
 /** Path → the methods registered on it, and whether it is public; filled as routes are registered. */
 type RouteTable = Map<string, { methods: Set<string>; public: boolean }>;
 
@@ -420,9 +434,15 @@ function collectRoutes(app: FastifyInstance): RouteTable {
  * the same answer, and behind the same authentication as the path's own routes.
  */
 function registerMethodNotAllowed(app: FastifyInstance, routes: RouteTable): void {
+  // fastify routes a few methods by default; any other one Node parses (PROPFIND, COPY, …) would
+  // reach the not-found handler. CONNECT never reaches a route (answered on its own, above).
+  for (const method of METHODS) {
+    if (method !== "CONNECT" && !app.supportedMethods.includes(method)) app.addHttpMethod(method);
+  }
+  const methods = app.supportedMethods.filter((method) => method !== "CONNECT");
   for (const [url, entry] of [...routes]) {
-    const allowed = ROUTABLE_METHODS.filter((method) => entry.methods.has(method));
-    const refused = ROUTABLE_METHODS.filter((method) => !entry.methods.has(method));
+    const allowed = methods.filter((method) => entry.methods.has(method));
+    const refused = methods.filter((method) => !entry.methods.has(method));
     if (refused.length === 0) continue;
     app.route({
       method: [...refused],
@@ -450,6 +470,19 @@ function registerJsonParser(app: FastifyInstance): void {
   const decoder = new TextDecoder("utf-8", { fatal: true });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    const encoding = request.headers["content-encoding"];
+    if (encoding !== undefined && !/^\s*(identity)?\s*$/i.test(encoding)) {
+      // RFC 7694 §3: a content coding the server does not decode is a 415, not a body of bad bytes.
+      done(
+        new ServerError(
+          "RLMT_ERR_UNSUPPORTED_MEDIA_TYPE",
+          `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported: send the body uncompressed`,
+          { field: "content-encoding" },
+        ),
+        undefined,
+      );
+      return;
+    }
     const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(request.headers["content-type"] ?? "")?.[1];
     if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
       done(

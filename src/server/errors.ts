@@ -107,6 +107,9 @@ export function toServerError(error: unknown): ServerError {
       return new ServerError(
         "RLMT_ERR_UNSUPPORTED_MEDIA_TYPE",
         "send the body as Content-Type: application/json",
+        {
+          field: "content-type",
+        },
       );
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return new ServerError("RLMT_ERR_MALFORMED_JSON", "the body is empty: send a JSON object");
