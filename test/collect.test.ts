@@ -311,10 +311,21 @@ describe("routelmt collect", () => {
     expect((await runCliCaptured(collectArgs(reference))).stderr).not.toMatch(/score alike/);
   });
 
-  it("refuses a rerun with another metric into the same directory", async () => {
-    const run = await runCliCaptured(collectArgs(reference, ["--metric", "bleu"]));
-    expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/holds a dataset made with different settings \(metric: /);
+  it("refuses a rerun with another metric, language pair or likelihood setting into the same directory", async () => {
+    for (const [extra, what] of [
+      [["--metric", "bleu"], "metric"],
+      // The same input file: only the flags that give its lines their pair differ.
+      [["--src-lang", "fr", "--tgt-lang", "en"], "languages"],
+      [["--no-large-likelihood"], "large_likelihood"],
+    ] as const) {
+      const run = await runCliCaptured(collectArgs(reference, [...extra]));
+      expect({ extra, code: run.code }).toEqual({ extra, code: 2 });
+      expect(run.stderr).toMatch(new RegExp(`holds a dataset made with different settings \\(${what}: `));
+    }
+    // And the other way round: a run without the likelihood is not continued with it.
+    const plain = await runCliCaptured(collectArgs(path.join(work, "no-likelihood"), ["--limit", "8"]));
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toMatch(/different settings \(large_likelihood: was false, now null\)/);
   });
 
   it("rejects bad input before loading any model, naming file and line", async () => {

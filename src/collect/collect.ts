@@ -106,7 +106,13 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
     large: { spec: options.largeSpec, fingerprint: options.largeFingerprint, model: large.modelId },
     metric: { name: metric.name, signature: metric.signature },
     extra_metrics: extraMetrics.map((extra) => ({ name: extra.name, signature: extra.signature })),
+    // The pair a line gets can come from the flags rather than the line: the input's hash misses it.
+    languages: languagesIdentity(options.segments),
     decoding: decodingSettings(options.maxTokens),
+    // Left out at its default, so directories from before it was recorded still resume.
+    ...(readsLargeLikelihood(options) || large.scoreTranslation === undefined
+      ? {}
+      : { large_likelihood: false }),
     // Which segments the chunks skip is part of what `done` counts, so a resumed run must skip the
     // same ones. Left out when none are, so directories from before skipping existed still resume.
     ...(skipped.length > 0 ? { skipped_too_long: skipped.map(({ id, line }) => ({ id, line })) } : {}),
@@ -179,6 +185,23 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
     seconds: (performance.now() - started) / 1000,
     skipped,
   };
+}
+
+/** Whether each record gets the large model's likelihood of its small translation. */
+function readsLargeLikelihood(options: CollectOptions): boolean {
+  return options.large.scoreTranslation !== undefined && options.largeLikelihood !== false;
+}
+
+/** The language pairs of a run: which ones, and a hash of which segment has which. */
+function languagesIdentity(segments: readonly CollectSegment[]): { pairs: string[]; sha256: string } {
+  const hash = createHash("sha256");
+  const pairs = new Set<string>();
+  for (const segment of segments) {
+    const pair = `${segment.srcLang}-${segment.tgtLang}`;
+    pairs.add(pair);
+    hash.update(`${pair}\n`);
+  }
+  return { pairs: [...pairs].sort(), sha256: hash.digest("hex") };
 }
 
 function originOf(input: string, segment: CollectSegment): RequestOrigin {
@@ -298,10 +321,9 @@ class TranslationPipeline {
       // The small model's confidence in its translation goes into the record (for the post-hoc guard).
       const translation = await prefilled.continue({ ...decode, confidence: true });
       // And the large model's likelihood of it, where the large engine can score a given text.
-      const scoredByLarge =
-        this.options.large.scoreTranslation === undefined || this.options.largeLikelihood === false
-          ? undefined
-          : await this.options.large.scoreTranslation(request, translation.text);
+      const scoredByLarge = readsLargeLikelihood(this.options)
+        ? await this.options.large.scoreTranslation!(request, translation.text)
+        : undefined;
       return {
         features: prefilled.features,
         entropy: prefilled.entropy,
