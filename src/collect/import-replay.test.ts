@@ -122,6 +122,23 @@ describe("importReplay", () => {
         [{ id: 1, src: "a", systems: { "small-1": "s", big_2: "l" }, mqm: { "small-1": "bad", big_2: 2 } }],
         /in\.jsonl:1: mqm\.small-1 is "bad"/,
       ],
+      [
+        [
+          {
+            id: 1,
+            lp: "en-zz",
+            src: "a",
+            systems: { "small-1": "s", big_2: "l" },
+            mqm: { "small-1": 1, big_2: 2 },
+          },
+        ],
+        /in\.jsonl:1: unknown language code "zz"/,
+      ],
+      [[], /in\.jsonl: no records to import/],
+      [
+        [{ id: 1, src: "a", systems: { "small-1": "s", big_2: "l" }, mqm: { "small-1": null, big_2: 2 } }],
+        /in\.jsonl: no record has both labels \(mqm\.small-1, mqm\.big_2\): all 1 are null in one/,
+      ],
     ];
     for (const [lines, message] of cases) {
       const { dir, file } = await writeInput(lines);
@@ -133,10 +150,37 @@ describe("importReplay", () => {
 
   it("calls a path found in no record a typo", async () => {
     const { dir, file } = await writeInput([
-      { id: 1, src: "a", systems: { "small-1": "s", big_2: "l" }, mqm: { "small-1": 1 } },
+      { id: 1, src: "a", systems: { "small-1": "s", big_2: "l" }, mqm: { "small-1": 1 }, k: { s: 1, l: 2 } },
     ]);
     await expect(importReplay({ ...base, input: file, out: path.join(dir, "ds") })).rejects.toThrow(
       /mqm\.big_2 \(large-label field\) is missing from every record/,
+    );
+    // An extra score's paths too: a typo would otherwise import it as null everywhere.
+    const labelled = { ...base, largeLabel: "mqm.small-1", input: file, out: path.join(dir, "ds") };
+    await expect(importReplay({ ...labelled, scores: [parseExtraScore("kiwi=k.s,k.L")] })).rejects.toThrow(
+      /k\.L \(--score kiwi, large\) is missing from every record/,
+    );
+  });
+
+  it("refuses a rerun over another input or language pair, and finishes nothing twice", async () => {
+    const line = {
+      id: 1,
+      src: "a",
+      systems: { "small-1": "s", big_2: "l" },
+      mqm: { "small-1": 1, big_2: 2 },
+    };
+    const { dir, file } = await writeInput([line]);
+    const out = path.join(dir, "ds");
+    await importReplay({ ...base, input: file, out, srcLang: "en", tgtLang: "de" });
+    expect(await importReplay({ ...base, input: file, out, srcLang: "en", tgtLang: "de" })).toMatchObject({
+      alreadyComplete: true,
+    });
+    await expect(importReplay({ ...base, input: file, out, srcLang: "fr", tgtLang: "en" })).rejects.toThrow(
+      /different settings \(languages: was \["en-de"\], now \["fr-en"\]\)/,
+    );
+    await writeFile(file, JSON.stringify({ ...line, src: "b" }));
+    await expect(importReplay({ ...base, input: file, out, srcLang: "en", tgtLang: "de" })).rejects.toThrow(
+      /different settings \(input_sha256: /,
     );
   });
 

@@ -1,5 +1,8 @@
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { type DatasetMeta, type DatasetRecord, DatasetWriter, type SystemScores } from "../dataset/index.js";
 import { InputError, UsageError } from "../errors/index.js";
+import { isKnownLanguage } from "../translators/index.js";
 import { parseDotPath, readAtKeys } from "../util/dot-path.js";
 import { readJsonl } from "../util/jsonl.js";
 import { UniqueIds } from "../util/unique-ids.js";
@@ -89,14 +92,24 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
   const higherIsBetter = !options.labelLowerIsBetter;
 
   const lines = await readJsonl(options.input);
+  if (lines.length === 0) throw new InputError("no records to import", { file: options.input });
   // A path found in no record at all is a typo, not missing data: say so before writing anything.
-  for (const [name, path] of Object.entries(fields)) {
-    if (name === "ref") continue;
-    const pathKeys = keys[name as keyof typeof fields];
-    if (lines.length > 0 && !lines.some(({ value }) => readAtKeys(value, pathKeys) !== undefined)) {
-      throw new UsageError(
-        `${path} (${name.replace("_", "-")} field) is missing from every record of ${options.input}`,
-      );
+  const required = [
+    ...Object.entries(fields)
+      .filter(([name]) => name !== "ref")
+      .map(([name, path]) => ({
+        path,
+        what: `${name.replace("_", "-")} field`,
+        pathKeys: keys[name as keyof typeof fields],
+      })),
+    ...extras.flatMap((extra) => [
+      { path: extra.small, what: `--score ${extra.name}, small`, pathKeys: extra.smallKeys },
+      { path: extra.large, what: `--score ${extra.name}, large`, pathKeys: extra.largeKeys },
+    ]),
+  ];
+  for (const { path, what, pathKeys } of required) {
+    if (!lines.some(({ value }) => readAtKeys(value, pathKeys) !== undefined)) {
+      throw new UsageError(`${path} (${what}) is missing from every record of ${options.input}`);
     }
   }
 
@@ -128,12 +141,18 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
       };
     }
     const lp = typeof value.lp === "string" && value.lp.includes("-") ? value.lp.split("-") : [];
+    const srcLang = options.srcLang ?? stringOrNull(value.src_lang) ?? lp[0] ?? null;
+    const tgtLang = options.tgtLang ?? stringOrNull(value.tgt_lang) ?? lp[1] ?? null;
+    for (const code of [srcLang, tgtLang]) {
+      if (code !== null && !isKnownLanguage(code))
+        throw new InputError(`unknown language code ${JSON.stringify(code)}`, where);
+    }
     records.push({
       id: idText,
       src,
       ref: readStringOrNull(value, keys.ref, fields.ref, where),
-      src_lang: options.srcLang ?? stringOrNull(value.src_lang) ?? lp[0] ?? null,
-      tgt_lang: options.tgtLang ?? stringOrNull(value.tgt_lang) ?? lp[1] ?? null,
+      src_lang: srcLang,
+      tgt_lang: tgtLang,
       small: readStringOrNull(value, keys.small, fields.small, where),
       large: readStringOrNull(value, keys.large, fields.large, where),
       scores,
@@ -146,9 +165,21 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
     });
   }
 
+  if (records.length === 0) {
+    throw new InputError(
+      `no record has both labels (${fields.small_label}, ${fields.large_label}): all ${skippedNullLabel} are null in one`,
+      { file: options.input },
+    );
+  }
   const identity = {
     kind: "import",
     input: options.input,
+    // The file's content and the pairs the flags give its records: a rerun that changes either is
+    // another import, not this one finished.
+    input_sha256: createHash("sha256")
+      .update(await readFile(options.input))
+      .digest("hex"),
+    languages: [...new Set(records.map((record) => `${record.src_lang}-${record.tgt_lang}`))].sort(),
     fields,
     scores: options.scores ?? [],
     labelName,
