@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { readGgufFileInfo } from "node-llama-cpp";
@@ -83,6 +83,12 @@ describe("readGgufHeader", () => {
     await writeFile(truncated, tinyGguf("llama", [1]).bytes.subarray(0, 40));
     await expect(readGgufHeader(truncated)).rejects.toThrow(InputError);
     await expect(readGgufHeader(path.join(directory, "absent.gguf"))).rejects.toThrow(InputError);
+    // A directory named like a model: one clear error naming it, not a read error without a path.
+    const folder = path.join(directory, "folder.gguf");
+    await mkdir(folder);
+    await expect(readGgufHeader(folder)).rejects.toThrow(
+      /folder\.gguf: not a GGUF file \(not a regular file\)/,
+    );
   });
 });
 

@@ -168,7 +168,10 @@ export async function readGgufHeader(file: string): Promise<GgufHeader> {
     throw new InputError(`cannot open GGUF file: ${(error as Error).message}`, { file }, { cause: error });
   }
   try {
-    const fileSize = (await handle.stat()).size;
+    const stats = await handle.stat();
+    // A directory opens fine on Linux; only reading it fails, with an error that names no path.
+    if (!stats.isFile()) throw new InputError("not a GGUF file (not a regular file)", { file });
+    const fileSize = stats.size;
     let chunkSize = 1 << 20;
     for (;;) {
       const length = Math.min(chunkSize, fileSize);
