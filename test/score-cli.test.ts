@@ -4,7 +4,7 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { corpusBleu, sentenceBleu } from "../src/metrics/bleu.js";
 import { corpusChrf } from "../src/metrics/chrf.js";
-import { runCliCaptured } from "./helpers/cli.js";
+import { collectText, runCliCaptured, spawnCli } from "./helpers/cli.js";
 
 let work: string;
 let hyp: string;
@@ -157,5 +157,29 @@ describe("routelmt score", () => {
     expect(run.stderr).toMatch(message);
     expect(run.stderr.trimEnd().split("\n")).toHaveLength(1);
     expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("stops writing quietly when its reader goes away (score … | head -1)", async () => {
+    // Far more than a pipe buffer of per-sentence scores, so writes are still pending when it closes.
+    const many = path.join(work, "many.txt");
+    await writeFile(
+      many,
+      `${Array.from({ length: 20_000 }, (_, i) => `line number ${i} of many`).join("\n")}\n`,
+    );
+    const child = spawnCli([
+      "score",
+      "--metric",
+      "chrf",
+      "--sentence",
+      "--json",
+      "--hyp",
+      many,
+      "--ref",
+      many,
+    ]);
+    const stderr = collectText(child.stderr);
+    child.stdout.once("data", () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect({ code, stderr: stderr() }).toEqual({ code: 0, stderr: "" });
   });
 });

@@ -6,8 +6,24 @@ export interface CliIo {
   isTty: boolean;
 }
 
+/**
+ * A process stream whose reader may go away (`routelmt score … | head`): once it has, further
+ * writes are dropped rather than crashing the process on an unhandled EPIPE, so a command still
+ * finishes what it writes to files and exits with its own code.
+ */
+function writerTo(stream: NodeJS.WriteStream): (text: string) => void {
+  let readerGone = false;
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    readerGone = true;
+  });
+  return (text) => {
+    if (!readerGone) stream.write(text);
+  };
+}
+
 export const processIo: CliIo = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
+  stdout: writerTo(process.stdout),
+  stderr: writerTo(process.stderr),
   isTty: Boolean(process.stderr.isTTY),
 };
