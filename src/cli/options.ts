@@ -21,4 +21,15 @@ export function finiteNumber(flag: string): (value: string) => number {
   };
 }
 
+/** A flag's number that must be finite and at least 0 (a delta, a margin). */
+export function nonNegativeNumber(flag: string): (value: string) => number {
+  const parse = finiteNumber(flag);
+  return (value) => {
+    const number = parse(value);
+    if (number < 0)
+      throw new UsageError(`${flag} must be a non-negative number, got ${JSON.stringify(value)}`);
+    return number;
+  };
+}
+
 export { defaultThreadsPerModel } from "../util/default-threads.js";

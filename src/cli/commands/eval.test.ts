@@ -339,5 +339,15 @@ describe("routelmt eval", () => {
     ]);
     expect(missingExternal.code).toBe(2);
     expect(missingExternal.stderr).toMatch(/missing\.jsonl: cannot read file/);
+    // A negative delta would count gains above 0 as losses: refused by eval, and by train's risk label.
+    for (const args of [
+      ["eval", "--data", replay, "--severe-delta", "-5"],
+      ["train", "--data", replay, "--out", path.join(root, "never.json"), "--risk-delta", "-1"],
+    ]) {
+      const negative = await cli(args);
+      expect({ args, code: negative.code }).toEqual({ args, code: 2 });
+      expect(negative.stderr).toMatch(/--(severe|risk)-delta must be a non-negative number, got "-\d"/);
+    }
+    expect(existsSync(path.join(root, "never.json"))).toBe(false);
   });
 });

@@ -4,7 +4,7 @@ import { costUnits } from "../../eval/cost-curves.js";
 import { evaluateDataset, formatEvalSummary } from "../../eval/evaluate-dataset.js";
 import { parseBudgets } from "../../eval/run-eval.js";
 import type { CliIo } from "../io.js";
-import { finiteNumber } from "../options.js";
+import { finiteNumber, nonNegativeNumber } from "../options.js";
 
 interface EvalFlags {
   data: string;
@@ -64,7 +64,7 @@ export function registerEval(program: Command, io: CliIo): void {
     .option(
       "--severe-delta <x>",
       "severe loss is gain < −x (default: per label metric)",
-      finiteNumber("--severe-delta"),
+      nonNegativeNumber("--severe-delta"),
     )
     .option("--out <dir>", "report directory (default: <data>/eval)")
     .addOption(

@@ -14,7 +14,7 @@ import { HEAD_NAMES, type HeadName, type RouterFile } from "../../probe/router-f
 import type { ProbeKind } from "../../probe/train-router.js";
 import { AtomicFileWriter, writeFileAtomic } from "../../util/atomic-file.js";
 import type { CliIo } from "../io.js";
-import { finiteNumber, positiveInteger } from "../options.js";
+import { finiteNumber, nonNegativeNumber, positiveInteger } from "../options.js";
 
 interface TrainFlags {
   data: string[];
@@ -102,7 +102,7 @@ export function registerTrain(program: Command, io: CliIo): void {
     .option(
       "--risk-delta <x>",
       "risk label is gain < -x (default per metric: 10 for chrF/BLEU, 5 for MQM, 0.1 for COMET-like)",
-      finiteNumber("--risk-delta"),
+      nonNegativeNumber("--risk-delta"),
     )
     .action(async (flags: TrainFlags) => {
       const heads = parseHeads(flags.heads);
