@@ -263,20 +263,28 @@ describe("routelmt translate", () => {
 
   it("rejects an unknown language with file and line", async () => {
     const bad = path.join(work, "bad.jsonl");
-    await writeFile(bad, '{"id":1,"src":"x","src_lang":"english"}');
-    const run = await runCliCaptured([
-      "translate",
-      "--model",
-      model,
-      "--tgt-lang",
-      "de",
-      "--in",
-      bad,
-      "--out",
-      path.join(work, "o.jsonl"),
-    ]);
-    expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/bad\.jsonl:1: unknown language code "english"/);
+    // As collect reads them: a field that is not a code is refused, not replaced by the flag.
+    for (const [line, message] of [
+      ['{"id":1,"src":"x","src_lang":"english"}', /bad\.jsonl:1: unknown language code "english"/],
+      ['{"id":1,"src":"x","src_lang":5}', /bad\.jsonl:1: "src_lang" must be a language code/],
+    ] as const) {
+      await writeFile(bad, line);
+      const run = await runCliCaptured([
+        "translate",
+        "--model",
+        model,
+        "--src-lang",
+        "en",
+        "--tgt-lang",
+        "de",
+        "--in",
+        bad,
+        "--out",
+        path.join(work, "o.jsonl"),
+      ]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(message);
+    }
   });
 
   it("on Ctrl-C while a backend is answering, ends leaving the old --out and no temporary file", async () => {

@@ -49,21 +49,33 @@ export async function readCollectInput(
     if (options.needsReference && (typeof ref !== "string" || ref.trim() === "")) {
       throw new InputError('missing "ref": the label metric compares against a reference', where);
     }
-    const srcLang = languageField(value.src_lang, "src_lang", where) ?? options.srcLang;
-    const tgtLang = languageField(value.tgt_lang, "tgt_lang", where) ?? options.tgtLang;
-    if (srcLang === undefined || tgtLang === undefined) {
-      throw new UsageError(
-        `${file}:${line}: no language pair: pass --src-lang and --tgt-lang or give src_lang/tgt_lang per line`,
-      );
-    }
-    for (const code of [srcLang, tgtLang]) {
-      if (!isKnownLanguage(code))
-        throw new InputError(`unknown language code ${JSON.stringify(code)}`, where);
-    }
+    const { srcLang, tgtLang } = lineLanguages(value, options, where);
     segments.push({ id: idText, line, src, ref: typeof ref === "string" ? ref : null, srcLang, tgtLang });
   }
   if (segments.length === 0) throw new InputError("no segments to collect", { file });
   return segments;
+}
+
+/**
+ * The language pair of one input line: its own `src_lang`/`tgt_lang`, else the defaults (the
+ * flags). A field that is not a code, a missing pair or an unknown code is an error naming the line.
+ */
+export function lineLanguages(
+  value: Record<string, unknown>,
+  defaults: { srcLang?: string | undefined; tgtLang?: string | undefined },
+  where: { file: string; line: number },
+): { srcLang: string; tgtLang: string } {
+  const srcLang = languageField(value.src_lang, "src_lang", where) ?? defaults.srcLang;
+  const tgtLang = languageField(value.tgt_lang, "tgt_lang", where) ?? defaults.tgtLang;
+  if (srcLang === undefined || tgtLang === undefined) {
+    throw new UsageError(
+      `${where.file}:${where.line}: no language pair: pass --src-lang and --tgt-lang or give src_lang/tgt_lang per line`,
+    );
+  }
+  for (const code of [srcLang, tgtLang]) {
+    if (!isKnownLanguage(code)) throw new InputError(`unknown language code ${JSON.stringify(code)}`, where);
+  }
+  return { srcLang, tgtLang };
 }
 
 function languageField(

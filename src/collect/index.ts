@@ -5,7 +5,12 @@ export {
   decodingSettings,
   summarizeGains,
 } from "./collect.js";
-export { type CollectInputOptions, type CollectSegment, readCollectInput } from "./collect-input.js";
+export {
+  type CollectInputOptions,
+  type CollectSegment,
+  lineLanguages,
+  readCollectInput,
+} from "./collect-input.js";
 export { orientedGain } from "./gain.js";
 export {
   type ExtraScoreFields,

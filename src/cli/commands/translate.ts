@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
+import { lineLanguages } from "../../collect/index.js";
 import { InputError, UsageError } from "../../errors/index.js";
-import { isKnownLanguage } from "../../translators/languages.js";
 import { openTranslator } from "../../translators/open.js";
 import {
   describeTooLongPrompt,
@@ -177,17 +177,7 @@ async function readTranslateInput(flags: TranslateFlags): Promise<InputSegment[]
     ids.add(String(value.id), line);
     if (typeof value.src !== "string" || value.src.trim() === "")
       throw new InputError('empty or missing "src"', where);
-    const srcLang = typeof value.src_lang === "string" ? value.src_lang : flags.srcLang;
-    const tgtLang = typeof value.tgt_lang === "string" ? value.tgt_lang : flags.tgtLang;
-    if (!srcLang || !tgtLang) {
-      throw new UsageError(
-        `${flags.in}:${line}: no language pair: pass --src-lang and --tgt-lang or give src_lang/tgt_lang per line`,
-      );
-    }
-    for (const code of [srcLang, tgtLang]) {
-      if (!isKnownLanguage(code))
-        throw new InputError(`unknown language code ${JSON.stringify(code)}`, where);
-    }
+    const { srcLang, tgtLang } = lineLanguages(value, flags, where);
     segments.push({ request: { id: String(value.id), text: value.src, srcLang, tgtLang }, line });
   }
   return segments;
