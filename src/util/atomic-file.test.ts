@@ -29,6 +29,22 @@ describe("AtomicFileWriter", () => {
     expect(await readFile(file, "utf8")).toBe("new 1\nnew 2\n");
   });
 
+  it("removes what a killed writer of the same file left, and nothing else", async () => {
+    const directory = await folder();
+    const file = path.join(directory, "out.jsonl");
+    // A process id that ran and ended: its temporary file can only be a leftover.
+    const ended = spawn(process.execPath, ["-e", ""]);
+    await new Promise((resolve) => ended.once("exit", resolve));
+    const leftover = `out.jsonl.tmp-${ended.pid}-0123abcd`;
+    const live = `out.jsonl.tmp-${process.pid}-89abcdef`;
+    const others = ["other.jsonl.tmp-1-0123abcd", `out.jsonl.tmp-${ended.pid}-notmine`];
+    for (const name of [leftover, live, ...others]) await writeFile(path.join(directory, name), "x");
+    const writer = await AtomicFileWriter.open(file);
+    await writer.write("new\n");
+    await writer.commit();
+    expect((await readdir(directory)).sort()).toEqual(["out.jsonl", live, ...others].sort());
+  });
+
   it("discards without a trace", async () => {
     const directory = await folder();
     const file = path.join(directory, "out.jsonl");

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { type FileHandle, open, realpath, rename, rm, stat } from "node:fs/promises";
+import { type FileHandle, open, readdir, realpath, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { InputError, pathErrorOf } from "../errors/index.js";
 
@@ -56,13 +56,38 @@ function untrackTemporary(temporary: string): void {
   if (openTemporaries.delete(temporary) && openTemporaries.size === 0) stopWatching();
 }
 
+/** Whether a process of this machine with this id is running (or exists, but is not ours to signal). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes temporary files of `target` that killed writers left (SIGKILL cannot be caught): those
+ * whose process no longer runs. Best effort: a file that cannot be listed or removed stays.
+ */
+async function removeStaleTemporaries(target: string): Promise<void> {
+  const prefix = `${path.basename(target)}.tmp-`;
+  const names = await readdir(path.dirname(target)).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const match = /^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length));
+    if (match === null || processRuns(Number(match[1]))) continue;
+    await rm(path.join(path.dirname(target), name), { force: true }).catch(() => {});
+  }
+}
+
 /**
  * A file written in full under a temporary name beside it and renamed over `file` only by
  * `commit()`: until then — and for good after `discard()` or a failure — whatever was at `file`
  * stays as it was, and no temporary file is left behind. A symbolic link at `file` keeps pointing
  * where it did: the file it points to is the one replaced. An interrupt (SIGINT, SIGTERM) or any
- * `process.exit` removes the temporary file before the process ends; only a kill leaves it. Keep a
- * writer open only around asynchronous work: an interrupt waits for the event loop, so a long
+ * `process.exit` removes the temporary file before the process ends; only a kill leaves it, and
+ * the next writer of the same file removes it. Keep a writer open only around asynchronous work: an interrupt waits for the event loop, so a long
  * synchronous computation would hold it (compute first, then write). File-system errors are
  * InputErrors naming `file`.
  */
@@ -96,6 +121,7 @@ export class AtomicFileWriter {
       throw pathErrorOf(error, file, "cannot write") ?? error;
     }
     trackTemporary(temporary);
+    await removeStaleTemporaries(target);
     const writer = new AtomicFileWriter(file, target, temporary, handle);
     if (existingMode !== undefined) await writer.guard(() => handle.chmod(existingMode));
     return writer;
