@@ -4,6 +4,7 @@ import path from "node:path";
 import { UsageError } from "../errors/index.js";
 import { writeFileAtomic } from "../util/atomic-file.js";
 import { makeDirectory } from "../util/make-directory.js";
+import { processAlive } from "../util/process-alive.js";
 import { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
 import type { DatasetMeta, DatasetRecord } from "./types.js";
 
@@ -32,16 +33,6 @@ export interface OpenedDatasetWriter {
 
 /** Marks a directory as being written by one process, so two runs can never interleave their chunks. */
 const LOCK_FILE = ".routelmt.lock";
-
-/** True when a process with this id exists (signal 0 only checks). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /**
  * Takes the directory's lock, or explains who holds it. A lock left by a process that no longer

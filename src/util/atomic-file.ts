@@ -3,6 +3,7 @@ import { rmSync } from "node:fs";
 import { type FileHandle, open, readdir, realpath, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { InputError, pathErrorOf } from "../errors/index.js";
+import { processAlive } from "./process-alive.js";
 
 /** Flushes a directory entry so a rename survives power loss (a no-op where directories cannot be opened). */
 export async function fsyncDirectory(directory: string): Promise<void> {
@@ -56,16 +57,6 @@ function untrackTemporary(temporary: string): void {
   if (openTemporaries.delete(temporary) && openTemporaries.size === 0) stopWatching();
 }
 
-/** Whether a process of this machine with this id is running (or exists, but is not ours to signal). */
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * Removes temporary files of `target` that killed writers left (SIGKILL cannot be caught): those
  * whose process no longer runs. Best effort: a file that cannot be listed or removed stays.
@@ -76,7 +67,7 @@ async function removeStaleTemporaries(target: string): Promise<void> {
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const match = /^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length));
-    if (match === null || processRuns(Number(match[1]))) continue;
+    if (match === null || processAlive(Number(match[1]))) continue;
     await rm(path.join(path.dirname(target), name), { force: true }).catch(() => {});
   }
 }
