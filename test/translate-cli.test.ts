@@ -40,26 +40,21 @@ async function readOutput(file: string) {
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
+/** `translate` en→de with a model spec, an input and an output, then any extra flags. */
+function translateArgs(modelSpec: string, inFile: string, outFile: string, extra: string[] = []): string[] {
+  return [
+    "translate",
+    ...["--model", modelSpec, "--src-lang", "en", "--tgt-lang", "de"],
+    ...["--in", inFile, "--out", outFile, ...extra],
+  ];
+}
+
 describe("routelmt translate", () => {
   it("translates in input order with an in-process GGUF, twice the same", async () => {
     const outputs = [];
     for (const name of ["a.jsonl", "b.jsonl"]) {
       const out = path.join(work, name);
-      const run = await runCliCaptured([
-        "translate",
-        "--model",
-        model,
-        "--src-lang",
-        "en",
-        "--tgt-lang",
-        "de",
-        "--in",
-        input,
-        "--out",
-        out,
-        "--max-tokens",
-        "5",
-      ]);
+      const run = await runCliCaptured(translateArgs(model, input, out, ["--max-tokens", "5"]));
       expect(run.stderr).toMatch(/translate 3\/3 done/);
       expect(run.code).toBe(0);
       outputs.push(await readOutput(out));
@@ -84,19 +79,7 @@ describe("routelmt translate", () => {
 
   it("translates through an OpenAI-compatible server", async () => {
     const out = path.join(work, "remote.jsonl");
-    const run = await runCliCaptured([
-      "translate",
-      "--model",
-      `openai:${server.url}#big`,
-      "--src-lang",
-      "en",
-      "--tgt-lang",
-      "de",
-      "--in",
-      input,
-      "--out",
-      out,
-    ]);
+    const run = await runCliCaptured(translateArgs(`openai:${server.url}#big`, input, out));
     expect(run.code).toBe(0);
     const lines = await readOutput(out);
     // The fake engine echoes the prompt it got: the default template, filled with language names.
@@ -119,11 +102,7 @@ describe("routelmt translate", () => {
         : { kind: "succeed" },
     );
     try {
-      const run = await runCliCaptured([
-        "translate",
-        ...["--model", `openai:${server.url}#big`, "--src-lang", "en", "--tgt-lang", "de"],
-        ...["--in", input, "--out", out],
-      ]);
+      const run = await runCliCaptured(translateArgs(`openai:${server.url}#big`, input, out));
       // The server is the only judge of a remote prompt's length; its refusal names the line.
       expect(run.code).toBe(2);
       expect(run.stderr).toMatch(
@@ -156,11 +135,7 @@ describe("routelmt translate", () => {
     });
 
     function translateMixed(extra: string[] = []) {
-      return runCliCaptured([
-        "translate",
-        ...["--model", model, "--src-lang", "en", "--tgt-lang", "de", "--max-tokens", String(maxTokens)],
-        ...["--in", mixed, "--out", out, ...extra],
-      ]);
+      return runCliCaptured(translateArgs(model, mixed, out, ["--max-tokens", String(maxTokens), ...extra]));
     }
 
     /** Every listed line: file:line, id, the prompt's tokens and the most that fit (context 256 of the tiny model). */
@@ -204,11 +179,9 @@ describe("routelmt translate", () => {
         { line: 4, id: "long-2" },
       ]);
       expect((await readOutput(out)).map((line) => line.id)).toEqual(["short-1", "short-2"]);
-      const none = await runCliCaptured([
-        "translate",
-        ...["--model", model, "--src-lang", "en", "--tgt-lang", "de", "--max-tokens", String(maxTokens)],
-        ...["--in", input, "--out", out, "--skip-too-long"],
-      ]);
+      const none = await runCliCaptured(
+        translateArgs(model, input, out, ["--max-tokens", String(maxTokens), "--skip-too-long"]),
+      );
       expect(none.code).toBe(0);
       expect(none.stderr).toMatch(/translate: skipped 0 of 3 segments too long for the context/);
     });
@@ -231,11 +204,7 @@ describe("routelmt translate", () => {
       [source, path.join(folder, "hard.jsonl")],
     ];
     for (const [inFile, outFile] of spellings) {
-      const run = await runCliCaptured([
-        "translate",
-        ...["--model", path.join(work, "missing.gguf"), "--src-lang", "en", "--tgt-lang", "de"],
-        ...["--in", inFile, "--out", outFile],
-      ]);
+      const run = await runCliCaptured(translateArgs(path.join(work, "missing.gguf"), inFile, outFile));
       expect(run.code).toBe(2);
       expect(run.stderr.trimEnd().split("\n")).toEqual([
         `routelmt: --out ${outFile} is the input file ${inFile}; write the translations elsewhere`,
@@ -252,11 +221,7 @@ describe("routelmt translate", () => {
       '{"id":1,"src":"the cat"}\n{"id":"2","src":"a dog"}\n\n{"id":"1","src":"a mat"}\n',
     );
     const out = path.join(work, "repeated-out.jsonl");
-    const run = await runCliCaptured([
-      "translate",
-      ...["--model", path.join(work, "missing.gguf"), "--src-lang", "en", "--tgt-lang", "de"],
-      ...["--in", repeated, "--out", out],
-    ]);
+    const run = await runCliCaptured(translateArgs(path.join(work, "missing.gguf"), repeated, out));
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(`routelmt: ${repeated}:4: duplicate id "1" (first on line 1)\n`);
   });
@@ -269,19 +234,7 @@ describe("routelmt translate", () => {
       ['{"id":1,"src":"x","src_lang":5}', /bad\.jsonl:1: "src_lang" must be a language code/],
     ] as const) {
       await writeFile(bad, line);
-      const run = await runCliCaptured([
-        "translate",
-        "--model",
-        model,
-        "--src-lang",
-        "en",
-        "--tgt-lang",
-        "de",
-        "--in",
-        bad,
-        "--out",
-        path.join(work, "o.jsonl"),
-      ]);
+      const run = await runCliCaptured(translateArgs(model, bad, path.join(work, "o.jsonl")));
       expect(run.code).toBe(2);
       expect(run.stderr).toMatch(message);
     }
@@ -293,11 +246,7 @@ describe("routelmt translate", () => {
       const folder = await mkdtemp(path.join(work, "interrupted-"));
       const out = path.join(folder, "out.jsonl");
       await writeFile(out, "previous output\n");
-      const child = spawnCli([
-        "translate",
-        ...["--model", `openai:${hanging.url}#big`, "--src-lang", "en", "--tgt-lang", "de"],
-        ...["--in", input, "--out", out],
-      ]);
+      const child = spawnCli(translateArgs(`openai:${hanging.url}#big`, input, out));
       const exited = new Promise<NodeJS.Signals | null>((resolve) =>
         child.once("exit", (_, signal) => resolve(signal)),
       );
