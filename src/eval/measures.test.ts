@@ -88,7 +88,35 @@ describe("ties and validation", () => {
       qualityLarge: [5, 5, 5, 0],
     };
     expect(oracleMask(tied, 0.5)).toEqual([false, true, true, false]);
-    expect(hitRate([true, false, true, false], tied, 0.5)).toBe(0.5);
+  });
+
+  it("scores a routed segment tied at the oracle's boundary as a hit while the oracle has room", () => {
+    // Gains 10, 0, 0, −10 at p = 0.5: the oracle takes a and one of b, c.
+    const boundary: SegmentOutcomes = {
+      ids: ["a", "b", "c", "d"],
+      qualitySmall: [0, 0, 0, 10],
+      qualityLarge: [10, 0, 0, 0],
+    };
+    expect(hitRate([true, true, false, false], boundary, 0.5)).toBe(1);
+    expect(hitRate([true, false, true, false], boundary, 0.5)).toBe(1);
+    // Both tied segments routed, one slot for them: one of the two is a hit.
+    expect(hitRate([false, true, true, false], boundary, 0.5)).toBe(0.5);
+    expect(hitRate([true, true, true, false], boundary, 0.5)).toBeCloseTo(2 / 3, 12);
+    expect(hitRate([false, false, true, true], boundary, 0.5)).toBe(0.5);
+    // Ids do not matter: the same routed gains under other ids score the same.
+    const renamed = { ...boundary, ids: ["z", "y", "x", "w"] };
+    expect(hitRate([true, false, true, false], renamed, 0.5)).toBe(1);
+  });
+
+  it("counts every tied segment as a hit when the whole tie fits the oracle set", () => {
+    const tied: SegmentOutcomes = {
+      ids: ["c", "b", "a", "d"],
+      qualitySmall: [0, 0, 0, 0],
+      qualityLarge: [5, 5, 5, 0],
+    };
+    expect(hitRate([true, false, true, false], tied, 0.5)).toBe(1);
+    expect(hitRate([true, true, true, false], tied, 0.75)).toBe(1);
+    expect(hitRate([false, false, true, true], tied, 0.5)).toBe(0.5);
   });
 
   it("treats all-equal gains by id alone", () => {

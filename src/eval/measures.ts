@@ -81,9 +81,12 @@ export function oracleMask(outcomes: SegmentOutcomes, budget: number): boolean[]
 }
 
 /**
- * Share of the routed segments that are among the true top-⌊p·N⌋ by gain (same id tie-break as
- * allocation); null when none is routed. Equals precision and recall of the oracle set when exactly
- * ⌊p·N⌋ are routed.
+ * Share of the routed segments that are among the true top-⌊p·N⌋ by gain; null when none is
+ * routed. Segments whose gain ties the ⌊p·N⌋-th largest are interchangeable for the oracle, so a
+ * routed one counts as a hit while the oracle set still has room at that gain: the score is the
+ * largest overlap with any top-⌊p·N⌋ set, and two routings with the same routed gains score alike
+ * whatever the ids (integer labels such as MQM, and chrF's many exact zeros, tie often). Equals
+ * precision and recall of the oracle set when exactly ⌊p·N⌋ are routed.
  */
 export function hitRate(
   routed: readonly boolean[],
@@ -91,15 +94,24 @@ export function hitRate(
   budget: number,
 ): number | null {
   checkMask(routed, outcomes);
-  const oracle = oracleMask(outcomes, budget);
+  const gains = gainsOf(outcomes);
+  const oracleSize = routedCount(budget, gains.length);
   let routedTotal = 0;
-  let hits = 0;
+  for (const isRouted of routed) if (isRouted) routedTotal++;
+  if (routedTotal === 0) return null;
+  if (oracleSize === 0) return 0;
+  const boundary = [...gains].sort((a, b) => b - a)[oracleSize - 1]!;
+  let aboveBoundary = 0;
+  for (const gain of gains) if (gain > boundary) aboveBoundary++;
+  let routedAbove = 0;
+  let routedAtBoundary = 0;
   for (let index = 0; index < routed.length; index++) {
     if (!routed[index]) continue;
-    routedTotal++;
-    if (oracle[index]) hits++;
+    if (gains[index]! > boundary) routedAbove++;
+    else if (gains[index] === boundary) routedAtBoundary++;
   }
-  return routedTotal === 0 ? null : hits / routedTotal;
+  const hits = routedAbove + Math.min(routedAtBoundary, oracleSize - aboveBoundary);
+  return hits / routedTotal;
 }
 
 /**
