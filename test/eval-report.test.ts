@@ -312,6 +312,7 @@ function withFindings(helps: boolean): EvalSummary {
       chosen: { blocks: ["mean:1", "last:final"], probe: "ridge", score: 12.5, score_se: 0.5 },
       default: { score: 11, score_se: 0.6 },
       versus_default: { diff: 1.5, se: 0.4 },
+      estimate: { score: 11.8, lo: 10.9, hi: 12.6, versus_default: { diff: 0.6, lo: -0.2, hi: 1.4 } },
       budgets: [0.1, 0.3],
       seconds: 3,
     },
@@ -360,6 +361,12 @@ describe("what the report says about the router", () => {
       "Feature view: the router reads mean:1 + last:final with a ridge probe, chosen in training among 7 candidates by nested cross-validation",
     );
     expect(reading).toContain("a paired difference of +1.50 ± 0.400");
+    expect(reading).toContain(
+      "That score is the best of 7 measured on the same folds, so it runs high; replaying the choice on bootstrap resamples of the training rows (bias-corrected cross-validation), choosing is worth 11.80 [10.90, 12.60], against the default +0.600 [−0.200, 1.40] — not distinguishable from the default.",
+    );
+    const beats = withFindings(false);
+    beats.router!.selection!.estimate!.versus_default = { diff: 0.9, lo: 0.1, hi: 1.7 };
+    expect(routerReading(beats).join("\n")).toContain("— the chosen view beats the default.");
     expect(reading).toContain(
       "More labels would likely help: test. Cross-validated mean MeanDelta by training size: 25 % of the labels (100 rows): 9.00 [8.00, 10.00]; 50 %",
     );

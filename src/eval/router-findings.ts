@@ -48,6 +48,13 @@ export interface RouterFindings {
     chosen: { blocks: string[]; probe: string; score: number; score_se: number };
     default: { score: number; score_se: number } | null;
     versus_default: { diff: number; se: number } | null;
+    /** The selection's bias-corrected out-of-sample score (absent in routers trained before it). */
+    estimate: {
+      score: number;
+      lo: number;
+      hi: number;
+      versus_default: { diff: number; lo: number; hi: number } | null;
+    } | null;
     budgets: number[];
     seconds: number;
   } | null;
@@ -174,6 +181,14 @@ export function routerFindings(
               ? { score: defaultCandidate.score, score_se: defaultCandidate.score_se }
               : null,
             versus_default: selection.versus_default,
+            estimate: selection.estimate
+              ? {
+                  score: selection.estimate.score,
+                  lo: selection.estimate.lo,
+                  hi: selection.estimate.hi,
+                  versus_default: selection.estimate.versus_default,
+                }
+              : null,
             budgets: selection.budgets,
             seconds: selection.seconds,
           }

@@ -55,6 +55,11 @@ import {
   type RidgeSolver,
 } from "./ridge-solver.js";
 import { normalScores, topMeasures } from "./routing-measures.js";
+import {
+  bootstrapSelection,
+  DEFAULT_BOOTSTRAP_RESAMPLES,
+  type SelectionEstimate,
+} from "./selection-bootstrap.js";
 
 /** Probe kinds the selection compares. */
 export type SelectableProbe = "ridge" | "ridge-rank" | "mlp";
@@ -142,8 +147,13 @@ export interface SelectionReport {
   chosen: number;
   /** Index of the default (`last:final`, ridge) when it was a candidate, else null. */
   default: number | null;
-  /** Chosen minus default, mean over folds of the paired score difference and its standard error. */
+  /**
+   * Chosen minus default, mean over folds of the paired score difference and its standard error.
+   * Optimistic: the chosen candidate is the best of many on these same folds (see `estimate`).
+   */
   versus_default: { diff: number; se: number } | null;
+  /** What the choosing itself is worth out of sample (absent in routers trained before it). */
+  estimate?: SelectionEstimate;
   seconds: number;
 }
 
@@ -662,6 +672,7 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
     (evaluation) => isDefault(evaluation) && evaluation.report.stage === "nested",
   );
   const head = refit(context, chosen);
+  const estimate = estimateSelection(context, evaluations, defaultIndex >= 0 ? defaultIndex : null);
   const report: SelectionReport = {
     rule: SELECTION_RULE,
     budgets: [...options.budgets],
@@ -673,6 +684,7 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
     default: defaultIndex >= 0 ? defaultIndex : null,
     versus_default:
       defaultIndex >= 0 ? pairedDifference(chosen.foldScores, evaluations[defaultIndex]!.foldScores) : null,
+    estimate,
     seconds: (performance.now() - started) / 1000,
   };
   return {
@@ -682,6 +694,46 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
     chosenFoldScores: chosen.foldScores,
     measureOnShare: (share) => measureOnShare(context, chosen, share),
   };
+}
+
+/**
+ * The selection rule replayed on bootstrap resamples of the nested candidates' out-of-fold
+ * predictions (see {@link bootstrapSelection}): what choosing among them is worth.
+ */
+function estimateSelection(
+  context: Context,
+  evaluations: readonly Evaluation[],
+  defaultIndex: number | null,
+): SelectionEstimate {
+  const eligible = evaluations
+    .map((evaluation, index) => ({ evaluation, index }))
+    .filter(
+      ({ evaluation }) => evaluation.report.stage === "nested" && Number.isFinite(evaluation.report.score),
+    );
+  const defaultPosition =
+    defaultIndex === null ? -1 : eligible.findIndex(({ index }) => index === defaultIndex);
+  const estimate = bootstrapSelection({
+    candidates: eligible.map(({ evaluation }) => evaluation),
+    gains: context.data.gains,
+    outer: context.folds.outer,
+    outerFolds: context.folds.outerFolds,
+    budgets: context.options.budgets,
+    choose: (scores) =>
+      chooseCandidate(
+        eligible.map(({ evaluation }, position) => ({
+          report: { ...evaluation.report, score: scores[position]! },
+        })),
+      ),
+    defaultIndex: defaultPosition >= 0 ? defaultPosition : null,
+    resamples: DEFAULT_BOOTSTRAP_RESAMPLES,
+    seed: context.options.seed + 0xbbc,
+  });
+  // Shares by the report's candidate order (screened candidates are never chosen).
+  const chosenShare = new Array<number>(evaluations.length).fill(0);
+  eligible.forEach(({ index }, position) => {
+    chosenShare[index] = estimate.chosen_share[position]!;
+  });
+  return { ...estimate, chosen_share: chosenShare };
 }
 
 /**

@@ -211,8 +211,15 @@ export function selectionTable(router: RouterFile): string[] {
   const chosen = selection.candidates[selection.chosen]!;
   const versus = selection.versus_default;
   lines.push(
-    `chosen (*): ${chosen.blocks.join("+")}, ${chosen.probe}${versus ? `; vs the default last:final ridge (d): ${versus.diff >= 0 ? "+" : ""}${format(versus.diff, 2)} ± ${format(versus.se, 2)} mean MeanDelta` : ""}`,
+    `chosen (*): ${chosen.blocks.join("+")}, ${chosen.probe}${versus ? `; vs the default last:final ridge (d): ${versus.diff >= 0 ? "+" : ""}${format(versus.diff, 2)} ± ${format(versus.se, 2)} mean MeanDelta on the folds that chose it` : ""}`,
   );
+  const estimate = selection.estimate;
+  if (estimate) {
+    const against = estimate.versus_default;
+    lines.push(
+      `the choice out of sample (bootstrap bias-corrected CV, ${estimate.resamples} resamples; the chosen row is the best of ${selection.candidates.length} on the same folds, so its own score runs high): mean MeanDelta ${format(estimate.score, 2)} [${format(estimate.lo, 2)}, ${format(estimate.hi, 2)}]${against ? `, vs the default ${against.diff >= 0 ? "+" : ""}${format(against.diff, 2)} [${format(against.lo, 2)}, ${format(against.hi, 2)}]` : ""}`,
+    );
+  }
   return lines;
 }
 

@@ -3,7 +3,7 @@
  * saying plainly whether RouteLMT beats the best router-free baseline, how much headroom the gain
  * oracle shows, and what the streaming controller and the QE guard cost or deliver.
  */
-import type { GuardTradeoff } from "../router-findings.js";
+import type { GuardTradeoff, RouterFindings } from "../router-findings.js";
 import type { EvalSummary, PolicySummary } from "../run-eval.js";
 import { entryAt } from "./budget-table.js";
 import { formatBudget, formatCount, formatNumber, formatPercent } from "./format.js";
@@ -178,6 +178,26 @@ function sourceBlocksNote(blocks: readonly string[]): string {
   return notes.join("");
 }
 
+/** The choice's bias-corrected worth, and whether it beats the default by more than resampling noise. */
+function selectionEstimateNote(selection: NonNullable<RouterFindings["selection"]>): string {
+  const estimate = selection.estimate;
+  if (!estimate) return "";
+  const against = estimate.versus_default;
+  let verdict = "";
+  if (against && selection.candidates > 1) {
+    verdict =
+      against.lo > 0
+        ? " — the chosen view beats the default"
+        : against.hi < 0
+          ? " — below the default on resamples (the choice was noise)"
+          : " — not distinguishable from the default";
+  }
+  const comparison = against
+    ? `, against the default ${signed(against.diff)} [${formatNumber(against.lo)}, ${formatNumber(against.hi)}]${verdict}`
+    : "";
+  return ` That score is the best of ${selection.candidates} measured on the same folds, so it runs high; replaying the choice on bootstrap resamples of the training rows (bias-corrected cross-validation), choosing is worth ${formatNumber(estimate.score)} [${formatNumber(estimate.lo)}, ${formatNumber(estimate.hi)}]${comparison}.`;
+}
+
 /** What the router reads and why, whether more labels would help, and what its guard does here. */
 export function routerReading(summary: EvalSummary): string[] {
   const findings = summary.router;
@@ -192,7 +212,7 @@ export function routerReading(summary: EvalSummary): string[] {
         ? ` against ${formatNumber(selection.default.score)} ± ${formatNumber(selection.default.score_se)} for the default (last:final, ridge), a paired difference of ${signed(versus.diff)} ± ${formatNumber(versus.se)}`
         : "";
     paragraphs.push(
-      `Feature view: the router reads ${blocks} with a ${selection.chosen.probe} probe, chosen in training among ${selection.candidates} candidates by nested cross-validation: mean MeanDelta over the budgets ${selection.budgets.map(formatBudget).join(", ")} of ${formatNumber(selection.chosen.score)} ± ${formatNumber(selection.chosen.score_se)} on the training data${comparison}. The best score wins; a simpler candidate wins only a tie, within 1 % of it.${sourceBlocksNote(findings.blocks)}`,
+      `Feature view: the router reads ${blocks} with a ${selection.chosen.probe} probe, chosen in training among ${selection.candidates} candidates by nested cross-validation: mean MeanDelta over the budgets ${selection.budgets.map(formatBudget).join(", ")} of ${formatNumber(selection.chosen.score)} ± ${formatNumber(selection.chosen.score_se)} on the training data${comparison}. The best score wins; a simpler candidate wins only a tie, within 1 % of it.${selectionEstimateNote(selection)}${sourceBlocksNote(findings.blocks)}`,
     );
   } else {
     paragraphs.push(
