@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InputError, UsageError } from "../errors/index.js";
-import { allocateBatch, routedCount, routingOrder } from "./batch-allocation.js";
+import { allocateBatch, carriedRoutedCount, routedCount, routingOrder } from "./batch-allocation.js";
 
 function routedIds(routed: boolean[], ids: string[]): string[] {
   return ids.filter((_, index) => routed[index]);
@@ -98,5 +98,51 @@ describe("allocateBatch", () => {
 
   it("rejects misaligned scores and ids", () => {
     expect(() => allocateBatch([1, 2], ["a"], 0.5)).toThrow(InputError);
+  });
+});
+
+describe("carriedRoutedCount", () => {
+  function run(budget: number, sizes: readonly number[]): number[] {
+    let carry = 0;
+    return sizes.map((size) => {
+      const next = carriedRoutedCount(budget, size, carry);
+      expect(next.carry).toBeGreaterThanOrEqual(0);
+      expect(next.carry).toBeLessThan(1);
+      carry = next.carry;
+      return next.count;
+    });
+  }
+
+  it("routes p of a run of small batches, which ⌊p·n⌋ alone never would", () => {
+    // p = 0.3, batches of 3: owed 0.9, 1.8 − 1, 1.7 − 1, …: nine of thirty texts.
+    expect(run(0.3, new Array(10).fill(3))).toEqual([0, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+    // Single texts at p = 0.25: every fourth.
+    expect(run(0.25, new Array(8).fill(1))).toEqual([0, 0, 0, 1, 0, 0, 0, 1]);
+    // Mixed sizes stay within one text of p · (texts so far).
+    const sizes = [1, 7, 2, 2, 13, 1, 1, 5, 3, 64, 2, 9];
+    const counts = run(0.15, sizes);
+    let texts = 0;
+    let routed = 0;
+    sizes.forEach((size, index) => {
+      texts += size;
+      routed += counts[index]!;
+      expect(routed).toBeLessThanOrEqual(0.15 * texts + 1e-9);
+      expect(routed).toBeGreaterThan(0.15 * texts - 1);
+    });
+  });
+
+  it("is ⌊p·n⌋ with nothing carried, exact for budgets not exact in binary", () => {
+    expect(carriedRoutedCount(0.3, 10, 0)).toEqual({ count: 3, carry: 0 });
+    expect(carriedRoutedCount(0.3, 7, 0)).toEqual({ count: 2, carry: expect.closeTo(0.1, 12) });
+    expect(carriedRoutedCount(0, 50, 0)).toEqual({ count: 0, carry: 0 });
+    expect(carriedRoutedCount(1, 50, 0)).toEqual({ count: 50, carry: 0 });
+    expect(carriedRoutedCount(0.5, 0, 0.5)).toEqual({ count: 0, carry: 0.5 });
+  });
+
+  it("refuses a carry outside [0, 1) and a bad count", () => {
+    expect(() => carriedRoutedCount(0.3, 3, 1)).toThrow(UsageError);
+    expect(() => carriedRoutedCount(0.3, 3, -0.1)).toThrow(UsageError);
+    expect(() => carriedRoutedCount(0.3, 2.5, 0)).toThrow(UsageError);
+    expect(() => carriedRoutedCount(1.5, 3, 0)).toThrow(UsageError);
   });
 });

@@ -26,6 +26,31 @@ export function routedCount(budget: number, segmentCount: number): number {
 }
 
 /**
+ * How many texts of a batch a server routes at budget p when it sees many batches: ⌊p·n + c⌋,
+ * where c ∈ [0, 1) is the fraction of a text earlier batches were owed, and the fraction this one
+ * leaves owed. ⌊p·n⌋ alone never routes a batch smaller than 1/p (a client sending pairs at
+ * p = 0.3 would never see the large model); carrying the remainder makes every run of batches
+ * route p of its texts, within one text, and a batch still routes its own best candidates.
+ */
+export function carriedRoutedCount(
+  budget: number,
+  segmentCount: number,
+  carry: number,
+): { count: number; carry: number } {
+  checkBudget(budget);
+  if (!(Number.isFinite(carry) && carry >= 0 && carry < 1)) {
+    throw new UsageError(`carried budget must be in [0, 1), got ${carry}`);
+  }
+  if (!(Number.isInteger(segmentCount) && segmentCount >= 0)) {
+    throw new UsageError(`segment count must be a non-negative integer, got ${segmentCount}`);
+  }
+  const owed = budget * segmentCount + carry;
+  const count = Math.min(segmentCount, Math.floor(owed + FLOOR_SLACK));
+  const left = owed - count;
+  return { count, carry: left > FLOOR_SLACK && left < 1 ? left : 0 };
+}
+
+/**
  * Compares two segments for routing priority: higher score first; NaN scores after every number
  * (including -Infinity); equal scores by id in ascending code-unit order (`"a" < "b"`, `"10" < "9"`,
  * independent of locale); equal ids by position. Negative means `a` routes first.

@@ -72,6 +72,17 @@ describe("allocateGuarded", () => {
     expect(allocateGuarded(order, signals, thresholds, 0).routedCount).toBe(0);
   });
 
+  it("routes a caller's target instead of ⌊p·N⌋, within 0..N", () => {
+    const signals: GuardSignals[] = order.map(() => ({ riskProbability: 0.1 }));
+    const one = allocateGuarded(order, signals, thresholds, 0.5, 1);
+    expect(one.target).toBe(1);
+    expect(one.routed.filter(Boolean)).toHaveLength(1);
+    expect(one.routed[order[0]!]).toBe(true);
+    expect(allocateGuarded(order, signals, thresholds, 0, 2).routedCount).toBe(2);
+    expect(() => allocateGuarded(order, signals, thresholds, 0.5, order.length + 1)).toThrow(UsageError);
+    expect(() => allocateGuarded(order, signals, thresholds, 0.5, 1.5)).toThrow(UsageError);
+  });
+
   it("ranks by score with the id tie-break when given scores", () => {
     const allocation = allocateBatchGuarded(
       [5, 5, 5, 1],

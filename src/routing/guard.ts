@@ -40,7 +40,7 @@ export function firedGuard(signals: GuardSignals, thresholds: GuardThresholds): 
 export interface GuardedAllocation {
   /** `routed[i]`: segment i goes to the large model. */
   routed: boolean[];
-  /** ⌊p·N⌋, what the budget allows. */
+  /** ⌊p·N⌋ (or the caller's target), what the budget allows. */
   target: number;
   /** Segments routed; below `target` only when too few candidates pass the guards. */
   routedCount: number;
@@ -62,18 +62,23 @@ export interface GuardedAllocation {
  *
  * @param order segment indices, best candidate first (e.g. from `routingOrder`); a permutation of 0..N−1.
  * @param signals guard signals per segment; N = its length.
+ * @param target how many to route when not ⌊p·N⌋ (a server carrying a fraction of a text between
+ *   batches); at most N.
  */
 export function allocateGuarded(
   order: readonly number[],
   signals: readonly GuardSignals[],
   thresholds: GuardThresholds,
   budget: number,
+  target = routedCount(budget, signals.length),
 ): GuardedAllocation {
   const segmentCount = signals.length;
   if (order.length !== segmentCount) {
     throw new InputError(`candidate order has ${order.length} entries for ${segmentCount} segments`);
   }
-  const target = routedCount(budget, segmentCount);
+  if (!(Number.isInteger(target) && target >= 0 && target <= segmentCount)) {
+    throw new UsageError(`routing target must be an integer in [0, ${segmentCount}], got ${target}`);
+  }
   const routed = new Array<boolean>(segmentCount).fill(false);
   const guardedBy: Record<GuardName, number> = { qualityPrediction: 0, riskProbability: 0, smallQeScore: 0 };
   const seen = new Uint8Array(segmentCount);

@@ -1,4 +1,11 @@
-export { allocateBatch, checkBudget, maskFromOrder, routedCount, routingOrder } from "./batch-allocation.js";
+export {
+  allocateBatch,
+  carriedRoutedCount,
+  checkBudget,
+  maskFromOrder,
+  routedCount,
+  routingOrder,
+} from "./batch-allocation.js";
 export {
   BudgetCap,
   effectiveWindow,

@@ -224,6 +224,31 @@ describe("HybridRouter", () => {
     expect(guarded.filter((item) => item.guarded).map((item) => item.predictedGain)).toEqual([99, 98]);
   });
 
+  it("carries the unrouted fraction between batches: pairs at p = 0.3 route the better of three in ten", async () => {
+    const events: string[] = [];
+    const hybrid = router(events, { window: 1000 });
+    const models: string[] = [];
+    for (let batch = 0; batch < 10; batch++) {
+      const answers = await hybrid.translateBatch([request(`g=${20 + batch}`), request(`g=${80 - batch}`)]);
+      // The low-gain text of a pair never goes large.
+      expect(answers[0]!.model).toBe("small");
+      models.push(answers[1]!.model);
+    }
+    // Owed 0.6, 1.2 − 1, 0.8, 1.4 − 1, 1.0 − 1, …: six of twenty texts.
+    expect(models).toEqual([
+      "small",
+      "large",
+      "small",
+      "large",
+      "large",
+      "small",
+      "large",
+      "small",
+      "large",
+      "large",
+    ]);
+  });
+
   it("with a risk-adjusted guard ranks and thresholds gain − λ·risk, starting from its quantiles", async () => {
     const events: string[] = [];
     const percent = Array.from({ length: 101 }, (_, index) => index);

@@ -48,10 +48,10 @@ import {
 import {
   allocateGuarded,
   BudgetController,
+  carriedRoutedCount,
   firedGuard,
   type GuardSignals,
   type GuardThresholds,
-  routedCount,
   routingOrder,
 } from "../routing/index.js";
 import type {
@@ -332,6 +332,8 @@ export class HybridRouter {
   private readonly maxTokens: number;
   private readonly metrics: ServerMetrics | undefined;
   private lastSmallError: string | null = null;
+  /** Fraction of a text the batches so far were owed and did not route (see `carriedRoutedCount`). */
+  private batchCarry = 0;
   /** Aborted at the shutdown deadline: every engine call still running gives up. */
   private readonly shutdown = new AbortController();
   /** The signals of runs whose caller gave a signal of its own: the shutdown aborts them too. */
@@ -868,9 +870,10 @@ export class HybridRouter {
   }
 
   /**
-   * Batch decision: the top ⌊p·n⌋ by gain (guards refill dropped slots from the next candidates);
-   * the items are then recorded in the ledger in priority order, so if the hard cap binds it is the
-   * lowest-gain candidates that stay small.
+   * Batch decision: the top ⌊p·n + c⌋ by gain, c the fraction of a text earlier batches left owed
+   * (guards refill dropped slots from the next candidates); the items are then recorded in the
+   * ledger in priority order, so if the hard cap binds it is the lowest-gain candidates that stay
+   * small.
    */
   private async decideBatch(
     prefills: Prefilled[],
@@ -886,13 +889,16 @@ export class HybridRouter {
       gains.map((_, row) => this.rankScore(scores, row, decoded?.[row] ?? null)),
       ids,
     );
+    // Taken before any await, so concurrent batches each see the carry the last one left.
+    const { count: target, carry } = carriedRoutedCount(this.budget, count, this.batchCarry);
+    this.batchCarry = carry;
     // Adjusted scores: a text the gain alone would have routed but the adjustment kept small is guarded.
     const byGain =
       this.riskAdjusted || this.confidenceAdjusted
-        ? new Set(routingOrder(gains, ids).slice(0, routedCount(this.budget, count)))
+        ? new Set(routingOrder(gains, ids).slice(0, target))
         : null;
     const signals = gains.map((_, row) => this.signals(scores, row));
-    const allocation = allocateGuarded(order, signals, this.thresholds, this.budget);
+    const allocation = allocateGuarded(order, signals, this.thresholds, this.budget, target);
     // Candidates the allocation looked at: everything up to the last one it routed (all when it ran short).
     let visited = count;
     if (allocation.routedCount === allocation.target) {
@@ -906,9 +912,7 @@ export class HybridRouter {
       (index, rank) =>
         !allocation.routed[index]! &&
         (byGain?.has(index) ??
-          (rank < visited &&
-            routedCount(this.budget, count) > 0 &&
-            firedGuard(signals[index]!, this.thresholds) !== null)),
+          (rank < visited && target > 0 && firedGuard(signals[index]!, this.thresholds) !== null)),
     );
     for (const fired of guarded) if (fired) this.metrics?.guarded.inc();
     const recorded = await this.admitAndRecord(
