@@ -220,7 +220,9 @@ function segmentsThatFit(options: CollectOptions): { segments: CollectSegment[];
   const { tooLong, unchecked } = findTooLongPrompts(
     [
       { name: "small", translator: options.small },
-      { name: "large", translator: options.large },
+      // Scoring the small translation holds its prompt, the answer (at most maxTokens tokens) and
+      // one more distribution, for the end token.
+      { name: "large", translator: options.large, extraTokens: readsLargeLikelihood(options) ? 1 : 0 },
     ],
     all.map(translationRequest),
     options.maxTokens,

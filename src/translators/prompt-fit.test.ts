@@ -69,6 +69,16 @@ describe("findTooLongPrompts", () => {
     expect(tooLong).toEqual([]);
   });
 
+  it("reserves a model's extra tokens: a large model scoring the small answer needs one more", () => {
+    // Context 64, 10 new tokens: 54 prompt tokens fit a plain decode, 53 with one extra token.
+    const models = (extraTokens: number) => [{ name: "large", translator: localTranslator(64), extraTokens }];
+    expect(findTooLongPrompts(models(0), [request(0, 50)], 10, locate).tooLong).toEqual([]);
+    expect(findTooLongPrompts(models(1), [request(0, 49)], 10, locate).tooLong).toEqual([]);
+    expect(findTooLongPrompts(models(1), [request(0, 50)], 10, locate).tooLong).toEqual([
+      { index: 0, overflows: [{ model: "large", promptTokens: 54, maxPromptTokens: 53, contextSize: 64 }] },
+    ]);
+  });
+
   it("names the line of a prompt that cannot be tokenized", () => {
     const failing: Translator = {
       ...remote,

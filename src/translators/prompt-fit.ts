@@ -32,7 +32,7 @@ export interface PromptOverflow {
   /** How the caller named the model (e.g. `small`). */
   model: string;
   promptTokens: number;
-  /** The most prompt tokens that fit: the context size minus the maximum new tokens. */
+  /** The most prompt tokens that fit: the context size minus the maximum new tokens (and any extra). */
   maxPromptTokens: number;
   contextSize: number;
 }
@@ -63,25 +63,28 @@ export interface RequestOrigin {
 
 /**
  * Tokenizes every request with every model that can count tokens locally and returns those whose
- * prompt plus `maxTokens` new tokens exceeds that model's context.
+ * prompt plus `maxTokens` new tokens (plus the model's `extraTokens`) exceeds that model's context.
+ * @param models `extraTokens`: cells a model needs beyond the prompt and `maxTokens` — a large
+ *   model that then scores the small translation evaluates the prompt, up to `maxTokens` answer
+ *   tokens and reads one more distribution, for the end token.
  * @param locate where request `index` came from, named when tokenizing it fails.
  * @throws InputError naming the request's file and line when a prompt cannot be tokenized.
  */
 export function findTooLongPrompts(
-  models: readonly { name: string; translator: Translator }[],
+  models: readonly { name: string; translator: Translator; extraTokens?: number }[],
   requests: readonly TranslationRequest[],
   maxTokens: number,
   locate: (index: number) => RequestOrigin,
 ): PromptFitReport {
   const overflowsByIndex = new Map<number, PromptOverflow[]>();
   const unchecked: string[] = [];
-  for (const { name, translator } of models) {
+  for (const { name, translator, extraTokens = 0 } of models) {
     const counter = promptTokenCounterOf(translator);
     if (!counter) {
       unchecked.push(name);
       continue;
     }
-    const maxPromptTokens = counter.contextSize - maxTokens;
+    const maxPromptTokens = counter.contextSize - maxTokens - extraTokens;
     requests.forEach((request, index) => {
       let promptTokens: number;
       try {
