@@ -113,7 +113,14 @@ describe("routelmt demo", () => {
       .split("\n")
       .map((l) => JSON.parse(l).id);
     expect(trainIds.filter((id) => testIds.includes(id))).toEqual([]);
-  }, 120_000);
+
+    // Rerun: both collections are already done and resume as such (the test split's run identity
+    // must not depend on what the training split's scoring did first).
+    const again = await runCliCaptured(demoArgs(out, ["--data", data, "--train", "40", "--test", "30"]));
+    expect(again.stderr).not.toMatch(/different settings/);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/At p = 30 %:\nPolicy/);
+  }, 180_000);
 
   it("refuses segments too long for the context, or skips them in both splits with --skip-too-long", async () => {
     const longText = Array.from({ length: 150 }, () => "hello world").join(" ");

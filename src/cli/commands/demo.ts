@@ -180,7 +180,9 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
         large: large as Translator,
         largeSpec: flags.large,
         largeFingerprint,
-        metric,
+        // A metric of its own for each split, as two collect runs would have: a signature records
+        // what the metric has scored (sacreBLEU's nrefs), and the run identity must not.
+        metric: createMetric(flags.metric),
         maxTokens: flags.maxTokens,
         onProgress: progress.onProgress,
         tooLong: flags.skipTooLong ? "skip" : "refuse",
