@@ -172,6 +172,8 @@ describe("routelmt serve: API", () => {
     expect(metrics).toMatch(/routelmt_large_fraction 0\.\d+/);
     expect(metrics).toMatch(/routelmt_threshold -?\d/);
     expect(metrics).toMatch(/routelmt_budget 0\.3/);
+    // Without a shared budget store there is no store to be up or down.
+    expect(metrics).not.toMatch(/routelmt_budget_store_up/);
     expect(metrics).toMatch(/routelmt_predicted_gain_count 30/);
     for (const stage of ["prefill", "decision", "small_decode", "large_call"]) {
       expect(metrics).toMatch(new RegExp(`routelmt_stage_seconds_count\\{stage="${stage}"\\} \\d+`));

@@ -94,7 +94,9 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
       realizedFraction: () => hybrid?.snapshot().realizedFraction ?? null,
       threshold: () => hybrid?.snapshot().threshold ?? Number.NaN,
       queueDepth: (engine) => (engine === "small" ? hybrid?.smallGate.depth : hybrid?.largeGate.depth) ?? 0,
-      budgetStoreUp: () => (sharedBudget === null ? null : sharedBudget.status().ok),
+      ...(config.budgetStore === undefined
+        ? {}
+        : { budgetStoreUp: () => (sharedBudget === null ? null : sharedBudget.status().ok) }),
     },
     gainBuckets(router.heads.gain?.score_quantiles ?? []),
   );

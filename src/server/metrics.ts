@@ -21,7 +21,10 @@ export interface MetricsSources {
   realizedFraction: () => number | null;
   threshold: () => number;
   queueDepth: (engine: "small" | "large") => number;
-  /** Whether the shared budget store is in use (true), the replica decides locally (false), or there is none (null). */
+  /**
+   * With a shared budget store only: whether decisions go to it (true) or this replica decides
+   * locally (false, or null before the store is opened).
+   */
   budgetStoreUp?: () => boolean | null;
 }
 
@@ -167,16 +170,19 @@ export class ServerMetrics {
       labelNames: ["model"],
       registers,
     });
-    new Gauge({
-      name: "routelmt_budget_store_up",
-      help: "1 while decisions go to the shared budget store, 0 while this replica decides locally (absent without a store)",
-      registers,
-      collect() {
-        const up = sources.budgetStoreUp?.() ?? null;
-        if (up === null) this.reset();
-        else this.set(up ? 1 : 0);
-      },
-    });
+    // Registered only with a store: a gauge without labels always has a value, and a 0 here on
+    // every single-replica server would fire the alerts this gauge is for.
+    const storeUp = sources.budgetStoreUp;
+    if (storeUp) {
+      new Gauge({
+        name: "routelmt_budget_store_up",
+        help: "1 while decisions go to the shared budget store, 0 while this replica decides locally (absent without a store)",
+        registers,
+        collect() {
+          this.set(storeUp() === true ? 1 : 0);
+        },
+      });
+    }
     new Gauge({
       name: "routelmt_budget",
       help: "Configured budget p (target large fraction)",
