@@ -52,6 +52,11 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     await program.parseAsync(argv, { from: "user" });
     return 0;
   } catch (error) {
+    // No command given: commander "displays" the help on the swallowed error stream; show it.
+    if (error instanceof CommanderError && error.code === "commander.help" && error.exitCode !== 0) {
+      io.stderr(program.helpInformation());
+      return 2;
+    }
     return reportError(error, io);
   }
 }

@@ -104,7 +104,7 @@ export async function resolveGgufPath(spec: ModelSpec & { kind: "gguf" | "hf" })
   } catch {
     // Not cached yet: download below.
   }
-  const offline = `cannot download ${spec.spec}: the model hub is unreachable from this machine. Download the GGUF elsewhere and pass its path (e.g. --small ./models/small.gguf), or set ROUTELMT_CACHE to a folder that holds it`;
+  const offline = `cannot download ${spec.spec}: the model hub is unreachable from this machine. Download the GGUF elsewhere and pass its path instead (e.g. ./models/small.gguf), or set ROUTELMT_CACHE to a folder that holds it`;
   try {
     await fetch("https://huggingface.co", {
       method: "HEAD",
