@@ -372,11 +372,52 @@ describe("guarded-qe", () => {
     expect(routedIds(policy, 0.4)).toEqual(["c", "d"]);
   });
 
-  it("is skipped without --qe and rejects an unknown score", () => {
-    expect(buildPolicies(["guarded-qe"], inputs()).skipped[0]?.reason).toMatch(/--qe SCORE/);
+  it("is skipped without --qe or a post-hoc guard, naming both, and rejects an unknown score", () => {
+    const reason = buildPolicies(["guarded-qe"], inputs()).skipped[0]?.reason;
+    expect(reason).toMatch(/needs a router with a post-hoc guard .* or --qe SCORE/);
     expect(() => buildPolicies(["guarded-qe"], inputs({ qeScore: "comet" }))).toThrow(
       /available: chrf, kiwi/,
     );
+  });
+});
+
+describe("guarded-qe with the router's post-hoc guard", () => {
+  const guardQe = {
+    method: "qe-adjusted" as const,
+    signal: "small-confidence" as const,
+    rule: "test",
+    lambda: 10,
+    tolerance: 0.05,
+    severe_delta: 10,
+    budgets: [0.3],
+    grid: [],
+    score_quantiles: PERCENT_QUANTILES,
+  };
+  const withConfidence = (missing: number) =>
+    records().map((entry, index) => ({ ...entry, small_mean_logprob: index < missing ? null : -0.5 }));
+
+  /** guarded-qe on records of which the first `missing` lack the small model's confidence. */
+  const guardedQeWith = (missing: number) =>
+    buildPolicies(
+      ["guarded-qe"],
+      inputs({
+        segments: evalSegmentsFromDataset(meta(), withConfidence(missing)),
+        router: { ...router({ gain: head(PERCENT_QUANTILES) }), guard_qe: guardQe },
+        heads: { gain: Float64Array.from([0.1, 0.2, 0.3, 0.4, 0.5]) },
+      }),
+    );
+
+  it("ranks by the guarded score when every record has the signal", () => {
+    expect(only(guardedQeWith(0), "guarded-qe").family).toBe("router");
+  });
+
+  it("names the field the records lack instead of asking for --qe alone", () => {
+    expect(guardedQeWith(2).skipped).toEqual([
+      {
+        name: "guarded-qe",
+        reason: expect.stringMatching(/reads small_mean_logprob of each record, which 2 of 5 records lack/),
+      },
+    ]);
   });
 });
 

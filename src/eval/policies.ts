@@ -393,8 +393,16 @@ export function buildPolicies(requested: readonly string[], inputs: PolicyInputs
           inputs.qeScore === undefined && gainScores
             ? confidenceGuardPolicy(router, gainScores, segments)
             : null;
-        if (confidenceGuarded) {
+        if (confidenceGuarded !== null && typeof confidenceGuarded !== "string") {
           policies.push(confidenceGuarded);
+          break;
+        }
+        if (inputs.qeScore === undefined) {
+          skip(
+            name,
+            confidenceGuarded ??
+              "needs a router with a post-hoc guard (train fits one when the records carry the small model's confidence, small_mean_logprob, or the large model's likelihood of the small translation, large_logprob_of_small) or --qe SCORE, a quality-estimate score of the small output",
+          );
           break;
         }
         const policy = guardedQePolicy(inputs, gainScores ?? null, notes);
@@ -528,14 +536,14 @@ function riskAdjustedPolicy(
 /**
  * guarded-qe, as trained: one ranking by gain − λ · the router's post-hoc signal of the decoded small
  * translation (the small model's confidence in it or the large model's likelihood of it), with the λ
- * train chose; null when the router has no post-hoc guard or a segment lacks the signal (then `--qe`
- * decides).
+ * train chose; null when the router has no post-hoc guard, the skip reason when segments lack the
+ * signal it reads.
  */
 function confidenceGuardPolicy(
   router: RouterFile | null,
   gainScores: Float64Array,
   segments: EvalSegments,
-): EvalPolicy | null {
+): EvalPolicy | string | null {
   const guard = router?.guard_qe;
   const signal = router ? qeSignalOf(router) : null;
   if (!router || !guard || !signal) return null;
@@ -543,7 +551,11 @@ function confidenceGuardPolicy(
     gainScores,
     (gain, row) => qeGuardedScore(router, posthocObservationOf(segments.records[row]!, gain)) ?? Number.NaN,
   );
-  if (!scores.every(Number.isFinite)) return null;
+  const missing = scores.filter((score) => !Number.isFinite(score)).length;
+  if (missing > 0) {
+    const field = signal === "large-likelihood" ? "large_logprob_of_small" : "small_mean_logprob";
+    return `the router's post-hoc guard reads ${field} of each record, which ${missing} of ${scores.length} records lack (an engine that does not report it, or a collect run with --no-large-likelihood); or pass --qe SCORE to guard with a quality estimate`;
+  }
   return {
     name: "guarded-qe",
     family: "router",
