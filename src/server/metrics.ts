@@ -95,7 +95,7 @@ export class ServerMetrics {
     });
     this.backendErrors = new Counter({
       name: "routelmt_backend_errors_total",
-      help: "Failed engine calls (after retries), by engine and kind (timeout, http, network, other)",
+      help: "Failed engine calls (after retries), by engine and kind (timeout, http, network, queue-full, other)",
       labelNames: ["engine", "kind"],
       registers,
     });

@@ -21,7 +21,7 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
   {
     key: "budget",
     flag: "--budget <p>",
-    help: "fraction of requests allowed on the large model, in [0, 1]",
+    help: "fraction allowed on the large model, in [0, 1]: of the requests, or of their tokens or cost with --budget-unit",
     parse: finiteNumber("--budget"),
   },
   {
