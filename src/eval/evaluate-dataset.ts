@@ -1,7 +1,7 @@
 import path from "node:path";
 import { datasetFeatures, loadDataset } from "../dataset/index.js";
 import { UsageError } from "../errors/index.js";
-import { defaultSevereDelta } from "../metrics/severe-delta.js";
+import { severeDeltaFor } from "../metrics/severe-delta.js";
 import {
   assertRouterMatches,
   type HeadScores,
@@ -153,7 +153,15 @@ export async function evaluateDataset(options: EvaluateDatasetOptions): Promise<
   for (const text of notes) note(text);
   if (policySet.policies.length === 0) throw new UsageError("no policy left to evaluate");
 
-  const severeDelta = options.severeDelta ?? defaultSevereDelta(meta.label_metric);
+  let severeDelta = options.severeDelta;
+  if (severeDelta === undefined) {
+    const chosen = severeDeltaFor(
+      meta.label_metric,
+      segments.records.flatMap((record) => [record.q_small, record.q_large]),
+    );
+    severeDelta = chosen.delta;
+    if (chosen.note) note(`${chosen.note}; --severe-delta sets it`);
+  }
   const costs = options.costBasis
     ? { basis: options.costBasis, weights: segmentWeights(segments.records, options.costBasis) }
     : undefined;

@@ -9,7 +9,7 @@ import { UsageError } from "../../errors/index.js";
 import { evaluateDataset, formatEvalSummary } from "../../eval/evaluate-dataset.js";
 import { AUTO_FEATURE_VIEWS } from "../../features/index.js";
 import { createMetric } from "../../metrics/index.js";
-import { defaultSevereDelta } from "../../metrics/severe-delta.js";
+import { severeDeltaFor } from "../../metrics/severe-delta.js";
 import { buildRouter } from "../../probe/build-router.js";
 import { localModelFingerprint, modelCacheDirectory, parseModelSpec } from "../../translators/model-spec.js";
 import { openProbedTranslator, openTranslator } from "../../translators/open.js";
@@ -199,12 +199,18 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
     io.stderr(
       "[2/4] training the router (gain probe chosen by nested 5-fold CV, then quality, risk and the guard)\n",
     );
-    const { router, notes } = buildRouter([await loadDataset(trainDirectory)], {
+    const trainDataset = await loadDataset(trainDirectory);
+    const severe = severeDeltaFor(
+      metric.name,
+      trainDataset.records.flatMap((record) => [record.q_small, record.q_large]),
+    );
+    if (severe.note) io.stderr(`note: ${severe.note}\n`);
+    const { router, notes } = buildRouter([trainDataset], {
       heads: ["gain", "quality", "risk"],
       probe: "ridge",
       folds: 5,
       seed: Number(process.env.ROUTELMT_SEED ?? 0),
-      riskDelta: defaultSevereDelta(metric.name),
+      riskDelta: severe.delta,
     });
     for (const note of notes) io.stderr(`note: ${note}\n`);
     const routerFile = path.join(flags.out, "router.json");

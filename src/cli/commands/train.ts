@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { type Dataset, loadDataset } from "../../dataset/index.js";
 import { UsageError } from "../../errors/index.js";
-import { defaultSevereDelta } from "../../metrics/severe-delta.js";
+import { severeDeltaFor } from "../../metrics/severe-delta.js";
 import { type BuiltRouter, buildRouter } from "../../probe/build-router.js";
 import { DEFAULT_GUARD_TOLERANCE, type GuardReport } from "../../probe/guard-choice.js";
 import {
@@ -101,7 +101,7 @@ export function registerTrain(program: Command, io: CliIo): void {
     )
     .option(
       "--risk-delta <x>",
-      "risk label is gain < -x (default per metric: 10 for chrF/BLEU, 5 for MQM, 0.1 for COMET-like)",
+      "risk label is gain < -x (default per metric: 10 for chrF/BLEU, 5 for MQM, 0.1 for COMET-like, 2.5 for MetricX)",
       nonNegativeNumber("--risk-delta"),
     )
     .action(async (flags: TrainFlags) => {
@@ -150,7 +150,15 @@ async function trainAndWrite(
   io: CliIo,
 ): Promise<void> {
   const labelMetric = datasets[0]?.meta.label_metric ?? "chrf";
-  const riskDelta = flags.riskDelta ?? defaultSevereDelta(labelMetric);
+  let riskDelta = flags.riskDelta;
+  if (riskDelta === undefined) {
+    const chosen = severeDeltaFor(
+      labelMetric,
+      datasets.flatMap((dataset) => dataset.records.flatMap((record) => [record.q_small, record.q_large])),
+    );
+    riskDelta = chosen.delta;
+    if (chosen.note) io.stderr(`note: ${chosen.note}; --risk-delta sets it\n`);
+  }
   const started = performance.now();
   const built = buildRouter(datasets, {
     heads: choices.heads,
