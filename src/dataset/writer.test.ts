@@ -1,8 +1,9 @@
-import { appendFile, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
+import { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
 import { datasetFeatures, littleEndianBytesToFloat32, loadDataset } from "./reader.js";
 import type { DatasetMeta, DatasetRecord } from "./types.js";
 import { DatasetWriter } from "./writer.js";
@@ -50,6 +51,32 @@ async function freshDir(): Promise<string> {
   return mkdtemp(path.join(tmpdir(), "routelmt-dataset-"));
 }
 
+/** The id of a process that ran and ended: the lock or temporary file it names is a killed run's. */
+async function endedPid(): Promise<number> {
+  const ended = spawn(process.execPath, ["-e", ""]);
+  await new Promise((resolve) => ended.once("exit", resolve));
+  return ended.pid as number;
+}
+
+/** Every file of a directory with its content, to show that a refusal left it as it was. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const name of (await readdir(dir)).sort()) {
+    files[name] = (await readFile(path.join(dir, name))).toString("base64");
+  }
+  return files;
+}
+
+/** Opens, writes two records and finishes: the directory a resumed run must end up with. */
+async function writeTwo(dir: string): Promise<void> {
+  const { writer, done } = await DatasetWriter.open(dir, identity, 2);
+  expect(done).toBe(0);
+  await writer.append([record("a", 1), record("b", 2)], new Float32Array([1, 2, 3, 4]));
+  await writer.finish(meta(2, 2));
+  expect((await loadDataset(dir)).records.map((r) => r.id)).toEqual(["a", "b"]);
+  expect((await readdir(dir)).sort()).toEqual([CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE]);
+}
+
 describe("DatasetWriter", () => {
   it("writes records and aligned little-endian features that load back", async () => {
     const dir = await freshDir();
@@ -83,6 +110,54 @@ describe("DatasetWriter", () => {
     expect(dataset.records.map((r) => r.id)).toEqual(["a", "b"]);
     expect(Array.from(dataset.features ?? [])).toEqual([1, 2, 3, 4]);
     expect((await DatasetWriter.open(dir, identity, 2)).complete).toBe(true);
+  });
+
+  it("starts afresh over whatever a run killed before its first checkpoint left", async () => {
+    const pid = await endedPid();
+    // Each the state of one kill point while a directory is being created, the killed run's lock
+    // included; the data files without a checkpoint are what versions that created them first left.
+    const killPoints: Record<string, string>[] = [
+      {},
+      { [`${CHECKPOINT_FILE}.tmp-${pid}-0123abcd`]: '{"identity":' },
+      { [RECORDS_FILE]: "" },
+      { [RECORDS_FILE]: "", [`${FEATURES_FILE}.tmp-${pid}-0123abcd`]: "" },
+      { [RECORDS_FILE]: "", [FEATURES_FILE]: "" },
+      { [`${RECORDS_FILE}.tmp-${pid}-0123abcd`]: "" },
+    ];
+    for (const files of killPoints) {
+      const dir = await freshDir();
+      await writeFile(path.join(dir, ".routelmt.lock"), `${pid}\n`);
+      for (const [name, content] of Object.entries(files)) await writeFile(path.join(dir, name), content);
+      await writeTwo(dir);
+    }
+  });
+
+  it("resumes a run killed after its first checkpoint and before its data files were all made", async () => {
+    const pid = await endedPid();
+    const killPoints: Record<string, string>[] = [
+      {},
+      { [`${RECORDS_FILE}.tmp-${pid}-0123abcd`]: "" },
+      { [RECORDS_FILE]: "" },
+      { [RECORDS_FILE]: "", [`${FEATURES_FILE}.tmp-${pid}-0123abcd`]: "" },
+    ];
+    for (const files of killPoints) {
+      const dir = await freshDir();
+      await (await DatasetWriter.open(dir, identity, 2)).writer.close();
+      await rm(path.join(dir, RECORDS_FILE));
+      await rm(path.join(dir, FEATURES_FILE));
+      await writeFile(path.join(dir, ".routelmt.lock"), `${pid}\n`);
+      for (const [name, content] of Object.entries(files)) await writeFile(path.join(dir, name), content);
+      await writeTwo(dir);
+    }
+  });
+
+  it("refuses data files without a checkpoint that hold anything, and leaves them", async () => {
+    const dir = await freshDir();
+    await writeFile(path.join(dir, RECORDS_FILE), '{"id":"mine"}\n');
+    await writeFile(path.join(dir, FEATURES_FILE), "");
+    const before = await snapshot(dir);
+    await expect(DatasetWriter.open(dir, identity, 2)).rejects.toThrow(/not empty/);
+    expect(await snapshot(dir)).toEqual(before);
   });
 
   it("refuses a rerun with different settings, naming what differs", async () => {

@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
-import { open, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { open, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { UsageError } from "../errors/index.js";
-import { writeFileAtomic } from "../util/atomic-file.js";
+import { temporaryFileOf, writeFileAtomic } from "../util/atomic-file.js";
 import { makeDirectory } from "../util/make-directory.js";
 import { processAlive } from "../util/process-alive.js";
 import { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
@@ -71,9 +71,10 @@ export class DatasetWriter {
   ) {}
 
   /**
-   * Opens `directory` for writing. A fresh or empty directory starts a new dataset; a directory
-   * holding an interrupted or finished run with the same `identity` resumes it; anything else is
-   * refused rather than overwritten.
+   * Opens `directory` for writing. A fresh or empty directory (or one holding only what a run killed
+   * before its first checkpoint left) starts a new dataset; a directory holding an interrupted or
+   * finished run with the same `identity` resumes it; anything else is refused rather than
+   * overwritten.
    */
   static async open(
     directory: string,
@@ -112,7 +113,10 @@ export class DatasetWriter {
       const writer = new DatasetWriter(directory, previous, unlock);
       return { writer, done: previous.done, complete: previous.complete };
     }
-    const entries = (await readdir(directory)).filter((name) => !name.startsWith("."));
+    const entries: string[] = [];
+    for (const name of await readdir(directory)) {
+      if (!name.startsWith(".") && !(await leftOfAKilledStart(directory, name))) entries.push(name);
+    }
     if (entries.length > 0) {
       throw new UsageError(
         `${directory} is not empty and holds no routelmt checkpoint; refusing to overwrite it`,
@@ -126,9 +130,11 @@ export class DatasetWriter {
       dim,
       complete: false,
     };
+    // The checkpoint comes first: once it exists a rerun resumes (creating a data file a kill left
+    // missing), and before it a kill leaves nothing but the lock and the checkpoint's temporary file.
+    await writeFileAtomic(checkpointPath, JSON.stringify(checkpoint, null, 2));
     await writeFileAtomic(path.join(directory, RECORDS_FILE), "");
     if (dim !== null) await writeFileAtomic(path.join(directory, FEATURES_FILE), new Uint8Array());
-    await writeFileAtomic(checkpointPath, JSON.stringify(checkpoint, null, 2));
     return { writer: new DatasetWriter(directory, checkpoint, unlock), done: 0, complete: false };
   }
 
@@ -196,6 +202,19 @@ async function appendDurably(file: string, bytes: Uint8Array): Promise<void> {
     await handle.close();
   }
 }
+
+/** What a run killed before its checkpoint existed may have left: the next run starts afresh over it. */
+async function leftOfAKilledStart(directory: string, name: string): Promise<boolean> {
+  // Only the writer holding the lock (this one) writes these, so none can belong to a live run.
+  const temporary = temporaryFileOf(name);
+  if (temporary !== null) return OWN_FILES.has(temporary.target);
+  // Versions that created the data files before the checkpoint left them empty; nothing is lost.
+  if (name !== RECORDS_FILE && name !== FEATURES_FILE) return false;
+  const stats = await stat(path.join(directory, name)).catch(() => undefined);
+  return stats?.isFile() === true && stats.size === 0;
+}
+
+const OWN_FILES: ReadonlySet<string> = new Set([CHECKPOINT_FILE, RECORDS_FILE, FEATURES_FILE]);
 
 async function truncateTo(file: string, bytes: number): Promise<void> {
   if (!existsSync(file)) {

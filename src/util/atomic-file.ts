@@ -58,16 +58,24 @@ function untrackTemporary(temporary: string): void {
 }
 
 /**
+ * The file a temporary file named `name` was to replace and the process that wrote it, or null
+ * when `name` is not one of this module's temporary files.
+ */
+export function temporaryFileOf(name: string): { target: string; pid: number } | null {
+  const match = /^(.+)\.tmp-(\d+)-[0-9a-f]{8}$/.exec(name);
+  return match === null ? null : { target: match[1] as string, pid: Number(match[2]) };
+}
+
+/**
  * Removes temporary files of `target` that killed writers left (SIGKILL cannot be caught): those
  * whose process no longer runs. Best effort: a file that cannot be listed or removed stays.
  */
 async function removeStaleTemporaries(target: string): Promise<void> {
-  const prefix = `${path.basename(target)}.tmp-`;
   const names = await readdir(path.dirname(target)).catch(() => [] as string[]);
   for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const match = /^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length));
-    if (match === null || processAlive(Number(match[1]))) continue;
+    const temporary = temporaryFileOf(name);
+    if (temporary === null || temporary.target !== path.basename(target)) continue;
+    if (processAlive(temporary.pid)) continue;
     await rm(path.join(path.dirname(target), name), { force: true }).catch(() => {});
   }
 }
