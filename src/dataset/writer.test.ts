@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { UsageError } from "../errors/index.js";
 import { CHECKPOINT_FILE, FEATURES_FILE, META_FILE, RECORDS_FILE } from "./files.js";
 import { datasetFeatures, littleEndianBytesToFloat32, loadDataset } from "./reader.js";
 import type { DatasetMeta, DatasetRecord } from "./types.js";
@@ -158,6 +159,32 @@ describe("DatasetWriter", () => {
     const before = await snapshot(dir);
     await expect(DatasetWriter.open(dir, identity, 2)).rejects.toThrow(/not empty/);
     expect(await snapshot(dir)).toEqual(before);
+  });
+
+  it("refuses a dataset whose files are shorter than its checkpoint, changing nothing", async () => {
+    for (const damaged of [RECORDS_FILE, FEATURES_FILE]) {
+      for (const finished of [false, true]) {
+        const dir = await freshDir();
+        const { writer } = await DatasetWriter.open(dir, identity, 2);
+        await writer.append([record("a", 1), record("b", 2)], new Float32Array([1, 2, 3, 4]));
+        if (finished) await writer.finish(meta(2, 2));
+        else await writer.close();
+        // What a killed run appended after its checkpoint: were it cut first, the refusal would change it.
+        await appendFile(path.join(dir, RECORDS_FILE), '{"id":"c","src":"tor');
+        await appendFile(path.join(dir, FEATURES_FILE), Buffer.alloc(6));
+        const kept = damaged === RECORDS_FILE ? 10 : 12;
+        await truncate(path.join(dir, damaged), kept);
+        const before = await snapshot(dir);
+        const opened = DatasetWriter.open(dir, identity, 2);
+        await expect(opened).rejects.toThrow(UsageError);
+        await expect(opened).rejects.toThrow(
+          new RegExp(
+            `^\\S*${damaged.replace(".", "\\.")} is shorter than its checkpoint records \\(${kept} of \\d+ bytes\\); the dataset is damaged$`,
+          ),
+        );
+        expect(await snapshot(dir)).toEqual(before);
+      }
+    }
   });
 
   it("refuses a rerun with different settings, naming what differs", async () => {

@@ -73,8 +73,8 @@ export class DatasetWriter {
   /**
    * Opens `directory` for writing. A fresh or empty directory (or one holding only what a run killed
    * before its first checkpoint left) starts a new dataset; a directory holding an interrupted or
-   * finished run with the same `identity` resumes it; anything else is refused rather than
-   * overwritten.
+   * finished run with the same `identity` resumes it; anything else, and a dataset whose files are
+   * shorter than its checkpoint, is refused rather than overwritten.
    */
   static async open(
     directory: string,
@@ -106,10 +106,13 @@ export class DatasetWriter {
           `${directory} holds a dataset made with different settings (${difference}); use another --out directory or remove it`,
         );
       }
-      // Cut off whatever a killed run appended after its last checkpoint.
-      await truncateTo(path.join(directory, RECORDS_FILE), previous.records_bytes);
+      const files = [{ file: path.join(directory, RECORDS_FILE), bytes: previous.records_bytes }];
       if (previous.dim !== null)
-        await truncateTo(path.join(directory, FEATURES_FILE), previous.features_bytes);
+        files.push({ file: path.join(directory, FEATURES_FILE), bytes: previous.features_bytes });
+      // Every file is checked before any is cut, so a damaged dataset is refused untouched.
+      for (const { file, bytes } of files) await assertHolds(file, bytes);
+      // Cut off whatever a killed run appended after its last checkpoint.
+      for (const { file, bytes } of files) await truncateTo(file, bytes);
       const writer = new DatasetWriter(directory, previous, unlock);
       return { writer, done: previous.done, complete: previous.complete };
     }
@@ -216,17 +219,32 @@ async function leftOfAKilledStart(directory: string, name: string): Promise<bool
 
 const OWN_FILES: ReadonlySet<string> = new Set([CHECKPOINT_FILE, RECORDS_FILE, FEATURES_FILE]);
 
-async function truncateTo(file: string, bytes: number): Promise<void> {
-  if (!existsSync(file)) {
-    if (bytes === 0) {
-      await writeFileAtomic(file, "");
-      return;
-    }
+/**
+ * Refuses a file shorter than its checkpoint says: its records (or rows) were lost after being
+ * counted done, and resuming would pad it with zero bytes and build on them.
+ */
+async function assertHolds(file: string, bytes: number): Promise<void> {
+  const size = (await stat(file).catch(() => undefined))?.size;
+  if (size === undefined) {
+    if (bytes === 0) return;
     throw new UsageError(
       `${file} is missing but the checkpoint says ${bytes} bytes were written; the dataset is damaged`,
     );
   }
-  await truncate(file, bytes);
+  if (size < bytes) {
+    throw new UsageError(
+      `${file} is shorter than its checkpoint records (${size} of ${bytes} bytes); the dataset is damaged`,
+    );
+  }
+}
+
+/** Cuts a file checked by {@link assertHolds} back to `bytes`, creating it when missing and empty. */
+async function truncateTo(file: string, bytes: number): Promise<void> {
+  if (!existsSync(file)) {
+    await writeFileAtomic(file, "");
+    return;
+  }
+  if ((await stat(file)).size > bytes) await truncate(file, bytes);
 }
 
 /** Float32 rows as little-endian bytes, whatever the host's byte order. */
