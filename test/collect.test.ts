@@ -359,4 +359,26 @@ describe("routelmt collect", () => {
       expect(run.stderr.split("\n").filter(Boolean)).toHaveLength(1);
     }
   });
+
+  it("refuses two metrics of one name before loading any model", async () => {
+    // Nothing listens there: the names are refused before any metric is asked for a score.
+    const namedChrf = "http:http://127.0.0.1:9/score#chrf";
+    for (const [metrics, message] of [
+      [["--extra-metric", namedChrf], `--metric chrf and --extra-metric ${namedChrf} are both named "chrf"`],
+      [
+        ["--metric", "bleu", "--extra-metric", "chrf", "--extra-metric", "chrf"],
+        '--extra-metric chrf and --extra-metric chrf are both named "chrf"',
+      ],
+    ] as const) {
+      const out = path.join(work, "never-named");
+      const args = collectArgs(out, [...metrics]);
+      args[args.indexOf("--small") + 1] = path.join(work, "missing.gguf");
+      const run = await runCliCaptured(args);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(message);
+      expect(run.stderr).toMatch(/http:<URL>#<name>/);
+      expect(run.stderr.split("\n").filter(Boolean)).toHaveLength(1);
+      expect(existsSync(out)).toBe(false);
+    }
+  });
 });

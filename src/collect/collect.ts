@@ -22,6 +22,7 @@ import type { ProbedTranslator, Translation, TranslationRequest, Translator } fr
 import { VERSION } from "../version.js";
 import type { CollectSegment } from "./collect-input.js";
 import { orientedGain } from "./gain.js";
+import { refuseDuplicateScoreNames } from "./score-names.js";
 
 export interface CollectOptions {
   segments: CollectSegment[];
@@ -80,6 +81,10 @@ export interface CollectSummary {
   skipped: SkippedTooLong[];
 }
 
+/** How to tell two metrics of a collection apart: only an http metric's name is the user's. */
+export const METRIC_RENAME =
+  "give each metric once, and each http metric its own name after # (http:<URL>#<name>)";
+
 /** Decoding settings every collected translation uses; recorded in meta.json. */
 export function decodingSettings(maxTokens: number): Record<string, unknown> {
   return { strategy: "greedy", temperature: 0, repeat_penalty: "none", max_tokens: maxTokens };
@@ -96,6 +101,14 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
   const { small, large, metric } = options;
   const extraMetrics = options.extraMetrics ?? [];
   const chunkSize = options.chunkSize ?? 16;
+  // The command line refuses this naming its flags; a caller of the library gets it here.
+  refuseDuplicateScoreNames(
+    [
+      { name: metric.name, source: "the label metric" },
+      ...extraMetrics.map((extra, index) => ({ name: extra.name, source: `extra metric ${index + 1}` })),
+    ],
+    METRIC_RENAME,
+  );
   const inputHash = createHash("sha256")
     .update(await readFile(options.input))
     .digest("hex");

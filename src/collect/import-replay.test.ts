@@ -162,6 +162,28 @@ describe("importReplay", () => {
     );
   });
 
+  it("refuses a score named like the label, or like another score, before reading the input", async () => {
+    // No input file: the names are checked first.
+    const dir = await mkdtemp(path.join(tmpdir(), "routelmt-import-"));
+    const options = { ...base, input: path.join(dir, "missing.jsonl"), out: path.join(dir, "ds") };
+    await expect(importReplay({ ...options, scores: [parseExtraScore("mqm=k.s,k.l")] })).rejects.toThrow(
+      '--small-label mqm.small-1 (the label\'s name is its first key) and --score mqm=k.s,k.l are both named "mqm"',
+    );
+    await expect(
+      importReplay({ ...options, labelName: "kiwi", scores: [parseExtraScore("kiwi=k.s,k.l")] }),
+    ).rejects.toThrow('--label-name kiwi and --score kiwi=k.s,k.l are both named "kiwi"');
+    await expect(
+      importReplay({
+        ...options,
+        scores: [parseExtraScore("kiwi=k.s,k.l"), parseExtraScore("kiwi=j.s,j.l")],
+      }),
+    ).rejects.toThrow('--score kiwi=k.s,k.l and --score kiwi=j.s,j.l are both named "kiwi"');
+    // Renaming the label is the way out.
+    await expect(
+      importReplay({ ...options, labelName: "human", scores: [parseExtraScore("mqm=k.s,k.l")] }),
+    ).rejects.toThrow(/missing\.jsonl: cannot read file/);
+  });
+
   it("refuses a rerun over another input or language pair, and finishes nothing twice", async () => {
     const line = {
       id: 1,

@@ -8,6 +8,7 @@ import { readJsonl } from "../util/jsonl.js";
 import { UniqueIds } from "../util/unique-ids.js";
 import { VERSION } from "../version.js";
 import { orientedGain } from "./gain.js";
+import { refuseDuplicateScoreNames } from "./score-names.js";
 
 /** An extra score to keep under `scores`: NAME=SMALL_PATH,LARGE_PATH. */
 export interface ExtraScoreFields {
@@ -90,6 +91,22 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
   }));
   const labelName = options.labelName ?? (keys.small_label[0] as string);
   const higherIsBetter = !options.labelLowerIsBetter;
+  refuseDuplicateScoreNames(
+    [
+      {
+        name: labelName,
+        source:
+          options.labelName === undefined
+            ? `--small-label ${options.smallLabel} (the label's name is its first key)`
+            : `--label-name ${labelName}`,
+      },
+      ...extras.map((extra) => ({
+        name: extra.name,
+        source: `--score ${extra.name}=${extra.small},${extra.large}`,
+      })),
+    ],
+    "give each --score its own NAME, other than the label's (--label-name renames the label)",
+  );
 
   const lines = await readJsonl(options.input);
   if (lines.length === 0) throw new InputError("no records to import", { file: options.input });

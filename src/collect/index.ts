@@ -3,6 +3,7 @@ export {
   type CollectSummary,
   collectDataset,
   decodingSettings,
+  METRIC_RENAME,
   summarizeGains,
 } from "./collect.js";
 export {
@@ -19,3 +20,4 @@ export {
   importReplay,
   parseExtraScore,
 } from "./import-replay.js";
+export { type NamedScore, refuseDuplicateScoreNames } from "./score-names.js";

@@ -1,5 +1,10 @@
 import { type Command, Option } from "commander";
-import { collectDataset, readCollectInput } from "../../collect/index.js";
+import {
+  collectDataset,
+  METRIC_RENAME,
+  readCollectInput,
+  refuseDuplicateScoreNames,
+} from "../../collect/index.js";
 import type { SkippedTooLong } from "../../dataset/index.js";
 import { createMetric } from "../../metrics/index.js";
 import { localModelFingerprint, parseModelSpec } from "../../translators/model-spec.js";
@@ -108,6 +113,16 @@ export function registerCollect(program: Command, io: CliIo): void {
     .action(async (flags: CollectFlags) => {
       const metric = createMetric(flags.metric);
       const extraMetrics = flags.extraMetric.map(createMetric);
+      refuseDuplicateScoreNames(
+        [
+          { name: metric.name, source: `--metric ${flags.metric}` },
+          ...extraMetrics.map((extra, index) => ({
+            name: extra.name,
+            source: `--extra-metric ${flags.extraMetric[index]}`,
+          })),
+        ],
+        METRIC_RENAME,
+      );
       const segments = await readCollectInput(flags.in, {
         needsReference: [metric, ...extraMetrics].some((m) => m.needsReference),
         srcLang: flags.srcLang,
