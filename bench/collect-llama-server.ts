@@ -27,7 +27,7 @@ const MAX_TOKENS = 64;
 async function collectAt(slots: number, segments: number): Promise<Record<string, number>> {
   const sources = path.join(shared, "data/multi30k-en-de/val.jsonl");
   const template = await loadPromptTemplate(path.join(shared, "models/tinymt.template"));
-  const input = await readCollectInput(sources, {
+  const { segments: input, sha256: inputSha256 } = await readCollectInput(sources, {
     needsReference: true,
     srcLang: "en",
     tgtLang: "de",
@@ -53,6 +53,7 @@ async function collectAt(slots: number, segments: number): Promise<Record<string
     const summary = await collectDataset({
       segments: input,
       input: sources,
+      inputSha256,
       out,
       small,
       smallSpec: "tinymt-small (llama-server)",

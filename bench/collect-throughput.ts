@@ -29,7 +29,7 @@ async function collectOnce(
   largeLikelihood = true,
 ) {
   const template = await loadPromptTemplate(paths.template as string);
-  const input = await readCollectInput(paths.sources as string, {
+  const { segments: input, sha256: inputSha256 } = await readCollectInput(paths.sources as string, {
     needsReference: true,
     srcLang: "en",
     tgtLang: "de",
@@ -44,6 +44,7 @@ async function collectOnce(
     const summary = await collectDataset({
       segments: input,
       input: paths.sources as string,
+      inputSha256,
       out,
       small,
       smallSpec: paths.small as string,

@@ -1,11 +1,15 @@
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { collectDataset, readCollectInput } from "../src/collect/index.js";
 import { loadDataset } from "../src/dataset/index.js";
 import { sentenceChrf } from "../src/metrics/chrf.js";
+import { createMetric } from "../src/metrics/index.js";
 import { LlamaTranslator } from "../src/translators/llama-translator.js";
+import { openProbedTranslator, openTranslator } from "../src/translators/open.js";
 import { loadPromptTemplate } from "../src/translators/prompt-template.js";
 import { collectText, runCliCaptured, spawnCli } from "./helpers/cli.js";
 import { startFakeOpenAIServer } from "./helpers/fake-openai-server.js";
@@ -313,6 +317,51 @@ describe("routelmt collect", () => {
     expect(run.stdout).toMatch(/g=0 100\.0%/);
     expect(run.stderr).toMatch(/note: both models score alike on every segment \(g = 0 throughout\)/);
     expect((await runCliCaptured(collectArgs(reference))).stderr).not.toMatch(/score alike/);
+  });
+
+  it("records the hash of the input it parsed, though the file changes while the models load", async () => {
+    const file = path.join(work, "changing.jsonl");
+    const original = Array.from(
+      { length: 4 },
+      (_, i) => `${JSON.stringify({ id: `c${i}`, src: sentence(i), ref: sentence(i + 1) })}\n`,
+    ).join("");
+    await writeFile(file, original);
+    const input = await readCollectInput(file, { needsReference: true, srcLang: "en", tgtLang: "de" });
+    await writeFile(file, original.replace('"c0"', '"c9"'));
+    const out = path.join(work, "changed-input");
+    const template = await loadPromptTemplate(pair.template);
+    const common = { threads: 1, template, concurrency: 1, maxTokens: 6 };
+    const small = await openProbedTranslator(pair.small, common);
+    const large = await openTranslator(pair.large, common);
+    try {
+      await collectDataset({
+        segments: input.segments,
+        input: file,
+        inputSha256: input.sha256,
+        out,
+        small,
+        smallSpec: pair.small,
+        large,
+        largeSpec: pair.large,
+        largeFingerprint: null,
+        metric: createMetric("chrf"),
+        maxTokens: 6,
+      });
+    } finally {
+      await small.dispose();
+      await large.dispose();
+    }
+    const checkpoint = JSON.parse(await readFile(path.join(out, "checkpoint.json"), "utf8")) as {
+      identity: { input: { sha256: string } };
+    };
+    expect(checkpoint.identity.input.sha256).toBe(createHash("sha256").update(original).digest("hex"));
+    expect((await loadDataset(out)).records[0]?.id).toBe("c0");
+    // The dataset holds the old content, so a run over the file as it is now is another collection.
+    const rerun = await runCliCaptured(
+      collectArguments({ ...pair, input: file, out }, ["--max-tokens", "6"]),
+    );
+    expect(rerun.code).toBe(2);
+    expect(rerun.stderr).toMatch(/holds a dataset made with different settings \(input: /);
   });
 
   it("refuses a rerun with another metric, language pair or likelihood setting into the same directory", async () => {

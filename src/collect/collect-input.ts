@@ -1,6 +1,6 @@
 import { InputError, UsageError } from "../errors/index.js";
 import { isKnownLanguage } from "../translators/languages.js";
-import { readJsonl } from "../util/jsonl.js";
+import { readHashedJsonl } from "../util/jsonl.js";
 import { UniqueIds } from "../util/unique-ids.js";
 
 /** One validated input segment of `collect`. */
@@ -12,6 +12,16 @@ export interface CollectSegment {
   ref: string | null;
   srcLang: string;
   tgtLang: string;
+}
+
+/** The segments of a `collect` input file and the hash of the bytes they were read from. */
+export interface CollectInput {
+  segments: CollectSegment[];
+  /**
+   * sha256 (hex) of the whole file as parsed (lines past `limit` included): the run's identity
+   * records it, so it must be the content these segments came from, not the file's later state.
+   */
+  sha256: string;
 }
 
 export interface CollectInputOptions {
@@ -27,13 +37,11 @@ export interface CollectInputOptions {
  * `src_lang`/`tgt_lang`; errors name file and line (malformed JSON, missing or duplicate id, empty
  * source, missing reference for a reference-based metric, unknown language).
  */
-export async function readCollectInput(
-  file: string,
-  options: CollectInputOptions,
-): Promise<CollectSegment[]> {
+export async function readCollectInput(file: string, options: CollectInputOptions): Promise<CollectInput> {
   const segments: CollectSegment[] = [];
   const ids = new UniqueIds(file);
-  for (const { line, value } of await readJsonl(file)) {
+  const { lines, sha256 } = await readHashedJsonl(file);
+  for (const { line, value } of lines) {
     if (options.limit !== undefined && segments.length >= options.limit) break;
     const where = { file, line };
     const id = value.id;
@@ -53,7 +61,7 @@ export async function readCollectInput(
     segments.push({ id: idText, line, src, ref: typeof ref === "string" ? ref : null, srcLang, tgtLang });
   }
   if (segments.length === 0) throw new InputError("no segments to collect", { file });
-  return segments;
+  return { segments, sha256 };
 }
 
 /**

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { readFile } from "node:fs/promises";
 import {
   type DatasetMeta,
   type DatasetRecord,
@@ -26,8 +25,14 @@ import { refuseDuplicateScoreNames } from "./score-names.js";
 
 export interface CollectOptions {
   segments: CollectSegment[];
-  /** Input file (its content hash is part of the run's identity). */
+  /** Input file the segments were read from (named in messages and meta.json). */
   input: string;
+  /**
+   * sha256 (hex) of the bytes the segments were parsed from (`readCollectInput` returns it),
+   * part of the run's identity. Not read from `input` here: the file may have changed since it was
+   * parsed, and the identity must describe the segments this run writes.
+   */
+  inputSha256: string;
   out: string;
   small: ProbedTranslator;
   smallSpec: string;
@@ -109,12 +114,9 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
     ],
     METRIC_RENAME,
   );
-  const inputHash = createHash("sha256")
-    .update(await readFile(options.input))
-    .digest("hex");
   const { segments, skipped } = segmentsThatFit(options);
   const identity = {
-    input: { sha256: inputHash, segments: options.segments.length },
+    input: { sha256: options.inputSha256, segments: options.segments.length },
     small: { spec: options.smallSpec, engine: small.engine, ...small.featureIdentity },
     large: { spec: options.largeSpec, fingerprint: options.largeFingerprint, model: large.modelId },
     metric: { name: metric.name, signature: metric.signature },

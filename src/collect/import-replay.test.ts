@@ -1,4 +1,5 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -194,6 +195,13 @@ describe("importReplay", () => {
     const { dir, file } = await writeInput([line]);
     const out = path.join(dir, "ds");
     await importReplay({ ...base, input: file, out, srcLang: "en", tgtLang: "de" });
+    // The identity hashes the bytes the records were parsed from (one read of the file).
+    const checkpoint = JSON.parse(await readFile(path.join(out, "checkpoint.json"), "utf8")) as {
+      identity: { input_sha256: string };
+    };
+    expect(checkpoint.identity.input_sha256).toBe(
+      createHash("sha256").update(JSON.stringify(line)).digest("hex"),
+    );
     expect(await importReplay({ ...base, input: file, out, srcLang: "en", tgtLang: "de" })).toMatchObject({
       alreadyComplete: true,
     });

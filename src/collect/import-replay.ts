@@ -1,10 +1,8 @@
-import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { type DatasetMeta, type DatasetRecord, DatasetWriter, type SystemScores } from "../dataset/index.js";
 import { InputError, UsageError } from "../errors/index.js";
 import { isKnownLanguage } from "../translators/index.js";
 import { parseDotPath, readAtKeys } from "../util/dot-path.js";
-import { readJsonl } from "../util/jsonl.js";
+import { readHashedJsonl } from "../util/jsonl.js";
 import { UniqueIds } from "../util/unique-ids.js";
 import { VERSION } from "../version.js";
 import { orientedGain } from "./gain.js";
@@ -108,7 +106,8 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
     "give each --score its own NAME, other than the label's (--label-name renames the label)",
   );
 
-  const lines = await readJsonl(options.input);
+  // Parsed and hashed from one read: the identity must describe the records this import writes.
+  const { lines, sha256: inputSha256 } = await readHashedJsonl(options.input);
   if (lines.length === 0) throw new InputError("no records to import", { file: options.input });
   // A path found in no record at all is a typo, not missing data: say so before writing anything.
   const required = [
@@ -193,9 +192,7 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
     input: options.input,
     // The file's content and the pairs the flags give its records: a rerun that changes either is
     // another import, not this one finished.
-    input_sha256: createHash("sha256")
-      .update(await readFile(options.input))
-      .digest("hex"),
+    input_sha256: inputSha256,
     languages: [...new Set(records.map((record) => `${record.src_lang}-${record.tgt_lang}`))].sort(),
     fields,
     scores: options.scores ?? [],

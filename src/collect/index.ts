@@ -7,6 +7,7 @@ export {
   summarizeGains,
 } from "./collect.js";
 export {
+  type CollectInput,
   type CollectInputOptions,
   type CollectSegment,
   lineLanguages,

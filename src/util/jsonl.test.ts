@@ -1,9 +1,10 @@
+import { createHash } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { InputError } from "../errors/index.js";
-import { parseJsonlBytes, readJsonl } from "./jsonl.js";
+import { parseJsonlBytes, readHashedJsonl, readJsonl } from "./jsonl.js";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -40,6 +41,21 @@ describe("readJsonl", () => {
     await writeFile(file, '{"id":"1"}\n{"id":"2"}');
     expect((await readJsonl(file)).map((l) => l.value.id)).toEqual(["1", "2"]);
     await expect(readJsonl(path.join(dir, "missing.jsonl"))).rejects.toThrow(
+      /missing\.jsonl: cannot read file \(ENOENT\)/,
+    );
+  });
+});
+
+describe("readHashedJsonl", () => {
+  it("hashes exactly the bytes it parsed, blank lines and line ends included", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "routelmt-jsonl-"));
+    const file = path.join(dir, "a.jsonl");
+    const content = '{"id":"1"}\r\n\n{"id":"é"}';
+    await writeFile(file, content);
+    const { lines, sha256 } = await readHashedJsonl(file);
+    expect(lines).toEqual(await readJsonl(file));
+    expect(sha256).toBe(createHash("sha256").update(content, "utf8").digest("hex"));
+    await expect(readHashedJsonl(path.join(dir, "missing.jsonl"))).rejects.toThrow(
       /missing\.jsonl: cannot read file \(ENOENT\)/,
     );
   });

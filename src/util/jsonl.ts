@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { InputError } from "../errors/index.js";
 
@@ -15,9 +16,32 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true });
  * datasets this tool handles are megabytes, and byte-level splitting keeps line numbers exact.
  */
 export async function readJsonl(file: string): Promise<JsonlLine[]> {
-  let bytes: Buffer;
+  return parseJsonlBytes(await readInputBytes(file), file);
+}
+
+/** A JSON Lines file as {@link readJsonl} parses it, with the hash of the bytes parsed. */
+export interface HashedJsonl {
+  lines: JsonlLine[];
+  /** sha256 (hex) of exactly the bytes `lines` were parsed from. */
+  sha256: string;
+}
+
+/**
+ * Reads a JSON Lines file once, parsing and hashing the same bytes. A run that records its input's
+ * hash (so that resuming over another input is refused) must record the content it used: reading
+ * the file again to hash it would describe whatever the file holds by then.
+ */
+export async function readHashedJsonl(file: string): Promise<HashedJsonl> {
+  const bytes = await readInputBytes(file);
+  return {
+    lines: parseJsonlBytes(bytes, file),
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+  };
+}
+
+async function readInputBytes(file: string): Promise<Buffer> {
   try {
-    bytes = await readFile(file);
+    return await readFile(file);
   } catch (error) {
     throw new InputError(
       `cannot read file (${(error as NodeJS.ErrnoException).code ?? "unreadable"})`,
@@ -27,7 +51,6 @@ export async function readJsonl(file: string): Promise<JsonlLine[]> {
       },
     );
   }
-  return parseJsonlBytes(bytes, file);
 }
 
 /** Parses JSONL bytes; `file` names the source in errors. */

@@ -123,7 +123,7 @@ export function registerCollect(program: Command, io: CliIo): void {
         ],
         METRIC_RENAME,
       );
-      const segments = await readCollectInput(flags.in, {
+      const { segments, sha256: inputSha256 } = await readCollectInput(flags.in, {
         needsReference: [metric, ...extraMetrics].some((m) => m.needsReference),
         srcLang: flags.srcLang,
         tgtLang: flags.tgtLang,
@@ -152,6 +152,7 @@ export function registerCollect(program: Command, io: CliIo): void {
         const summary = await collectDataset({
           segments,
           input: flags.in,
+          inputSha256,
           out: flags.out,
           small,
           smallSpec: flags.small,

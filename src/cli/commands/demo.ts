@@ -1,7 +1,8 @@
+import { createHash } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
-import type { CollectSegment } from "../../collect/collect-input.js";
+import type { CollectInput, CollectSegment } from "../../collect/collect-input.js";
 import { collectDataset, readCollectInput } from "../../collect/index.js";
 import { FLORES_LICENSE, floresSplits } from "../../collect/public-data.js";
 import { loadDataset } from "../../dataset/index.js";
@@ -85,7 +86,7 @@ async function demoSplits(
   io: CliIo,
 ): Promise<{ train: CollectSegment[]; test: CollectSegment[]; source: string }> {
   if (flags.data) {
-    const all = await readCollectInput(flags.data, {
+    const { segments: all } = await readCollectInput(flags.data, {
       needsReference: true,
       srcLang: flags.srcLang,
       tgtLang: flags.tgtLang,
@@ -122,8 +123,11 @@ async function demoSplits(
   };
 }
 
-/** Writes the segments collect reads back from `file`; returns them with their lines in it. */
-async function writeSegments(file: string, segments: CollectSegment[]): Promise<CollectSegment[]> {
+/**
+ * Writes the segments collect reads back from `file`; returns them with their lines in it and the
+ * hash of what was written (the collection's identity records it).
+ */
+async function writeSegments(file: string, segments: CollectSegment[]): Promise<CollectInput> {
   const lines = segments.map((segment) =>
     JSON.stringify({
       id: segment.id,
@@ -133,8 +137,12 @@ async function writeSegments(file: string, segments: CollectSegment[]): Promise<
       tgt_lang: segment.tgtLang,
     }),
   );
-  await writeFile(file, `${lines.join("\n")}\n`);
-  return segments.map((segment, index) => ({ ...segment, line: index + 1 }));
+  const text = `${lines.join("\n")}\n`;
+  await writeFile(file, text);
+  return {
+    segments: segments.map((segment, index) => ({ ...segment, line: index + 1 })),
+    sha256: createHash("sha256").update(text, "utf8").digest("hex"),
+  };
 }
 
 async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
@@ -148,7 +156,7 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
   const train = await writeSegments(trainFile, splits.train);
   const test = await writeSegments(testFile, splits.test);
   const { source } = splits;
-  io.stderr(`data: ${source}: ${train.length} training and ${test.length} test segments\n`);
+  io.stderr(`data: ${source}: ${train.segments.length} training and ${test.segments.length} test segments\n`);
 
   const threads = flags.threads ?? defaultThreadsPerModel();
   const common = { threads, template, concurrency: 1, maxTokens: flags.maxTokens };
@@ -169,11 +177,13 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<void> {
     }
     const largeSpec = parseModelSpec(flags.large);
     const largeFingerprint = await localModelFingerprint(largeSpec);
-    const collectSplit = async (label: string, segments: CollectSegment[], input: string, out: string) => {
+    const collectSplit = async (label: string, split: CollectInput, input: string, out: string) => {
+      const { segments } = split;
       const progress = chunkedProgress(io, label);
       const { skipped } = await collectDataset({
         segments,
         input,
+        inputSha256: split.sha256,
         out,
         small: small as ProbedTranslator,
         smallSpec: flags.small,
