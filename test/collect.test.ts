@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -361,14 +361,14 @@ describe("routelmt collect", () => {
       collectArguments({ ...pair, input: file, out }, ["--max-tokens", "6"]),
     );
     expect(rerun.code).toBe(2);
-    expect(rerun.stderr).toMatch(/holds a dataset made with different settings \(input: /);
+    expect(rerun.stderr).toMatch(/holds a dataset made with different settings \(input\.sha256: /);
   });
 
   it("refuses a rerun with another metric, language pair or likelihood setting into the same directory", async () => {
     for (const [extra, what] of [
-      [["--metric", "bleu"], "metric"],
+      [["--metric", "bleu"], "metric\\.name"],
       // The same input file: only the flags that give its lines their pair differ.
-      [["--src-lang", "fr", "--tgt-lang", "en"], "languages"],
+      [["--src-lang", "fr", "--tgt-lang", "en"], "languages\\.pairs"],
       [["--no-large-likelihood"], "large_likelihood"],
     ] as const) {
       const run = await runCliCaptured(collectArgs(reference, [...extra]));
@@ -379,6 +379,39 @@ describe("routelmt collect", () => {
     const plain = await runCliCaptured(collectArgs(path.join(work, "no-likelihood"), ["--limit", "8"]));
     expect(plain.code).toBe(2);
     expect(plain.stderr).toMatch(/different settings \(large_likelihood: was false, now null\)/);
+  });
+
+  it("resumes with the same model files named by relative paths, and names a moved one's field", async () => {
+    const out = path.join(work, "spec-paths");
+    const args = (small: string, large: string) =>
+      collectArguments({ ...pair, small, large, input, out }, ["--max-tokens", "6", "--limit", "4"]);
+    expect((await runCliCaptured(args(pair.small, pair.large))).code).toBe(0);
+    const relative = (file: string) => path.relative(process.cwd(), file);
+    const again = await runCliCaptured(args(relative(pair.small), relative(pair.large)));
+    expect({ code: again.code, stderr: again.stderr }).toEqual({
+      code: 0,
+      stderr: expect.stringMatching(/already holds this collection/),
+    });
+    // Directories from before held the paths as typed: read against today's working directory.
+    const checkpointFile = path.join(out, "checkpoint.json");
+    const checkpoint = JSON.parse(await readFile(checkpointFile, "utf8")) as {
+      identity: { small: { spec: string }; large: { spec: string } };
+    };
+    expect(checkpoint.identity.small.spec).toBe(pair.small);
+    checkpoint.identity.small.spec = relative(pair.small);
+    await writeFile(checkpointFile, JSON.stringify(checkpoint));
+    expect((await runCliCaptured(args(pair.small, pair.large))).stderr).toMatch(
+      /already holds this collection/,
+    );
+    // The same model at another place: the refusal names that field alone, not the whole model.
+    const moved = path.join(work, "moved", "small.gguf");
+    await mkdir(path.dirname(moved), { recursive: true });
+    await copyFile(pair.small, moved);
+    const refused = await runCliCaptured(args(moved, pair.large));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      `different settings (small.spec: was ${JSON.stringify(pair.small)}, now ${JSON.stringify(moved)}); use another`,
+    );
   });
 
   it("rejects bad input before loading any model, naming file and line", async () => {

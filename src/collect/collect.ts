@@ -10,6 +10,7 @@ import {
   type SystemScores,
 } from "../dataset/index.js";
 import type { MetricItem, SegmentMetric } from "../metrics/segment-metric.js";
+import { parseModelSpec } from "../translators/model-spec.js";
 import {
   errorAtOrigin,
   findTooLongPrompts,
@@ -117,8 +118,12 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
   const { segments, skipped } = segmentsThatFit(options);
   const identity = {
     input: { sha256: options.inputSha256, segments: options.segments.length },
-    small: { spec: options.smallSpec, engine: small.engine, ...small.featureIdentity },
-    large: { spec: options.largeSpec, fingerprint: options.largeFingerprint, model: large.modelId },
+    small: { spec: specIdentity(options.smallSpec), engine: small.engine, ...small.featureIdentity },
+    large: {
+      spec: specIdentity(options.largeSpec),
+      fingerprint: options.largeFingerprint,
+      model: large.modelId,
+    },
     metric: { name: metric.name, signature: metric.signature },
     extra_metrics: extraMetrics.map((extra) => ({ name: extra.name, signature: extra.signature })),
     // The pair a line gets can come from the flags rather than the line: the input's hash misses it.
@@ -135,7 +140,9 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
   const dim = small.featureIdentity.dim;
   // Checked before any work: a feature vector whose views do not tile it could not be read back.
   const featureBlocks = featureBlocksOf(small.featureIdentity);
-  const { writer, done, complete } = await DatasetWriter.open(options.out, identity, dim);
+  const { writer, done, complete } = await DatasetWriter.open(options.out, identity, dim, {
+    readStoredIdentity: withResolvedSpecs,
+  });
   let fresh = 0;
   let pipeline: TranslationPipeline | undefined;
   try {
@@ -200,6 +207,34 @@ export async function collectDataset(options: CollectOptions): Promise<CollectSu
     seconds: (performance.now() - started) / 1000,
     skipped,
   };
+}
+
+/**
+ * A model spec as the run's identity records it: a local file by its absolute path, so the same
+ * file named from another directory (or relative rather than absolute) is the same model. Which
+ * model it is, is checked by its fingerprint; the path only has to name the same place.
+ */
+function specIdentity(spec: string): string {
+  try {
+    const parsed = parseModelSpec(spec);
+    return parsed.kind === "gguf" ? parsed.path : spec;
+  } catch {
+    // Not a spec the command line would take (a library caller's label): kept as given.
+    return spec;
+  }
+}
+
+/**
+ * A stored identity with its model specs in {@link specIdentity}'s form. Identities written before
+ * it hold local paths as typed; resolving them against today's working directory is the best
+ * reading left (right when the rerun starts where the first run did).
+ */
+function withResolvedSpecs(stored: Record<string, unknown>): Record<string, unknown> {
+  const resolved = (model: unknown) =>
+    typeof model === "object" && model !== null && "spec" in model && typeof model.spec === "string"
+      ? { ...model, spec: specIdentity(model.spec) }
+      : model;
+  return { ...stored, small: resolved(stored.small), large: resolved(stored.large) };
 }
 
 /** Whether each record gets the large model's likelihood of its small translation. */

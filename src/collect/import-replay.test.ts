@@ -214,6 +214,33 @@ describe("importReplay", () => {
     );
   });
 
+  it("resumes the same input file named by a relative or an absolute path", async () => {
+    const line = {
+      id: 1,
+      src: "a",
+      systems: { "small-1": "s", big_2: "l" },
+      mqm: { "small-1": 1, big_2: 2 },
+    };
+    const { dir, file } = await writeInput([line]);
+    const out = path.join(dir, "ds");
+    const relative = path.relative(process.cwd(), file);
+    await importReplay({ ...base, input: file, out });
+    expect(await importReplay({ ...base, input: relative, out })).toMatchObject({ alreadyComplete: true });
+    // Identities written before paths were resolved hold the path as typed.
+    const checkpointFile = path.join(out, "checkpoint.json");
+    const checkpoint = JSON.parse(await readFile(checkpointFile, "utf8")) as { identity: { input: string } };
+    expect(checkpoint.identity.input).toBe(file);
+    checkpoint.identity.input = relative;
+    await writeFile(checkpointFile, JSON.stringify(checkpoint));
+    expect(await importReplay({ ...base, input: file, out })).toMatchObject({ alreadyComplete: true });
+    // Another file of the same content is another input.
+    const copy = path.join(dir, "copy.jsonl");
+    await writeFile(copy, await readFile(file));
+    await expect(importReplay({ ...base, input: copy, out })).rejects.toThrow(
+      `different settings (input: was ${JSON.stringify(file)}, now ${JSON.stringify(copy)})`,
+    );
+  });
+
   it.skipIf(!hasShared(["wmt23", "en-de.jsonl"]))(
     `imports the WMT23 en-de MQM case ${hasShared(["wmt23", "en-de.jsonl"]) ? "" : sharedSkipReason("the WMT23 import")}`,
     async () => {

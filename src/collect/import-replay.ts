@@ -1,3 +1,4 @@
+import path from "node:path";
 import { type DatasetMeta, type DatasetRecord, DatasetWriter, type SystemScores } from "../dataset/index.js";
 import { InputError, UsageError } from "../errors/index.js";
 import { isKnownLanguage } from "../translators/index.js";
@@ -189,7 +190,9 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
   }
   const identity = {
     kind: "import",
-    input: options.input,
+    // By where it is, not as typed: the same file named from elsewhere is the same input (its
+    // content is checked by the hash below).
+    input: path.resolve(options.input),
     // The file's content and the pairs the flags give its records: a rerun that changes either is
     // another import, not this one finished.
     input_sha256: inputSha256,
@@ -199,7 +202,12 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
     labelName,
     higherIsBetter,
   };
-  const { writer, complete } = await DatasetWriter.open(options.out, identity, null);
+  const { writer, complete } = await DatasetWriter.open(options.out, identity, null, {
+    // Identities written before this hold the path as typed: resolved against today's working
+    // directory, the best reading left.
+    readStoredIdentity: (stored) =>
+      typeof stored.input === "string" ? { ...stored, input: path.resolve(stored.input) } : stored,
+  });
   if (complete) {
     await writer.close();
     return { written: 0, skippedNullLabel, alreadyComplete: true, meta: null };

@@ -25,4 +25,9 @@ export {
   loadDataset,
 } from "./reader.js";
 export type * from "./types.js";
-export { DatasetWriter, float32ToLittleEndianBytes, type OpenedDatasetWriter } from "./writer.js";
+export {
+  DatasetWriter,
+  float32ToLittleEndianBytes,
+  type OpenDatasetWriterOptions,
+  type OpenedDatasetWriter,
+} from "./writer.js";

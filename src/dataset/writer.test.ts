@@ -195,6 +195,42 @@ describe("DatasetWriter", () => {
     );
   });
 
+  it("names the differing fields of nested settings, not the whole object", async () => {
+    const dir = await freshDir();
+    const model = { spec: "/m/a.gguf", fingerprint: "sha256:1", views: [{ name: "last:final", dim: 2 }] };
+    await (await DatasetWriter.open(dir, { model, metric: "chrf" }, 2)).writer.close();
+    const moved = { ...model, spec: "/n/a.gguf" };
+    await expect(DatasetWriter.open(dir, { model: moved, metric: "chrf" }, 2)).rejects.toThrow(
+      /different settings \(model\.spec: was "\/m\/a\.gguf", now "\/n\/a\.gguf"\); use another/,
+    );
+    // Every other field that differs is named after the first; arrays are compared whole.
+    const other = { spec: "/n/b.gguf", fingerprint: "sha256:2", views: [] };
+    await expect(DatasetWriter.open(dir, { model: other, metric: "bleu" }, 2)).rejects.toThrow(
+      /\(model\.spec: was "\/m\/a\.gguf", now "\/n\/b\.gguf"; also model\.fingerprint, model\.views, metric\)/,
+    );
+  });
+
+  it("reads a stored identity into today's form before comparing, and records today's", async () => {
+    const dir = await freshDir();
+    const first = await DatasetWriter.open(dir, { input: "in.jsonl" }, 2);
+    await first.writer.append([record("a", 1)], new Float32Array([1, 2]));
+    await first.writer.close();
+    const current = { input: "/data/in.jsonl" };
+    const readStoredIdentity = (stored: Record<string, unknown>) => ({
+      ...stored,
+      input: `/data/${stored.input as string}`,
+    });
+    await expect(DatasetWriter.open(dir, current, 2)).rejects.toThrow(/\(input: was "in\.jsonl"/);
+    const second = await DatasetWriter.open(dir, current, 2, { readStoredIdentity });
+    expect(second.done).toBe(1);
+    await second.writer.append([record("b", 2)], new Float32Array([3, 4]));
+    await second.writer.close();
+    const checkpoint = JSON.parse(await readFile(path.join(dir, CHECKPOINT_FILE), "utf8")) as {
+      identity: unknown;
+    };
+    expect(checkpoint.identity).toEqual(current);
+  });
+
   it("lets only one run write a directory, and takes over the lock of a run that died", async () => {
     const dir = await freshDir();
     const { writer } = await DatasetWriter.open(dir, identity, 2);

@@ -23,6 +23,14 @@ interface Checkpoint {
   complete: boolean;
 }
 
+export interface OpenDatasetWriterOptions {
+  /**
+   * Brings an identity an earlier version stored into today's form before it is compared, e.g.
+   * resolving a path it kept as typed. The current identity must already be in that form.
+   */
+  readStoredIdentity?: (stored: Record<string, unknown>) => Record<string, unknown>;
+}
+
 export interface OpenedDatasetWriter {
   writer: DatasetWriter;
   /** Segments already finished by an earlier run (0 for a fresh one). */
@@ -74,17 +82,18 @@ export class DatasetWriter {
    * Opens `directory` for writing. A fresh or empty directory (or one holding only what a run killed
    * before its first checkpoint left) starts a new dataset; a directory holding an interrupted or
    * finished run with the same `identity` resumes it; anything else, and a dataset whose files are
-   * shorter than its checkpoint, is refused rather than overwritten.
+   * shorter than its checkpoint, is refused rather than overwritten, naming the fields that differ.
    */
   static async open(
     directory: string,
     identity: Record<string, unknown>,
     dim: number | null,
+    options: OpenDatasetWriterOptions = {},
   ): Promise<OpenedDatasetWriter> {
     await makeDirectory(directory);
     const unlock = await acquireLock(directory);
     try {
-      return await DatasetWriter.openLocked(directory, identity, dim, unlock);
+      return await DatasetWriter.openLocked(directory, identity, dim, unlock, options);
     } catch (error) {
       await unlock();
       throw error;
@@ -96,11 +105,13 @@ export class DatasetWriter {
     identity: Record<string, unknown>,
     dim: number | null,
     unlock: () => Promise<void>,
+    options: OpenDatasetWriterOptions,
   ): Promise<OpenedDatasetWriter> {
     const checkpointPath = path.join(directory, CHECKPOINT_FILE);
     if (existsSync(checkpointPath)) {
       const previous = JSON.parse(await readFile(checkpointPath, "utf8")) as Checkpoint;
-      const difference = describeDifference(previous.identity, identity);
+      const stored = options.readStoredIdentity?.(previous.identity) ?? previous.identity;
+      const difference = describeDifference(stored, identity);
       if (difference) {
         throw new UsageError(
           `${directory} holds a dataset made with different settings (${difference}); use another --out directory or remove it`,
@@ -113,7 +124,8 @@ export class DatasetWriter {
       for (const { file, bytes } of files) await assertHolds(file, bytes);
       // Cut off whatever a killed run appended after its last checkpoint.
       for (const { file, bytes } of files) await truncateTo(file, bytes);
-      const writer = new DatasetWriter(directory, previous, unlock);
+      // The same run, in today's form: the next checkpoint records that (e.g. resolved paths).
+      const writer = new DatasetWriter(directory, { ...previous, identity }, unlock);
       return { writer, done: previous.done, complete: previous.complete };
     }
     const entries: string[] = [];
@@ -255,16 +267,52 @@ export function float32ToLittleEndianBytes(values: Float32Array): Uint8Array {
   return bytes;
 }
 
-/** Names the first identity field that differs, or returns null when they are the same. */
+/** How many differing fields a refusal names besides the first, whose values it shows. */
+const MORE_FIELDS_NAMED = 5;
+
+/**
+ * Names the identity fields that differ, or returns null when they are the same: the first with
+ * both values (`small.spec: was …, now …`), then the others by name only. Objects are compared
+ * field by field, so a refusal names what differs rather than printing a whole model's identity;
+ * arrays and other values are compared whole.
+ */
 function describeDifference(
   previous: Record<string, unknown>,
   current: Record<string, unknown>,
 ): string | null {
-  const keys = new Set([...Object.keys(previous), ...Object.keys(current)]);
-  for (const key of keys) {
-    const before = JSON.stringify(previous[key] ?? null);
-    const now = JSON.stringify(current[key] ?? null);
-    if (before !== now) return `${key}: was ${before}, now ${now}`;
+  const differences = differingFields(previous, current, "");
+  const [first, ...others] = differences;
+  if (first === undefined) return null;
+  let text = `${first.field}: was ${first.before}, now ${first.now}`;
+  if (others.length > 0) {
+    const named = others.slice(0, MORE_FIELDS_NAMED).map((difference) => difference.field);
+    if (others.length > MORE_FIELDS_NAMED) named.push(`${others.length - MORE_FIELDS_NAMED} more`);
+    text += `; also ${named.join(", ")}`;
   }
-  return null;
+  return text;
+}
+
+function differingFields(
+  previous: Record<string, unknown>,
+  current: Record<string, unknown>,
+  prefix: string,
+): { field: string; before: string; now: string }[] {
+  const differences: { field: string; before: string; now: string }[] = [];
+  for (const key of new Set([...Object.keys(previous), ...Object.keys(current)])) {
+    const field = `${prefix}${key}`;
+    const before = previous[key];
+    const now = current[key];
+    if (isPlainObject(before) && isPlainObject(now)) {
+      differences.push(...differingFields(before, now, `${field}.`));
+      continue;
+    }
+    const beforeText = JSON.stringify(before ?? null);
+    const nowText = JSON.stringify(now ?? null);
+    if (beforeText !== nowText) differences.push({ field, before: beforeText, now: nowText });
+  }
+  return differences;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
