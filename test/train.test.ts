@@ -374,6 +374,20 @@ describe("routelmt train", () => {
     expect((await readdir(folder)).sort()).toEqual(["a-directory", "a-file"]);
   });
 
+  it("writes no router when no head it was asked for could be trained", async () => {
+    const out = path.join(work, "no-heads.json");
+    // No training gain is below −10⁹: the risk head has no positive to learn from.
+    const run = await runCliCaptured([
+      "train",
+      ...["--data", path.join(work, "b"), "--out", out],
+      ...["--heads", "risk", "--risk-delta", "1e9"],
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/note: risk head skipped: 0 of \d+ training segments have g < -1000000000/);
+    expect(run.stderr).toMatch(/routelmt: no head could be trained \(asked: risk; see the notes above\)/);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it("interrupted mid-run, leaves no temporary file and the old --out as it was", async () => {
     const folder = await mkdtemp(path.join(work, "interrupted-"));
     const out = path.join(folder, "router.json");

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { type Dataset, loadDataset } from "../../dataset/index.js";
-import { UsageError } from "../../errors/index.js";
+import { InputError, UsageError } from "../../errors/index.js";
 import { severeDeltaFor } from "../../metrics/severe-delta.js";
 import { type BuiltRouter, buildRouter } from "../../probe/build-router.js";
 import { DEFAULT_GUARD_TOLERANCE, type GuardReport } from "../../probe/guard-choice.js";
@@ -178,6 +178,12 @@ async function trainAndWrite(
   });
   const { router, notes } = built;
   for (const note of notes) io.stderr(`note: ${note}\n`);
+  // A router without a head routes nothing: every policy that reads one would be skipped later.
+  if (Object.keys(router.heads).length === 0) {
+    throw new InputError(
+      `no head could be trained (asked: ${choices.heads.join(", ")}; see the notes above); ${flags.out} was not written`,
+    );
+  }
   await writeFileAtomic(flags.out, `${JSON.stringify(router)}\n`);
   const totalSeconds = (performance.now() - started) / 1000;
   io.stdout(
