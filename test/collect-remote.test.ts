@@ -99,6 +99,12 @@ describe("collect on fake remote engines", () => {
     const noPrices = await runCliCaptured(["eval", "--data", eight.out, "--budget-unit", "cost"]);
     expect(noPrices.code).toBe(2);
     expect(noPrices.stderr).toMatch(/--budget-unit cost needs --large-input-price and --large-output-price/);
+    const free = await runCliCaptured([
+      ...["eval", "--data", eight.out, "--budget-unit", "cost"],
+      ...["--large-input-price", "0", "--large-output-price", "0"],
+    ]);
+    expect(free.code).toBe(2);
+    expect(free.stderr).toMatch(/both 0: a budget in cost needs a price/);
   });
 });
 

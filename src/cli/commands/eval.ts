@@ -100,6 +100,12 @@ async function runEvalCommand(flags: EvalFlags, io: CliIo): Promise<void> {
     if (flags.largeInputPrice < 0 || flags.largeOutputPrice < 0) {
       throw new UsageError("--large-input-price and --large-output-price must be ≥ 0");
     }
+    // As serve refuses: every segment would cost 0, and every budget would route everything.
+    if (flags.largeInputPrice === 0 && flags.largeOutputPrice === 0) {
+      throw new UsageError(
+        "--large-input-price and --large-output-price are both 0: a budget in cost needs a price",
+      );
+    }
   }
   const { summary, files } = await evaluateDataset({
     ...(flags.budgetUnit
