@@ -447,6 +447,21 @@ describe("external scores", () => {
     await expect(readExternalScores("x", duplicate)).rejects.toThrow(`${duplicate}:3: id "a" occurs twice`);
     const notJson = await scoreFile(["{oops"]);
     await expect(readExternalScores("x", notJson)).rejects.toThrow(`${notJson}:1:`);
+    const noId = await scoreFile(['{"id":["a"],"score":1}']);
+    await expect(readExternalScores("x", noId)).rejects.toThrow(
+      `${noId}:1: expected an "id" (a string or number)`,
+    );
+  });
+
+  it("reads a number id as the record id that reads the same, as collect and import do", async () => {
+    const file = await scoreFile(['{"id":7,"score":0.5}', '{"id":"8","score":0.25}']);
+    const external = await readExternalScores("numbers", file);
+    expect([...external.scores]).toEqual([
+      ["7", 0.5],
+      ["8", 0.25],
+    ]);
+    const twice = await scoreFile(['{"id":7,"score":0.5}', '{"id":"7","score":0.25}']);
+    await expect(readExternalScores("x", twice)).rejects.toThrow(`${twice}:2: id "7" occurs twice`);
   });
 
   it("requires a score for every dataset id", async () => {

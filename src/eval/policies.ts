@@ -186,14 +186,17 @@ export interface ExternalScores {
 }
 
 /**
- * Reads `{"id": string, "score": finite number}` lines. A malformed line, a duplicate id or a
- * missing/non-finite score is an InputError naming the file and line.
+ * Reads `{"id": string or number, "score": finite number}` lines (a number id names the record
+ * whose id reads the same, as collect, import and translate read ids). A malformed line, a
+ * duplicate id or a missing/non-finite score is an InputError naming the file and line.
  */
 export async function readExternalScores(name: string, file: string): Promise<ExternalScores> {
   const scores = new Map<string, number>();
   for (const { line, value } of await readJsonl(file)) {
-    const { id, score } = value;
-    if (typeof id !== "string") throw new InputError('expected a string "id"', { file, line });
+    const { score } = value;
+    if (typeof value.id !== "string" && typeof value.id !== "number")
+      throw new InputError('expected an "id" (a string or number)', { file, line });
+    const id = String(value.id);
     if (typeof score !== "number" || !Number.isFinite(score)) {
       throw new InputError(`expected a finite number "score" for id ${JSON.stringify(id)}`, { file, line });
     }
