@@ -176,6 +176,15 @@ export async function loadDataset(directory: string): Promise<Dataset> {
         { file: featuresPath },
       );
     }
+    // A NaN or infinity would reach a probe as a singular system, or rank its row silently.
+    for (let index = 0; index < features.length; index++) {
+      if (Number.isFinite(features[index])) continue;
+      const row = Math.floor(index / meta.dim);
+      throw new InputError(
+        `row ${row + 1} (id ${JSON.stringify(records[row]!.id)}, records.jsonl line ${row + 1}) holds ${features[index]} at column ${index % meta.dim}; the features are damaged`,
+        { file: featuresPath },
+      );
+    }
   }
   return { directory, meta, records, features, blocks };
 }

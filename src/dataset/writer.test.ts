@@ -271,6 +271,20 @@ describe("loadDataset", () => {
     await expect(loadDataset(dir)).rejects.toThrow(/4 floats, expected n × dim = 1 × 2/);
   });
 
+  it("names the row, id and column of a feature that is not a finite number", async () => {
+    const dir = await freshDir();
+    const { writer } = await DatasetWriter.open(dir, identity, 2);
+    await writer.append([record("a", 1), record("b", 2)], new Float32Array([1, 2, 3, 4]));
+    await writer.finish(meta(2, 2));
+    const file = path.join(dir, FEATURES_FILE);
+    const bytes = await readFile(file);
+    bytes.writeFloatLE(Number.NaN, 12);
+    await writeFile(file, bytes);
+    await expect(loadDataset(dir)).rejects.toThrow(
+      `${file}: row 2 (id "b", records.jsonl line 2) holds NaN at column 1; the features are damaged`,
+    );
+  });
+
   it("tells an unfinished collection from a non-dataset", async () => {
     const dir = await freshDir();
     await (await DatasetWriter.open(dir, identity, 2)).writer.close();
