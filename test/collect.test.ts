@@ -378,7 +378,7 @@ describe("routelmt collect", () => {
     // And the other way round: a run without the likelihood is not continued with it.
     const plain = await runCliCaptured(collectArgs(path.join(work, "no-likelihood"), ["--limit", "8"]));
     expect(plain.code).toBe(2);
-    expect(plain.stderr).toMatch(/different settings \(large_likelihood: was false, now null\)/);
+    expect(plain.stderr).toMatch(/different settings \(large_likelihood: was false, now the default\)/);
   });
 
   it("resumes with the same model files named by relative paths, and names a moved one's field", async () => {

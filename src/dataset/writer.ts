@@ -306,9 +306,10 @@ function differingFields(
       differences.push(...differingFields(before, now, `${field}.`));
       continue;
     }
-    const beforeText = JSON.stringify(before ?? null);
-    const nowText = JSON.stringify(now ?? null);
-    if (beforeText !== nowText) differences.push({ field, before: beforeText, now: nowText });
+    if (JSON.stringify(before ?? null) === JSON.stringify(now ?? null)) continue;
+    // A setting at its default is left out of an identity (older runs never recorded it).
+    const shown = (value: unknown) => (value === undefined ? "the default" : JSON.stringify(value));
+    differences.push({ field, before: shown(before), now: shown(now) });
   }
   return differences;
 }
