@@ -386,6 +386,18 @@ describe("routelmt train", () => {
     expect(run.stderr).toMatch(/note: risk head skipped: 0 of \d+ training segments have g < -1000000000/);
     expect(run.stderr).toMatch(/routelmt: no head could be trained \(asked: risk; see the notes above\)/);
     expect(existsSync(out)).toBe(false);
+    // p = 1 routes every segment whatever the probe: no budget to choose one by.
+    const everything = await runCliCaptured([
+      "train",
+      "--data",
+      path.join(work, "b"),
+      "--out",
+      out,
+      "--budgets",
+      "0.3,1",
+    ]);
+    expect(everything.code).toBe(2);
+    expect(everything.stderr).toMatch(/--budgets: "1" is not a fraction in \(0, 1\)/);
   });
 
   it("interrupted mid-run, leaves no temporary file and the old --out as it was", async () => {

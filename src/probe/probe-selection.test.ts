@@ -139,6 +139,27 @@ describe("selectGainProbe", () => {
     expect(report.versus_default!.diff).toBeGreaterThan(0);
   });
 
+  it("also says what the choice is worth on resamples, and refuses budgets that route nothing", () => {
+    const { report } = selectGainProbe(data, options);
+    const estimate = report.estimate!;
+    // A candidate reading the informative block is chosen on (nearly) every resample, and beats
+    // the default there.
+    const informative = report.candidates.reduce(
+      (sum, candidate, index) =>
+        sum + (candidate.blocks.includes("mean:1") ? estimate.chosen_share[index]! : 0),
+      0,
+    );
+    expect(informative).toBeGreaterThan(0.9);
+    expect(estimate.chosen_share.reduce((sum, share) => sum + share, 0)).toBeCloseTo(1, 9);
+    expect(estimate.versus_default!.lo).toBeGreaterThan(0);
+    expect(estimate.lo).toBeLessThanOrEqual(estimate.score);
+    expect(estimate.hi).toBeGreaterThanOrEqual(estimate.score);
+    // 240 rows in 4 × 3 folds: inner folds of 60 rows, where p = 0.01 routes none.
+    expect(() => selectGainProbe(data, { ...options, budgets: [0.01] })).toThrow(
+      /no budget of 0.01 routes a segment of an inner fold \(about 60 rows\)/,
+    );
+  });
+
   it("is deterministic for a seed", () => {
     const strip = (result: ReturnType<typeof selectGainProbe>) =>
       result.report.candidates.map(({ seconds, ...rest }) => rest);

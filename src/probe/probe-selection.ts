@@ -54,7 +54,7 @@ import {
   type RidgeForm,
   type RidgeSolver,
 } from "./ridge-solver.js";
-import { normalScores, topMeasures } from "./routing-measures.js";
+import { budgetCount, normalScores, topMeasures } from "./routing-measures.js";
 import {
   bootstrapSelection,
   DEFAULT_BOOTSTRAP_RESAMPLES,
@@ -545,6 +545,13 @@ export function selectGainProbe(data: SelectionData, options: SelectionOptions):
   if (options.probes.length === 0) throw new UsageError("the selection needs at least one probe kind");
   if (options.budgets.length === 0) throw new UsageError("the selection needs at least one budget");
   const folds = nestedFoldAssignment(data.rows, options.folds, options.innerFolds, options.seed);
+  // Inner folds are the smallest sets a score is measured on; a budget must route one of their rows.
+  const innerRows = Math.floor((data.rows * (options.folds - 1)) / options.folds / options.innerFolds);
+  if (options.budgets.every((budget) => budgetCount(budget, innerRows) === 0)) {
+    throw new UsageError(
+      `no budget of ${options.budgets.join(", ")} routes a segment of an inner fold (about ${innerRows} rows): MeanDelta@p needs p · rows ≥ 1; give larger --budgets or more data`,
+    );
+  }
   const context: Context = { data, folds, options, lambdas: options.lambdas ?? DEFAULT_LAMBDAS };
   const ridgeProbes = options.probes.filter((probe) => probe !== "mlp");
   const pool = options.greedyPool ?? DEFAULT_GREEDY_POOL;

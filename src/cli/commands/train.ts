@@ -358,8 +358,11 @@ function parseSelectionBudgets(text: string): number[] {
     .filter(Boolean)
     .map((part) => {
       const value = Number(part);
-      if (!(Number.isFinite(value) && value > 0 && value <= 1))
-        throw new UsageError(`--budgets: ${JSON.stringify(part)} is not a fraction in (0, 1]`);
+      // p = 1 routes every segment whatever the ranking: MeanDelta@1 cannot tell probes apart.
+      if (!(Number.isFinite(value) && value > 0 && value < 1))
+        throw new UsageError(
+          `--budgets: ${JSON.stringify(part)} is not a fraction in (0, 1) (at 1 every probe routes everything alike)`,
+        );
       return value;
     });
   if (budgets.length === 0) throw new UsageError("--budgets lists no budget");
