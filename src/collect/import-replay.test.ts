@@ -135,6 +135,17 @@ describe("importReplay", () => {
         ],
         /in\.jsonl:1: unknown language code "zz"/,
       ],
+      [
+        [
+          {
+            id: 1,
+            src: "a",
+            systems: { "small-1": "s", big_2: "l" },
+            mqm: { "small-1": -1e308, big_2: 1e308 },
+          },
+        ],
+        /in\.jsonl:1: the labels -1e\+308 and 1e\+308 differ by more than a number can hold/,
+      ],
       [[], /in\.jsonl: no records to import/],
       [
         [{ id: 1, src: "a", systems: { "small-1": "s", big_2: "l" }, mqm: { "small-1": null, big_2: 2 } }],

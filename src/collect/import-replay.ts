@@ -164,6 +164,13 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
       if (code !== null && !isKnownLanguage(code))
         throw new InputError(`unknown language code ${JSON.stringify(code)}`, where);
     }
+    const gain = orientedGain(labelSmall, labelLarge, higherIsBetter);
+    // Finite labels can still differ by more than a double holds (±1e308): the record would store null.
+    if (!Number.isFinite(gain))
+      throw new InputError(
+        `the labels ${labelSmall} and ${labelLarge} differ by more than a number can hold; is the label on its usual scale?`,
+        where,
+      );
     records.push({
       id: idText,
       src,
@@ -175,7 +182,7 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
       scores,
       q_small: labelSmall,
       q_large: labelLarge,
-      gain: orientedGain(labelSmall, labelLarge, higherIsBetter),
+      gain,
       src_chars: [...src].length,
       prompt_tokens: null,
       entropy: null,
