@@ -196,13 +196,16 @@ describe("importReplay", () => {
     ).rejects.toThrow(/missing\.jsonl: cannot read file/);
   });
 
+  /** One importable record: a source, both systems' outputs and both MQM labels. */
+  const ONE_LINE = {
+    id: 1,
+    src: "a",
+    systems: { "small-1": "s", big_2: "l" },
+    mqm: { "small-1": 1, big_2: 2 },
+  };
+
   it("refuses a rerun over another input or language pair, and finishes nothing twice", async () => {
-    const line = {
-      id: 1,
-      src: "a",
-      systems: { "small-1": "s", big_2: "l" },
-      mqm: { "small-1": 1, big_2: 2 },
-    };
+    const line = ONE_LINE;
     const { dir, file } = await writeInput([line]);
     const out = path.join(dir, "ds");
     await importReplay({ ...base, input: file, out, srcLang: "en", tgtLang: "de" });
@@ -226,12 +229,7 @@ describe("importReplay", () => {
   });
 
   it("resumes the same input file named by a relative or an absolute path", async () => {
-    const line = {
-      id: 1,
-      src: "a",
-      systems: { "small-1": "s", big_2: "l" },
-      mqm: { "small-1": 1, big_2: 2 },
-    };
+    const line = ONE_LINE;
     const { dir, file } = await writeInput([line]);
     const out = path.join(dir, "ds");
     const relative = path.relative(process.cwd(), file);
