@@ -5,7 +5,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { hasShared, sharedPath, sharedSkipReason } from "../../test/helpers/shared.js";
 import { loadDataset } from "../dataset/index.js";
-import { importReplay, parseExtraScore } from "./import-replay.js";
+import { importReplay, languagePairOf, parseExtraScore } from "./import-replay.js";
 
 async function writeInput(lines: unknown[]): Promise<{ dir: string; file: string }> {
   const dir = await mkdtemp(path.join(tmpdir(), "routelmt-import-"));
@@ -280,5 +280,17 @@ describe("parseExtraScore", () => {
   it("splits on the comma outside quotes", () => {
     expect(parseExtraScore('k=m."x,y".a,m.b')).toEqual({ name: "k", small: 'm."x,y".a', large: "m.b" });
     expect(() => parseExtraScore("nope")).toThrow(/NAME=SMALL_PATH,LARGE_PATH/);
+  });
+});
+
+describe("languagePairOf", () => {
+  it("splits an lp field at the hyphen that leaves a known code on both sides", () => {
+    expect(languagePairOf("en-de")).toEqual(["en", "de"]);
+    expect(languagePairOf("zh-Hant-en")).toEqual(["zh-Hant", "en"]);
+    expect(languagePairOf("en-pt-BR")).toEqual(["en", "pt-BR"]);
+    expect(languagePairOf("sr-Latn-de")).toEqual(["sr-Latn", "de"]);
+    // No known split: the first hyphen, so the unknown code is the one named.
+    expect(languagePairOf("en-zz")).toEqual(["en", "zz"]);
+    expect(languagePairOf("english")).toEqual([]);
   });
 });

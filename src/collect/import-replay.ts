@@ -157,7 +157,7 @@ export async function importReplay(options: ImportOptions): Promise<ImportSummar
         large: readNumberOrNull(value, extra.largeKeys, extra.large, where),
       };
     }
-    const lp = typeof value.lp === "string" && value.lp.includes("-") ? value.lp.split("-") : [];
+    const lp = typeof value.lp === "string" ? languagePairOf(value.lp) : [];
     const srcLang = options.srcLang ?? stringOrNull(value.src_lang) ?? lp[0] ?? null;
     const tgtLang = options.tgtLang ?? stringOrNull(value.tgt_lang) ?? lp[1] ?? null;
     for (const code of [srcLang, tgtLang]) {
@@ -285,4 +285,20 @@ function stringOrNull(value: unknown): string | null {
 function uniqueOrNull(values: string[]): string | null {
   const unique = new Set(values);
   return unique.size === 1 ? (values[0] ?? null) : null;
+}
+
+/**
+ * The two languages of an `lp` field such as `en-de`. Codes have hyphens of their own (`zh-Hant`,
+ * `pt-BR`), so the pair is split at the hyphen that leaves a known code on both sides; with no such
+ * hyphen, at the first, so that the unknown code is the one reported.
+ */
+export function languagePairOf(lp: string): string[] {
+  const parts = lp.split("-");
+  if (parts.length < 2) return [];
+  for (let split = 1; split < parts.length; split++) {
+    const source = parts.slice(0, split).join("-");
+    const target = parts.slice(split).join("-");
+    if (isKnownLanguage(source) && isKnownLanguage(target)) return [source, target];
+  }
+  return [parts[0]!, parts.slice(1).join("-")];
 }
