@@ -16,8 +16,9 @@
  * the data (the greedy additions) are taken as given, so a little optimism remains.
  */
 import { UsageError } from "../errors/index.js";
+import { quantile, sortScores } from "../stats/quantiles.js";
 import { createRandom } from "../stats/random.js";
-import { budgetCount } from "./routing-measures.js";
+import { budgetCount, scoreOrder } from "./routing-measures.js";
 
 export interface BootstrapCandidate {
   /** Out-of-fold prediction of every row. */
@@ -92,10 +93,10 @@ export function weightedBudgetScore(
 function foldOrders(predictions: ArrayLike<number>, outer: Int32Array, outerFolds: number): Int32Array[] {
   const members: number[][] = Array.from({ length: outerFolds }, () => []);
   for (let row = 0; row < outer.length; row++) members[outer[row]!]!.push(row);
-  return members.map((rows) => {
-    rows.sort((a, b) => (predictions[a]! === predictions[b]! ? a - b : predictions[b]! - predictions[a]!));
-    return Int32Array.from(rows);
-  });
+  // Rows are listed ascending, so the routing order's ties by position are ties by row.
+  return members.map((rows) =>
+    Int32Array.from(scoreOrder(rows.map((row) => predictions[row]!)), (position) => rows[position]!),
+  );
 }
 
 function meanOfFinite(values: readonly number[]): number {
@@ -109,17 +110,10 @@ function meanOfFinite(values: readonly number[]): number {
   return count === 0 ? Number.NaN : sum / count;
 }
 
-/** The 2.5 % and 97.5 % quantiles (linear interpolation, as numpy's default). */
+/** The 2.5 % and 97.5 % quantiles of the finite values (NaN when there are none). */
 function percentileInterval(values: readonly number[]): { lo: number; hi: number } {
-  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (sorted.length === 0) return { lo: Number.NaN, hi: Number.NaN };
-  const at = (quantile: number) => {
-    const position = quantile * (sorted.length - 1);
-    const below = Math.floor(position);
-    const above = Math.min(below + 1, sorted.length - 1);
-    return sorted[below]! + (position - below) * (sorted[above]! - sorted[below]!);
-  };
-  return { lo: at(0.025), hi: at(0.975) };
+  const sorted = sortScores(values.filter(Number.isFinite));
+  return { lo: quantile(sorted, 0.025), hi: quantile(sorted, 0.975) };
 }
 
 /** Bootstrap bias-corrected estimate of the selection's score; deterministic for a seed. */
