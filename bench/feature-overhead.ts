@@ -8,8 +8,9 @@
  * 32k-vocabulary llama (test/helpers/tiny-llama.ts, written to a temporary folder and deleted after).
  * Per model, one run interleaves, round by round and in rotating order, over the same prompts:
  * - prefills (ratio to a plain prefill of the same prompt, the prompt's last token the only output):
- *   `last:final`, `last:N` and `mean:N` (N the middle layer), `mean:final` (every prompt token an
- *   output: logits for all of them), `all` (every view), and a control, a plain prefill on a second
+ *   `last:final`, `last:N` and `mean:N` (N the middle layer), `norms:0`, `auto` (collect's default
+ *   views), `mean:final` (every prompt token an output: logits for all of them), `all` (every view),
+ *   and a control, a plain prefill on a second
  *   engine (the noise floor of the ratios);
  * - decode steps (ratio to the same steps on an engine opened without the eval callback): one
  *   sequence decoding `steps` tokens, on the engine whose callback answers "no" to every graph node;
@@ -206,6 +207,8 @@ async function measureModel(model: BenchModel): Promise<Record<string, unknown>>
       "last:final": variant("last:final"),
       [`last:${middle}`]: variant(`last:${middle}`),
       [`mean:${middle}`]: variant(`mean:${middle}`),
+      "norms:0": variant("norms:0"),
+      auto: variant("auto"),
       "mean:final": variant("mean:final"),
       all: variant("all"),
       prefill_other_engine: { run: timedPrefill(twin, {}), baseline: prefill, baselineName: "prefill" },

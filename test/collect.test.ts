@@ -104,18 +104,19 @@ describe("routelmt collect", () => {
     const dataset = await loadDataset(reference);
     expect(dataset.meta).toMatchObject({
       n: SEGMENTS,
-      dim: 192,
+      dim: 202,
       label_metric: "chrf",
       template: "{src}: {text}\n{tgt}:",
     });
     // The default views (`auto`) of a 2-layer model, spelled out, as the dataset's named blocks.
-    expect(dataset.meta.small.layer).toBe("last:final,mean:0,mean:1");
+    expect(dataset.meta.small.layer).toBe("last:final,mean:0,mean:1,norms:0");
     expect(dataset.meta.feature_blocks).toEqual([
       { name: "last:final", pooling: "last", layer: "final", dim: 64, offset: 0 },
       { name: "mean:0", pooling: "mean", layer: 0, dim: 64, offset: 64 },
       { name: "mean:1", pooling: "mean", layer: 1, dim: 64, offset: 128 },
+      { name: "norms:0", pooling: "norms", layer: 0, dim: 10, offset: 192 },
     ]);
-    expect(dataset.features?.length).toBe(SEGMENTS * 192);
+    expect(dataset.features?.length).toBe(SEGMENTS * 202);
     expect(dataset.records.map((r) => r.id)).toEqual(Array.from({ length: SEGMENTS }, (_, i) => `s${i}`));
     for (const record of dataset.records) {
       expect(record.q_small).toBeCloseTo(sentenceChrf(record.small ?? "", [record.ref ?? ""]).score, 10);

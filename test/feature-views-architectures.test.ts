@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NORM_STATISTICS_DIM } from "../src/features/pooling.js";
 import { LlamaFfiTranslator } from "../src/translators/llama-ffi-translator.js";
 import { LlamaTranslator } from "../src/translators/llama-translator.js";
 import { parsePromptTemplate } from "../src/translators/prompt-template.js";
@@ -76,7 +77,7 @@ describe.each(TINY_ARCHITECTURES)("feature views of a generated %s model", (arch
     await reference?.dispose();
   });
 
-  it("reads every view: last and mean of each layer's input and of the final norm", async () => {
+  it("reads every view: last, mean and norms of each layer's input and of the final norm", async () => {
     expect(alone.featureIdentity.arch).toBe(architecture);
     expect(alone.featureIdentity.views.map((view) => view.name)).toEqual([
       "last:0",
@@ -87,13 +88,20 @@ describe.each(TINY_ARCHITECTURES)("feature views of a generated %s model", (arch
       "mean:1",
       "mean:2",
       "mean:final",
+      "norms:0",
+      "norms:1",
+      "norms:2",
+      "norms:final",
     ]);
-    expect(alone.featureIdentity.dim).toBe(8 * WIDTH);
+    expect(alone.featureIdentity.dim).toBe(8 * WIDTH + 4 * NORM_STATISTICS_DIM);
     const prefilled = await alone.prefill(requests[3] as TranslationRequest);
     await prefilled.release();
-    const view = (index: number) => prefilled.features.subarray(index * WIDTH, (index + 1) * WIDTH);
+    const view = (index: number) => {
+      const span = alone.featureIdentity.views[index]!;
+      return prefilled.features.subarray(span.offset, span.offset + span.dim);
+    };
     expect(prefilled.features.every(Number.isFinite)).toBe(true);
-    for (let index = 0; index < 8; index++) {
+    for (let index = 0; index < 12; index++) {
       expect(Math.max(...Array.from(view(index), Math.abs)), `view ${index}`).toBeGreaterThan(0);
     }
     // Each layer changes the residual stream, and a mean over the prompt is not its last token.
@@ -105,6 +113,13 @@ describe.each(TINY_ARCHITECTURES)("feature views of a generated %s model", (arch
       [3, 7],
     ] as const) {
       expect(cosine(view(left), view(right)), `views ${left} and ${right}`).toBeLessThan(0.999);
+    }
+    // Norm statistics: the smallest norms ascend, the largest descend, and the mean lies between.
+    for (let index = 8; index < 12; index++) {
+      const [a, b, c, d, e, f, g, h, mean, spread] = Array.from(view(index));
+      expect(a! <= b! && b! <= c! && c! <= d! && d! <= e!, `view ${index}`).toBe(true);
+      expect(e! >= f! && f! >= g! && g! >= h!, `view ${index}`).toBe(true);
+      expect(mean! >= a! && mean! <= e! && spread! >= 0, `view ${index}`).toBe(true);
     }
   });
 

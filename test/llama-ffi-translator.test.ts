@@ -51,7 +51,7 @@ describe("featureViewsFor (the guard run before any model is loaded)", () => {
       "last:final",
       "mean:0",
     ]);
-    expect(featureViewsFor("all", llamaModel)).toHaveLength(10);
+    expect(featureViewsFor("all", llamaModel)).toHaveLength(15);
     expect(featureViewsFor("final", { ...llamaModel, architecture: "minicpm" })).toHaveLength(1);
   });
   it("names the model's layer count for an index out of range", () => {

@@ -20,10 +20,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputError, UnsupportedError, UsageError } from "../src/errors/index.js";
 import { type FeatureView, featureViewsOf } from "../src/features/feature-views.js";
 import { LlamaFfiEngine } from "../src/features/llama-ffi-engine.js";
-import { argmax, logSoftmaxAt } from "../src/features/pooling.js";
+import { argmax, logSoftmaxAt, NORM_STATISTICS_DIM, normStatistics } from "../src/features/pooling.js";
 import { assertViewsSupported } from "../src/features/view-architectures.js";
 import { readGguf } from "./helpers/gguf-reader.js";
-import { meanRows, referenceForward } from "./helpers/reference-llama.js";
+import { euclideanNorm, meanRows, referenceForward } from "./helpers/reference-llama.js";
 import { hasShared, sharedPath, sharedSkipReason } from "./helpers/shared.js";
 import { writeTinyLlamaGguf } from "./helpers/tiny-llama.js";
 import { cosine, maxAbsDifference } from "./helpers/vector-compare.js";
@@ -91,7 +91,7 @@ describe("LlamaFfiEngine on a generated llama GGUF, against the reference forwar
     expect(engine.batchCapacity).toBe(16);
   });
 
-  it("reads every view, last and mean, as the reference forward pass computes it", () => {
+  it("reads every view, last, mean and norms, as the reference forward pass computes it", () => {
     const tokens = [1, 40, 77, 300, 12, 5, 511, 260];
     const all = views("all");
     const { features, logits, firstToken, entropy } = engine.prefill(0, tokens, {
@@ -104,16 +104,19 @@ describe("LlamaFfiEngine on a generated llama GGUF, against the reference forwar
     const expected = new Map<string, Float32Array>([
       ["last:final", reference.hiddenFinal],
       ["mean:final", meanRows(reference.hiddenFinalAll)],
+      ["norms:final", normStatistics(reference.hiddenFinalAll.map(euclideanNorm))],
     ]);
     for (let layer = 0; layer < 3; layer++) {
+      const rows = reference.layerInputsAll[layer] as Float32Array[];
       expected.set(`last:${layer}`, reference.layerInputs[layer] as Float32Array);
-      expected.set(`mean:${layer}`, meanRows(reference.layerInputsAll[layer] as Float32Array[]));
+      expected.set(`mean:${layer}`, meanRows(rows));
+      expected.set(`norms:${layer}`, normStatistics(rows.map(euclideanNorm)));
     }
     expect(features).toHaveLength(all.length);
     all.forEach((view, index) => {
       const mine = features[index] as Float32Array;
       const theirs = expected.get(view.name) as Float32Array;
-      expect(mine, view.name).toHaveLength(64);
+      expect(mine, view.name).toHaveLength(view.pooling === "norms" ? NORM_STATISTICS_DIM : 64);
       expect(cosine(mine, theirs), view.name).toBeGreaterThan(0.9999);
       expect(maxAbsDifference(mine, theirs), view.name).toBeLessThan(2e-3);
     });

@@ -75,8 +75,9 @@ describe.skipIf(!available)(
       expect(dataset.records).toHaveLength(TRAIN);
       expect(dataset.meta).toMatchObject({
         n: TRAIN,
-        // The default views: last:final, mean:0 and mean:1 of the 128-wide, 2-layer model.
-        dim: 384,
+        // The default views: last:final, mean:0 and mean:1 of the 128-wide, 2-layer model, and the
+        // 10 statistics of its token embeddings' norms.
+        dim: 394,
         label_metric: "chrf",
         template: "{src}: {text}\n{tgt}:",
       });
@@ -84,8 +85,9 @@ describe.skipIf(!available)(
         "last:final",
         "mean:0",
         "mean:1",
+        "norms:0",
       ]);
-      expect(dataset.features).toHaveLength(TRAIN * 384);
+      expect(dataset.features).toHaveLength(TRAIN * 394);
       for (const record of dataset.records) {
         // Labels are the metric on the stored outputs.
         expect(record.q_small).toBeCloseTo(sentenceChrf(record.small ?? "", [record.ref ?? ""]).score, 9);
@@ -106,10 +108,12 @@ describe.skipIf(!available)(
       const chosen = router.feature.blocks ?? [];
       expect(chosen.length).toBeGreaterThan(0);
       expect(chosen).toEqual(
-        ["last:final", "mean:0", "mean:1", "words", "length"].filter((name) => chosen.includes(name)),
+        ["last:final", "mean:0", "mean:1", "norms:0", "words", "length"].filter((name) =>
+          chosen.includes(name),
+        ),
       );
       expect(router.feature.layer).toBe(chosen.join(","));
-      const widths: Record<string, number> = { words: 1024, length: 2 };
+      const widths: Record<string, number> = { "norms:0": 10, words: 1024, length: 2 };
       expect(router.feature.dim).toBe(chosen.reduce((sum, name) => sum + (widths[name] ?? 128), 0));
       const scores = predictHeads(router, datasetFeatures(dataset, chosen).features, TRAIN);
       expect(scores.gain).toHaveLength(TRAIN);

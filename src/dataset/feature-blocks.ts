@@ -4,7 +4,8 @@
  *
  * A block is one view of the prompt prefill, `pooling:layer`: `last:final` (the state after the
  * output norm at the last prompt token, the paper's feature), `last:8` (the residual stream entering
- * layer 8 at the last prompt token), `mean:8` (the same, averaged over the prompt's tokens). Datasets
+ * layer 8 at the last prompt token), `mean:8` (the same, averaged over the prompt's tokens), `norms:0`
+ * (statistics of the per-token norms of the token embeddings: 10 values whatever the width). Datasets
  * written before blocks existed record only their layer selection; they read as one block named
  * after it (`final` → `last:final`, `8,16,final` → one block `last:8,last:16,last:final` of the
  * whole width, since the widths of its parts were not recorded).
@@ -18,7 +19,7 @@ import {
   writeSourceBlocks,
 } from "../features/source-blocks.js";
 
-/** How a block pools the prompt's token states (`last` token or `mean` over the prompt). */
+/** How a block pools the prompt's token states (`last` token, `mean` or `norms` over the prompt). */
 export type { FeaturePooling } from "../features/feature-views.js";
 
 /** One block of a feature row. */
@@ -67,7 +68,7 @@ function parseView(text: string): ParsedView {
   const [first, second] = parts as [string, string | undefined];
   const pooling = second === undefined ? "last" : first;
   const layerText = second === undefined ? first : second;
-  if (pooling !== "last" && pooling !== "mean") throw invalidView(text);
+  if (pooling !== "last" && pooling !== "mean" && pooling !== "norms") throw invalidView(text);
   let layer: number | "final";
   if (layerText === "final") layer = "final";
   else if (/^\d+$/.test(layerText)) layer = Number(layerText);
@@ -77,7 +78,7 @@ function parseView(text: string): ParsedView {
 
 function invalidView(text: string): UsageError {
   return new UsageError(
-    `invalid feature block ${JSON.stringify(text)}: use last:LAYER or mean:LAYER, LAYER a layer index or "final", or a source-text block (${SOURCE_BLOCK_NAMES.join(", ")})`,
+    `invalid feature block ${JSON.stringify(text)}: use last:LAYER, mean:LAYER or norms:LAYER, LAYER a layer index or "final", or a source-text block (${SOURCE_BLOCK_NAMES.join(", ")})`,
   );
 }
 

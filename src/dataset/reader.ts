@@ -96,7 +96,7 @@ const recordSchema = z.object({
 
 const featureBlockSchema = z.object({
   name: z.string(),
-  pooling: z.enum(["last", "mean"]),
+  pooling: z.enum(["last", "mean", "norms"]),
   layer: z.union([z.number().int().nonnegative(), z.string()]),
   dim: z.number().int().positive(),
   offset: z.number().int().nonnegative(),

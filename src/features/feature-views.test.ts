@@ -6,9 +6,11 @@ import {
   featureViewsOf,
   isLastFinalOnly,
   normaliseFeatureViews,
+  pooledWidth,
   resolveAutoSelection,
   sameFeatureViews,
 } from "./feature-views.js";
+import { NORM_STATISTICS_DIM } from "./pooling.js";
 
 describe("normaliseFeatureViews", () => {
   it("writes every view as pooling:layer, keeping order, case and spacing aside", () => {
@@ -47,7 +49,7 @@ describe("normaliseFeatureViews", () => {
 });
 
 describe("featureViewsOf", () => {
-  it("expands all to every layer and final, last then mean", () => {
+  it("expands all to every layer and final, last then mean then norms", () => {
     expect(featureViewsOf("all", 2).map((view) => view.name)).toEqual([
       "last:0",
       "last:1",
@@ -55,14 +57,23 @@ describe("featureViewsOf", () => {
       "mean:0",
       "mean:1",
       "mean:final",
+      "norms:0",
+      "norms:1",
+      "norms:final",
     ]);
-    expect(allFeatureViews(1)).toHaveLength(4);
+    expect(allFeatureViews(1)).toHaveLength(6);
   });
   it("parses views with their pooling and layer", () => {
-    expect(featureViewsOf("mean:1,final", 4)).toEqual([
+    expect(featureViewsOf("mean:1,final,NORMS:0", 4)).toEqual([
       { name: "mean:1", pooling: "mean", layer: 1 },
       { name: "last:final", pooling: "last", layer: "final" },
+      { name: "norms:0", pooling: "norms", layer: 0 },
     ]);
+  });
+  it("gives norms views a fixed width and the others the state's", () => {
+    const [norms, mean] = featureViewsOf("norms:1,mean:1", 4);
+    expect(pooledWidth(norms!, 896)).toBe(NORM_STATISTICS_DIM);
+    expect(pooledWidth(mean!, 896)).toBe(896);
   });
   it("refuses a layer index outside the model, naming the model and its layer count", () => {
     expect(() => featureViewsOf("mean:4", 4, "m.gguf")).toThrow(
@@ -73,10 +84,20 @@ describe("featureViewsOf", () => {
 });
 
 describe("auto", () => {
-  it("stands for last:final and the means of layer 0 and the middle layer, and only alone", () => {
-    expect(featureViewsOf("auto", 24).map((view) => view.name)).toEqual(["last:final", "mean:0", "mean:12"]);
-    expect(featureViewsOf(" AUTO ", 2).map((view) => view.name)).toEqual(["last:final", "mean:0", "mean:1"]);
-    expect(featureViewsOf("auto", 1).map((view) => view.name)).toEqual(["last:final", "mean:0"]);
+  it("stands for last:final, the means of layer 0 and the middle layer and the embedding norms, and only alone", () => {
+    expect(featureViewsOf("auto", 24).map((view) => view.name)).toEqual([
+      "last:final",
+      "mean:0",
+      "mean:12",
+      "norms:0",
+    ]);
+    expect(featureViewsOf(" AUTO ", 2).map((view) => view.name)).toEqual([
+      "last:final",
+      "mean:0",
+      "mean:1",
+      "norms:0",
+    ]);
+    expect(featureViewsOf("auto", 1).map((view) => view.name)).toEqual(["last:final", "mean:0", "norms:0"]);
     expect(normaliseFeatureViews("Auto")).toBe("auto");
     expect(() => normaliseFeatureViews("auto,mean:1")).toThrow(/cannot be combined/);
     expect(isLastFinalOnly("auto")).toBe(false);

@@ -6,22 +6,30 @@
  *   after any scaling the architecture applies before its first layer); `final` is the output of the
  *   final norm (what llama.cpp returns as a token's embedding);
  * - pooling `last` takes the state at the last prompt token, `mean` the mean over every prompt token
- *   (the BOS and chat-template tokens included).
+ *   (the BOS and chat-template tokens included), `norms` statistics of the per-token state norms over
+ *   the same tokens (the smallest and largest few, mean and spread: {@link NORM_STATISTICS_DIM}
+ *   values whatever the layer's width). At layer 0 a norm is the token embedding's: a token the model
+ *   rarely or never saw in training keeps an embedding far from the trained ones (under-trained
+ *   tokens are known by their norms), so `norms:0` tells whether the prompt holds words the small
+ *   model barely learned, which a mean over the prompt dilutes.
  *
  * A selection is a comma list kept in order (it is the concatenation order of the feature vector).
  * Each entry is `pooling:layer` (`last:final`, `mean:8`, …) or one of the older forms that mean `last`:
  * `final` → `last:final`, `8` → `last:8`. `all` (alone) stands for every view of the model: `last:0` …
- * `last:L−1`, `last:final`, then `mean:0` … `mean:L−1`, `mean:final` — for exploring which one predicts
- * gain; it expands once the model's layer count is known. `auto` (alone) is the default of
- * `collect`: `last:final`, `mean:0` and `mean:⌊L/2⌋` where the engine reads views of the model's
- * architecture, `last:final` alone where it does not (see {@link autoFeatureViews}).
+ * `last:L−1`, `last:final`, then the same layers with `mean:` and with `norms:` — for exploring which
+ * one predicts gain; it expands once the model's layer count is known. `auto` (alone) is the default
+ * of `collect`: `last:final`, `mean:0`, `mean:⌊L/2⌋` and `norms:0` where the engine reads views of
+ * the model's architecture, `last:final` alone where it does not (see {@link autoFeatureViews}).
  * @module
  */
 import { UsageError } from "../errors/index.js";
+import { NORM_STATISTICS_DIM } from "./pooling.js";
 import { SOURCE_BLOCK_NAMES, sourceBlockNamed } from "./source-blocks.js";
 
 /** How a view pools over the prompt's tokens. */
-export type FeaturePooling = "last" | "mean";
+export type FeaturePooling = "last" | "mean" | "norms";
+
+const POOLINGS: readonly FeaturePooling[] = ["last", "mean", "norms"];
 /** A layer index (the residual stream entering that layer) or `final` (the final-norm output). */
 export type FeatureLayer = number | "final";
 
@@ -63,7 +71,7 @@ function invalidEntry(entry: string, selection: string): UsageError {
   }
   return new UsageError(
     `invalid feature view ${JSON.stringify(entry)} in ${JSON.stringify(selection)}: ` +
-      'use last:LAYER or mean:LAYER with LAYER a layer index or "final" (a bare index or "final" means last:), or "all"',
+      'use last:LAYER, mean:LAYER or norms:LAYER with LAYER a layer index or "final" (a bare index or "final" means last:), or "all"',
   );
 }
 
@@ -79,8 +87,8 @@ function parseEntry(entry: string, selection: string): FeatureView {
   let pooling: FeaturePooling = "last";
   let layerText = first;
   if (second !== undefined) {
-    if (first !== "last" && first !== "mean") throw invalidEntry(entry, selection);
-    pooling = first;
+    if (!POOLINGS.includes(first as FeaturePooling)) throw invalidEntry(entry, selection);
+    pooling = first as FeaturePooling;
     layerText = second;
   }
   const layer = parseLayer(layerText);
@@ -141,7 +149,7 @@ export const normaliseLayerSelection = normaliseFeatureViews;
 /** Every view of a model with `layerCount` layers, in the order `all` stands for. */
 export function allFeatureViews(layerCount: number): FeatureView[] {
   const layers: FeatureLayer[] = [...Array.from({ length: layerCount }, (_, index) => index), "final"];
-  return (["last", "mean"] as const).flatMap((pooling) =>
+  return POOLINGS.flatMap((pooling) =>
     layers.map((layer) => ({ name: featureViewName(pooling, layer), pooling, layer })),
   );
 }
@@ -149,10 +157,11 @@ export function allFeatureViews(layerCount: number): FeatureView[] {
 /**
  * The views `auto` stands for on a model with `layerCount` layers whose views the engine can read:
  * the last prompt token's final state (the paper's feature), the mean of the token embeddings (a bag
- * of the prompt's words: what a small model never learned is often a set of words) and the mean of
- * the middle layer's input (the prompt as the model has read it halfway). The two means ride on the
+ * of the prompt's words: what a small model never learned is often a set of words), the mean of
+ * the middle layer's input (the prompt as the model has read it halfway) and the statistics of the
+ * token embeddings' norms (whether the prompt holds tokens the model barely learned). All ride on the
  * prefill that runs anyway (+1–2 % on a 32k-vocabulary model; see BENCHMARKS.md), and `train` chooses
- * among the three blocks by cross-validation, so a block that does not pay is not used.
+ * among the blocks by cross-validation, so a block that does not pay is not used.
  * Where views cannot be read, `auto` is `last:final` alone (see {@link resolveAutoSelection}).
  */
 export function autoFeatureViews(layerCount: number): FeatureView[] {
@@ -160,6 +169,7 @@ export function autoFeatureViews(layerCount: number): FeatureView[] {
   return [
     { name: DEFAULT_FEATURE_VIEWS, pooling: "last", layer: "final" },
     ...layers.map((layer) => ({ name: featureViewName("mean", layer), pooling: "mean" as const, layer })),
+    { name: featureViewName("norms", 0), pooling: "norms", layer: 0 },
   ];
 }
 
@@ -224,6 +234,14 @@ export function sameFeatureViews(left: string, right: string): boolean {
 /** Whether a selection is exactly `last:final` (in any spelling): the one view every engine can read. */
 export function isLastFinalOnly(selection: string): boolean {
   return normaliseFeatureViews(selection) === DEFAULT_FEATURE_VIEWS;
+}
+
+/**
+ * How many values a view yields from states `stateWidth` wide: the width itself for `last` and
+ * `mean`, {@link NORM_STATISTICS_DIM} for `norms`.
+ */
+export function pooledWidth(view: Pick<FeatureView, "pooling">, stateWidth: number): number {
+  return view.pooling === "norms" ? NORM_STATISTICS_DIM : stateWidth;
 }
 
 /**

@@ -22,10 +22,11 @@ export {
   isLastFinalOnly,
   normaliseFeatureViews,
   normaliseLayerSelection,
+  pooledWidth,
   resolveAutoSelection,
   sameFeatureViews,
 } from "./feature-views.js";
-export { argmax, RowPooler } from "./pooling.js";
+export { argmax, NORM_STATISTICS_DIM, normStatistics, RowPooler } from "./pooling.js";
 export {
   SOURCE_BLOCK_NAMES,
   SOURCE_BLOCKS,

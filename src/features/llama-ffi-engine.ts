@@ -561,8 +561,8 @@ export class LlamaFfiEngine {
 
   /**
    * The prompt in chunks of at most one ubatch, each a decode of its own, while the eval callback pools
-   * the views' tensors. Outputs: the last prompt token, or every token when a `mean:final` view needs
-   * the final norm of each.
+   * the views' tensors. Outputs: the last prompt token, or every token when a `mean:final` or
+   * `norms:final` view needs the final norm of each.
    */
   #prefillReadingGraph(
     sequenceId: number,
@@ -576,7 +576,7 @@ export class LlamaFfiEngine {
       (view) =>
         new RowPooler(view.pooling, view.layer === "final" ? this.outputEmbeddingSize : this.embeddingSize),
     );
-    const outputsEveryToken = views.some((view) => view.pooling === "mean" && view.layer === "final");
+    const outputsEveryToken = views.some((view) => view.pooling !== "last" && view.layer === "final");
     let lastRow = 0;
     for (let start = 0; start < tokens.length; start += this.batchCapacity) {
       const end = Math.min(tokens.length, start + this.batchCapacity);

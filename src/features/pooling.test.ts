@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../errors/index.js";
-import { argmax, logSoftmaxAt, RowPooler } from "./pooling.js";
+import { argmax, logSoftmaxAt, NORM_STATISTICS_DIM, normStatistics, RowPooler } from "./pooling.js";
 
 describe("RowPooler", () => {
   it("keeps the last row of the last chunk for last pooling", () => {
@@ -23,6 +23,23 @@ describe("RowPooler", () => {
     pooler.add([2 ** 24 + 1], 1);
     pooler.add([1], 1);
     expect(pooler.result()[0]).toBe(2 ** 23 + 1);
+  });
+  it("summarises the rows' Euclidean norms for norms pooling", () => {
+    // Rows (3,4), (0,1), (6,8), (0,0), (1,0) across two chunks: norms 5, 1, 10, 0, 1.
+    const pooler = new RowPooler("norms", 2);
+    pooler.add([3, 4, 0, 1], 2);
+    pooler.add([6, 8, 0, 0, 1, 0], 3);
+    // Mean 17/5 = 3.4; variance (1.6² + 2.4² + 6.6² + 3.4² + 2.4²) / 5 = 13.84.
+    const expected = [0, 1, 1, 5, 10, 5, 1, 1, 3.4, Math.sqrt(13.84)];
+    expect(pooler.result()).toHaveLength(NORM_STATISTICS_DIM);
+    for (const [index, value] of Array.from(pooler.result()).entries()) {
+      expect(value).toBeCloseTo(expected[index]!, 6);
+    }
+  });
+  it("repeats the last available norm in each tail of a short prompt", () => {
+    expect(Array.from(normStatistics([2, 1]))).toEqual([1, 2, 2, 2, 2, 1, 1, 1, 1.5, 0.5]);
+    expect(Array.from(normStatistics([3]))).toEqual([3, 3, 3, 3, 3, 3, 3, 3, 3, 0]);
+    expect(() => normStatistics([])).toThrow(UsageError);
   });
   it("ignores empty chunks, refuses short data and an empty result", () => {
     const pooler = new RowPooler("mean", 3);

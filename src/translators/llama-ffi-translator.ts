@@ -20,6 +20,7 @@ import {
   featureViewSpans,
   featureViewsOf,
   featureViewsText,
+  pooledWidth,
   resolveAutoSelection,
 } from "../features/index.js";
 import { type GenerationResult, LlamaFfiWorkerEngine } from "../features/llama-ffi-worker-engine.js";
@@ -231,7 +232,7 @@ export class LlamaFfiTranslator implements ProbedTranslator, AsyncDisposable {
       throw asEngineError(error);
     }
     const spans = featureViewSpans(views, (view) =>
-      view.layer === "final" ? engine.info.outputEmbeddingSize : engine.info.embeddingSize,
+      pooledWidth(view, view.layer === "final" ? engine.info.outputEmbeddingSize : engine.info.embeddingSize),
     );
     return new LlamaFfiTranslator({
       engine,

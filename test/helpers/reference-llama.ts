@@ -44,6 +44,13 @@ export function meanRows(rows: readonly ArrayLike<number>[]): Float32Array {
   return Float32Array.from(sums, (sum) => sum / rows.length);
 }
 
+/** The Euclidean norm of a row (float64), what a `norms` view summarises per token. */
+export function euclideanNorm(row: ArrayLike<number>): number {
+  let squares = 0;
+  for (let i = 0; i < row.length; i++) squares += row[i]! * row[i]!;
+  return Math.sqrt(squares);
+}
+
 /** x / sqrt(mean(x²) + eps) ⊙ weight: ggml_rms_norm followed by the norm weight. */
 export function rmsNorm(x: ArrayLike<number>, weight: ArrayLike<number>, eps: number): Float64Array {
   let sumOfSquares = 0;

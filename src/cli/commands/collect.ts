@@ -72,7 +72,7 @@ export function registerCollect(program: Command, io: CliIo): void {
     .option("--template <file>", "prompt template file with {src}, {tgt}, {text}")
     .option(
       "--layer <views>",
-      "feature views, a comma list of last:LAYER / mean:LAYER (LAYER an index or final; final and N alone mean last:), all, or auto (last:final,mean:0,mean:L/2 where the engine reads views, else last:final)",
+      "feature views, a comma list of last:LAYER / mean:LAYER / norms:LAYER (LAYER an index or final; final and N alone mean last:), all, or auto (last:final,mean:0,mean:L/2,norms:0 where the engine reads views, else last:final)",
       "auto",
     )
     .addOption(
