@@ -32,21 +32,50 @@ function candidate(
   };
 }
 
-describe("chooseCandidate (best score; the simpler wins a tie within 1 %)", () => {
+describe("chooseCandidate (best score; the simplest near copy of it instead)", () => {
   // Best: mean 11 over five folds.
   const best = candidate([10, 12, 11, 9, 13], { dim: 256 });
-  // Mean 10.6: 0.4 below the best, beyond the tie (0.11) — though within one standard error of the
-  // paired difference (0.452), the rule this one replaced.
+  // Mean 10.6: 0.4 below the best, though within one standard error of the paired difference
+  // (0.452), the rule the score rule replaced.
   const withinNoise = candidate([10.8, 10.6, 9.6, 9.4, 12.6]);
-  // Mean 10.95: 0.05 below the best, a tie.
-  const tie = candidate([10, 12, 11, 9, 12.75]);
+  // Mean 10.95: 0.05 below the best, within 1 % of it, the margin a simpler candidate once won by.
+  const nearTie = candidate([10, 12, 11, 9, 12.75]);
+  const predictions = [0.3, -1.2, 2.5, 0.1, -0.4, 1.7, -2.2, 0.9];
 
-  it("keeps the best over a simpler candidate that is worse beyond a tie, even within fold noise", () => {
+  it("keeps the best over a simpler candidate that is worse, even within fold noise", () => {
     expect(chooseCandidate([best, withinNoise])).toBe(0);
   });
 
-  it("takes the simpler candidate within 1 % of the best", () => {
-    expect(chooseCandidate([best, withinNoise, tie])).toBe(2);
+  it("keeps the best over a simpler candidate a hair below it that predicts otherwise", () => {
+    expect(chooseCandidate([best, withinNoise, nearTie])).toBe(0);
+    expect(chooseCandidate([nearTie, best])).toBe(1);
+    const other = [1.1, 0.2, -0.3, 2.4, -1.5, 0.6, 0.8, -2.0];
+    expect(
+      chooseCandidate([
+        { ...best, outOfFold: predictions },
+        { ...nearTie, outOfFold: other },
+      ]),
+    ).toBe(0);
+  });
+
+  it("takes the simplest near copy of the best: out-of-fold predictions correlated ≥ 0.99", () => {
+    // A rescaled, shifted copy (correlation 1) and one with a small perturbation (0.999…).
+    const copy = predictions.map((value) => 2 * value + 1);
+    const nudged = predictions.map((value, index) => value + (index === 3 ? 0.05 : 0));
+    expect(
+      chooseCandidate([
+        { ...best, outOfFold: predictions },
+        { ...withinNoise, outOfFold: copy },
+      ]),
+    ).toBe(1);
+    const smallest = candidate([10, 12, 11, 9, 12.5], { dim: 16 });
+    expect(
+      chooseCandidate([
+        { ...best, outOfFold: predictions },
+        { ...withinNoise, outOfFold: copy },
+        { ...smallest, outOfFold: nudged },
+      ]),
+    ).toBe(2);
   });
 
   it("orders simplicity by width, then ridge < rank-ridge < MLP, then the default block", () => {

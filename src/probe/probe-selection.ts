@@ -16,13 +16,15 @@
  * blocks are first screened by plain k-fold CV (penalty chosen on the same folds, so optimistic;
  * only used to rank them) and only the best few get the nested treatment.
  *
- * The rule: the highest mean MeanDelta over the budgets wins; a simpler candidate (fewer feature
- * values, then ridge before rank-ridge before MLP, then the default block) wins only a tie, within
- * 1 % of that score. Not Breiman's one-standard-error rule, which the selection used before: every
- * candidate's score is already measured out of sample, the router is judged by what it predicts,
- * and a simpler probe buys nothing at serve time (every view rides on the same prefill). Held out,
- * the two rules chose alike on seven of nine training sets of the knowledge-gap pair and each won
- * one of the other two by about a point of MeanDelta@0.3: the change is for the reason, not a gain.
+ * The rule: the highest mean MeanDelta over the budgets wins, unless a simpler candidate (fewer
+ * feature values, then ridge before rank-ridge before MLP, then the default block) is a near copy of
+ * it — out-of-fold predictions correlated at 0.99 or more, as when the ridge all but zeroes a block.
+ * Not Breiman's one-standard-error rule, which the selection used before, nor a simplicity margin
+ * on the score (within 1 % of the best, which it used next): every candidate's score is already
+ * measured out of sample, the router is judged by what it predicts, and a simpler probe buys nothing
+ * at serve time (every view rides on the same prefill, the source-text blocks are computed from the
+ * text). The margin kept passing over the `words` block, 1,024 values, for smaller sets that
+ * predicted differently and did worse on unseen sentences (docs/router-quality.md).
  */
 import {
   blockParts,
@@ -32,7 +34,7 @@ import {
 } from "../dataset/feature-blocks.js";
 import { UsageError } from "../errors/index.js";
 import { SOURCE_WORDS_BLOCK } from "../features/source-words.js";
-import { spearman } from "../stats/correlation.js";
+import { pearson, spearman } from "../stats/correlation.js";
 import { studentT975 } from "../stats/normal.js";
 import { createRandom, permutation } from "../stats/random.js";
 import { DEFAULT_LAMBDAS, kFoldAssignment } from "./cross-validation.js";
@@ -500,29 +502,46 @@ function pairedDifference(a: Float64Array, b: Float64Array): { diff: number; se:
 }
 
 /**
- * The best nested candidate, or the simplest one whose score ties with it (within
- * {@link TIE_SHARE} of the best score): near-copies of one candidate, such as a block the ridge all
- * but zeroes, should not win by a hair.
+ * The nested candidate with the best score, unless a simpler one is a near copy of it: out-of-fold
+ * predictions correlated at {@link NEAR_COPY_CORRELATION} or more (a block the ridge all but zeroes,
+ * or ridge and rank-ridge on the same blocks agreeing), in which case the simplest such copy wins.
+ * No margin on the scores themselves: every score is already out of sample, and a margin of 1 % kept
+ * passing over wide blocks that predict differently and better held out (the source-text `words`
+ * block is 1,024 values that cost nothing to serve). Candidates without out-of-fold predictions are
+ * copies of the best only when their score is exactly equal.
  */
-export function chooseCandidate(candidates: readonly { report: Comparable }[]): number {
+export function chooseCandidate(
+  candidates: readonly { report: Comparable; outOfFold?: ArrayLike<number> }[],
+): number {
   const nested = candidates
     .map((candidate, index) => ({ candidate, index }))
     .filter(
       ({ candidate }) => candidate.report.stage === "nested" && Number.isFinite(candidate.report.score),
     );
   if (nested.length === 0) throw new UsageError("no candidate probe could be measured");
-  const bestScore = Math.max(...nested.map(({ candidate }) => candidate.report.score));
-  const tie = TIE_SHARE * Math.abs(bestScore);
-  const eligible = nested.filter(({ candidate }) => bestScore - candidate.report.score <= tie);
-  eligible.sort((a, b) => simplicityOrder(a.candidate, b.candidate) || a.index - b.index);
-  return eligible[0]!.index;
+  const best = nested.reduce((top, entry) =>
+    entry.candidate.report.score > top.candidate.report.score ? entry : top,
+  );
+  const copies = nested.filter(
+    ({ candidate }) =>
+      candidate.report.score === best.candidate.report.score ||
+      isNearCopy(candidate.outOfFold, best.candidate.outOfFold),
+  );
+  copies.sort((a, b) => simplicityOrder(a.candidate, b.candidate) || a.index - b.index);
+  return copies[0]!.index;
 }
 
-/** Score differences below this share of the best score are ties: not worth a bigger probe. */
-export const TIE_SHARE = 0.01;
+/** Out-of-fold predictions correlated at least this much are one probe in two spellings. */
+export const NEAR_COPY_CORRELATION = 0.99;
+
+function isNearCopy(a: ArrayLike<number> | undefined, b: ArrayLike<number> | undefined): boolean {
+  if (a === undefined || b === undefined || a.length !== b.length || a.length < 3) return false;
+  const correlation = pearson(a, b);
+  return Number.isFinite(correlation) && correlation >= NEAR_COPY_CORRELATION;
+}
 
 export const SELECTION_RULE =
-  "highest mean MeanDelta@p over the budgets (nested CV: outer folds measure, inner folds choose the ridge penalty); a simpler candidate (fewer feature values, then ridge < rank-ridge < MLP, then the default last:final; equally simple ones by score) wins only a tie, within 1 % of the best score";
+  "highest mean MeanDelta@p over the budgets (nested CV: outer folds measure, inner folds choose the ridge penalty); the simplest near copy of the best (out-of-fold predictions correlated ≥ 0.99: fewer feature values, then ridge < rank-ridge < MLP, then the default last:final) wins instead";
 
 function setKey(blocks: readonly FeatureBlock[]): string {
   return blocks
@@ -729,6 +748,7 @@ function estimateSelection(
       chooseCandidate(
         eligible.map(({ evaluation }, position) => ({
           report: { ...evaluation.report, score: scores[position]! },
+          outOfFold: evaluation.outOfFold,
         })),
       ),
     defaultIndex: defaultPosition >= 0 ? defaultPosition : null,

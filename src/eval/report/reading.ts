@@ -212,7 +212,7 @@ export function routerReading(summary: EvalSummary): string[] {
         ? ` against ${formatNumber(selection.default.score)} ± ${formatNumber(selection.default.score_se)} for the default (last:final, ridge), a paired difference of ${signed(versus.diff)} ± ${formatNumber(versus.se)}`
         : "";
     paragraphs.push(
-      `Feature view: the router reads ${blocks} with a ${selection.chosen.probe} probe, chosen in training among ${selection.candidates} candidates by nested cross-validation: mean MeanDelta over the budgets ${selection.budgets.map(formatBudget).join(", ")} of ${formatNumber(selection.chosen.score)} ± ${formatNumber(selection.chosen.score_se)} on the training data${comparison}. The best score wins; a simpler candidate wins only a tie, within 1 % of it.${selectionEstimateNote(selection)}${sourceBlocksNote(findings.blocks)}`,
+      `Feature view: the router reads ${blocks} with a ${selection.chosen.probe} probe, chosen in training among ${selection.candidates} candidates by nested cross-validation: mean MeanDelta over the budgets ${selection.budgets.map(formatBudget).join(", ")} of ${formatNumber(selection.chosen.score)} ± ${formatNumber(selection.chosen.score_se)} on the training data${comparison}. The best score wins (a simpler candidate only where its out-of-fold predictions nearly copy the best one's).${selectionEstimateNote(selection)}${sourceBlocksNote(findings.blocks)}`,
     );
   } else {
     paragraphs.push(
