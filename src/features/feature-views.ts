@@ -160,7 +160,7 @@ export function allFeatureViews(layerCount: number): FeatureView[] {
  * of the prompt's words: what a small model never learned is often a set of words), the mean of
  * the middle layer's input (the prompt as the model has read it halfway) and the statistics of the
  * token embeddings' norms (whether the prompt holds tokens the model barely learned). All ride on the
- * prefill that runs anyway (+1–2 % on a 32k-vocabulary model; see BENCHMARKS.md), and `train` chooses
+ * prefill that runs anyway (+3 % together on a 32k-vocabulary model; see BENCHMARKS.md), and `train` chooses
  * among the blocks by cross-validation, so a block that does not pay is not used.
  * Where views cannot be read, `auto` is `last:final` alone (see {@link resolveAutoSelection}).
  */
