@@ -11,7 +11,7 @@
  * whole width, since the widths of its parts were not recorded).
  */
 import { InputError, UsageError } from "../errors/index.js";
-import type { FeaturePooling, FeatureViewSpan } from "../features/feature-views.js";
+import { type FeaturePooling, type FeatureViewSpan, parseFeatureView } from "../features/feature-views.js";
 import {
   SOURCE_BLOCK_NAMES,
   sourceBlockNamed,
@@ -63,17 +63,9 @@ interface ParsedView {
 function parseView(text: string): ParsedView {
   const entry = text.trim().toLowerCase();
   if (sourceBlockNamed(entry)) return { name: entry, pooling: "text", layer: "source" };
-  const parts = entry.split(":");
-  if (parts.length > 2) throw invalidView(text);
-  const [first, second] = parts as [string, string | undefined];
-  const pooling = second === undefined ? "last" : first;
-  const layerText = second === undefined ? first : second;
-  if (pooling !== "last" && pooling !== "mean" && pooling !== "norms") throw invalidView(text);
-  let layer: number | "final";
-  if (layerText === "final") layer = "final";
-  else if (/^\d+$/.test(layerText)) layer = Number(layerText);
-  else throw invalidView(text);
-  return { name: `${pooling}:${layer}`, pooling, layer };
+  const view = parseFeatureView(entry);
+  if (view === undefined) throw invalidView(text);
+  return view;
 }
 
 function invalidView(text: string): UsageError {

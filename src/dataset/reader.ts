@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { InputError, UsageError } from "../errors/index.js";
+import { FEATURE_POOLINGS } from "../features/feature-views.js";
 import { readJsonl } from "../util/jsonl.js";
 import { UniqueIds } from "../util/unique-ids.js";
 import {
@@ -96,7 +97,7 @@ const recordSchema = z.object({
 
 const featureBlockSchema = z.object({
   name: z.string(),
-  pooling: z.enum(["last", "mean", "norms"]),
+  pooling: z.enum(FEATURE_POOLINGS),
   layer: z.union([z.number().int().nonnegative(), z.string()]),
   dim: z.number().int().positive(),
   offset: z.number().int().nonnegative(),

@@ -26,10 +26,10 @@ import { UsageError } from "../errors/index.js";
 import { NORM_STATISTICS_DIM } from "./pooling.js";
 import { SOURCE_BLOCK_NAMES, sourceBlockNamed } from "./source-blocks.js";
 
+/** Every pooling, in the order `all` lists them. */
+export const FEATURE_POOLINGS = ["last", "mean", "norms"] as const;
 /** How a view pools over the prompt's tokens. */
-export type FeaturePooling = "last" | "mean" | "norms";
-
-const POOLINGS: readonly FeaturePooling[] = ["last", "mean", "norms"];
+export type FeaturePooling = (typeof FEATURE_POOLINGS)[number];
 /** A layer index (the residual stream entering that layer) or `final` (the final-norm output). */
 export type FeatureLayer = number | "final";
 
@@ -81,19 +81,29 @@ function parseLayer(text: string): FeatureLayer | undefined {
   return undefined;
 }
 
-function parseEntry(entry: string, selection: string): FeatureView {
+/**
+ * One view, `pooling:layer` or an old bare layer (`final`, `8`, meaning `last:`), already trimmed and
+ * lower-cased, in its canonical form; undefined when it is neither (callers word the error).
+ */
+export function parseFeatureView(entry: string): FeatureView | undefined {
   const [first, second, ...rest] = entry.split(":");
-  if (rest.length > 0 || first === undefined) throw invalidEntry(entry, selection);
+  if (rest.length > 0 || first === undefined) return undefined;
   let pooling: FeaturePooling = "last";
   let layerText = first;
   if (second !== undefined) {
-    if (!POOLINGS.includes(first as FeaturePooling)) throw invalidEntry(entry, selection);
+    if (!(FEATURE_POOLINGS as readonly string[]).includes(first)) return undefined;
     pooling = first as FeaturePooling;
     layerText = second;
   }
   const layer = parseLayer(layerText);
-  if (layer === undefined) throw invalidEntry(entry, selection);
+  if (layer === undefined) return undefined;
   return { name: featureViewName(pooling, layer), pooling, layer };
+}
+
+function parseEntry(entry: string, selection: string): FeatureView {
+  const view = parseFeatureView(entry);
+  if (view === undefined) throw invalidEntry(entry, selection);
+  return view;
 }
 
 function splitSelection(selection: string): string[] {
@@ -149,7 +159,7 @@ export const normaliseLayerSelection = normaliseFeatureViews;
 /** Every view of a model with `layerCount` layers, in the order `all` stands for. */
 export function allFeatureViews(layerCount: number): FeatureView[] {
   const layers: FeatureLayer[] = [...Array.from({ length: layerCount }, (_, index) => index), "final"];
-  return POOLINGS.flatMap((pooling) =>
+  return FEATURE_POOLINGS.flatMap((pooling) =>
     layers.map((layer) => ({ name: featureViewName(pooling, layer), pooling, layer })),
   );
 }
