@@ -331,6 +331,7 @@ function withFindings(helps: boolean): EvalSummary {
       severe_loss: helps ? [0.02, 0.03] : [0.05, 0.03],
     }),
     guard_qe: null,
+    guarded_by: "in-model",
   };
   summary.router = findings;
   return summary;
@@ -416,6 +417,23 @@ describe("what the report says about the router", () => {
     expect(await readFile(files.html, "utf8")).toContain("Post-hoc guard trade-off (guarded-qe)");
     expect(await readFile(files.markdown, "utf8")).toContain("(guard-qe.png)");
   }, 60_000);
+
+  it("says when the guarded policy ranks by the post-hoc guard, and not the in-model guard's figures", () => {
+    const summary = withConfidenceGuard();
+    summary.router!.guarded_by = "post-hoc";
+    // The guarded policy's curve is the post-hoc ranking's: the in-model paragraph must not quote it.
+    summary.policies.guarded = { ...summary.policies["guarded-qe"]! };
+    const reading = routerReading(summary).join("\n");
+    expect(reading).toContain(
+      "Guard: the in-model guard (predicted gain − λ · predicted P(gain < −10.00), nothing decoded first) found no affordable λ",
+    );
+    expect(reading).toContain("guarded ranks as guarded-qe, below.");
+    expect(reading).toContain("Post-hoc guard (the one the guarded policy ranks by): guarded-qe decodes");
+    expect(reading).not.toMatch(/so guarded ranks exactly as RouteLMT/);
+    expect(routerReading(withConfidenceGuard()).join("\n")).not.toContain(
+      "the one the guarded policy ranks by",
+    );
+  });
 
   it("reads a post-hoc guard on the re-estimated gain against RouteLMT, not against its own λ = 0", async () => {
     const summary = withConfidenceGuard();

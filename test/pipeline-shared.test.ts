@@ -11,6 +11,7 @@ import { datasetFeatures, loadDataset } from "../src/dataset/index.js";
 import { pairedBootstrapMeanDelta } from "../src/eval/bootstrap.js";
 import { evalSegmentsFromDataset } from "../src/eval/policies.js";
 import { sentenceChrf } from "../src/metrics/chrf.js";
+import { chooseGuardKind } from "../src/probe/guard-choice.js";
 import { loadRouter, predictHeads, routerBlocks } from "../src/probe/router-file.js";
 import { runCliCaptured } from "./helpers/cli.js";
 import { collectArguments } from "./helpers/fixture-pair.js";
@@ -305,6 +306,12 @@ describe.skipIf(!available)(
             ? "cut severe losses at every reported budget within that MeanDelta tolerance"
             : "no λ of the grid cuts severe losses",
         );
+
+        // The guarded policy ranks by the guard training chose: the post-hoc one when the in-model guard
+        // cut nothing and the post-hoc one changes the ranking (held out, then, guarded is guarded-qe).
+        expect(router.guarded_by).toBe(chooseGuardKind("auto", router.guard, router.guard_qe));
+        if (router.guarded_by === "post-hoc")
+          expect(summary.policies.guarded.curve).toEqual(summary.policies["guarded-qe"].curve);
 
         // The post-hoc guard's contract when it ranks by the re-estimated gain: kept only within the
         // MeanDelta tolerance of the gain head's at every budget and without more cross-validated

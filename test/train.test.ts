@@ -572,14 +572,45 @@ describe("routelmt train", () => {
       values.reduce((sum: number, value) => sum + (value ?? 0), 0) / values.length;
     expect(mean(chosen.severe_loss)).toBeLessThan(mean(guard.grid[0]!.severe_loss));
 
+    // The risk head sees nothing of the confidence: the in-model guard cuts nothing, the post-hoc does,
+    // so the guarded policy ranks by the post-hoc guard.
+    expect(router.guard?.lambda).toBe(0);
+    expect(router.guarded_by).toBe("post-hoc");
+    expect(run.stdout).toMatch(/^guarded policy: the post-hoc guard \(the in-model guard cut no/m);
+
     const { report, summary } = await evaluateOn("confidence-test", out, "confidence-report");
     expect(summary.policies["guarded-qe"].description).toMatch(/small model's confidence/);
     expectGuardedQeHeldOut(summary, guard.lambda);
-    expect(await readFile(path.join(report, "report.md"), "utf8")).toContain("Post-hoc guard: guarded-qe");
+    expect(summary.policies.guarded.curve).toEqual(summary.policies["guarded-qe"].curve);
+    expect(summary.router.guarded_by).toBe("post-hoc");
+    expect(await readFile(path.join(report, "report.md"), "utf8")).toContain(
+      "Post-hoc guard (the one the guarded policy ranks by): guarded-qe",
+    );
+    // Asked for, the in-model guard: guarded ranks as RouteLMT here (its λ is 0).
+    const { out: inModelOut, router: inModel } = await trainOn("confidence", "confidence-in-model.json", [
+      ...["--probes", "ridge", "--guard", "in-model"],
+    ]);
+    expect(inModel.guarded_by).toBe("in-model");
+    const { summary: inModelSummary } = await evaluateOn("confidence-test", inModelOut, "in-model-report");
+    expect(inModelSummary.policies.guarded.curve).toEqual(inModelSummary.policies.routelmt.curve);
 
-    // Without the confidence in every record there is no post-hoc guard, and guarded-qe needs --qe.
+    // Without the confidence in every record there is no post-hoc guard, and guarded-qe needs --qe;
+    // --guard post-hoc is refused before training.
     const { router: plain } = await trainOn("a", "no-confidence.json", ["--probes", "ridge"]);
     expect(plain.guard_qe).toBeUndefined();
+    expect(plain.guarded_by ?? "in-model").toBe("in-model");
+    const refused = await runCliCaptured([
+      ...["train", "--data", path.join(work, "a"), "--out", path.join(work, "refused.json")],
+      ...["--guard", "post-hoc"],
+    ]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /--guard post-hoc needs every record to carry the small model's confidence/,
+    );
+    expect(refused.stderr).not.toMatch(/candidate /);
+    expect(() => parseRouter(JSON.stringify({ ...plain, guarded_by: "post-hoc" }), "r.json")).toThrow(
+      /guarded_by.*is post-hoc, but the router has no post-hoc guard/,
+    );
   });
 
   it("chooses the post-hoc signal that cuts severe losses: the large model's likelihood of the small translation", async () => {

@@ -411,6 +411,45 @@ describe("guarded-qe with the router's post-hoc guard", () => {
     expect(only(guardedQeWith(0), "guarded-qe").family).toBe("router");
   });
 
+  it("is what guarded ranks by when the router's guard is post-hoc, and the in-model guard where records lack it", () => {
+    const postHocRouter = {
+      ...router({ gain: head(PERCENT_QUANTILES), risk: head(PERCENT_QUANTILES) }),
+      guard_qe: guardQe,
+      guarded_by: "post-hoc" as const,
+    };
+    // The most promising segment comes from a confident small model: the post-hoc guard ranks it last.
+    const varied = (missing: number) =>
+      withConfidence(missing).map((entry, index) =>
+        index === 4 ? { ...entry, small_mean_logprob: -0.01 } : entry,
+      );
+    const build = (missing: number) =>
+      buildPolicies(
+        ["routelmt", "guarded", "guarded-qe"],
+        inputs({
+          segments: evalSegmentsFromDataset(meta(), varied(missing)),
+          router: postHocRouter,
+          heads: {
+            gain: Float64Array.from([0.1, 0.2, 0.3, 0.4, 0.5]),
+            risk: Float64Array.from([0.9, 0.1, 0.1, 0.1, 0.1]),
+          },
+        }),
+      );
+    const both = build(0);
+    const guarded = only(both, "guarded");
+    expect(guarded.description).toMatch(/^Guarded RouteLMT by the router's guard, the post-hoc one/);
+    for (const budget of [0.2, 0.4, 0.6])
+      expect(routedIds(guarded, budget)).toEqual(routedIds(only(both, "guarded-qe"), budget));
+    expect(routedIds(guarded, 0.2)).not.toEqual(routedIds(only(both, "routelmt"), 0.2));
+    // Two records without the small model's confidence: guarded falls back to the vetoes, and says so.
+    const lacking = build(2);
+    expect(lacking.notes).toContainEqual(
+      expect.stringMatching(
+        /^guarded: the router's guard is post-hoc, but .*2 of 5 records lack.*in-model guard instead$/,
+      ),
+    );
+    expect(only(lacking, "guarded").description).not.toMatch(/post-hoc/);
+  });
+
   it("names the field the records lack instead of asking for --qe alone", () => {
     expect(guardedQeWith(2).skipped).toEqual([
       {

@@ -380,6 +380,20 @@ export function buildPolicies(requested: readonly string[], inputs: PolicyInputs
           break;
         }
         const vetoAsked = inputs.guardQuality !== undefined || inputs.guardRisk !== undefined;
+        if (router?.guarded_by === "post-hoc" && !vetoAsked) {
+          const postHoc = confidenceGuardPolicy(router, gainScores, segments);
+          if (postHoc !== null && typeof postHoc !== "string") {
+            policies.push({
+              ...postHoc,
+              name,
+              description: `Guarded RouteLMT by the router's guard, the post-hoc one (ROUTER.json guarded_by; the ranking of guarded-qe). ${postHoc.description}`,
+            });
+            break;
+          }
+          notes.push(
+            `guarded: the router's guard is post-hoc, but ${postHoc ?? "it is missing"}; guarded ranks by the in-model guard instead`,
+          );
+        }
         const riskAdjusted =
           router?.guard && heads?.risk && !vetoAsked ? riskAdjustedPolicy(router, heads, ids) : null;
         if (riskAdjusted) {

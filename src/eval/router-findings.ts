@@ -6,7 +6,7 @@
  */
 
 import { restackScore } from "../probe/gain-restack.js";
-import { type GuardReport, type QeSignal, riskAdjustedScore } from "../probe/guard-choice.js";
+import { type GuardKind, type GuardReport, type QeSignal, riskAdjustedScore } from "../probe/guard-choice.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
 import { posthocObservationOf, qeSignalOf, qeSignalValue, routerBlocks } from "../probe/router-file.js";
 import { measureRouting } from "./measures.js";
@@ -66,6 +66,8 @@ export interface RouterFindings {
   guard: GuardTradeoff | null;
   /** The post-hoc guard of guarded-qe (the small model's confidence), when the router has one. */
   guard_qe: GuardTradeoff | null;
+  /** The guard the guarded policy ranks by (ROUTER.json `guarded_by`; in-model when absent). */
+  guarded_by: GuardKind;
 }
 
 /**
@@ -196,5 +198,6 @@ export function routerFindings(
     learning_curve: curve ? { verdict: curve.verdict, reading: curve.reading, points: curve.points } : null,
     guard: heads ? guardTradeoff(router, heads, segments, budgets, severeDelta) : null,
     guard_qe: heads ? guardTradeoff(router, heads, segments, budgets, severeDelta, "guard_qe") : null,
+    guarded_by: router.guarded_by ?? "in-model",
   };
 }

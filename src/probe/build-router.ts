@@ -20,10 +20,12 @@ import {
   type RestackInput,
 } from "./gain-restack.js";
 import {
+  chooseGuardKind,
   chooseGuardLambda,
   chooseQeGuard,
   chosenPoint,
   DEFAULT_GUARD_TOLERANCE,
+  type GuardKind,
   type GuardReport,
   QE_SIGNAL_RULE,
   type QeSignal,
@@ -62,6 +64,8 @@ export interface BuildRouterOptions {
   innerFolds?: number;
   /** MeanDelta share the guard may cost. Defaults to 0.05. */
   guardTolerance?: number;
+  /** The guard `guarded` ranks by (see `GUARD_KIND_RULE`). Defaults to `auto`. */
+  guard?: GuardKind | "auto";
   /**
    * Feature blocks to consider (with selection) or to read (without); defaults to every block of the
    * data, plus the source-text blocks when selecting.
@@ -297,6 +301,10 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
     notes.push(
       "no risk-adjusted guard: it needs the gain and risk heads (the guarded policy falls back to vetoes)",
     );
+  const guardedBy =
+    guard || qeGuard
+      ? chooseGuardKind(options.guard ?? "auto", guard ?? undefined, qeGuard ?? undefined)
+      : null;
   seconds.guard = (performance.now() - guardStarted) / 1000;
   const pairs = new Map<string, [string | null, string | null]>();
   for (const dataset of datasets) {
@@ -333,6 +341,7 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
     ...(learningCurve ? { learning_curve: learningCurve } : {}),
     ...(guard ? { guard } : {}),
     ...(qeGuard ? { guard_qe: qeGuard } : {}),
+    ...(guardedBy ? { guarded_by: guardedBy } : {}),
   };
   return { router, notes, skipped, seconds };
 }

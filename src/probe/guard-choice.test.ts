@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   chooseFromTradeoff,
+  chooseGuardKind,
   chooseGuardLambda,
   chooseQeGuard,
   chosenPoint,
@@ -208,5 +209,29 @@ describe("restackCutOf", () => {
       diff: 0.25,
       taken: true,
     });
+  });
+});
+
+describe("which guard guarded ranks by", () => {
+  const cuts = { lambda: 3 };
+  const none = { lambda: 0 };
+  it("prefers the in-model guard when it cuts, else a post-hoc guard that changes the ranking", () => {
+    expect(chooseGuardKind("auto", cuts, cuts)).toBe("in-model");
+    expect(chooseGuardKind("auto", none, cuts)).toBe("post-hoc");
+    expect(chooseGuardKind("auto", undefined, cuts)).toBe("post-hoc");
+    // A re-estimated gain changes the ranking at λ = 0 too.
+    const restack = { model: { kind: "ridge" }, inputs: ["gain"] } as unknown as GuardReport["restack"];
+    expect(chooseGuardKind("auto", none, { lambda: 0, restack })).toBe("post-hoc");
+    // Neither changes anything: the in-model guard, λ = 0, ranks as RouteLMT and decodes nothing first.
+    expect(chooseGuardKind("auto", none, none)).toBe("in-model");
+    expect(chooseGuardKind("auto", none, undefined)).toBe("in-model");
+  });
+
+  it("takes the kind asked for, and refuses post-hoc without a post-hoc guard", () => {
+    expect(chooseGuardKind("in-model", none, cuts)).toBe("in-model");
+    expect(chooseGuardKind("post-hoc", cuts, none)).toBe("post-hoc");
+    expect(() => chooseGuardKind("post-hoc", cuts, undefined)).toThrow(
+      /--guard post-hoc needs a post-hoc guard/,
+    );
   });
 });

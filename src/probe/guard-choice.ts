@@ -390,3 +390,38 @@ export function chooseQeGuard(
     reports.filter((report) => withinTolerance(chosenPoint(report).mean_delta, unguarded, tolerance)),
   );
 }
+
+/**
+ * Which guard the `guarded` policy ranks by: `in-model` (the risk-adjusted score from the prefill,
+ * nothing decoded first) or `post-hoc` (the small model's translation is decoded and scored before
+ * the decision, as `guarded-qe`).
+ */
+export const GUARD_KINDS = ["in-model", "post-hoc"] as const;
+export type GuardKind = (typeof GUARD_KINDS)[number];
+
+export const GUARD_KIND_RULE =
+  "in-model when its λ cut cross-validated severe losses (it costs no decode); else post-hoc when the router has a post-hoc guard that changes the ranking (a λ or a re-estimate kept by its rule); else in-model, whose λ = 0 ranks as RouteLMT";
+
+/**
+ * The guard `guarded` ranks by under {@link GUARD_KIND_RULE}, or the one asked for. `inModel` is the
+ * risk-adjusted guard (absent without a risk head), `postHoc` the post-hoc one (absent when the
+ * records carried no signal of the decoded translation).
+ */
+export function chooseGuardKind(
+  requested: GuardKind | "auto",
+  inModel: Pick<GuardReport, "lambda"> | undefined,
+  postHoc: Pick<GuardReport, "lambda" | "restack"> | undefined,
+): GuardKind {
+  if (requested === "post-hoc" && postHoc === undefined)
+    throw new UsageError(
+      "--guard post-hoc needs a post-hoc guard: train on records that carry the small model's confidence (small_mean_logprob) or the large model's likelihood of the small translation (large_logprob_of_small), as collect writes by default",
+    );
+  if (requested !== "auto") return requested;
+  if (inModel !== undefined && inModel.lambda !== 0) return "in-model";
+  return postHocGuardAdjusts(postHoc) ? "post-hoc" : "in-model";
+}
+
+/** Whether a post-hoc guard ranks by anything but the gain head's prediction (else nothing is decoded first). */
+export function postHocGuardAdjusts(guard: Pick<GuardReport, "lambda" | "restack"> | undefined): boolean {
+  return guard !== undefined && (guard.lambda !== 0 || guard.restack !== undefined);
+}

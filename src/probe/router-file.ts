@@ -19,7 +19,10 @@ import type { DatasetRecord } from "../dataset/types.js";
 import { InputError, UsageError } from "../errors/index.js";
 import { type PosthocObservation, RESTACK_INPUTS, restackScore } from "./gain-restack.js";
 import {
+  GUARD_KINDS,
+  type GuardKind,
   type GuardReport,
+  postHocGuardAdjusts,
   preferredQeGuard,
   QE_SIGNALS,
   type QeSignal,
@@ -109,6 +112,12 @@ export interface RouterFile {
    * of it), λ chosen as for `guard`. Present when every training record carried a signal.
    */
   guard_qe?: GuardReport;
+  /**
+   * The guard the `guarded` policy ranks by (`guard`, in-model, or `guard_qe`, post-hoc), chosen in
+   * training by `GUARD_KIND_RULE` or asked for; absent (routers written before there was a choice)
+   * means in-model.
+   */
+  guarded_by?: GuardKind;
 }
 
 const finite = z.number().refine(Number.isFinite, "must be finite");
@@ -235,6 +244,7 @@ const routerSchema = z
     learning_curve: z.object({}).passthrough().optional(),
     guard: guardSchema("risk-adjusted").optional(),
     guard_qe: guardSchema("qe-adjusted").optional(),
+    guarded_by: z.enum(GUARD_KINDS).optional(),
   })
   .superRefine((router, context) => {
     // Serving appends the source-text blocks after the model's values, in their row order.
@@ -258,6 +268,12 @@ const routerSchema = z
         });
       }
     }
+    if (router.guarded_by === "post-hoc" && router.guard_qe === undefined)
+      context.addIssue({
+        code: "custom",
+        path: ["guarded_by"],
+        message: "is post-hoc, but the router has no post-hoc guard (guard_qe)",
+      });
   });
 
 /** Reads and validates ROUTER.json. */
@@ -434,9 +450,7 @@ export function qeGuardReads(guard: GuardReport, signal: QeSignal): boolean {
 }
 
 /** Whether a post-hoc guard ranks by anything but the gain head's prediction (else nothing is decoded first). */
-export function qeGuardAdjusts(guard: GuardReport | undefined): boolean {
-  return guard !== undefined && (guard.lambda !== 0 || guard.restack !== undefined);
-}
+export const qeGuardAdjusts: (guard: GuardReport | undefined) => boolean = postHocGuardAdjusts;
 
 /**
  * The router's best post-hoc guard that does not read the large model's likelihood (for a large

@@ -242,12 +242,13 @@ export async function buildApp(config: ServerConfig, extras: BuildAppExtras = {}
       reply.raw.end(body);
     },
   });
+  if (hybrid.guardedNotice !== null) app.log.info(hybrid.guardedNotice);
   if (hybrid.qeNotice !== null) app.log.info(hybrid.qeNotice);
-  if (config.policy === "guarded-qe" && !hybrid.decodesSmallFirst) {
+  if (hybrid.policy === "guarded-qe" && !hybrid.decodesSmallFirst) {
     app.log.info(
       "guarded-qe: this router's post-hoc guard has λ = 0 (training found no cut worth its cost), so requests are ranked by gain alone and no small translation is decoded before the decision",
     );
-  } else if (config.policy === "guarded-qe" && hybrid.qeScoredByLarge) {
+  } else if (hybrid.policy === "guarded-qe" && hybrid.qeScoredByLarge) {
     app.log.info(
       "guarded-qe: this router's post-hoc guard ranks by the large model's likelihood of the small translation: every request's small translation is decoded and scored by one large-model prefill before the decision",
     );

@@ -346,6 +346,40 @@ describe("HybridRouter", () => {
     );
   });
 
+  it("with guarded serves the router's post-hoc guard as guarded-qe, or the in-model guard where the engines cannot", async () => {
+    const events: string[] = [];
+    const small = confidentSmall(events);
+    const percent = Array.from({ length: 101 }, (_, index) => index);
+    const qeRouter: RouterFile = {
+      ...testRouter(),
+      guard_qe: guardOf(
+        "qe-adjusted",
+        40,
+        percent.map((value) => value + 40),
+      ),
+      guarded_by: "post-hoc",
+    };
+    const hybrid = router(events, { policy: "guarded", router: qeRouter, small });
+    expect(hybrid.policy).toBe("guarded-qe");
+    expect(hybrid.decodesSmallFirst).toBe(true);
+    expect(hybrid.guardedNotice).toMatch(/guard is post-hoc .* decoded before the decision/);
+    // Ranked by gain − λ · confidence: a confident small model keeps gain 95 small, as under guarded-qe.
+    expect(await hybrid.translate(request("g=95 c=-0.1"))).toMatchObject({ model: "small", guarded: true });
+    expect(events).toEqual(["prefill g=95 c=-0.1", "continue g=95 c=-0.1"]);
+    // A small engine that reports no confidence cannot serve it: the in-model guard, said at start.
+    const inModel = router(events, { policy: "guarded", router: qeRouter });
+    expect(inModel.policy).toBe("guarded");
+    expect(inModel.decodesSmallFirst).toBe(false);
+    expect(inModel.guardedNotice).toMatch(/does not report; requests are ranked by the in-model guard/);
+    // An in-model router (no guarded_by) is served as before, with no notice.
+    const plain = router(events, {
+      policy: "guarded",
+      router: { ...qeRouter, guarded_by: "in-model" },
+      small,
+    });
+    expect([plain.policy, plain.guardedNotice]).toEqual(["guarded", null]);
+  });
+
   it("with guarded-qe on the large model's likelihood has the large model score each small translation first", async () => {
     const events: string[] = [];
     // The large model's likelihood of the small translation is read from it ("l=<value>", default −1);

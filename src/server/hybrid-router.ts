@@ -279,6 +279,36 @@ function servableQeRouter(
   };
 }
 
+/**
+ * The policy a request is served by: `guarded` with a router whose guard is post-hoc (ROUTER.json
+ * `guarded_by`) is served as `guarded-qe` where the engines give what that guard reads, else by the
+ * in-model guard; the notice says which, for the log at start.
+ */
+function servedPolicy(
+  asked: RoutingPolicy,
+  options: Pick<HybridRouterOptions, "router" | "small" | "large">,
+): { policy: RoutingPolicy; notice: string | null } {
+  if (asked !== "guarded" || options.router.guarded_by !== "post-hoc") return { policy: asked, notice: null };
+  const guard = servableQeRouter(options.router, options.large).router.guard_qe;
+  const missing = !guard
+    ? "it has no post-hoc guard"
+    : qeGuardAdjusts(guard) && qeGuardReads(guard, "large-likelihood") && !options.large.scoreTranslation
+      ? `its post-hoc guard reads the large model's likelihood of the small translation, which the large engine ${options.large.engine} cannot give`
+      : qeGuardAdjusts(guard) && qeGuardReads(guard, "small-confidence") && !options.small.reportsConfidence
+        ? `its post-hoc guard reads the small model's confidence, which the small engine ${options.small.engine} does not report`
+        : null;
+  if (missing !== null)
+    return {
+      policy: "guarded",
+      notice: `guarded: this router's guard is post-hoc (guarded_by), but ${missing}; requests are ranked by the in-model guard instead`,
+    };
+  return {
+    policy: "guarded-qe",
+    notice:
+      "guarded: this router's guard is post-hoc (guarded_by, chosen in training): every request's small translation is decoded before the decision, as guarded-qe does (train --guard in-model for a guard that decides at the prefill)",
+  };
+}
+
 /** What the post-hoc guard reads of a request's decoded small translation, besides its predicted gain. */
 type DecodedObservation = Omit<PosthocObservation, "gain">;
 
@@ -305,6 +335,8 @@ export class HybridRouter {
   private readonly qeNeedsLarge: boolean;
   /** Why guarded-qe ranks by another signal than the router kept (for the log at start); null if it does not. */
   readonly qeNotice: string | null;
+  /** Which guard `guarded` serves with when the router's guard is post-hoc (for the log at start); null otherwise. */
+  readonly guardedNotice: string | null;
   /** Whether every request's small translation is decoded before its decision (`guarded-qe` with λ > 0). */
   get decodesSmallFirst(): boolean {
     return this.confidenceAdjusted;
@@ -352,7 +384,9 @@ export class HybridRouter {
       throw new RoutelmtError("RLMT_ERR_USAGE", "the router has no gain head: retrain it with --heads gain");
     }
     this.budget = options.budget;
-    this.policy = options.policy ?? "routelmt";
+    const served = servedPolicy(options.policy ?? "routelmt", options);
+    this.policy = served.policy;
+    this.guardedNotice = served.notice;
     const { router, notice } =
       this.policy === "guarded-qe"
         ? servableQeRouter(options.router, options.large)

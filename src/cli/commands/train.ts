@@ -3,7 +3,12 @@ import { type Dataset, loadDataset } from "../../dataset/index.js";
 import { InputError, UsageError } from "../../errors/index.js";
 import { severeDeltaFor } from "../../metrics/severe-delta.js";
 import { type BuiltRouter, buildRouter } from "../../probe/build-router.js";
-import { DEFAULT_GUARD_TOLERANCE, type GuardReport } from "../../probe/guard-choice.js";
+import {
+  DEFAULT_GUARD_TOLERANCE,
+  GUARD_KINDS,
+  type GuardKind,
+  type GuardReport,
+} from "../../probe/guard-choice.js";
 import {
   DEFAULT_INNER_FOLDS,
   DEFAULT_SELECTION_BUDGETS,
@@ -31,6 +36,7 @@ interface TrainFlags {
   blocks?: string;
   sourceBlocks?: string;
   guardTolerance: number;
+  guard: string;
 }
 
 export function registerTrain(program: Command, io: CliIo): void {
@@ -94,6 +100,11 @@ export function registerTrain(program: Command, io: CliIo): void {
       DEFAULT_GUARD_TOLERANCE,
     )
     .option(
+      "--guard <kind>",
+      "the guard the guarded policy ranks by: in-model (from the prefill, nothing decoded first), post-hoc (decode the small translation and score it before deciding), or auto: in-model when its λ cuts cross-validated severe losses, else post-hoc when that guard changes the ranking",
+      "auto",
+    )
+    .option(
       "--seed <n>",
       "seed of folds and MLP initialisation",
       finiteNumber("--seed"),
@@ -113,6 +124,7 @@ export function registerTrain(program: Command, io: CliIo): void {
       if (flags.innerFolds < 2) throw new UsageError("--inner-folds must be at least 2");
       if (!(flags.guardTolerance >= 0 && flags.guardTolerance < 1))
         throw new UsageError(`--guard-tolerance must be in [0, 1), got ${flags.guardTolerance}`);
+      const guard = parseGuardKind(flags.guard);
       const sourceBlocks =
         flags.sourceBlocks === undefined ? undefined : parseSwitch(flags.sourceBlocks, "--source-blocks");
       const blocks = flags.blocks
@@ -121,12 +133,13 @@ export function registerTrain(program: Command, io: CliIo): void {
         .filter(Boolean);
       const datasets = [];
       for (const directory of flags.data) datasets.push(await loadDataset(directory));
+      if (guard === "post-hoc") checkPostHocSignal(datasets);
       // Checked before training, so an unusable --out fails at once; replaced only when complete. No
       // temporary file exists while training: its CPU-bound work would hold an interrupt's cleanup.
       await AtomicFileWriter.check(flags.out);
       await trainAndWrite(
         datasets,
-        { heads, probe, select, probes, budgets, blocks, sourceBlocks },
+        { heads, probe, select, probes, budgets, blocks, sourceBlocks, guard },
         flags,
         io,
       );
@@ -141,6 +154,7 @@ interface TrainChoices {
   budgets: number[];
   blocks: string[] | undefined;
   sourceBlocks: boolean | undefined;
+  guard: GuardKind | "auto";
 }
 
 async function trainAndWrite(
@@ -171,6 +185,7 @@ async function trainAndWrite(
     budgets: choices.budgets,
     innerFolds: flags.innerFolds,
     guardTolerance: flags.guardTolerance,
+    guard: choices.guard,
     blocks: choices.blocks,
     sourceBlocks: choices.sourceBlocks,
     onHead: (message) => io.stderr(`${message}\n`),
@@ -187,7 +202,7 @@ async function trainAndWrite(
   await writeFileAtomic(flags.out, `${JSON.stringify(router)}\n`);
   const totalSeconds = (performance.now() - started) / 1000;
   io.stdout(
-    `${trainingSummary(built, flags, choices.probe, totalSeconds).join("\n")}\nrouter written to ${flags.out}\n`,
+    `${trainingSummary(built, flags, choices, totalSeconds).join("\n")}\nrouter written to ${flags.out}\n`,
   );
 }
 
@@ -240,9 +255,10 @@ export function selectionTable(router: RouterFile): string[] {
 function trainingSummary(
   built: BuiltRouter,
   flags: TrainFlags,
-  probe: ProbeKind,
+  choices: Pick<TrainChoices, "probe" | "guard">,
   totalSeconds: number,
 ): string[] {
+  const probe = choices.probe;
   const { router, skipped, seconds } = built;
   const lines = [
     `trained on ${router.training.n} segments (${skipped} without a label skipped), ${flags.folds}-fold CV, label ${router.label_metric}, feature blocks ${router.feature.blocks?.join(",") ?? router.feature.layer} (dim ${router.feature.dim}), ${totalSeconds.toFixed(1)} s (selection ${seconds.selection.toFixed(1)} s, learning curve ${seconds.learning_curve.toFixed(1)} s, heads ${seconds.heads.toFixed(1)} s, guard ${seconds.guard.toFixed(1)} s)`,
@@ -289,6 +305,7 @@ function trainingSummary(
       );
     }
   }
+  if (router.guarded_by) lines.push(guardedByLine(router.guarded_by, router, choices.guard));
   lines.push(
     "head     target            probe       cv_spearman  cv_pearson  spearman_vs_gain  cv_mse      lambda",
   );
@@ -302,6 +319,16 @@ function trainingSummary(
   }
   if (!router.selection && router.heads.gain) lines.push(`gain head: ${probe} on every block (--select off)`);
   return lines;
+}
+
+/** Which guard the guarded policy ranks by, and why, as train prints it. */
+function guardedByLine(kind: GuardKind, router: RouterFile, requested: GuardKind | "auto"): string {
+  if (requested !== "auto") return `guarded policy: the ${kind} guard (--guard ${requested})`;
+  if (kind === "in-model")
+    return router.guard && router.guard.lambda !== 0
+      ? "guarded policy: the in-model guard (it cuts cross-validated severe losses without decoding first)"
+      : "guarded policy: the in-model guard, λ = 0 (no guard cut cross-validated severe losses: guarded ranks as RouteLMT)";
+  return "guarded policy: the post-hoc guard (the in-model guard cut no cross-validated severe losses beyond fold noise; serve decodes each request's small translation before deciding, --guard in-model keeps decisions at the prefill)";
 }
 
 /** One guard's choice and cross-validated trade-off, as train prints it. */
@@ -326,6 +353,24 @@ function parseProbe(text: string): ProbeKind {
   if (text !== "ridge" && text !== "mlp")
     throw new UsageError(`--probe must be ridge or mlp, got ${JSON.stringify(text)}`);
   return text;
+}
+
+function parseGuardKind(text: string): GuardKind | "auto" {
+  const kinds: readonly string[] = ["auto", ...GUARD_KINDS];
+  if (kinds.includes(text)) return text as GuardKind | "auto";
+  throw new UsageError(`--guard must be one of ${kinds.join(", ")}, got ${JSON.stringify(text)}`);
+}
+
+/** `--guard post-hoc` needs a signal of the decoded translation on every record: refused before training. */
+function checkPostHocSignal(datasets: readonly Dataset[]): void {
+  const carries = (field: "small_mean_logprob" | "large_logprob_of_small") =>
+    datasets.every((dataset) =>
+      dataset.records.every((record) => record.gain === null || Number.isFinite(record[field] ?? Number.NaN)),
+    );
+  if (!carries("small_mean_logprob") && !carries("large_logprob_of_small"))
+    throw new UsageError(
+      "--guard post-hoc needs every record to carry the small model's confidence (small_mean_logprob) or the large model's likelihood of the small translation (large_logprob_of_small), as collect writes by default with in-process models",
+    );
 }
 
 function parseSwitch(text: string, flag: string): boolean {

@@ -138,7 +138,12 @@ export function plainReading(summary: EvalSummary): string[] {
   }
 
   const guarded = summary.policies.guarded;
-  if (guarded && streamingBudget !== undefined && !summary.router?.guard) {
+  if (
+    guarded &&
+    streamingBudget !== undefined &&
+    !summary.router?.guard &&
+    summary.router?.guarded_by !== "post-hoc"
+  ) {
     const entry = entryAt(guarded.curve, streamingBudget);
     if (entry) {
       paragraphs.push(
@@ -232,7 +237,13 @@ export function routerReading(summary: EvalSummary): string[] {
   const routelmt = summary.policies.routelmt;
   const guard = findings.guard;
   const guarded = summary.policies.guarded;
-  if (guard && routelmt && guarded) {
+  const postHocGuarded = findings.guarded_by === "post-hoc";
+  if (guard && routelmt && postHocGuarded) {
+    paragraphs.push(
+      `Guard: the in-model guard (predicted gain − λ · predicted P(gain < −${formatNumber(guard.risk_delta)}), nothing decoded first) ${guard.chosen_lambda === 0 ? `found no affordable λ (within ${formatPercent(guard.tolerance)} of RouteLMT's cross-validated MeanDelta at every budget) that cut the cross-validated severe losses by more than fold noise` : `has λ = ${formatNumber(guard.chosen_lambda)} (within ${formatPercent(guard.tolerance)} of RouteLMT's cross-validated MeanDelta at every budget)`}, and the router's guarded policy ranks by its post-hoc guard instead (ROUTER.json guarded_by): guarded ranks as guarded-qe, below.`,
+      guardVerdict(guard, "the risk head does not find the segments the large model will ruin"),
+    );
+  } else if (guard && routelmt && guarded) {
     const { budget, mine, plain, chance, kept } = guardFigures(summary, guard, guarded);
     const how =
       guard.chosen_lambda === 0
@@ -271,7 +282,7 @@ export function routerReading(summary: EvalSummary): string[] {
       ? `the gain re-estimated after the decode (a ridge regression, fitted in training on out-of-fold predictions, of the gain on ${qeGuard.restack_inputs!.join(", ")}: what the decode makes known says when the prefill's prediction is too hopeful)`
       : "predicted gain";
     paragraphs.push(
-      `Post-hoc guard: guarded-qe decodes the small model's translation first and ranks by ${gainText} − λ · ${ranking}, ${how}. On this data at ${budget === undefined ? "–" : formatBudget(budget)} it routes ${formatPercent(mine?.severe_loss ?? null)} severe losses vs ${formatPercent(plain?.severe_loss ?? null)} for RouteLMT and ${formatPercent(chance?.severe_loss ?? null)} for random, keeping ${formatPercent(kept)} of RouteLMT's MeanDelta (severe losses by budget, guarded-qe vs RouteLMT: ${perBudget}).`,
+      `Post-hoc guard${postHocGuarded ? " (the one the guarded policy ranks by)" : ""}: guarded-qe decodes the small model's translation first and ranks by ${gainText} − λ · ${ranking}, ${how}. On this data at ${budget === undefined ? "–" : formatBudget(budget)} it routes ${formatPercent(mine?.severe_loss ?? null)} severe losses vs ${formatPercent(plain?.severe_loss ?? null)} for RouteLMT and ${formatPercent(chance?.severe_loss ?? null)} for random, keeping ${formatPercent(kept)} of RouteLMT's MeanDelta (severe losses by budget, guarded-qe vs RouteLMT: ${perBudget}).`,
     );
     paragraphs.push(
       restacked

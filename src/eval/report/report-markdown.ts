@@ -26,7 +26,7 @@ export function reportMarkdown(summary: EvalSummary): string {
     "## At the reported budgets",
     "",
     escapeMarkdown(
-      `Quality: mean hybrid quality. MeanDelta: mean true gain of the routed segments. HitRate: share of them among the true top-⌊p·N⌋ by gain (a segment tied with the ⌊p·N⌋-th gain counts while that set has room). Severe loss: share of them with gain < −${formatNumber(summary.severe_delta)}. Realized: share routed in batch; streaming: one request at a time through the budget controller (none for guarded policies, which are allocations rather than scores).`,
+      `Quality: mean hybrid quality. MeanDelta: mean true gain of the routed segments. HitRate: share of them among the true top-⌊p·N⌋ by gain (a segment tied with the ⌊p·N⌋-th gain counts while that set has room). Severe loss: share of them with gain < −${formatNumber(summary.severe_delta)}. Realized: share routed in batch; streaming: one request at a time through the budget controller (none for a guard by vetoes or a --qe score, which allocates rather than scores).`,
     ),
     "",
   ];
