@@ -273,12 +273,16 @@ describe("plain-language reading", () => {
       "RouteLMT beats the best baseline at every reported budget (10 %, 20 %, 30 %, 50 %).",
     );
     expect(reading).toMatch(/The gain oracle shows the headroom: at 30 % it routes segments with mean gain/);
+    expect(reading).toMatch(
+      /RouteLMT's MeanDelta minus each other ranking's, with its 95 % CI — length: 10 % \+\S+ \[\S+, \S+\], 20 % .*; external:.*: the interval lies above 0 against every one at every reported budget\./,
+    );
   });
 
   it("says plainly when the router does not beat the baselines", () => {
     const summary = evaluation(1e6, 41);
     const reading = plainReading(summary).join("\n");
     expect(reading).toMatch(/RouteLMT does NOT beat the best baseline at any reported budget/);
+    expect(reading).toMatch(/the interval does not lie above 0 against length at 10 %, /);
     const interval = summary.ci["0.3"]!;
     if (interval.lo <= 0 && interval.hi >= 0) {
       expect(reading).toContain(

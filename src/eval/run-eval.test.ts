@@ -318,6 +318,26 @@ describe("runEval on synthetic data", () => {
     expect(random.curve.find((entry) => entry.budget === 0.5)!.mean_delta!).toBeCloseTo(meanGain, 0);
   });
 
+  it("compares RouteLMT with every baseline and RouteLMT-Q at each reported budget", () => {
+    expect(Object.keys(summary.ci_by_policy).sort()).toEqual(["0.1", "0.2", "0.3", "0.5"]);
+    for (const [key, each] of Object.entries(summary.ci_by_policy)) {
+      const budget = Number(key);
+      // Rankings only: the guard and the oracles are not rivals.
+      expect(Object.keys(each).sort()).toEqual(["entropy", "length", "random", "routelmt-q"]);
+      for (const [name, interval] of Object.entries(each)) {
+        const meanDelta = summary.policies[name]!.curve.find((entry) => entry.budget === budget)!.mean_delta!;
+        expect(interval.vs).toBe(name);
+        expect(interval.baseline_mean_delta).toBe(meanDelta);
+        expect(interval.diff).toBeCloseTo(interval.routelmt_mean_delta - meanDelta, 9);
+        expect(interval.lo).toBeLessThanOrEqual(interval.diff);
+        expect(interval.hi).toBeGreaterThanOrEqual(interval.diff);
+      }
+      expect(each.random!.baseline_seeds_averaged).toBeGreaterThan(1);
+      // The headline interval is the best baseline's entry, the same bootstrap.
+      expect(summary.ci[key]).toEqual(each[summary.ci[key]!.vs]);
+    }
+  });
+
   it("compares RouteLMT with the best router-free baseline by MeanDelta at each reported budget", () => {
     for (const [key, interval] of Object.entries(summary.ci)) {
       const budget = Number(key);

@@ -126,6 +126,11 @@ export interface EvalSummary {
   budgets: number[];
   policies: Record<string, PolicySummary>;
   ci: Record<string, ConfidenceInterval>;
+  /**
+   * RouteLMT against every ranking it should beat (each baseline and RouteLMT-Q), by budget then
+   * policy; `ci` is the entry of the best baseline.
+   */
+  ci_by_policy: Record<string, Record<string, ConfidenceInterval>>;
   severe_delta: number;
   seed: number;
   bootstrap_resamples: number;
@@ -337,6 +342,37 @@ export function bestBaseline(
   return best;
 }
 
+/**
+ * RouteLMT's MeanDelta@p minus `policy`'s with a paired-bootstrap 95 % interval. An averaged policy
+ * (random) is compared seed by seed; the mean difference then equals the table's, and the mean of
+ * the per-seed bounds is a conservative interval for it.
+ */
+function routerInterval(
+  routerScores: ArrayLike<number>,
+  routerMeanDelta: number,
+  policy: EvalPolicy,
+  meanDelta: number,
+  bootstrap: { outcomes: EvalSegments["outcomes"]; budget: number; resamples: number; seed: number },
+): ConfidenceInterval {
+  const intervals = policy.realizations.map((realization) =>
+    pairedBootstrapMeanDelta({
+      scoresA: Array.from(routerScores),
+      scoresB: Array.from(realization.scores!),
+      ...bootstrap,
+    }),
+  );
+  return {
+    vs: policy.name,
+    diff: meanOf(intervals.map((interval) => interval.diff)),
+    lo: meanOf(intervals.map((interval) => interval.lo)),
+    hi: meanOf(intervals.map((interval) => interval.hi)),
+    routelmt_mean_delta: routerMeanDelta,
+    baseline_mean_delta: meanDelta,
+    resamples: bootstrap.resamples,
+    ...(intervals.length > 1 ? { baseline_seeds_averaged: intervals.length } : {}),
+  };
+}
+
 /** Runs the whole evaluation; deterministic for a seed. */
 export function runEval(
   segments: EvalSegments,
@@ -364,42 +400,41 @@ export function runEval(
   );
   const notes = [...(options.notes ?? [])];
   const ci: Record<string, ConfidenceInterval> = {};
+  const ciByPolicy: Record<string, Record<string, ConfidenceInterval>> = {};
   const router = policies.find((policy) => policy.name === "routelmt");
   const routerScores = router?.realizations[0]?.scores;
+  // Every ranking RouteLMT should beat: the baselines and the in-model quality router (RouteLMT-Q).
+  const rivals = policies.filter(
+    (policy) =>
+      (policy.family === "baseline" || policy.name === "routelmt-q") &&
+      policy.realizations.every((realization) => realization.scores !== null),
+  );
   for (const budget of reported) {
     if (!router || !routerScores) break;
     const routerEntry = summaries.routelmt!.curve.find((point) => point.budget === budget)!;
+    if (routerEntry.mean_delta === null) continue;
+    const against = (policy: EvalPolicy, meanDelta: number): ConfidenceInterval =>
+      routerInterval(routerScores, routerEntry.mean_delta!, policy, meanDelta, {
+        outcomes,
+        budget,
+        resamples,
+        seed: options.seed,
+      });
+    const each: Record<string, ConfidenceInterval> = {};
+    for (const rival of rivals) {
+      const meanDelta = summaries[rival.name]?.curve.find((point) => point.budget === budget)?.mean_delta;
+      if (meanDelta !== null && meanDelta !== undefined) each[rival.name] = against(rival, meanDelta);
+    }
+    if (Object.keys(each).length > 0) ciByPolicy[String(budget)] = each;
     const best = bestBaseline(policies, summaries, budget);
-    if (best === null || routerEntry.mean_delta === null) continue;
-    const baselineScores = best.policy.realizations.map((realization) => realization.scores);
-    if (baselineScores.some((scores) => scores === null)) {
+    if (best === null) continue;
+    if (best.policy.realizations.some((realization) => realization.scores === null)) {
       notes.push(
         `no confidence interval at p = ${budget}: the best baseline ${best.policy.name} is not a ranking`,
       );
       continue;
     }
-    // An averaged baseline (random) is compared seed by seed; the mean difference then equals the
-    // table's, and the mean of the per-seed bounds is a conservative interval for it.
-    const intervals = baselineScores.map((scores) =>
-      pairedBootstrapMeanDelta({
-        scoresA: Array.from(routerScores),
-        scoresB: Array.from(scores!),
-        outcomes,
-        budget,
-        resamples,
-        seed: options.seed,
-      }),
-    );
-    ci[String(budget)] = {
-      vs: best.policy.name,
-      diff: meanOf(intervals.map((interval) => interval.diff)),
-      lo: meanOf(intervals.map((interval) => interval.lo)),
-      hi: meanOf(intervals.map((interval) => interval.hi)),
-      routelmt_mean_delta: routerEntry.mean_delta,
-      baseline_mean_delta: best.meanDelta,
-      resamples,
-      ...(intervals.length > 1 ? { baseline_seeds_averaged: intervals.length } : {}),
-    };
+    ci[String(budget)] = each[best.policy.name] ?? against(best.policy, best.meanDelta);
   }
 
   return {
@@ -411,6 +446,7 @@ export function runEval(
     budgets,
     policies: summaries,
     ci,
+    ci_by_policy: ciByPolicy,
     severe_delta: options.severeDelta,
     seed: options.seed,
     bootstrap_resamples: resamples,

@@ -30,6 +30,34 @@ function qualityAt(policy: PolicySummary | undefined, budget: number): number | 
   return policy ? (entryAt(policy.curve, budget)?.quality ?? null) : null;
 }
 
+/**
+ * RouteLMT against every ranking it should beat (each baseline and RouteLMT-Q) at every reported
+ * budget: the differences with their intervals, and where one is not above 0. Null without them.
+ */
+function rivalsReading(summary: EvalSummary): string | null {
+  const byPolicy = summary.ci_by_policy ?? {};
+  const budgets = summary.reported_budgets.filter((budget) => byPolicy[String(budget)] !== undefined);
+  const names = [...new Set(budgets.flatMap((budget) => Object.keys(byPolicy[String(budget)]!)))];
+  if (names.length === 0) return null;
+  const notAbove: string[] = [];
+  const lines = names.map((name) => {
+    const cells = budgets.flatMap((budget) => {
+      const interval = byPolicy[String(budget)]![name];
+      if (!interval) return [];
+      if (intervalVerdict(interval) !== "above") notAbove.push(`${name} at ${formatBudget(budget)}`);
+      return [
+        `${formatBudget(budget)} ${signed(interval.diff)} [${formatNumber(interval.lo)}, ${formatNumber(interval.hi)}]`,
+      ];
+    });
+    return `${name}: ${cells.join(", ")}`;
+  });
+  const verdict =
+    notAbove.length === 0
+      ? "the interval lies above 0 against every one at every reported budget"
+      : `the interval does not lie above 0 against ${notAbove.join(", ")}`;
+  return `RouteLMT's MeanDelta minus each other ranking's, with its 95 % CI — ${lines.join("; ")}: ${verdict}.`;
+}
+
 /** Paragraphs of plain text (not escaped: renderers escape them). */
 export function plainReading(summary: EvalSummary): string[] {
   const paragraphs: string[] = [];
@@ -88,6 +116,8 @@ export function plainReading(summary: EvalSummary): string[] {
         `RouteLMT beats the best baseline at ${wins.join(", ")} but NOT at ${others.join(", ")}${losses.length > 0 ? ` (significantly worse at ${losses.join(", ")})` : ""}.`,
       );
     }
+    const each = rivalsReading(summary);
+    if (each !== null) paragraphs.push(each);
     const averaged = summary.reported_budgets
       .map((budget) => summary.ci[String(budget)])
       .find((item) => item?.baseline_seeds_averaged !== undefined);
