@@ -74,7 +74,7 @@ const FLAGS: { key: string; flag: string; help: string; parse?: (value: string) 
   {
     key: "policy",
     flag: "--policy <name>",
-    help: "routelmt (gain threshold), guarded (plus quality/risk guards) or guarded-qe (decode the small translation first, rank by gain − λ · its confidence) (default routelmt)",
+    help: "routelmt (gain threshold), guarded (the router's guard: its risk-adjusted gain, or as guarded-qe when train chose the post-hoc guard) or guarded-qe (decode the small translation first, rank by gain − λ · its confidence) (default routelmt)",
   },
   {
     key: "window",
