@@ -2,6 +2,7 @@ import path from "node:path";
 import {
   appendSourceBlocks,
   type Dataset,
+  type DatasetRecord,
   type FeatureBlock,
   featureSelectionText,
   isSourceBlock,
@@ -64,7 +65,7 @@ export interface BuildRouterOptions {
   innerFolds?: number;
   /** MeanDelta share the guard may cost. Defaults to 0.05. */
   guardTolerance?: number;
-  /** The guard `guarded` ranks by (see `GUARD_KIND_RULE`). Defaults to `auto`. */
+  /** The guard `guarded` ranks by (see `chooseGuardKind`). Defaults to `auto`. */
   guard?: GuardKind | "auto";
   /**
    * Feature blocks to consider (with selection) or to read (without); defaults to every block of the
@@ -89,6 +90,13 @@ export interface BuiltRouter {
   skipped: number;
   /** Wall time of each stage, in seconds. */
   seconds: { selection: number; learning_curve: number; heads: number; guard: number };
+}
+
+/** Whether a record is a training row: both its gain and the small model's quality are known. */
+export function isTrainingRow<Row extends Pick<DatasetRecord, "gain" | "q_small">>(
+  record: Row,
+): record is Row & { gain: number; q_small: number } {
+  return record.gain !== null && record.q_small !== null;
 }
 
 /**
@@ -136,7 +144,7 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   let skipped = 0;
   for (const dataset of datasets) {
     for (const record of dataset.records) {
-      if (record.gain === null || record.q_small === null) skipped++;
+      if (!isTrainingRow(record)) skipped++;
       else rows++;
     }
   }
@@ -150,7 +158,7 @@ export function buildRouter(datasets: readonly Dataset[], options: BuildRouterOp
   for (const dataset of datasets) {
     const source = dataset.features as Float32Array;
     dataset.records.forEach((record, index) => {
-      if (record.gain === null || record.q_small === null) return;
+      if (!isTrainingRow(record)) return;
       stored.set(source.subarray(index * storedDim, (index + 1) * storedDim), row * storedDim);
       gain[row] = record.gain;
       qSmall[row] = record.q_small;

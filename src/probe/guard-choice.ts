@@ -399,13 +399,12 @@ export function chooseQeGuard(
 export const GUARD_KINDS = ["in-model", "post-hoc"] as const;
 export type GuardKind = (typeof GUARD_KINDS)[number];
 
-export const GUARD_KIND_RULE =
-  "in-model when its λ cut cross-validated severe losses (it costs no decode); else post-hoc when the router has a post-hoc guard that changes the ranking (a λ or a re-estimate kept by its rule); else in-model, whose λ = 0 ranks as RouteLMT";
-
 /**
- * The guard `guarded` ranks by under {@link GUARD_KIND_RULE}, or the one asked for. `inModel` is the
- * risk-adjusted guard (absent without a risk head), `postHoc` the post-hoc one (absent when the
- * records carried no signal of the decoded translation).
+ * The guard `guarded` ranks by, or the one asked for. `auto`: in-model when its λ cut
+ * cross-validated severe losses (it costs no decode); else post-hoc when the router has a post-hoc
+ * guard that changes the ranking (a λ, or a re-estimate kept by its rule); else in-model, whose
+ * λ = 0 ranks as RouteLMT. `inModel` is the risk-adjusted guard (absent without a risk head),
+ * `postHoc` the post-hoc one (absent when the records carried no signal of the decoded translation).
  */
 export function chooseGuardKind(
   requested: GuardKind | "auto",
@@ -418,10 +417,10 @@ export function chooseGuardKind(
     );
   if (requested !== "auto") return requested;
   if (inModel !== undefined && inModel.lambda !== 0) return "in-model";
-  return postHocGuardAdjusts(postHoc) ? "post-hoc" : "in-model";
+  return qeGuardAdjusts(postHoc) ? "post-hoc" : "in-model";
 }
 
 /** Whether a post-hoc guard ranks by anything but the gain head's prediction (else nothing is decoded first). */
-export function postHocGuardAdjusts(guard: Pick<GuardReport, "lambda" | "restack"> | undefined): boolean {
+export function qeGuardAdjusts(guard: Pick<GuardReport, "lambda" | "restack"> | undefined): boolean {
   return guard !== undefined && (guard.lambda !== 0 || guard.restack !== undefined);
 }

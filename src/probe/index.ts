@@ -27,7 +27,7 @@ export {
   type RestackInput,
   restackScore,
 } from "./gain-restack.js";
-export { chooseGuardKind, GUARD_KIND_RULE, GUARD_KINDS, type GuardKind } from "./guard-choice.js";
+export { chooseGuardKind, GUARD_KINDS, type GuardKind } from "./guard-choice.js";
 export {
   type ClassWeighting,
   crossValidateLogistic,

@@ -22,7 +22,6 @@ import {
   GUARD_KINDS,
   type GuardKind,
   type GuardReport,
-  postHocGuardAdjusts,
   preferredQeGuard,
   QE_SIGNALS,
   type QeSignal,
@@ -114,7 +113,7 @@ export interface RouterFile {
   guard_qe?: GuardReport;
   /**
    * The guard the `guarded` policy ranks by (`guard`, in-model, or `guard_qe`, post-hoc), chosen in
-   * training by `GUARD_KIND_RULE` or asked for; absent (routers written before there was a choice)
+   * training (see `chooseGuardKind`) or asked for; absent (routers written before there was a choice)
    * means in-model.
    */
   guarded_by?: GuardKind;
@@ -449,8 +448,7 @@ export function qeGuardReads(guard: GuardReport, signal: QeSignal): boolean {
   );
 }
 
-/** Whether a post-hoc guard ranks by anything but the gain head's prediction (else nothing is decoded first). */
-export const qeGuardAdjusts: (guard: GuardReport | undefined) => boolean = postHocGuardAdjusts;
+export { qeGuardAdjusts } from "./guard-choice.js";
 
 /**
  * The router's best post-hoc guard that does not read the large model's likelihood (for a large

@@ -33,6 +33,7 @@ import { setMaxListeners } from "node:events";
 import { EngineCallError, EngineTimeoutError, RoutelmtError } from "../errors/index.js";
 import { type SourceBlock, sourceBlocksNamed, writeSourceBlocks } from "../features/source-blocks.js";
 import type { PosthocObservation } from "../probe/gain-restack.js";
+import type { GuardReport, QeSignal } from "../probe/guard-choice.js";
 import type { HeadScores, RouterFile } from "../probe/router-file.js";
 import {
   guardedScore,
@@ -280,21 +281,42 @@ function servableQeRouter(
 }
 
 /**
+ * The signal a post-hoc guard reads from the decode that these engines cannot give (the large
+ * model's likelihood needs a large engine that scores a given text, the small model's confidence a
+ * small engine that reports it); null when they give all it reads, or when it reads nothing (λ = 0
+ * and no re-estimate: nothing is decoded before the decision).
+ */
+function unservableSignal(
+  guard: GuardReport,
+  small: Pick<ProbedTranslator, "reportsConfidence">,
+  large: Pick<Translator, "scoreTranslation">,
+): QeSignal | null {
+  if (!qeGuardAdjusts(guard)) return null;
+  if (qeGuardReads(guard, "large-likelihood") && large.scoreTranslation === undefined)
+    return "large-likelihood";
+  if (qeGuardReads(guard, "small-confidence") && !small.reportsConfidence) return "small-confidence";
+  return null;
+}
+
+/**
  * The policy a request is served by: `guarded` with a router whose guard is post-hoc (ROUTER.json
- * `guarded_by`) is served as `guarded-qe` where the engines give what that guard reads, else by the
- * in-model guard; the notice says which, for the log at start.
+ * `guarded_by`) is served as `guarded-qe` where the engines give what that guard reads (`qeRouter`:
+ * the router as guarded-qe serves it), else by the in-model guard; the notice says which, for the
+ * log at start.
  */
 function servedPolicy(
   asked: RoutingPolicy,
+  qeRouter: RouterFile,
   options: Pick<HybridRouterOptions, "router" | "small" | "large">,
 ): { policy: RoutingPolicy; notice: string | null } {
   if (asked !== "guarded" || options.router.guarded_by !== "post-hoc") return { policy: asked, notice: null };
-  const guard = servableQeRouter(options.router, options.large).router.guard_qe;
+  const guard = qeRouter.guard_qe;
+  const unservable = guard ? unservableSignal(guard, options.small, options.large) : null;
   const missing = !guard
     ? "it has no post-hoc guard"
-    : qeGuardAdjusts(guard) && qeGuardReads(guard, "large-likelihood") && !options.large.scoreTranslation
+    : unservable === "large-likelihood"
       ? `its post-hoc guard reads the large model's likelihood of the small translation, which the large engine ${options.large.engine} cannot give`
-      : qeGuardAdjusts(guard) && qeGuardReads(guard, "small-confidence") && !options.small.reportsConfidence
+      : unservable === "small-confidence"
         ? `its post-hoc guard reads the small model's confidence, which the small engine ${options.small.engine} does not report`
         : null;
   if (missing !== null)
@@ -384,13 +406,16 @@ export class HybridRouter {
       throw new RoutelmtError("RLMT_ERR_USAGE", "the router has no gain head: retrain it with --heads gain");
     }
     this.budget = options.budget;
-    const served = servedPolicy(options.policy ?? "routelmt", options);
-    this.policy = served.policy;
-    this.guardedNotice = served.notice;
-    const { router, notice } =
-      this.policy === "guarded-qe"
+    const asked = options.policy ?? "routelmt";
+    // The router as guarded-qe serves it, whether asked for or reached through guarded.
+    const qe =
+      asked === "guarded-qe" || (asked === "guarded" && options.router.guarded_by === "post-hoc")
         ? servableQeRouter(options.router, options.large)
         : { router: options.router, notice: null };
+    const served = servedPolicy(asked, qe.router, options);
+    this.policy = served.policy;
+    this.guardedNotice = served.notice;
+    const { router, notice } = this.policy === "guarded-qe" ? qe : { router: options.router, notice: null };
     this.qeNotice = notice;
     const guard = router.guard;
     this.riskAdjusted = this.policy === "guarded" && guard !== undefined && router.heads.risk !== undefined;
@@ -405,18 +430,17 @@ export class HybridRouter {
         "policy guarded-qe needs a router with a post-hoc guard: train it on a dataset whose records carry the small model's confidence (small_mean_logprob: collected with an in-process small model, or a remote one whose server returns token log-probabilities)",
       );
     }
-    if (this.confidenceAdjusted && this.qeNeedsLarge && options.large.scoreTranslation === undefined) {
+    const unservable =
+      this.policy === "guarded-qe" && router.guard_qe
+        ? unservableSignal(router.guard_qe, options.small, options.large)
+        : null;
+    if (unservable === "large-likelihood") {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
         `policy guarded-qe: this router's post-hoc guard ranks by the large model's likelihood of the small translation, which needs a large engine that scores a given text (an in-process GGUF model); ${options.large.engine} does not. Serve --policy routelmt or guarded, or retrain on a dataset without large_logprob_of_small`,
       );
     }
-    if (
-      this.confidenceAdjusted &&
-      router.guard_qe !== undefined &&
-      qeGuardReads(router.guard_qe, "small-confidence") &&
-      !options.small.reportsConfidence
-    ) {
+    if (unservable === "small-confidence") {
       throw new RoutelmtError(
         "RLMT_ERR_USAGE",
         `policy guarded-qe needs a small engine that reports its confidence in each translation (an in-process GGUF model, or an openai: small model); ${options.small.engine} does not`,

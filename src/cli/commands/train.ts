@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { type Dataset, loadDataset } from "../../dataset/index.js";
 import { InputError, UsageError } from "../../errors/index.js";
 import { severeDeltaFor } from "../../metrics/severe-delta.js";
-import { type BuiltRouter, buildRouter } from "../../probe/build-router.js";
+import { type BuiltRouter, buildRouter, isTrainingRow } from "../../probe/build-router.js";
 import {
   DEFAULT_GUARD_TOLERANCE,
   GUARD_KINDS,
@@ -361,11 +361,13 @@ function parseGuardKind(text: string): GuardKind | "auto" {
   throw new UsageError(`--guard must be one of ${kinds.join(", ")}, got ${JSON.stringify(text)}`);
 }
 
-/** `--guard post-hoc` needs a signal of the decoded translation on every record: refused before training. */
+/** `--guard post-hoc` needs a signal of the decoded translation on every training row: refused before training. */
 function checkPostHocSignal(datasets: readonly Dataset[]): void {
   const carries = (field: "small_mean_logprob" | "large_logprob_of_small") =>
     datasets.every((dataset) =>
-      dataset.records.every((record) => record.gain === null || Number.isFinite(record[field] ?? Number.NaN)),
+      dataset.records.every(
+        (record) => !isTrainingRow(record) || Number.isFinite(record[field] ?? Number.NaN),
+      ),
     );
   if (!carries("small_mean_logprob") && !carries("large_logprob_of_small"))
     throw new UsageError(
