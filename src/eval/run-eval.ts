@@ -412,18 +412,18 @@ export function runEval(
   for (const budget of reported) {
     if (!router || !routerScores) break;
     const routerEntry = summaries.routelmt!.curve.find((point) => point.budget === budget)!;
-    if (routerEntry.mean_delta === null) continue;
-    const against = (policy: EvalPolicy, meanDelta: number): ConfidenceInterval =>
-      routerInterval(routerScores, routerEntry.mean_delta!, policy, meanDelta, {
+    const routerMeanDelta = routerEntry.mean_delta;
+    if (routerMeanDelta === null) continue;
+    const each: Record<string, ConfidenceInterval> = {};
+    for (const rival of rivals) {
+      const meanDelta = summaries[rival.name]?.curve.find((point) => point.budget === budget)?.mean_delta;
+      if (meanDelta === null || meanDelta === undefined) continue;
+      each[rival.name] = routerInterval(routerScores, routerMeanDelta, rival, meanDelta, {
         outcomes,
         budget,
         resamples,
         seed: options.seed,
       });
-    const each: Record<string, ConfidenceInterval> = {};
-    for (const rival of rivals) {
-      const meanDelta = summaries[rival.name]?.curve.find((point) => point.budget === budget)?.mean_delta;
-      if (meanDelta !== null && meanDelta !== undefined) each[rival.name] = against(rival, meanDelta);
     }
     if (Object.keys(each).length > 0) ciByPolicy[String(budget)] = each;
     const best = bestBaseline(policies, summaries, budget);
@@ -434,7 +434,8 @@ export function runEval(
       );
       continue;
     }
-    ci[String(budget)] = each[best.policy.name] ?? against(best.policy, best.meanDelta);
+    // A baseline that ranks is one of the rivals: its interval is already there.
+    ci[String(budget)] = each[best.policy.name]!;
   }
 
   return {

@@ -58,6 +58,11 @@ function rivalsReading(summary: EvalSummary): string | null {
   return `RouteLMT's MeanDelta minus each other ranking's, with its 95 % CI — ${lines.join("; ")}: ${verdict}.`;
 }
 
+/** What the columns of the budget tables mean, in plain text (renderers escape it). */
+export function measuresLegend(summary: Pick<EvalSummary, "severe_delta">): string {
+  return `Quality: mean hybrid quality. MeanDelta: mean true gain of the routed segments. HitRate: share of them among the true top-⌊p·N⌋ by gain (a segment tied with the ⌊p·N⌋-th gain counts while that set has room). Severe loss: share of them with gain < −${formatNumber(summary.severe_delta)}. Realized: share routed in batch; streaming: one request at a time through the budget controller (none for a guard by vetoes or a --qe score, which allocates rather than scores).`;
+}
+
 /** Paragraphs of plain text (not escaped: renderers escape them). */
 export function plainReading(summary: EvalSummary): string[] {
   const paragraphs: string[] = [];

@@ -9,7 +9,7 @@ import type { EvalSummary } from "../run-eval.js";
 import { BUDGET_TABLE_HEADERS, budgetTableRows } from "./budget-table.js";
 import { costSection } from "./cost-report.js";
 import { escapeHtml, formatBudget, formatNumber, formatPercent } from "./format.js";
-import { intervalVerdict, plainReading } from "./reading.js";
+import { intervalVerdict, measuresLegend, plainReading } from "./reading.js";
 
 const STYLE = `
 :root { color-scheme: light; }
@@ -233,7 +233,7 @@ ${svg}
 ${routerSection(summary, guardSvg, guardQeSvg)}
 ${costSection(summary, costSvg)}<section id="tables">
 <h2>At the reported budgets</h2>
-<p>Quality: mean hybrid quality. MeanDelta: mean true gain of the routed segments. HitRate: share of them among the true top-⌊p·N⌋ by gain (a segment tied with the ⌊p·N⌋-th gain counts while that set has room). Severe loss: share of them with gain &lt; −${escapeHtml(formatNumber(summary.severe_delta))}. Realized: share routed in batch; streaming: one request at a time through the budget controller (none for a guard by vetoes or a --qe score, which allocates rather than scores).</p>
+<p>${escapeHtml(measuresLegend(summary))}</p>
 ${budgetTables(summary)}
 </section>
 <section id="ci">

@@ -2,7 +2,7 @@
 import type { EvalSummary } from "../run-eval.js";
 import { BUDGET_TABLE_HEADERS, budgetTableRows } from "./budget-table.js";
 import { escapeMarkdown, formatBudget, formatNumber, formatPercent } from "./format.js";
-import { intervalVerdict, plainReading } from "./reading.js";
+import { intervalVerdict, measuresLegend, plainReading } from "./reading.js";
 
 function markdownTable(headers: readonly string[], rows: readonly string[][]): string {
   const line = (cells: readonly string[]) => `| ${cells.map(escapeMarkdown).join(" | ")} |`;
@@ -25,9 +25,7 @@ export function reportMarkdown(summary: EvalSummary): string {
     ...plainReading(summary).flatMap((paragraph) => [escapeMarkdown(paragraph), ""]),
     "## At the reported budgets",
     "",
-    escapeMarkdown(
-      `Quality: mean hybrid quality. MeanDelta: mean true gain of the routed segments. HitRate: share of them among the true top-⌊p·N⌋ by gain (a segment tied with the ⌊p·N⌋-th gain counts while that set has room). Severe loss: share of them with gain < −${formatNumber(summary.severe_delta)}. Realized: share routed in batch; streaming: one request at a time through the budget controller (none for a guard by vetoes or a --qe score, which allocates rather than scores).`,
-    ),
+    escapeMarkdown(measuresLegend(summary)),
     "",
   ];
   if (summary.reported_budgets.length === 0)
